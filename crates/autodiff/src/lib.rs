@@ -1,0 +1,1 @@
+//! adamant-autodiff

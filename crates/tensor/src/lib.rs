@@ -1,0 +1,24 @@
+//! # adamant-tensor
+//!
+//! Dense, contiguous, row-major `f32` tensors and the numeric kernels that the rest of
+//! adamant is built from. There is no autodiff here: `adamant-autodiff` records which of
+//! these kernels ran and calls their backward counterparts.
+//!
+//! * [`Tensor`] is a shape plus reference-counted storage: cloning is O(1) and
+//!   [`Tensor::data_mut`] copies only if the storage is shared (copy-on-write).
+//! * [`kernels`] holds plain functions on slices (`matmul`, `im2col`, `max_pool2d_forward`,
+//!   `log_softmax`, ...). Each is tested against a naive reference loop, and large inputs
+//!   are split over rayon's threads with a fixed chunking, so that results are bit-identical
+//!   whatever the number of threads.
+//! * [`rng`] gives the project's one portable, seedable random generator (ChaCha8).
+//!
+//! Shape errors are programmer errors: they panic with a message naming the op and the
+//! shapes involved.
+
+pub mod kernels;
+pub mod rng;
+mod shape;
+mod tensor;
+
+pub use shape::{broadcast_shapes, numel, strides};
+pub use tensor::Tensor;
