@@ -207,7 +207,7 @@ impl Tensor {
     /// Flattens every axis after the first: `[B, ...]` to `[B, rest]`.
     pub fn flatten_batch(&self) -> Tensor {
         let b = self.shape.first().copied().unwrap_or(1);
-        let rest = if b == 0 { numel(&self.shape[1..]) } else { self.numel() / b };
+        let rest = if self.shape.is_empty() { 1 } else { numel(&self.shape[1..]) };
         self.reshape(&[b, rest])
     }
 

@@ -1,1 +1,866 @@
-//! (being written)
+//! 2-D convolution by im2col + GEMM, forward and backward.
+//!
+//! For one image `x_i` of shape `[C, H, W]`, [`im2col`] lays every receptive field out as a
+//! column of a `[C*KH*KW, OH*OW]` matrix, so the convolution is one matrix product:
+//! `y_i[OC, OH*OW] = W[OC, C*KH*KW] @ col`. The backward pass is two more products,
+//! `dW += dy_i @ col^T` and `dcol = W^T @ dy_i`, and [`col2im`] (the adjoint of
+//! [`im2col`]) folds `dcol` back into the image gradient.
+//!
+//! # Parallelism and determinism
+//!
+//! [`conv2d_forward`] and [`conv2d_backward`] split the batch into fixed groups of
+//! [`CONV_BATCH_GROUP`] images (the last group may be shorter), independent of the number of
+//! threads. Forward outputs and `dx` are per image, so any schedule gives the same bits. The
+//! weight and bias gradients are sums over the batch: each group sums its own images into a
+//! private partial (in image order), and the partials are added into the accumulators in
+//! group order. The serial path runs exactly the same arithmetic, so parallel == serial bit
+//! for bit.
+//!
+//! Inside a group the GEMMs go to [`matmul`], i.e. matrixmultiply, which may itself use
+//! `MATMUL_NUM_THREADS` threads. Its thread count does not change results (see
+//! [`crate::kernels::matmul`]), but it does change speed when the batch is also spread over
+//! rayon. On the 2-core machine where this was measured (`examples/bench_kernels.rs`, conv1
+//! of the CIFAR-10 CNN, batch 128), batch-parallel rayon with `MATMUL_NUM_THREADS=1` was the
+//! fastest, and leaving matrixmultiply at 2 threads on top of it cost little; see the
+//! benchmark table in that example's doc comment for the numbers.
+
+use super::matmul::matmul;
+use super::parallel::should_parallelize;
+use rayon::prelude::*;
+
+/// Images per batch group in [`conv2d_forward`]/[`conv2d_backward`]: the unit of parallel
+/// work and of partial weight-gradient sums (fixed, so results do not depend on threads).
+pub const CONV_BATCH_GROUP: usize = 4;
+
+/// Shape of one 2-D convolution over a `[channels, height, width]` image (PyTorch's
+/// `Conv2d` geometry without dilation or groups).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    /// Input channels `C`.
+    pub channels: usize,
+    /// Input height `H`.
+    pub height: usize,
+    /// Input width `W`.
+    pub width: usize,
+    /// Kernel height `KH`.
+    pub kernel_h: usize,
+    /// Kernel width `KW`.
+    pub kernel_w: usize,
+    /// Vertical stride.
+    pub stride_h: usize,
+    /// Horizontal stride.
+    pub stride_w: usize,
+    /// Zero padding added above and below.
+    pub pad_h: usize,
+    /// Zero padding added left and right.
+    pub pad_w: usize,
+}
+
+/// floor((size + 2*pad - kernel) / stride) + 1, panicking (naming `what`) on a kernel that
+/// does not fit or a zero stride/kernel.
+fn conv_out_size(what: &str, size: usize, kernel: usize, stride: usize, pad: usize) -> usize {
+    assert!(
+        kernel > 0 && stride > 0,
+        "Conv2dGeometry: {what} kernel {kernel} and stride {stride} must be positive"
+    );
+    assert!(
+        size + 2 * pad >= kernel,
+        "Conv2dGeometry: {what} kernel {kernel} is larger than the padded {what} {} ({size} + 2*{pad})",
+        size + 2 * pad
+    );
+    (size + 2 * pad - kernel) / stride + 1
+}
+
+impl Conv2dGeometry {
+    /// Geometry with a square `kernel`, equal `stride` and equal `padding` in both directions.
+    pub fn new(
+        channels: usize,
+        height: usize,
+        width: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Self {
+        let g = Conv2dGeometry {
+            channels,
+            height,
+            width,
+            kernel_h: kernel,
+            kernel_w: kernel,
+            stride_h: stride,
+            stride_w: stride,
+            pad_h: padding,
+            pad_w: padding,
+        };
+        // Validate now rather than at first use.
+        g.out_h();
+        g.out_w();
+        g
+    }
+
+    /// Output height: floor((H + 2*pad_h - KH) / stride_h) + 1 (PyTorch's formula).
+    pub fn out_h(&self) -> usize {
+        conv_out_size("height", self.height, self.kernel_h, self.stride_h, self.pad_h)
+    }
+
+    /// Output width: floor((W + 2*pad_w - KW) / stride_w) + 1 (PyTorch's formula).
+    pub fn out_w(&self) -> usize {
+        conv_out_size("width", self.width, self.kernel_w, self.stride_w, self.pad_w)
+    }
+
+    /// Rows of the im2col matrix: `C * KH * KW`.
+    pub fn col_rows(&self) -> usize {
+        self.channels * self.kernel_h * self.kernel_w
+    }
+
+    /// Columns of the im2col matrix: `OH * OW`.
+    pub fn col_cols(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+
+    /// Elements of one input image: `C * H * W`.
+    fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+}
+
+/// For kernel offset `kj` along an axis, the range of output positions `x` whose input
+/// position `x*stride + kj - pad` falls inside `0..size` (the others read padding).
+#[inline]
+fn valid_range(out: usize, size: usize, k_off: usize, stride: usize, pad: usize) -> (usize, usize) {
+    let lo = if pad > k_off { (pad - k_off).div_ceil(stride) } else { 0 }.min(out);
+    let hi = if size + pad > k_off { ((size - 1 + pad - k_off) / stride + 1).min(out) } else { 0 };
+    (lo, hi.max(lo))
+}
+
+/// Length checks shared by im2col and col2im.
+fn check_im2col(name: &str, image_len: usize, col_len: usize, g: &Conv2dGeometry) {
+    assert_eq!(
+        image_len,
+        g.image_len(),
+        "{name}: image has {image_len} elements, expected [{}, {}, {}]",
+        g.channels,
+        g.height,
+        g.width
+    );
+    assert_eq!(
+        col_len,
+        g.col_rows() * g.col_cols(),
+        "{name}: col has {col_len} elements, expected [{}, {}] for {g:?}",
+        g.col_rows(),
+        g.col_cols()
+    );
+}
+
+/// Unfolds an image `[C, H, W]` into `col` `[C*KH*KW, OH*OW]` (overwritten); cells that
+/// fall in the padding are 0.
+pub fn im2col(image: &[f32], g: &Conv2dGeometry, col: &mut [f32]) {
+    check_im2col("im2col", image.len(), col.len(), g);
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let (h, w) = (g.height, g.width);
+    let (kh, kw) = (g.kernel_h, g.kernel_w);
+    let (sh, sw) = (g.stride_h, g.stride_w);
+    for (row, col_row) in col.chunks_exact_mut(oh * ow).enumerate() {
+        // Row index = (c * KH + ki) * KW + kj, matching the weight layout [OC, C, KH, KW].
+        let c = row / (kh * kw);
+        let ki = (row / kw) % kh;
+        let kj = row % kw;
+        let plane = &image[c * h * w..(c + 1) * h * w];
+        let (x_lo, x_hi) = valid_range(ow, w, kj, sw, g.pad_w);
+        let (y_lo, y_hi) = valid_range(oh, h, ki, sh, g.pad_h);
+        if sh == 1 && sw == 1 && ow == w && y_lo < y_hi && x_lo < x_hi {
+            // "Same" convolution at stride 1: this col row is the image plane shifted by
+            // (ki - pad_h, kj - pad_w), so one long copy fills it, and only the cells that
+            // wrapped around a row edge (or fall above/below the image) are zeroed after.
+            // Far fewer, longer copies than one per output row.
+            let first = y_lo * ow + x_lo;
+            let last = (y_hi - 1) * ow + x_hi;
+            let src_first = (y_lo + ki - g.pad_h) * w + x_lo + kj - g.pad_w;
+            col_row[first..last].copy_from_slice(&plane[src_first..src_first + (last - first)]);
+            col_row[..first].fill(0.0);
+            col_row[last..].fill(0.0);
+            if x_lo > 0 || x_hi < ow {
+                for y in y_lo..y_hi - 1 {
+                    col_row[y * ow + x_hi..(y + 1) * ow + x_lo].fill(0.0);
+                }
+            }
+            continue;
+        }
+        for (y, dst) in col_row.chunks_exact_mut(ow).enumerate() {
+            if y < y_lo || y >= y_hi {
+                dst.fill(0.0);
+                continue;
+            }
+            let iy = y * sh + ki - g.pad_h;
+            let src = &plane[iy * w..(iy + 1) * w];
+            dst[..x_lo].fill(0.0);
+            dst[x_hi..].fill(0.0);
+            if sw == 1 {
+                // Stride 1: the valid stretch is a contiguous run of the image row.
+                let start = x_lo + kj - g.pad_w;
+                dst[x_lo..x_hi].copy_from_slice(&src[start..start + (x_hi - x_lo)]);
+            } else {
+                for (x, d) in dst[x_lo..x_hi].iter_mut().enumerate() {
+                    *d = src[(x + x_lo) * sw + kj - g.pad_w];
+                }
+            }
+        }
+    }
+}
+
+/// Folds `col` `[C*KH*KW, OH*OW]` back into an image `[C, H, W]`, ADDING into `image_acc`
+/// (the adjoint of [`im2col`]; entries that came from padding are dropped).
+pub fn col2im(col: &[f32], g: &Conv2dGeometry, image_acc: &mut [f32]) {
+    check_im2col("col2im", image_acc.len(), col.len(), g);
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let (h, w) = (g.height, g.width);
+    let (kh, kw) = (g.kernel_h, g.kernel_w);
+    let (sh, sw) = (g.stride_h, g.stride_w);
+    for (row, col_row) in col.chunks_exact(oh * ow).enumerate() {
+        let c = row / (kh * kw);
+        let ki = (row / kw) % kh;
+        let kj = row % kw;
+        let plane = &mut image_acc[c * h * w..(c + 1) * h * w];
+        let (x_lo, x_hi) = valid_range(ow, w, kj, sw, g.pad_w);
+        let (y_lo, y_hi) = valid_range(oh, h, ki, sh, g.pad_h);
+        for y in y_lo..y_hi {
+            let iy = y * sh + ki - g.pad_h;
+            let dst = &mut plane[iy * w..(iy + 1) * w];
+            let src = &col_row[y * ow + x_lo..y * ow + x_hi];
+            if sw == 1 {
+                let start = x_lo + kj - g.pad_w;
+                for (d, s) in dst[start..start + src.len()].iter_mut().zip(src) {
+                    *d += s;
+                }
+            } else {
+                for (x, s) in src.iter().enumerate() {
+                    dst[(x + x_lo) * sw + kj - g.pad_w] += s;
+                }
+            }
+        }
+    }
+}
+
+/// Length checks shared by the whole-layer kernels.
+fn check_conv(
+    name: &str,
+    x_len: usize,
+    batch: usize,
+    g: &Conv2dGeometry,
+    weight_len: usize,
+    out_channels: usize,
+) {
+    assert_eq!(
+        x_len,
+        batch * g.image_len(),
+        "{name}: x has {x_len} elements, expected [{batch}, {}, {}, {}]",
+        g.channels,
+        g.height,
+        g.width
+    );
+    assert_eq!(
+        weight_len,
+        out_channels * g.col_rows(),
+        "{name}: weight has {weight_len} elements, expected [{out_channels}, {}] ({} x {}x{} per output channel)",
+        g.col_rows(),
+        g.channels,
+        g.kernel_h,
+        g.kernel_w
+    );
+}
+
+/// Convolution forward: `out[N, OC, OH, OW] = conv(x[N, C, H, W], weight[OC, C*KH*KW]) + bias[OC]`
+/// (overwrites `out`).
+pub fn conv2d_forward(
+    x: &[f32],
+    batch: usize,
+    g: &Conv2dGeometry,
+    weight: &[f32],
+    out_channels: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    check_conv("conv2d_forward", x.len(), batch, g, weight.len(), out_channels);
+    let (rows, ohw) = (g.col_rows(), g.col_cols());
+    let in_size = g.image_len();
+    let out_size = out_channels * ohw;
+    if let Some(b) = bias {
+        assert_eq!(
+            b.len(),
+            out_channels,
+            "conv2d_forward: bias has {} elements, expected [{out_channels}]",
+            b.len()
+        );
+    }
+    assert_eq!(
+        out.len(),
+        batch * out_size,
+        "conv2d_forward: out has {} elements, expected [{batch}, {out_channels}, {}, {}]",
+        out.len(),
+        g.out_h(),
+        g.out_w()
+    );
+    if out.is_empty() {
+        return;
+    }
+
+    let run_group = |group: usize, out_g: &mut [f32]| {
+        // One im2col buffer per group, reused for each of its images.
+        let mut col = vec![0.0f32; rows * ohw];
+        for (j, y) in out_g.chunks_exact_mut(out_size).enumerate() {
+            let i = group * CONV_BATCH_GROUP + j;
+            im2col(&x[i * in_size..(i + 1) * in_size], g, &mut col);
+            match bias {
+                Some(b) => {
+                    // Start from the bias and let sgemm add W @ col (beta = 1): one pass.
+                    for (y_row, &bv) in y.chunks_exact_mut(ohw).zip(b) {
+                        y_row.fill(bv);
+                    }
+                    matmul(weight, &col, y, out_channels, rows, ohw, false, false, true);
+                }
+                None => matmul(weight, &col, y, out_channels, rows, ohw, false, false, false),
+            }
+        }
+    };
+    let chunk = CONV_BATCH_GROUP * out_size;
+    if should_parallelize(batch * out_size * rows) {
+        out.par_chunks_mut(chunk).enumerate().for_each(|(gi, o)| run_group(gi, o));
+    } else {
+        out.chunks_mut(chunk).enumerate().for_each(|(gi, o)| run_group(gi, o));
+    }
+}
+
+/// Convolution backward: given `dy[N, OC, OH, OW]`, ADDS the gradients into `dx[N, C, H, W]`
+/// (if wanted), `dweight_acc[OC, C*KH*KW]` and `dbias_acc[OC]` (if wanted).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward(
+    x: &[f32],
+    batch: usize,
+    g: &Conv2dGeometry,
+    weight: &[f32],
+    out_channels: usize,
+    dy: &[f32],
+    dx: Option<&mut [f32]>,
+    dweight_acc: &mut [f32],
+    dbias_acc: Option<&mut [f32]>,
+) {
+    check_conv("conv2d_backward", x.len(), batch, g, weight.len(), out_channels);
+    let (rows, ohw) = (g.col_rows(), g.col_cols());
+    let in_size = g.image_len();
+    let out_size = out_channels * ohw;
+    assert_eq!(
+        dy.len(),
+        batch * out_size,
+        "conv2d_backward: dy has {} elements, expected [{batch}, {out_channels}, {}, {}]",
+        dy.len(),
+        g.out_h(),
+        g.out_w()
+    );
+    if let Some(d) = dx.as_deref() {
+        assert_eq!(d.len(), x.len(), "conv2d_backward: dx has {} elements, x has {}", d.len(), x.len());
+    }
+    assert_eq!(
+        dweight_acc.len(),
+        weight.len(),
+        "conv2d_backward: dweight_acc has {} elements, weight has {}",
+        dweight_acc.len(),
+        weight.len()
+    );
+    if let Some(db) = dbias_acc.as_deref() {
+        assert_eq!(
+            db.len(),
+            out_channels,
+            "conv2d_backward: dbias_acc has {} elements, expected [{out_channels}]",
+            db.len()
+        );
+    }
+    if batch == 0 || out_size == 0 {
+        return;
+    }
+
+    let want_db = dbias_acc.is_some();
+    let groups = batch.div_ceil(CONV_BATCH_GROUP);
+    // An empty image (C, H or W = 0) has no gradient to receive.
+    let dx = dx.filter(|_| in_size > 0);
+    let dx_chunks: Vec<Option<&mut [f32]>> = match dx {
+        Some(d) => d.chunks_mut(CONV_BATCH_GROUP * in_size).map(Some).collect(),
+        None => (0..groups).map(|_| None).collect(),
+    };
+
+    // Returns this group's (dW, db) partial sums; writes its images' dx directly.
+    let run_group = |group: usize, mut dx_g: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
+        let mut dw = vec![0.0f32; weight.len()];
+        let mut db = vec![0.0f32; if want_db { out_channels } else { 0 }];
+        let mut col = vec![0.0f32; rows * ohw];
+        let mut dcol = vec![0.0f32; if dx_g.is_some() { rows * ohw } else { 0 }];
+        let first = group * CONV_BATCH_GROUP;
+        let count = CONV_BATCH_GROUP.min(batch - first);
+        for j in 0..count {
+            let i = first + j;
+            let dy_i = &dy[i * out_size..(i + 1) * out_size];
+            im2col(&x[i * in_size..(i + 1) * in_size], g, &mut col);
+            // dW[OC, rows] (+)= dy_i[OC, OH*OW] @ col^T
+            matmul(dy_i, &col, &mut dw, out_channels, ohw, rows, false, true, j > 0);
+            if want_db {
+                for (d, dy_row) in db.iter_mut().zip(dy_i.chunks_exact(ohw)) {
+                    *d += dy_row.iter().sum::<f32>();
+                }
+            }
+            if let Some(dx_g) = dx_g.as_deref_mut() {
+                // dcol[rows, OH*OW] = W^T @ dy_i, then fold back onto the image.
+                matmul(weight, dy_i, &mut dcol, rows, out_channels, ohw, true, false, false);
+                col2im(&dcol, g, &mut dx_g[j * in_size..(j + 1) * in_size]);
+            }
+        }
+        (dw, db)
+    };
+
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = if should_parallelize(batch * out_size * rows) {
+        dx_chunks.into_par_iter().enumerate().map(|(gi, d)| run_group(gi, d)).collect()
+    } else {
+        dx_chunks.into_iter().enumerate().map(|(gi, d)| run_group(gi, d)).collect()
+    };
+    let mut dbias_acc = dbias_acc;
+    // Group order, whatever order the groups finished in.
+    for (dw, db) in &partials {
+        for (acc, v) in dweight_acc.iter_mut().zip(dw) {
+            *acc += v;
+        }
+        if let Some(acc_b) = dbias_acc.as_deref_mut() {
+            for (acc, v) in acc_b.iter_mut().zip(db) {
+                *acc += v;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::parallel::{with_mode, Mode};
+    use crate::rng::seeded;
+    use crate::Tensor;
+
+    fn randv(len: usize, seed: u64) -> Vec<f32> {
+        Tensor::randn(&[len], 0.0, 1.0, &mut seeded(seed)).into_vec()
+    }
+
+    /// Index of (c, iy, ix) in a [C, H, W] image, or None where that position is padding.
+    fn at(g: &Conv2dGeometry, c: usize, iy: isize, ix: isize) -> Option<usize> {
+        if iy < 0 || ix < 0 || iy >= g.height as isize || ix >= g.width as isize {
+            None
+        } else {
+            Some((c * g.height + iy as usize) * g.width + ix as usize)
+        }
+    }
+
+    fn input_pos(g: &Conv2dGeometry, oy: usize, ox: usize, ki: usize, kj: usize) -> (isize, isize) {
+        (
+            (oy * g.stride_h + ki) as isize - g.pad_h as isize,
+            (ox * g.stride_w + kj) as isize - g.pad_w as isize,
+        )
+    }
+
+    fn naive_im2col(image: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let mut col = vec![0.0; g.col_rows() * oh * ow];
+        for c in 0..g.channels {
+            for ki in 0..g.kernel_h {
+                for kj in 0..g.kernel_w {
+                    let row = (c * g.kernel_h + ki) * g.kernel_w + kj;
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let (iy, ix) = input_pos(g, oy, ox, ki, kj);
+                            col[row * oh * ow + oy * ow + ox] = at(g, c, iy, ix).map_or(0.0, |i| image[i]);
+                        }
+                    }
+                }
+            }
+        }
+        col
+    }
+
+    fn naive_col2im(col: &[f32], g: &Conv2dGeometry, image: &mut [f32]) {
+        let (oh, ow) = (g.out_h(), g.out_w());
+        for c in 0..g.channels {
+            for ki in 0..g.kernel_h {
+                for kj in 0..g.kernel_w {
+                    let row = (c * g.kernel_h + ki) * g.kernel_w + kj;
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let (iy, ix) = input_pos(g, oy, ox, ki, kj);
+                            if let Some(i) = at(g, c, iy, ix) {
+                                image[i] += col[row * oh * ow + oy * ow + ox];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn geometries() -> Vec<Conv2dGeometry> {
+        let rect = Conv2dGeometry {
+            channels: 2,
+            height: 6,
+            width: 9,
+            kernel_h: 3,
+            kernel_w: 2,
+            stride_h: 2,
+            stride_w: 3,
+            pad_h: 1,
+            pad_w: 0,
+        };
+        vec![
+            Conv2dGeometry::new(1, 7, 5, 5, 1, 2),
+            Conv2dGeometry::new(3, 7, 5, 5, 1, 2),
+            Conv2dGeometry::new(1, 7, 5, 3, 2, 1),
+            Conv2dGeometry::new(3, 8, 8, 3, 2, 1),
+            Conv2dGeometry::new(1, 7, 5, 1, 1, 0),
+            Conv2dGeometry::new(3, 5, 7, 1, 1, 0),
+            Conv2dGeometry::new(3, 1, 1, 1, 1, 0),
+            Conv2dGeometry::new(2, 4, 6, 3, 1, 0),
+            Conv2dGeometry::new(2, 3, 3, 5, 1, 2),
+            Conv2dGeometry::new(1, 2, 2, 3, 1, 3),
+            // Stride-1 "same" shapes (the shifted-plane path of im2col), incl. a 1-row image.
+            Conv2dGeometry::new(2, 6, 4, 3, 1, 1),
+            Conv2dGeometry::new(1, 1, 6, 3, 1, 1),
+            Conv2dGeometry::new(2, 9, 3, 7, 1, 3),
+            rect,
+        ]
+    }
+
+    #[test]
+    fn geometry_sizes_follow_pytorch() {
+        let g = Conv2dGeometry::new(3, 32, 32, 5, 1, 2);
+        assert_eq!((g.out_h(), g.out_w()), (32, 32));
+        assert_eq!((g.col_rows(), g.col_cols()), (75, 1024));
+        let g = Conv2dGeometry::new(1, 7, 5, 3, 2, 1);
+        assert_eq!((g.out_h(), g.out_w()), (4, 3));
+        let g = Conv2dGeometry::new(2, 28, 28, 5, 1, 0);
+        assert_eq!((g.out_h(), g.out_w()), (24, 24));
+        let g = Conv2dGeometry::new(1, 8, 8, 3, 3, 0);
+        assert_eq!((g.out_h(), g.out_w()), (2, 2));
+    }
+
+    #[test]
+    #[should_panic(expected = "Conv2dGeometry: height kernel 5 is larger than the padded height 4")]
+    fn geometry_kernel_too_large_panics() {
+        Conv2dGeometry::new(1, 4, 9, 5, 1, 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "stride 0 must be positive")]
+    fn geometry_zero_stride_panics() {
+        Conv2dGeometry::new(1, 4, 4, 3, 0, 0);
+    }
+
+    #[test]
+    fn im2col_matches_naive() {
+        for (s, g) in geometries().iter().enumerate() {
+            let image = randv(g.image_len(), 10 + s as u64);
+            let mut col = vec![f32::NAN; g.col_rows() * g.col_cols()];
+            im2col(&image, g, &mut col);
+            assert_eq!(col, naive_im2col(&image, g), "{g:?}");
+        }
+    }
+
+    #[test]
+    fn im2col_padding_is_zero() {
+        // All-ones image, 3x3 kernel, pad 1: the top-left output's column has zeros exactly
+        // where the window hangs off the image.
+        let g = Conv2dGeometry::new(1, 4, 4, 3, 1, 1);
+        let mut col = vec![7.0; g.col_rows() * g.col_cols()];
+        im2col(&[1.0; 16], &g, &mut col);
+        let first_col: Vec<f32> = (0..9).map(|r| col[r * 16]).collect();
+        assert_eq!(first_col, [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn col2im_matches_naive_and_accumulates() {
+        for (s, g) in geometries().iter().enumerate() {
+            let col = randv(g.col_rows() * g.col_cols(), 30 + s as u64);
+            let start = randv(g.image_len(), 50 + s as u64);
+            let mut got = start.clone();
+            col2im(&col, g, &mut got);
+            let mut want = start.clone();
+            naive_col2im(&col, g, &mut want);
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{g:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn col2im_counts_overlaps() {
+        // col of ones: each pixel receives how many windows cover it.
+        let g = Conv2dGeometry::new(1, 3, 3, 2, 1, 0);
+        let mut img = vec![0.0; 9];
+        col2im(&[1.0; 16], &g, &mut img);
+        assert_eq!(img, [1.0, 2.0, 1.0, 2.0, 4.0, 2.0, 1.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn im2col_col2im_adjoint_identity() {
+        for (s, g) in geometries().iter().enumerate() {
+            let x = randv(g.image_len(), 70 + s as u64);
+            let c = randv(g.col_rows() * g.col_cols(), 90 + s as u64);
+            let mut col = vec![0.0; c.len()];
+            im2col(&x, g, &mut col);
+            let mut back = vec![0.0; x.len()];
+            col2im(&c, g, &mut back);
+            let lhs: f64 = col.iter().zip(&c).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let rhs: f64 = x.iter().zip(&back).map(|(&a, &b)| a as f64 * b as f64).sum();
+            assert!((lhs - rhs).abs() <= 1e-5 * (1.0 + lhs.abs()), "{g:?}: {lhs} vs {rhs}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "im2col: col has 3 elements, expected [9, 4]")]
+    fn im2col_wrong_col_len_panics() {
+        let g = Conv2dGeometry::new(1, 3, 3, 3, 1, 1);
+        let mut col = vec![0.0; 3];
+        im2col(&[0.0; 9], &Conv2dGeometry { stride_h: 2, stride_w: 2, ..g }, &mut col);
+    }
+
+    #[test]
+    #[should_panic(expected = "col2im: image has 8 elements, expected [1, 3, 3]")]
+    fn col2im_wrong_image_len_panics() {
+        let g = Conv2dGeometry::new(1, 3, 3, 3, 1, 1);
+        col2im(&[0.0; 81], &g, &mut [0.0; 8]);
+    }
+
+    /// Direct 7-loop convolution in f64.
+    fn naive_conv(
+        x: &[f32],
+        n: usize,
+        g: &Conv2dGeometry,
+        w: &[f32],
+        oc: usize,
+        bias: Option<&[f32]>,
+    ) -> Vec<f64> {
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let mut y = vec![0.0f64; n * oc * oh * ow];
+        for b in 0..n {
+            let img = &x[b * g.image_len()..(b + 1) * g.image_len()];
+            for o in 0..oc {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut s = bias.map_or(0.0, |bv| bv[o] as f64);
+                        for c in 0..g.channels {
+                            for ki in 0..g.kernel_h {
+                                for kj in 0..g.kernel_w {
+                                    let (iy, ix) = input_pos(g, oy, ox, ki, kj);
+                                    if let Some(i) = at(g, c, iy, ix) {
+                                        let wi = ((o * g.channels + c) * g.kernel_h + ki) * g.kernel_w + kj;
+                                        s += w[wi] as f64 * img[i] as f64;
+                                    }
+                                }
+                            }
+                        }
+                        y[((b * oc + o) * oh + oy) * ow + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// Direct gradient loops in f64: (dx, dW, db).
+    fn naive_conv_grads(
+        x: &[f32],
+        n: usize,
+        g: &Conv2dGeometry,
+        w: &[f32],
+        oc: usize,
+        dy: &[f32],
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let mut dx = vec![0.0f64; x.len()];
+        let mut dw = vec![0.0f64; w.len()];
+        let mut db = vec![0.0f64; oc];
+        for b in 0..n {
+            let base = b * g.image_len();
+            let img = &x[base..base + g.image_len()];
+            for o in 0..oc {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let d = dy[((b * oc + o) * oh + oy) * ow + ox] as f64;
+                        db[o] += d;
+                        for c in 0..g.channels {
+                            for ki in 0..g.kernel_h {
+                                for kj in 0..g.kernel_w {
+                                    let (iy, ix) = input_pos(g, oy, ox, ki, kj);
+                                    if let Some(i) = at(g, c, iy, ix) {
+                                        let wi = ((o * g.channels + c) * g.kernel_h + ki) * g.kernel_w + kj;
+                                        dw[wi] += d * img[i] as f64;
+                                        dx[base + i] += d * w[wi] as f64;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (dx, dw, db)
+    }
+
+    fn assert_close(got: &[f32], want: &[f64], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
+            assert!((a as f64 - b).abs() <= 1e-5 * scale, "{what}[{i}]: {a} vs {b}");
+        }
+    }
+
+    fn conv_cases() -> Vec<(usize, Conv2dGeometry, usize)> {
+        vec![
+            (1, Conv2dGeometry::new(1, 7, 5, 3, 1, 1), 2),
+            (3, Conv2dGeometry::new(3, 7, 5, 3, 2, 1), 4),
+            (3, Conv2dGeometry::new(3, 8, 6, 5, 1, 2), 5),
+            (1, Conv2dGeometry::new(2, 5, 5, 1, 1, 0), 3),
+            (
+                5,
+                Conv2dGeometry {
+                    channels: 2,
+                    height: 6,
+                    width: 9,
+                    kernel_h: 3,
+                    kernel_w: 2,
+                    stride_h: 2,
+                    stride_w: 3,
+                    pad_h: 1,
+                    pad_w: 0,
+                },
+                3,
+            ),
+            (9, Conv2dGeometry::new(3, 9, 9, 3, 2, 1), 2),
+        ]
+    }
+
+    #[test]
+    fn conv2d_forward_matches_direct_convolution() {
+        for (s, &(n, g, oc)) in conv_cases().iter().enumerate() {
+            let s = s as u64 * 10;
+            let x = randv(n * g.image_len(), s + 1);
+            let w = randv(oc * g.col_rows(), s + 2);
+            let b = randv(oc, s + 3);
+            for bias in [None, Some(b.as_slice())] {
+                let mut out = vec![f32::NAN; n * oc * g.col_cols()];
+                conv2d_forward(&x, n, &g, &w, oc, bias, &mut out);
+                let want = naive_conv(&x, n, &g, &w, oc, bias);
+                assert_close(&out, &want, &format!("forward n={n} {g:?} bias={}", bias.is_some()));
+            }
+        }
+    }
+
+    #[test]
+    fn conv2d_forward_known_values() {
+        // 1x3x3 image of 1..9, 2x2 all-ones kernel, bias 0.5: sums of 2x2 windows + 0.5.
+        let g = Conv2dGeometry::new(1, 3, 3, 2, 1, 0);
+        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let mut out = vec![0.0; 4];
+        conv2d_forward(&x, 1, &g, &[1.0; 4], 1, Some(&[0.5]), &mut out);
+        assert_eq!(out, [12.5, 16.5, 24.5, 28.5]);
+    }
+
+    #[test]
+    fn conv2d_backward_matches_direct_gradients() {
+        for (s, &(n, g, oc)) in conv_cases().iter().enumerate() {
+            let s = s as u64 * 10;
+            let x = randv(n * g.image_len(), s + 1);
+            let w = randv(oc * g.col_rows(), s + 2);
+            let dy = randv(n * oc * g.col_cols(), s + 4);
+            // Pre-filled accumulators check that every gradient is added, not stored.
+            let dx0 = randv(x.len(), s + 5);
+            let dw0 = randv(w.len(), s + 6);
+            let db0 = randv(oc, s + 7);
+            let (mut dx, mut dw, mut db) = (dx0.clone(), dw0.clone(), db0.clone());
+            conv2d_backward(&x, n, &g, &w, oc, &dy, Some(&mut dx), &mut dw, Some(&mut db));
+            let (ndx, ndw, ndb) = naive_conv_grads(&x, n, &g, &w, oc, &dy);
+            let plus = |base: &[f32], d: &[f64]| -> Vec<f64> {
+                base.iter().zip(d).map(|(&a, &b)| a as f64 + b).collect()
+            };
+            let what = format!("n={n} {g:?}");
+            assert_close(&dx, &plus(&dx0, &ndx), &format!("dx {what}"));
+            assert_close(&dw, &plus(&dw0, &ndw), &format!("dW {what}"));
+            assert_close(&db, &plus(&db0, &ndb), &format!("db {what}"));
+        }
+    }
+
+    #[test]
+    fn conv2d_backward_without_dx_and_db() {
+        let (n, g, oc) = (3, Conv2dGeometry::new(2, 6, 5, 3, 2, 1), 3);
+        let x = randv(n * g.image_len(), 1);
+        let w = randv(oc * g.col_rows(), 2);
+        let dy = randv(n * oc * g.col_cols(), 3);
+        let mut dw = vec![0.0; w.len()];
+        conv2d_backward(&x, n, &g, &w, oc, &dy, None, &mut dw, None);
+        let (_, ndw, _) = naive_conv_grads(&x, n, &g, &w, oc, &dy);
+        assert_close(&dw, &ndw, "dW");
+        // Same dW as when dx and db are also requested.
+        let mut dw2 = vec![0.0; w.len()];
+        let (mut dx, mut db) = (vec![0.0; x.len()], vec![0.0; oc]);
+        conv2d_backward(&x, n, &g, &w, oc, &dy, Some(&mut dx), &mut dw2, Some(&mut db));
+        assert_eq!(dw, dw2);
+    }
+
+    #[test]
+    fn conv2d_parallel_equals_serial_bitwise() {
+        // 11 images: two full groups of 4 and a short one of 3.
+        let (n, g, oc) = (11, Conv2dGeometry::new(3, 12, 10, 5, 1, 2), 6);
+        let x = randv(n * g.image_len(), 1);
+        let w = randv(oc * g.col_rows(), 2);
+        let b = randv(oc, 3);
+        let dy = randv(n * oc * g.col_cols(), 4);
+        let run = |mode| {
+            with_mode(mode, || {
+                let mut out = vec![0.0; dy.len()];
+                conv2d_forward(&x, n, &g, &w, oc, Some(&b), &mut out);
+                let (mut dx, mut dw, mut db) = (vec![0.5; x.len()], vec![0.25; w.len()], vec![1.0; oc]);
+                conv2d_backward(&x, n, &g, &w, oc, &dy, Some(&mut dx), &mut dw, Some(&mut db));
+                (out, dx, dw, db)
+            })
+        };
+        let serial = run(Mode::Serial);
+        let parallel = run(Mode::Parallel);
+        assert_eq!(serial, parallel);
+        assert!(serial.0.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn conv2d_empty_batch_is_a_no_op() {
+        let g = Conv2dGeometry::new(2, 4, 4, 3, 1, 1);
+        let w = randv(3 * g.col_rows(), 1);
+        let mut out: Vec<f32> = vec![];
+        conv2d_forward(&[], 0, &g, &w, 3, None, &mut out);
+        let mut dw = vec![1.0; w.len()];
+        conv2d_backward(&[], 0, &g, &w, 3, &[], Some(&mut []), &mut dw, None);
+        assert_eq!(dw, vec![1.0; w.len()]);
+    }
+
+    #[test]
+    #[should_panic(expected = "conv2d_forward: weight has 10 elements, expected [2, 27]")]
+    fn conv2d_forward_wrong_weight_panics() {
+        let g = Conv2dGeometry::new(3, 4, 4, 3, 1, 1);
+        let mut out = vec![0.0; 2 * 16];
+        conv2d_forward(&[0.0; 48], 1, &g, &[0.0; 10], 2, None, &mut out);
+    }
+
+    #[test]
+    #[should_panic(expected = "conv2d_forward: out has 5 elements, expected [1, 2, 4, 4]")]
+    fn conv2d_forward_wrong_out_panics() {
+        let g = Conv2dGeometry::new(3, 4, 4, 3, 1, 1);
+        let mut out = vec![0.0; 5];
+        conv2d_forward(&[0.0; 48], 1, &g, &[0.0; 54], 2, None, &mut out);
+    }
+
+    #[test]
+    #[should_panic(expected = "conv2d_backward: dy has 31 elements, expected [1, 2, 4, 4]")]
+    fn conv2d_backward_wrong_dy_panics() {
+        let g = Conv2dGeometry::new(3, 4, 4, 3, 1, 1);
+        let mut dw = vec![0.0; 54];
+        conv2d_backward(&[0.0; 48], 1, &g, &[0.0; 54], 2, &[0.0; 31], None, &mut dw, None);
+    }
+}

@@ -1,1 +1,296 @@
-//! (being written)
+//! Dense matrix multiplication: one entry point over `matrixmultiply::sgemm`.
+//!
+//! Transposed operands are described to sgemm by their strides, so `trans_a`/`trans_b` cost
+//! no copy. This is the workhorse of every dense layer and (through im2col) every
+//! convolution.
+//!
+//! # Threads and determinism
+//!
+//! The workspace enables matrixmultiply's `threading` feature. Its thread count is read once
+//! per process from the environment variable `MATMUL_NUM_THREADS` (clamped to 1..=4; unset
+//! means the number of physical cores). matrixmultiply splits only the *output* into blocks
+//! across threads; the reduction over `k` for a given output element always runs through the
+//! same packed micro-kernel calls in the same order. So every element of `out` is computed
+//! identically whatever the thread count, and results are bit-identical between, say,
+//! `MATMUL_NUM_THREADS=1` and `=4`. That setting cannot change inside a running process,
+//! so there is no in-process test of it; `examples/bench_kernels.rs` runs itself as a child
+//! process per thread count.
+
+/// `out[m,n] = op(a) @ op(b)` (plus the old `out` when `accumulate`), where `a` is stored
+/// `[m,k]` row-major (`[k,m]` if `trans_a`) and `b` is stored `[k,n]` (`[n,k]` if `trans_b`).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+    accumulate: bool,
+) {
+    let a_dims = if trans_a { (k, m) } else { (m, k) };
+    let b_dims = if trans_b { (n, k) } else { (k, n) };
+    assert_eq!(
+        a.len(),
+        m * k,
+        "matmul: a has {} elements, expected [{}, {}] (m={m}, k={k}, n={n}, trans_a={trans_a})",
+        a.len(),
+        a_dims.0,
+        a_dims.1
+    );
+    assert_eq!(
+        b.len(),
+        k * n,
+        "matmul: b has {} elements, expected [{}, {}] (m={m}, k={k}, n={n}, trans_b={trans_b})",
+        b.len(),
+        b_dims.0,
+        b_dims.1
+    );
+    assert_eq!(
+        out.len(),
+        m * n,
+        "matmul: out has {} elements, expected [{m}, {n}] (m={m}, k={k}, n={n})",
+        out.len()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // An empty sum is zero: op(a) @ op(b) is the zero matrix.
+        if !accumulate {
+            out.fill(0.0);
+        }
+        return;
+    }
+
+    // Element (i, p) of op(a) lives at a[i*rsa + p*csa]; likewise for b and out.
+    let (rsa, csa) = if trans_a { (1, m) } else { (k, 1) };
+    let (rsb, csb) = if trans_b { (1, k) } else { (n, 1) };
+    // beta = 0 makes sgemm ignore the old contents of `out` entirely (NaNs included).
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    // SAFETY: the asserts above guarantee that every index i*rs + p*cs that sgemm touches
+    // (i < rows, p < cols of each operand) lies inside its slice, `out` is borrowed mutably
+    // so it aliases neither input, and its strides (n, 1) never make two elements alias.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            out.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::seeded;
+    use crate::Tensor;
+
+    /// op(a) @ op(b) (+ init) in f64, by the definition.
+    #[allow(clippy::too_many_arguments)]
+    fn naive(
+        a: &[f32],
+        b: &[f32],
+        init: &[f32],
+        m: usize,
+        k: usize,
+        n: usize,
+        ta: bool,
+        tb: bool,
+        acc: bool,
+    ) -> Vec<f32> {
+        let mut out = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = if acc { init[i * n + j] as f64 } else { 0.0 };
+                for p in 0..k {
+                    let av = if ta { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if tb { b[j * k + p] } else { b[p * n + j] };
+                    s += av as f64 * bv as f64;
+                }
+                out[i * n + j] = s as f32;
+            }
+        }
+        out
+    }
+
+    fn randv(len: usize, seed: u64) -> Vec<f32> {
+        Tensor::randn(&[len], 0.0, 1.0, &mut seeded(seed)).into_vec()
+    }
+
+    fn check(m: usize, k: usize, n: usize, ta: bool, tb: bool, acc: bool) {
+        let a = randv(m * k, 1);
+        let b = randv(k * n, 2);
+        let init = randv(m * n, 3);
+        let mut out = init.clone();
+        matmul(&a, &b, &mut out, m, k, n, ta, tb, acc);
+        let want = naive(&a, &b, &init, m, k, n, ta, tb, acc);
+        for (idx, (&got, &w)) in out.iter().zip(&want).enumerate() {
+            let tol = 1e-5 * (k as f32 + 1.0) * (1.0 + w.abs());
+            assert!(
+                (got - w).abs() <= tol,
+                "m={m} k={k} n={n} ta={ta} tb={tb} acc={acc}: out[{idx}] = {got}, want {w}"
+            );
+        }
+    }
+
+    const SHAPES: [(usize, usize, usize); 6] =
+        [(1, 1, 1), (1, 7, 3), (3, 5, 1), (17, 33, 9), (64, 1, 65), (70, 300, 40)];
+
+    fn check_all_shapes(ta: bool, tb: bool, acc: bool) {
+        for &(m, k, n) in &SHAPES {
+            check(m, k, n, ta, tb, acc);
+        }
+    }
+
+    #[test]
+    fn nn_overwrite() {
+        check_all_shapes(false, false, false);
+    }
+
+    #[test]
+    fn nn_accumulate() {
+        check_all_shapes(false, false, true);
+    }
+
+    #[test]
+    fn nt_overwrite() {
+        check_all_shapes(false, true, false);
+    }
+
+    #[test]
+    fn nt_accumulate() {
+        check_all_shapes(false, true, true);
+    }
+
+    #[test]
+    fn tn_overwrite() {
+        check_all_shapes(true, false, false);
+    }
+
+    #[test]
+    fn tn_accumulate() {
+        check_all_shapes(true, false, true);
+    }
+
+    #[test]
+    fn tt_overwrite() {
+        check_all_shapes(true, true, false);
+    }
+
+    #[test]
+    fn tt_accumulate() {
+        check_all_shapes(true, true, true);
+    }
+
+    #[test]
+    fn small_integer_product_is_exact() {
+        // [[1,2,3],[4,5,6]] @ [[7,8],[9,10],[11,12]] = [[58,64],[139,154]]
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let b = [7.0, 8.0, 9.0, 10.0, 11.0, 12.0];
+        let mut out = [0.0; 4];
+        matmul(&a, &b, &mut out, 2, 3, 2, false, false, false);
+        assert_eq!(out, [58.0, 64.0, 139.0, 154.0]);
+        // a^T stored [3,2] gives the same op(a).
+        let at = [1.0, 4.0, 2.0, 5.0, 3.0, 6.0];
+        let bt = [7.0, 9.0, 11.0, 8.0, 10.0, 12.0];
+        let mut out2 = [1.0; 4];
+        matmul(&at, &bt, &mut out2, 2, 3, 2, true, true, true);
+        assert_eq!(out2, [59.0, 65.0, 140.0, 155.0]);
+    }
+
+    #[test]
+    fn overwrite_ignores_nan_in_out() {
+        let a = randv(6 * 4, 5);
+        let b = randv(4 * 3, 6);
+        let mut out = vec![f32::NAN; 6 * 3];
+        matmul(&a, &b, &mut out, 6, 4, 3, false, false, false);
+        assert!(out.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn k_zero_overwrite_zeroes_out() {
+        let mut out = vec![f32::NAN; 3 * 4];
+        matmul(&[], &[], &mut out, 3, 0, 4, false, true, false);
+        assert_eq!(out, vec![0.0; 12]);
+    }
+
+    #[test]
+    fn k_zero_accumulate_leaves_out() {
+        let mut out = vec![2.5; 3 * 4];
+        matmul(&[], &[], &mut out, 3, 0, 4, true, false, true);
+        assert_eq!(out, vec![2.5; 12]);
+    }
+
+    #[test]
+    fn m_or_n_zero_is_a_no_op() {
+        let mut out: Vec<f32> = vec![];
+        matmul(&[], &[1.0, 2.0, 3.0], &mut out, 0, 3, 1, false, false, false);
+        matmul(&[1.0, 2.0], &[], &mut out, 2, 1, 0, false, false, true);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn accumulate_twice_doubles() {
+        let (m, k, n) = (9, 13, 5);
+        let a = randv(m * k, 7);
+        let b = randv(k * n, 8);
+        let mut once = vec![0.0; m * n];
+        matmul(&a, &b, &mut once, m, k, n, false, false, false);
+        let mut twice = vec![0.0; m * n];
+        matmul(&a, &b, &mut twice, m, k, n, false, false, true);
+        matmul(&a, &b, &mut twice, m, k, n, false, false, true);
+        for (o, t) in once.iter().zip(&twice) {
+            // x + x is exact in floating point.
+            assert_eq!(2.0 * o, *t);
+        }
+    }
+
+    #[test]
+    fn repeated_calls_are_bit_identical() {
+        let (m, k, n) = (130, 257, 70);
+        let a = randv(m * k, 9);
+        let b = randv(k * n, 10);
+        let mut first = vec![0.0; m * n];
+        matmul(&a, &b, &mut first, m, k, n, false, true, false);
+        for _ in 0..3 {
+            let mut again = vec![0.0; m * n];
+            matmul(&a, &b, &mut again, m, k, n, false, true, false);
+            assert_eq!(first, again);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: a has 5 elements")]
+    fn wrong_a_len_panics() {
+        let mut out = vec![0.0; 4];
+        matmul(&[0.0; 5], &[0.0; 6], &mut out, 2, 3, 2, false, false, false);
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: b has 7 elements, expected [2, 3]")]
+    fn wrong_b_len_panics_naming_transposed_dims() {
+        let mut out = vec![0.0; 4];
+        matmul(&[0.0; 6], &[0.0; 7], &mut out, 2, 3, 2, false, true, false);
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: out has 3 elements, expected [2, 2]")]
+    fn wrong_out_len_panics() {
+        let mut out = vec![0.0; 3];
+        matmul(&[0.0; 6], &[0.0; 6], &mut out, 2, 3, 2, false, false, false);
+    }
+}

@@ -7,6 +7,8 @@
 
 pub mod binary;
 pub mod conv;
+pub mod dropout;
+pub mod loss;
 pub mod matmul;
 pub mod parallel;
 pub mod pool;
@@ -15,6 +17,8 @@ pub mod unary;
 
 pub use binary::*;
 pub use conv::*;
+pub use dropout::*;
+pub use loss::*;
 pub use matmul::*;
 pub use pool::*;
 pub use reduce::*;

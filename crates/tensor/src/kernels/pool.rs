@@ -1,1 +1,424 @@
-//! (being written)
+//! 2-D max pooling with PyTorch's semantics, forward and backward.
+//!
+//! * Output size floor((H + 2p - k) / s) + 1 (no `ceil_mode`).
+//! * Padding counts as -inf, never 0: an all-negative window returns its true maximum.
+//!   PyTorch requires `padding <= kernel / 2`, which guarantees that every window holds at
+//!   least one real input; we panic otherwise.
+//! * The recorded argmax is the FIRST maximal input in row-major window order, and a NaN
+//!   wins over any number (PyTorch's `val > max || isnan(val)` rule), so NaNs propagate.
+//! * Backward sends each output gradient to its argmax; overlapping windows add up.
+//!
+//! Both directions are parallel over the `N*C` planes, which are independent, so the
+//! parallel path computes exactly what the serial one does.
+
+use super::parallel::{for_each_block_mut, should_parallelize};
+use rayon::prelude::*;
+
+/// Pooled output length along one axis: floor((size + 2*padding - kernel) / stride) + 1.
+pub fn pool_out_size(size: usize, kernel: usize, stride: usize, padding: usize) -> usize {
+    assert!(kernel > 0 && stride > 0, "pool_out_size: kernel {kernel} and stride {stride} must be positive");
+    assert!(
+        size + 2 * padding >= kernel,
+        "pool_out_size: kernel {kernel} is larger than the padded size {} ({size} + 2*{padding})",
+        size + 2 * padding
+    );
+    (size + 2 * padding - kernel) / stride + 1
+}
+
+/// Clamps the window starting at `out_pos * stride - padding` to the real inputs `0..size`.
+#[inline]
+fn window(out_pos: usize, size: usize, kernel: usize, stride: usize, padding: usize) -> (usize, usize) {
+    let start = out_pos * stride;
+    let lo = start.saturating_sub(padding);
+    let hi = (start + kernel - padding).min(size);
+    (lo, hi)
+}
+
+/// Max pooling `x[N, C, H, W] -> out[N, C, OH, OW]` (overwritten), recording in `argmax`
+/// (same shape as `out`) the flat index `h*W + w` of each maximum within its input plane.
+#[allow(clippy::too_many_arguments)]
+pub fn max_pool2d_forward(
+    x: &[f32],
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    out: &mut [f32],
+    argmax: &mut [u32],
+) {
+    assert!(
+        padding <= kernel / 2,
+        "max_pool2d_forward: padding {padding} must be at most half the kernel size {kernel} (as in PyTorch)"
+    );
+    assert!(
+        height > 0 && width > 0,
+        "max_pool2d_forward: input planes must be non-empty, got {height}x{width}"
+    );
+    let oh = pool_out_size(height, kernel, stride, padding);
+    let ow = pool_out_size(width, kernel, stride, padding);
+    let planes = batch * channels;
+    let (plane_in, plane_out) = (height * width, oh * ow);
+    assert_eq!(
+        x.len(),
+        planes * plane_in,
+        "max_pool2d_forward: x has {} elements, expected [{batch}, {channels}, {height}, {width}]",
+        x.len()
+    );
+    assert_eq!(
+        out.len(),
+        planes * plane_out,
+        "max_pool2d_forward: out has {} elements, expected [{batch}, {channels}, {oh}, {ow}]",
+        out.len()
+    );
+    assert_eq!(
+        argmax.len(),
+        out.len(),
+        "max_pool2d_forward: argmax has {} elements, out has {}",
+        argmax.len(),
+        out.len()
+    );
+    assert!(
+        plane_in <= u32::MAX as usize,
+        "max_pool2d_forward: a {height}x{width} plane does not fit u32 argmax indices"
+    );
+    if planes == 0 {
+        return;
+    }
+
+    let pool_plane = |p: usize, o: &mut [f32], am: &mut [u32]| {
+        let xp = &x[p * plane_in..(p + 1) * plane_in];
+        for oy in 0..oh {
+            let (y_lo, y_hi) = window(oy, height, kernel, stride, padding);
+            for ox in 0..ow {
+                let (x_lo, x_hi) = window(ox, width, kernel, stride, padding);
+                // Start from -inf at the first real cell: padded cells (-inf) can never win,
+                // and an all -inf window still points at a real input, as in PyTorch.
+                let mut best = f32::NEG_INFINITY;
+                let mut best_i = y_lo * width + x_lo;
+                for iy in y_lo..y_hi {
+                    for (ix, &v) in xp[iy * width + x_lo..iy * width + x_hi].iter().enumerate() {
+                        // Strict `>` keeps the first maximum; NaN always takes over.
+                        if v > best || v.is_nan() {
+                            best = v;
+                            best_i = iy * width + x_lo + ix;
+                        }
+                    }
+                }
+                o[oy * ow + ox] = best;
+                am[oy * ow + ox] = best_i as u32;
+            }
+        }
+    };
+    if should_parallelize(out.len() * kernel * kernel) {
+        out.par_chunks_mut(plane_out)
+            .zip(argmax.par_chunks_mut(plane_out))
+            .enumerate()
+            .for_each(|(p, (o, am))| pool_plane(p, o, am));
+    } else {
+        out.chunks_mut(plane_out)
+            .zip(argmax.chunks_mut(plane_out))
+            .enumerate()
+            .for_each(|(p, (o, am))| pool_plane(p, o, am));
+    }
+}
+
+/// Max pooling backward: ADDS each `dy[N, C, OH, OW]` entry into `dx_acc[N, C, H, W]` at the
+/// position its `argmax` recorded (overlapping windows accumulate).
+#[allow(clippy::too_many_arguments)]
+pub fn max_pool2d_backward(
+    dy: &[f32],
+    argmax: &[u32],
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    out_h: usize,
+    out_w: usize,
+    dx_acc: &mut [f32],
+) {
+    let planes = batch * channels;
+    let (plane_in, plane_out) = (height * width, out_h * out_w);
+    assert_eq!(
+        dy.len(),
+        planes * plane_out,
+        "max_pool2d_backward: dy has {} elements, expected [{batch}, {channels}, {out_h}, {out_w}]",
+        dy.len()
+    );
+    assert_eq!(
+        argmax.len(),
+        dy.len(),
+        "max_pool2d_backward: argmax has {} elements, dy has {}",
+        argmax.len(),
+        dy.len()
+    );
+    assert_eq!(
+        dx_acc.len(),
+        planes * plane_in,
+        "max_pool2d_backward: dx_acc has {} elements, expected [{batch}, {channels}, {height}, {width}]",
+        dx_acc.len()
+    );
+    // Each plane's gradient is written only by that plane's outputs, in output order.
+    for_each_block_mut(dx_acc, plane_in, dy.len(), |p, dxp| {
+        let range = p * plane_out..(p + 1) * plane_out;
+        for (&g, &i) in dy[range.clone()].iter().zip(&argmax[range]) {
+            let i = i as usize;
+            assert!(i < plane_in, "max_pool2d_backward: argmax {i} is outside the {height}x{width} plane");
+            dxp[i] += g;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::parallel::{with_mode, Mode};
+    use crate::rng::seeded;
+    use crate::Tensor;
+
+    fn randv(len: usize, seed: u64) -> Vec<f32> {
+        Tensor::randn(&[len], 0.0, 1.0, &mut seeded(seed)).into_vec()
+    }
+
+    /// Literal definition: pad each plane with -inf, take the window maximum, and report the
+    /// first real (non-padding) cell in row-major order holding that maximum.
+    #[allow(clippy::too_many_arguments)]
+    fn naive_forward(
+        x: &[f32],
+        n: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+    ) -> (Vec<f32>, Vec<u32>) {
+        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        let (ph, pw) = (h + 2 * p, w + 2 * p);
+        let mut out = vec![];
+        let mut am = vec![];
+        for plane in 0..n * c {
+            let mut padded = vec![f32::NEG_INFINITY; ph * pw];
+            for y in 0..h {
+                for xx in 0..w {
+                    padded[(y + p) * pw + xx + p] = x[plane * h * w + y * w + xx];
+                }
+            }
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let cells: Vec<(usize, usize)> =
+                        (0..k).flat_map(|i| (0..k).map(move |j| (oy * s + i, ox * s + j))).collect();
+                    let m =
+                        cells.iter().map(|&(y, xx)| padded[y * pw + xx]).fold(f32::NEG_INFINITY, f32::max);
+                    let &(y, xx) = cells
+                        .iter()
+                        .find(|&&(y, xx)| {
+                            y >= p && xx >= p && y < h + p && xx < w + p && padded[y * pw + xx] == m
+                        })
+                        .unwrap();
+                    out.push(m);
+                    am.push(((y - p) * w + (xx - p)) as u32);
+                }
+            }
+        }
+        (out, am)
+    }
+
+    fn naive_backward(dy: &[f32], am: &[u32], planes: usize, plane_in: usize) -> Vec<f32> {
+        let mut dx = vec![0.0; planes * plane_in];
+        let per = dy.len() / planes.max(1);
+        for (o, (&g, &i)) in dy.iter().zip(am).enumerate() {
+            dx[(o / per) * plane_in + i as usize] += g;
+        }
+        dx
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_forward(
+        x: &[f32],
+        n: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+    ) -> (Vec<f32>, Vec<u32>) {
+        let len = n * c * pool_out_size(h, k, s, p) * pool_out_size(w, k, s, p);
+        let mut out = vec![f32::NAN; len];
+        let mut am = vec![u32::MAX; len];
+        max_pool2d_forward(x, n, c, h, w, k, s, p, &mut out, &mut am);
+        (out, am)
+    }
+
+    /// (batch, channels, height, width, kernel, stride, padding)
+    const CASES: [(usize, usize, usize, usize, usize, usize, usize); 9] = [
+        (1, 1, 7, 5, 3, 2, 1),
+        (3, 2, 7, 5, 3, 2, 1),
+        (2, 3, 32, 32, 3, 2, 1),
+        (1, 1, 1, 1, 3, 2, 1),
+        (3, 2, 8, 6, 2, 2, 0),
+        (1, 3, 7, 9, 2, 2, 0),
+        (2, 1, 6, 7, 3, 1, 1),
+        (1, 2, 5, 5, 5, 1, 2),
+        (3, 1, 9, 4, 4, 3, 2),
+    ];
+
+    #[test]
+    fn out_size_formula() {
+        assert_eq!(pool_out_size(32, 3, 2, 1), 16);
+        assert_eq!(pool_out_size(7, 3, 2, 1), 4);
+        assert_eq!(pool_out_size(5, 3, 2, 1), 3);
+        assert_eq!(pool_out_size(1, 3, 2, 1), 1);
+        assert_eq!(pool_out_size(7, 2, 2, 0), 3);
+        assert_eq!(pool_out_size(28, 2, 2, 0), 14);
+    }
+
+    #[test]
+    #[should_panic(expected = "pool_out_size: kernel 4 is larger than the padded size 3")]
+    fn out_size_kernel_too_large_panics() {
+        pool_out_size(3, 4, 1, 0);
+    }
+
+    #[test]
+    fn forward_matches_naive() {
+        for (s, &(n, c, h, w, k, st, p)) in CASES.iter().enumerate() {
+            let x = randv(n * c * h * w, s as u64);
+            let got = run_forward(&x, n, c, h, w, k, st, p);
+            let want = naive_forward(&x, n, c, h, w, k, st, p);
+            assert_eq!(got, want, "case {:?}", CASES[s]);
+        }
+    }
+
+    #[test]
+    fn all_negative_inputs_see_padding_as_minus_infinity() {
+        for &(n, c, h, w, k, st, p) in CASES.iter().filter(|cs| cs.6 > 0) {
+            let x: Vec<f32> = randv(n * c * h * w, 3).iter().map(|v| -1.0 - v.abs()).collect();
+            let (out, am) = run_forward(&x, n, c, h, w, k, st, p);
+            assert!(out.iter().all(|&v| v < -0.99), "padding leaked a value >= -1");
+            assert_eq!((out, am), naive_forward(&x, n, c, h, w, k, st, p));
+        }
+    }
+
+    #[test]
+    fn corner_window_with_padding_known_values() {
+        // 3x3 of -(1..9), k=3 s=2 p=1: out 2x2; top-left window covers x[0..2, 0..2].
+        let x: Vec<f32> = (1..=9).map(|v| -(v as f32)).collect();
+        let (out, am) = run_forward(&x, 1, 1, 3, 3, 3, 2, 1);
+        assert_eq!(out, [-1.0, -2.0, -4.0, -5.0]);
+        assert_eq!(am, [0, 1, 3, 4]);
+    }
+
+    #[test]
+    fn ties_pick_the_first_maximum() {
+        // Constant planes: every window's argmax is its first real cell.
+        let (n, c, h, w, k, s, p) = (2, 2, 7, 5, 3, 2, 1);
+        let x = vec![1.5; n * c * h * w];
+        let (out, am) = run_forward(&x, n, c, h, w, k, s, p);
+        assert!(out.iter().all(|&v| v == 1.5));
+        assert_eq!(am, naive_forward(&x, n, c, h, w, k, s, p).1);
+        // Windows start at rows 0,1,3,5 and columns 0,1,3 (clamped at the top/left padding).
+        assert_eq!(&am[..6], &[0, 1, 3, 5, 6, 8]);
+        // Two equal maxima in one 2x2 window: row-major first wins.
+        let x = [0.0, 3.0, 3.0, 1.0];
+        let (out, am) = run_forward(&x, 1, 1, 2, 2, 2, 2, 0);
+        assert_eq!((out, am), (vec![3.0], vec![1]));
+        let x = [3.0, 0.0, 1.0, 3.0];
+        assert_eq!(run_forward(&x, 1, 1, 2, 2, 2, 2, 0).1, vec![0]);
+    }
+
+    #[test]
+    fn integer_valued_inputs_with_many_ties_match_naive() {
+        for (s, &(n, c, h, w, k, st, p)) in CASES.iter().enumerate() {
+            let x: Vec<f32> = randv(n * c * h * w, 40 + s as u64).iter().map(|v| (v * 1.5).round()).collect();
+            assert_eq!(run_forward(&x, n, c, h, w, k, st, p), naive_forward(&x, n, c, h, w, k, st, p));
+        }
+    }
+
+    #[test]
+    fn nan_propagates_like_pytorch() {
+        let x = [1.0, f32::NAN, 5.0, 2.0];
+        let (out, am) = run_forward(&x, 1, 1, 2, 2, 2, 2, 0);
+        assert!(out[0].is_nan());
+        assert_eq!(am, [1]);
+    }
+
+    #[test]
+    fn one_by_one_plane_with_padding() {
+        let (out, am) = run_forward(&[-7.0, 4.0], 2, 1, 1, 1, 3, 2, 1);
+        assert_eq!((out, am), (vec![-7.0, 4.0], vec![0, 0]));
+    }
+
+    #[test]
+    #[should_panic(expected = "max_pool2d_forward: padding 2 must be at most half the kernel size 3")]
+    fn padding_over_half_kernel_panics() {
+        run_forward(&[0.0; 25], 1, 1, 5, 5, 3, 1, 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "max_pool2d_forward: out has 3 elements, expected [1, 1, 2, 2]")]
+    fn forward_wrong_out_len_panics() {
+        let (mut out, mut am) = (vec![0.0; 3], vec![0; 3]);
+        max_pool2d_forward(&[0.0; 16], 1, 1, 4, 4, 2, 2, 0, &mut out, &mut am);
+    }
+
+    #[test]
+    fn backward_matches_naive_and_accumulates() {
+        for (s, &(n, c, h, w, k, st, p)) in CASES.iter().enumerate() {
+            let x = randv(n * c * h * w, 60 + s as u64);
+            let (out, am) = run_forward(&x, n, c, h, w, k, st, p);
+            let dy = randv(out.len(), 80 + s as u64);
+            let start = randv(x.len(), 100 + s as u64);
+            let mut dx = start.clone();
+            let (oh, ow) = (pool_out_size(h, k, st, p), pool_out_size(w, k, st, p));
+            max_pool2d_backward(&dy, &am, n, c, h, w, oh, ow, &mut dx);
+            let naive = naive_backward(&dy, &am, n * c, h * w);
+            for (i, (&got, (&s0, &d))) in dx.iter().zip(start.iter().zip(&naive)).enumerate() {
+                assert!((got - (s0 + d)).abs() <= 1e-6 * (1.0 + got.abs()), "case {:?} dx[{i}]", CASES[s]);
+            }
+        }
+    }
+
+    #[test]
+    fn backward_overlapping_windows_accumulate() {
+        // 1x3 row [0, 9, 0], kernel 3 stride 1 pad 1: all three windows pick the middle.
+        let (out, am) = run_forward(&[0.0, 9.0, 0.0], 1, 1, 1, 3, 3, 1, 1);
+        assert_eq!((out, am.clone()), (vec![9.0; 3], vec![1; 3]));
+        let mut dx = vec![0.0; 3];
+        max_pool2d_backward(&[1.0, 2.0, 4.0], &am, 1, 1, 1, 3, 1, 3, &mut dx);
+        assert_eq!(dx, [0.0, 7.0, 0.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "max_pool2d_backward: argmax 9 is outside the 3x3 plane")]
+    fn backward_bad_argmax_panics() {
+        let mut dx = vec![0.0; 9];
+        max_pool2d_backward(&[1.0], &[9], 1, 1, 3, 3, 1, 1, &mut dx);
+    }
+
+    #[test]
+    #[should_panic(expected = "max_pool2d_backward: dx_acc has 8 elements, expected [1, 1, 3, 3]")]
+    fn backward_wrong_dx_len_panics() {
+        let mut dx = vec![0.0; 8];
+        max_pool2d_backward(&[1.0], &[0], 1, 1, 3, 3, 1, 1, &mut dx);
+    }
+
+    #[test]
+    fn parallel_equals_serial_bitwise() {
+        let (n, c, h, w, k, s, p) = (3, 5, 13, 11, 3, 2, 1);
+        let x = randv(n * c * h * w, 7);
+        let (oh, ow) = (pool_out_size(h, k, s, p), pool_out_size(w, k, s, p));
+        let dy = randv(n * c * oh * ow, 8);
+        let run = |mode| {
+            with_mode(mode, || {
+                let (out, am) = run_forward(&x, n, c, h, w, k, s, p);
+                let mut dx = vec![0.5; x.len()];
+                max_pool2d_backward(&dy, &am, n, c, h, w, oh, ow, &mut dx);
+                (out, am, dx)
+            })
+        };
+        assert_eq!(run(Mode::Serial), run(Mode::Parallel));
+    }
+}
