@@ -1,0 +1,232 @@
+//! Broadcasting `+ - * /`, scalar operands and unary minus.
+//!
+//! Broadcasting follows NumPy. In backward, the gradient of an input that was broadcast is
+//! summed back to that input's shape (`sum_to_shape`).
+
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+use adamant_tensor::{broadcast_shapes, kernels as k, numel, Tensor};
+
+use crate::tape::Var;
+
+/// The broadcast shape of two operands, or a panic naming the op and both shapes.
+fn broadcast_or_panic(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
+    broadcast_shapes(a, b)
+        .unwrap_or_else(|| panic!("{op}: shapes {a:?} and {b:?} cannot be broadcast together"))
+}
+
+/// Accumulates `g` (of shape `out_shape`) into the gradient of an input of shape `in_shape`.
+fn send_back(g: &[f32], out_shape: &[usize], in_shape: &[usize], acc: &mut [f32]) {
+    if out_shape == in_shape {
+        k::add_assign(g, acc);
+    } else {
+        k::sum_to_shape(g, out_shape, in_shape, acc);
+    }
+}
+
+type BinaryKernel = fn(&[f32], &[usize], &[f32], &[usize], &mut [f32]);
+
+impl<'t> Var<'t> {
+    fn binary_forward(self, rhs: Var<'t>, op: &str, kernel: BinaryKernel) -> (Tensor, Tensor, Tensor) {
+        let (a, b) = (self.value(), rhs.value());
+        let shape = broadcast_or_panic(op, a.shape(), b.shape());
+        let mut out = vec![0.0; numel(&shape)];
+        kernel(a.data(), a.shape(), b.data(), b.shape(), &mut out);
+        (a, b, Tensor::from_vec(out, &shape))
+    }
+
+    /// `self + rhs` with broadcasting (e.g. adding a bias `[N]` to `[B, N]`); the `+` operator.
+    fn add_var(self, rhs: Var<'t>) -> Var<'t> {
+        let (a, b, y) = self.binary_forward(rhs, "add", k::add);
+        let (ia, ib, ys) = (self.index, rhs.index, y.shape().to_vec());
+        self.tape.push_op(y, &[self, rhs], move |dy, g| {
+            // d(a+b)/da = d(a+b)/db = 1.
+            if g.wants(ia) {
+                send_back(dy, &ys, a.shape(), g.acc(ia));
+            }
+            if g.wants(ib) {
+                send_back(dy, &ys, b.shape(), g.acc(ib));
+            }
+        })
+    }
+
+    /// `self - rhs` with broadcasting; the `-` operator.
+    fn sub_var(self, rhs: Var<'t>) -> Var<'t> {
+        let (a, b, y) = self.binary_forward(rhs, "sub", k::sub);
+        let (ia, ib, ys) = (self.index, rhs.index, y.shape().to_vec());
+        self.tape.push_op(y, &[self, rhs], move |dy, g| {
+            if g.wants(ia) {
+                send_back(dy, &ys, a.shape(), g.acc(ia));
+            }
+            if g.wants(ib) {
+                let mut neg = vec![0.0; dy.len()];
+                k::neg(dy, &mut neg);
+                send_back(&neg, &ys, b.shape(), g.acc(ib));
+            }
+        })
+    }
+
+    /// `self * rhs` elementwise, with broadcasting; the `*` operator.
+    fn mul_var(self, rhs: Var<'t>) -> Var<'t> {
+        let (a, b, y) = self.binary_forward(rhs, "mul", k::mul);
+        let (ia, ib, ys) = (self.index, rhs.index, y.shape().to_vec());
+        self.tape.push_op(y, &[self, rhs], move |dy, g| {
+            // d(ab)/da = b, d(ab)/db = a.
+            let mut t = vec![0.0; dy.len()];
+            if g.wants(ia) {
+                k::mul(dy, &ys, b.data(), b.shape(), &mut t);
+                send_back(&t, &ys, a.shape(), g.acc(ia));
+            }
+            if g.wants(ib) {
+                k::mul(dy, &ys, a.data(), a.shape(), &mut t);
+                send_back(&t, &ys, b.shape(), g.acc(ib));
+            }
+        })
+    }
+
+    /// `self / rhs` elementwise, with broadcasting; the `/` operator.
+    fn div_var(self, rhs: Var<'t>) -> Var<'t> {
+        let (a, b, y) = self.binary_forward(rhs, "div", k::div);
+        let (ia, ib, ys) = (self.index, rhs.index, y.shape().to_vec());
+        let y_saved = y.clone();
+        self.tape.push_op(y, &[self, rhs], move |dy, g| {
+            // d(a/b)/da = 1/b;  d(a/b)/db = -a/b^2 = -(a/b)/b.
+            let mut t = vec![0.0; dy.len()];
+            if g.wants(ia) {
+                k::div(dy, &ys, b.data(), b.shape(), &mut t);
+                send_back(&t, &ys, a.shape(), g.acc(ia));
+            }
+            if g.wants(ib) {
+                let mut u = vec![0.0; dy.len()];
+                k::mul(dy, &ys, y_saved.data(), &ys, &mut u);
+                k::div(&u, &ys, b.data(), b.shape(), &mut t);
+                k::neg(&t, &mut u);
+                send_back(&u, &ys, b.shape(), g.acc(ib));
+            }
+        })
+    }
+
+    /// `self + s` for a scalar `s`.
+    pub fn add_scalar(self, s: f32) -> Var<'t> {
+        let x = self.value();
+        let mut out = vec![0.0; x.numel()];
+        k::add_scalar(x.data(), s, &mut out);
+        let i = self.index;
+        self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {
+            k::add_assign(dy, g.acc(i));
+        })
+    }
+
+    /// `self * s` for a scalar `s`.
+    pub fn mul_scalar(self, s: f32) -> Var<'t> {
+        let x = self.value();
+        let mut out = vec![0.0; x.numel()];
+        k::mul_scalar(x.data(), s, &mut out);
+        let i = self.index;
+        self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {
+            k::axpy(s, dy, g.acc(i));
+        })
+    }
+
+    /// `-self`; the unary `-` operator.
+    fn neg_var(self) -> Var<'t> {
+        let x = self.value();
+        let mut out = vec![0.0; x.numel()];
+        k::neg(x.data(), &mut out);
+        let i = self.index;
+        self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {
+            k::neg_backward(dy, g.acc(i));
+        })
+    }
+}
+
+impl<'t> Add for Var<'t> {
+    type Output = Var<'t>;
+    fn add(self, rhs: Var<'t>) -> Var<'t> {
+        self.add_var(rhs)
+    }
+}
+
+impl<'t> Sub for Var<'t> {
+    type Output = Var<'t>;
+    fn sub(self, rhs: Var<'t>) -> Var<'t> {
+        self.sub_var(rhs)
+    }
+}
+
+impl<'t> Mul for Var<'t> {
+    type Output = Var<'t>;
+    fn mul(self, rhs: Var<'t>) -> Var<'t> {
+        self.mul_var(rhs)
+    }
+}
+
+impl<'t> Div for Var<'t> {
+    type Output = Var<'t>;
+    fn div(self, rhs: Var<'t>) -> Var<'t> {
+        self.div_var(rhs)
+    }
+}
+
+impl<'t> Neg for Var<'t> {
+    type Output = Var<'t>;
+    fn neg(self) -> Var<'t> {
+        self.neg_var()
+    }
+}
+
+impl<'t> Add<f32> for Var<'t> {
+    type Output = Var<'t>;
+    fn add(self, s: f32) -> Var<'t> {
+        self.add_scalar(s)
+    }
+}
+
+impl<'t> Sub<f32> for Var<'t> {
+    type Output = Var<'t>;
+    fn sub(self, s: f32) -> Var<'t> {
+        self.add_scalar(-s)
+    }
+}
+
+impl<'t> Mul<f32> for Var<'t> {
+    type Output = Var<'t>;
+    fn mul(self, s: f32) -> Var<'t> {
+        self.mul_scalar(s)
+    }
+}
+
+impl<'t> Div<f32> for Var<'t> {
+    type Output = Var<'t>;
+    fn div(self, s: f32) -> Var<'t> {
+        self.mul_scalar(1.0 / s)
+    }
+}
+
+impl<'t> Add<Var<'t>> for f32 {
+    type Output = Var<'t>;
+    fn add(self, v: Var<'t>) -> Var<'t> {
+        v.add_scalar(self)
+    }
+}
+
+impl<'t> Sub<Var<'t>> for f32 {
+    type Output = Var<'t>;
+    fn sub(self, v: Var<'t>) -> Var<'t> {
+        v.neg().add_scalar(self)
+    }
+}
+
+impl<'t> Mul<Var<'t>> for f32 {
+    type Output = Var<'t>;
+    fn mul(self, v: Var<'t>) -> Var<'t> {
+        v.mul_scalar(self)
+    }
+}
+
+impl<'t> Div<Var<'t>> for f32 {
+    type Output = Var<'t>;
+    fn div(self, v: Var<'t>) -> Var<'t> {
+        v.powf(-1.0).mul_scalar(self)
+    }
+}

@@ -1,0 +1,107 @@
+//! 2-d convolution and max-pooling on NCHW values.
+//!
+//! Convolution is im2col + GEMM per image (kernels `conv2d_forward` / `conv2d_backward`):
+//! with `col = im2col(x_i)`, the forward is `y_i = W col (+ b)`, and the backward is
+//! `dW += dy_i col^T`, `db += sum of dy_i over positions`, `dx_i += col2im(W^T dy_i)`.
+//! Max-pooling remembers the argmax of each window and routes each output gradient to it.
+
+use adamant_tensor::{kernels as k, Tensor};
+
+use crate::tape::Var;
+
+impl<'t> Var<'t> {
+    /// 2-d convolution (PyTorch's `F.conv2d`, no dilation, no groups).
+    ///
+    /// `self` is `[N, C, H, W]`, `weight` is `[OC, C, KH, KW]`, `bias` is `[OC]`; the result is
+    /// `[N, OC, OH, OW]` with `OH = (H + 2 padding - KH) / stride + 1`.
+    pub fn conv2d(self, weight: Var<'t>, bias: Option<Var<'t>>, stride: usize, padding: usize) -> Var<'t> {
+        let (x, w) = (self.value(), weight.value());
+        let b = bias.map(|b| b.value());
+        let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+        assert!(
+            xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1],
+            "conv2d: input {xs:?} must be [N, C, H, W] and weight {ws:?} [OC, C, KH, KW] with the same C"
+        );
+        assert!(stride > 0, "conv2d: stride must be positive");
+        let (n, oc) = (xs[0], ws[0]);
+        assert!(
+            xs[2] + 2 * padding >= ws[2] && xs[3] + 2 * padding >= ws[3],
+            "conv2d: kernel {:?} larger than the padded input {xs:?} (padding {padding})",
+            &ws[2..]
+        );
+        if let Some(b) = &b {
+            assert_eq!(b.shape(), &[oc], "conv2d: bias shape {:?} for weight {ws:?}", b.shape());
+        }
+        let geom = k::Conv2dGeometry {
+            channels: xs[1],
+            height: xs[2],
+            width: xs[3],
+            kernel_h: ws[2],
+            kernel_w: ws[3],
+            stride_h: stride,
+            stride_w: stride,
+            pad_h: padding,
+            pad_w: padding,
+        };
+        let (oh, ow) = (geom.out_h(), geom.out_w());
+        let mut out = vec![0.0; n * oc * oh * ow];
+        k::conv2d_forward(x.data(), n, &geom, w.data(), oc, b.as_ref().map(|b| b.data()), &mut out);
+        let y = Tensor::from_vec(out, &[n, oc, oh, ow]);
+
+        let (ix, iw, ib) = (self.index, weight.index, bias.map(|b| b.index));
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        self.tape.push_op(y, &inputs, move |dy, g| {
+            let want_x = g.wants(ix);
+            let mut dx = want_x.then(|| g.take(ix));
+            let mut dw = g.take(iw);
+            let mut db = ib.filter(|&i| g.wants(i)).map(|i| g.take(i));
+            k::conv2d_backward(
+                x.data(),
+                n,
+                &geom,
+                w.data(),
+                oc,
+                dy,
+                dx.as_deref_mut(),
+                &mut dw,
+                db.as_deref_mut(),
+            );
+            if let Some(dx) = dx {
+                g.put(ix, dx);
+            }
+            g.put(iw, dw);
+            if let (Some(i), Some(db)) = (ib, db) {
+                g.put(i, db);
+            }
+        })
+    }
+
+    /// 2-d max-pooling over `[N, C, H, W]` (PyTorch's `F.max_pool2d`): square windows of
+    /// `kernel` cells moved by `stride`, with implicit `-inf` padding. The gradient goes to
+    /// the first maximal cell of each window.
+    pub fn max_pool2d(self, kernel: usize, stride: usize, padding: usize) -> Var<'t> {
+        let x = self.value();
+        let xs = x.shape().to_vec();
+        assert_eq!(xs.len(), 4, "max_pool2d: input must be [N, C, H, W], got {xs:?}");
+        assert!(
+            kernel > 0 && stride > 0 && 2 * padding <= kernel,
+            "max_pool2d: kernel {kernel}, stride {stride}, padding {padding}: need kernel, stride > 0 and padding <= kernel / 2"
+        );
+        let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+        assert!(
+            h + 2 * padding >= kernel && w + 2 * padding >= kernel,
+            "max_pool2d: kernel {kernel} larger than the padded input {xs:?}"
+        );
+        let (oh, ow) =
+            (k::pool_out_size(h, kernel, stride, padding), k::pool_out_size(w, kernel, stride, padding));
+        let mut out = vec![0.0; n * c * oh * ow];
+        let mut argmax = vec![0u32; out.len()];
+        k::max_pool2d_forward(x.data(), n, c, h, w, kernel, stride, padding, &mut out, &mut argmax);
+        let y = Tensor::from_vec(out, &[n, c, oh, ow]);
+        let i = self.index;
+        self.tape.push_op(y, &[self], move |dy, g| {
+            k::max_pool2d_backward(dy, &argmax, n, c, h, w, oh, ow, g.acc(i));
+        })
+    }
+}

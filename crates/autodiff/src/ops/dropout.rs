@@ -1,0 +1,31 @@
+//! Inverted dropout (PyTorch's `F.dropout`).
+//!
+//! In training each element is zeroed with probability `p` and the survivors are scaled by
+//! `1 / (1 - p)`, so the expected value is unchanged and evaluation needs no rescaling. The
+//! mask is a pure function of (step seed, this node's index, element index), drawn by a
+//! counter-based generator: nothing is stored for backward, which redraws the same mask.
+
+use adamant_tensor::{kernels as k, Tensor};
+
+use crate::tape::Var;
+
+impl<'t> Var<'t> {
+    /// Inverted dropout with drop probability `p`; the identity in eval mode or when `p = 0`.
+    ///
+    /// # Panics
+    /// If `p` is not in `[0, 1)`.
+    pub fn dropout(self, p: f32) -> Var<'t> {
+        assert!((0.0..1.0).contains(&p), "dropout: probability must be in [0, 1), got {p}");
+        if !self.tape.is_training() || p == 0.0 {
+            return self;
+        }
+        let x = self.value();
+        let key = self.tape.node_key(self.tape.next_index());
+        let mut out = vec![0.0; x.numel()];
+        k::dropout_forward(x.data(), p, key, &mut out);
+        let i = self.index;
+        self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {
+            k::dropout_backward(dy, p, key, g.acc(i));
+        })
+    }
+}

@@ -1,0 +1,268 @@
+//! The tape: values of one forward pass in creation order, and how to send gradients back.
+//!
+//! Nodes are appended as operations run, so creation order is a topological order: every
+//! node's inputs come before it. `backward` therefore needs no graph search; it walks the
+//! nodes once from the loss down to the leaves, calling each node's backward closure.
+
+use std::cell::RefCell;
+
+use adamant_tensor::{rng, Tensor};
+
+use crate::gradients::Gradients;
+use crate::param::{Param, ParamId};
+
+/// Whether layers behave as in training (dropout active) or evaluation (dropout is the
+/// identity). PyTorch's `model.train()` / `model.eval()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Training: dropout draws masks.
+    Train,
+    /// Evaluation: dropout passes its input through.
+    Eval,
+}
+
+/// Where an op's backward closure sends gradients: one lazily zeroed buffer per node.
+pub(crate) struct GradSink<'a> {
+    nodes: &'a [Node],
+    grads: &'a mut [Option<Vec<f32>>],
+}
+
+impl GradSink<'_> {
+    /// Whether node `i` needs a gradient (it depends on a parameter). Ops skip the work of
+    /// gradients nobody needs, e.g. the input gradient of a network's first layer.
+    pub(crate) fn wants(&self, i: usize) -> bool {
+        self.nodes[i].needs_grad
+    }
+
+    /// The gradient buffer of node `i`, zero-filled on first use; ops accumulate into it.
+    pub(crate) fn acc(&mut self, i: usize) -> &mut [f32] {
+        let n = self.nodes[i].value.numel();
+        self.grads[i].get_or_insert_with(|| vec![0.0; n])
+    }
+
+    /// Takes node `i`'s gradient buffer out, so that an op can write several inputs'
+    /// gradients at once; give it back with [`GradSink::put`].
+    pub(crate) fn take(&mut self, i: usize) -> Vec<f32> {
+        let n = self.nodes[i].value.numel();
+        self.grads[i].take().unwrap_or_else(|| vec![0.0; n])
+    }
+
+    /// Returns a buffer taken with [`GradSink::take`].
+    pub(crate) fn put(&mut self, i: usize, grad: Vec<f32>) {
+        debug_assert!(self.grads[i].is_none(), "GradSink::put: node {i} already has a buffer");
+        self.grads[i] = Some(grad);
+    }
+}
+
+/// An op's backward: given the output gradient `dy`, accumulate input gradients. The
+/// closure owns (shared, O(1) clones of) whatever forward values it needs.
+pub(crate) type BackwardFn = Box<dyn Fn(&[f32], &mut GradSink)>;
+
+pub(crate) struct Node {
+    value: Tensor,
+    /// True when the node depends on a parameter and the tape records.
+    needs_grad: bool,
+    /// Set on leaves made by [`Tape::param`].
+    param: Option<ParamId>,
+    pub(crate) backward: Option<BackwardFn>,
+}
+
+/// The record of one forward pass (one training step).
+///
+/// Make a fresh tape per step, read parameters into it with [`Tape::param`], compose
+/// [`Var`] operations, call [`Var::backward`] on the loss, then drop the tape: every buffer
+/// of the step is freed with it.
+pub struct Tape {
+    mode: Mode,
+    seed: u64,
+    record: bool,
+    pub(crate) nodes: RefCell<Vec<Node>>,
+}
+
+impl Tape {
+    /// A recording tape. `seed` drives the step's randomness (dropout masks, VAE noise):
+    /// the same seed and the same sequence of ops give the same draws.
+    pub fn new(mode: Mode, seed: u64) -> Tape {
+        Tape { mode, seed, record: true, nodes: RefCell::new(Vec::new()) }
+    }
+
+    /// A tape for evaluation: eval mode and no recording. Ops compute values only; no
+    /// backward closure, mask or saved buffer is kept (PyTorch's `torch.no_grad()` with
+    /// `model.eval()`).
+    pub fn inference() -> Tape {
+        Tape { mode: Mode::Eval, seed: 0, record: false, nodes: RefCell::new(Vec::new()) }
+    }
+
+    /// A tape with every option explicit.
+    pub fn with_options(mode: Mode, seed: u64, record: bool) -> Tape {
+        Tape { mode, seed, record, nodes: RefCell::new(Vec::new()) }
+    }
+
+    /// Train or eval.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether dropout is active.
+    pub fn is_training(&self) -> bool {
+        self.mode == Mode::Train
+    }
+
+    /// Whether ops record how to compute gradients.
+    pub fn is_recording(&self) -> bool {
+        self.record
+    }
+
+    /// The step seed given at creation.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Number of nodes recorded so far.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// Whether no node has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.borrow().is_empty()
+    }
+
+    /// A leaf reading a parameter. O(1): the value's storage is shared, not copied.
+    pub fn param(&self, p: &Param) -> Var<'_> {
+        self.push_node(Node {
+            value: p.value().clone(),
+            needs_grad: self.record,
+            param: Some(p.id()),
+            backward: None,
+        })
+    }
+
+    /// A leaf holding data that needs no gradient (inputs, targets).
+    pub fn constant(&self, t: Tensor) -> Var<'_> {
+        self.push_node(Node { value: t, needs_grad: false, param: None, backward: None })
+    }
+
+    /// The random key of node `index` in this step: a mix of the tape's seed and the index,
+    /// so that two random ops of one step never share their draws.
+    pub(crate) fn node_key(&self, index: usize) -> u64 {
+        rng::mix(self.seed, index as u64)
+    }
+
+    /// Index the next pushed node will get.
+    pub(crate) fn next_index(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    fn push_node(&self, node: Node) -> Var<'_> {
+        let mut nodes = self.nodes.borrow_mut();
+        nodes.push(node);
+        Var { tape: self, index: nodes.len() - 1 }
+    }
+
+    /// Records an op's result. `backward` is kept only when the tape records and some input
+    /// needs a gradient; otherwise it is dropped at once with whatever it captured.
+    pub(crate) fn push_op<F>(&self, value: Tensor, inputs: &[Var<'_>], backward: F) -> Var<'_>
+    where
+        F: Fn(&[f32], &mut GradSink) + 'static,
+    {
+        let needs_grad = self.record && {
+            let nodes = self.nodes.borrow();
+            inputs.iter().any(|v| {
+                assert!(std::ptr::eq(v.tape, self), "an op mixed Vars of two different tapes");
+                nodes[v.index].needs_grad
+            })
+        };
+        let backward: Option<BackwardFn> = if needs_grad { Some(Box::new(backward)) } else { None };
+        self.push_node(Node { value, needs_grad, param: None, backward })
+    }
+
+    fn backward_from(&self, root: usize) -> Gradients {
+        let nodes = self.nodes.borrow();
+        let root_node = &nodes[root];
+        assert_eq!(
+            root_node.value.numel(),
+            1,
+            "backward: the loss must be a single value, got shape {:?}",
+            root_node.value.shape()
+        );
+        assert!(self.record, "backward: this tape does not record (made by Tape::inference)");
+        let mut grads: Vec<Option<Vec<f32>>> = Vec::with_capacity(root + 1);
+        grads.resize_with(root + 1, || None);
+        grads[root] = Some(vec![1.0]);
+        let mut out = Gradients::new();
+        for i in (0..=root).rev() {
+            // Taking the buffer out frees it as soon as this node has passed it on.
+            let Some(dy) = grads[i].take() else { continue };
+            let node = &nodes[i];
+            if let Some(id) = node.param {
+                out.accumulate(id, Tensor::from_vec(dy, node.value.shape()));
+            } else if let Some(backward) = &node.backward {
+                let mut sink = GradSink { nodes: &nodes, grads: &mut grads[..i] };
+                backward(&dy, &mut sink);
+            }
+        }
+        out
+    }
+}
+
+/// A value on a tape: a cheap `Copy` handle (the tape and a node index).
+///
+/// Operations on `Var`s compute their value at once and record how to propagate gradients.
+#[derive(Clone, Copy)]
+pub struct Var<'t> {
+    pub(crate) tape: &'t Tape,
+    pub(crate) index: usize,
+}
+
+impl<'t> Var<'t> {
+    /// The tape this value lives on.
+    pub fn tape(self) -> &'t Tape {
+        self.tape
+    }
+
+    /// The position of this value's node on its tape.
+    pub fn index(self) -> usize {
+        self.index
+    }
+
+    /// The value. O(1): shares the node's storage.
+    pub fn value(self) -> Tensor {
+        self.tape.nodes.borrow()[self.index].value.clone()
+    }
+
+    /// The shape of the value.
+    pub fn shape(self) -> Vec<usize> {
+        self.tape.nodes.borrow()[self.index].value.shape().to_vec()
+    }
+
+    /// The single value of a one-element `Var` (e.g. a loss).
+    pub fn item(self) -> f32 {
+        self.tape.nodes.borrow()[self.index].value.item()
+    }
+
+    /// Whether gradients flow through this value.
+    pub fn requires_grad(self) -> bool {
+        self.tape.nodes.borrow()[self.index].needs_grad
+    }
+
+    /// The same value as a constant: gradients stop here (PyTorch's `detach`).
+    pub fn detach(self) -> Var<'t> {
+        self.tape.constant(self.value())
+    }
+
+    /// Reverse-mode differentiation of this scalar with respect to every parameter it depends
+    /// on. Gradients of a `Var` used several times are summed.
+    ///
+    /// # Panics
+    /// If the value is not a single element or the tape does not record.
+    pub fn backward(self) -> Gradients {
+        self.tape.backward_from(self.index)
+    }
+}
+
+impl std::fmt::Debug for Var<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Var#{} {:?}", self.index, self.value())
+    }
+}

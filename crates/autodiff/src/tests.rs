@@ -1,0 +1,149 @@
+//! Unit tests of the tape itself (crate-internal: they can record hand-made ops).
+
+use adamant_tensor::{kernels as k, rng::seeded, Tensor};
+
+use crate::{gradcheck, GradcheckOptions, Mode, Param, Tape, Var};
+
+impl<'t> Var<'t> {
+    /// `x^2` with a deliberately wrong backward (`x` instead of `2x`), to prove gradcheck bites.
+    fn square_with_wrong_backward(self) -> Var<'t> {
+        let x = self.value();
+        let mut out = vec![0.0; x.numel()];
+        k::square(x.data(), &mut out);
+        let i = self.index;
+        self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {
+            let mut t = vec![0.0; dy.len()];
+            k::mul(dy, &[dy.len()], x.data(), &[dy.len()], &mut t);
+            k::add_assign(&t, g.acc(i));
+        })
+    }
+}
+
+#[test]
+fn gradcheck_fails_on_a_wrong_backward() {
+    let mut a = Param::new("a", Tensor::randn(&[5], 0.0, 1.0, &mut seeded(1)));
+    let report = gradcheck(
+        &mut [&mut a],
+        |t, p| t.param(&*p[0]).square_with_wrong_backward().sum(),
+        GradcheckOptions::default(),
+    );
+    assert!(!report.passed, "{report}");
+    let worst = report.worst.unwrap();
+    // The wrong gradient is exactly half the right one.
+    assert!((worst.numeric - 2.0 * worst.analytic).abs() < 1e-2, "{worst:?}");
+    // And the right op passes on the same input.
+    let report = gradcheck(&mut [&mut a], |t, p| t.param(&*p[0]).square().sum(), GradcheckOptions::default());
+    assert!(report.passed, "{report}");
+}
+
+#[test]
+fn backward_of_a_simple_expression() {
+    // L = sum(w * x) + sum(w^2): dL/dw = x + 2w.
+    let w = Param::new("w", Tensor::from_vec(vec![1.0, -2.0, 3.0], &[3]));
+    let tape = Tape::new(Mode::Train, 0);
+    let wv = tape.param(&w);
+    let x = tape.constant(Tensor::from_vec(vec![0.5, 0.25, -1.0], &[3]));
+    let loss = (wv * x).sum() + wv.square().sum();
+    assert_eq!(loss.item(), 0.5 - 0.5 - 3.0 + 14.0);
+    let grads = loss.backward();
+    assert_eq!(grads.get(&w).unwrap().data(), &[2.5, -3.75, 5.0]);
+    assert_eq!(grads.len(), 1);
+}
+
+#[test]
+fn reading_a_param_shares_its_storage_and_the_tape_releases_it() {
+    let mut w = Param::new("w", Tensor::zeros(&[1000]));
+    {
+        let tape = Tape::new(Mode::Train, 0);
+        let v = tape.param(&w);
+        assert!(v.value().shares_storage_with(w.value()));
+        let _ = (v * 2.0).sum().backward();
+    }
+    // The tape is gone: the update is in place, no copy.
+    assert!(!w.value().is_shared());
+    let ptr = w.value().data().as_ptr();
+    w.value_mut().data_mut()[0] = 1.0;
+    assert_eq!(ptr, w.value().data().as_ptr());
+}
+
+#[test]
+fn a_param_entered_twice_gets_the_sum_of_both_gradients() {
+    let w = Param::new("w", Tensor::from_vec(vec![3.0], &[1]));
+    let tape = Tape::new(Mode::Train, 0);
+    let a = tape.param(&w);
+    let b = tape.param(&w);
+    let grads = (a * b).sum().backward();
+    assert_eq!(grads.get(&w).unwrap().data(), &[6.0]);
+}
+
+#[test]
+fn constants_and_detached_values_get_no_gradient() {
+    let w = Param::new("w", Tensor::from_vec(vec![2.0], &[1]));
+    let tape = Tape::new(Mode::Train, 0);
+    let v = tape.param(&w);
+    let stopped = v.square().detach();
+    assert!(!stopped.requires_grad());
+    let grads = (v * stopped).sum().backward();
+    // d/dw (w * const(w^2)) = w^2 = 4, not 3 w^2.
+    assert_eq!(grads.get(&w).unwrap().data(), &[4.0]);
+}
+
+#[test]
+fn unused_parameters_have_no_gradient() {
+    let w = Param::new("w", Tensor::ones(&[2]));
+    let unused = Param::new("u", Tensor::ones(&[2]));
+    let tape = Tape::new(Mode::Train, 0);
+    let _u = tape.param(&unused);
+    let grads = tape.param(&w).sum().backward();
+    assert!(grads.get(&unused).is_none());
+    assert!(grads.get(&w).is_some());
+}
+
+#[test]
+fn inference_tape_records_no_backward() {
+    let w = Param::new("w", Tensor::ones(&[2, 2]));
+    let tape = Tape::inference();
+    let y = tape.constant(Tensor::ones(&[3, 2])).matmul(tape.param(&w)).relu();
+    assert!(!y.requires_grad());
+    assert_eq!(y.value().data(), &[2.0; 6]);
+    assert!(tape.nodes.borrow().iter().all(|n| n.backward.is_none()));
+}
+
+#[test]
+#[should_panic(expected = "backward: the loss must be a single value")]
+fn backward_of_a_non_scalar_panics() {
+    let w = Param::new("w", Tensor::ones(&[2]));
+    let tape = Tape::new(Mode::Train, 0);
+    tape.param(&w).backward();
+}
+
+#[test]
+#[should_panic(expected = "add: shapes [2, 3] and [2] cannot be broadcast together")]
+fn shape_errors_name_the_op_and_shapes() {
+    let tape = Tape::new(Mode::Train, 0);
+    let _ = tape.constant(Tensor::zeros(&[2, 3])) + tape.constant(Tensor::zeros(&[2]));
+}
+
+#[test]
+#[should_panic(expected = "matmul: inner dimensions differ: [2, 3] @ [2, 3]")]
+fn matmul_shape_error() {
+    let tape = Tape::new(Mode::Train, 0);
+    let _ = tape.constant(Tensor::zeros(&[2, 3])).matmul(tape.constant(Tensor::zeros(&[2, 3])));
+}
+
+#[test]
+fn dropout_masks_are_reproducible_and_differ_between_layers() {
+    let x = Tensor::ones(&[64, 32]);
+    let masks = |seed| {
+        let tape = Tape::new(Mode::Train, seed);
+        let v = tape.constant(x.clone());
+        (v.dropout(0.5).value(), v.dropout(0.5).value())
+    };
+    let (a1, a2) = masks(7);
+    let (b1, b2) = masks(7);
+    assert_eq!(a1, b1);
+    assert_eq!(a2, b2);
+    assert_ne!(a1, a2, "two dropout layers of one step drew the same mask");
+    let (c1, _) = masks(8);
+    assert_ne!(a1, c1, "two seeds drew the same mask");
+}

@@ -1,0 +1,100 @@
+//! Forward values and gradients of conv2d, max_pool2d, log_softmax, softmax cross-entropy and
+//! BCE with logits equal PyTorch's on fixed inputs, within
+//! |ours - torch| <= 1e-5 + 1e-4 |torch| elementwise.
+//!
+//! The fixtures come from `tests/fixtures/gen_autodiff.py` (run with torch installed); this
+//! test only reads the committed JSON.
+
+use adamant::autodiff::{Mode, Param, Reduction, Tape, Var};
+use adamant::tensor::Tensor;
+use serde_json::Value;
+
+fn fixtures() -> Vec<Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/autodiff_torch.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let json: Value = serde_json::from_str(&text).expect("fixture is valid JSON");
+    json["cases"].as_array().expect("cases array").clone()
+}
+
+fn case(name: &str) -> Value {
+    fixtures().into_iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no fixture case {name}"))
+}
+
+fn tensor(v: &Value) -> Tensor {
+    let shape: Vec<usize> =
+        v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    let data: Vec<f32> = v["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    Tensor::from_vec(data, &shape)
+}
+
+fn assert_close(what: &str, ours: &Tensor, torch: &Tensor) {
+    assert_eq!(ours.shape(), torch.shape(), "{what}: shape");
+    for (i, (&o, &t)) in ours.data().iter().zip(torch.data()).enumerate() {
+        let tol = 1e-5 + 1e-4 * t.abs();
+        assert!((o - t).abs() <= tol, "{what}[{i}]: ours {o}, torch {t}, |diff| {} > {tol}", (o - t).abs());
+    }
+}
+
+/// Runs `op` on the case's inputs as parameters, compares the output and the gradients.
+fn compare(name: &str, op: impl for<'t> Fn(&[Var<'t>], &Value) -> Var<'t>) {
+    let c = case(name);
+    let params: Vec<Param> = c["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Param::new(format!("in{i}"), tensor(v)))
+        .collect();
+    let tape = Tape::new(Mode::Train, 0);
+    let vars: Vec<Var> = params.iter().map(|p| tape.param(p)).collect();
+    let out = op(&vars, &c["meta"]);
+    assert_close(&format!("{name} output"), &out.value(), &tensor(&c["output"]));
+    let loss =
+        if c.get("weights").is_some() { (out * tape.constant(tensor(&c["weights"]))).sum() } else { out };
+    let grads = loss.backward();
+    for (i, (p, g)) in params.iter().zip(c["grads"].as_array().unwrap()).enumerate() {
+        assert_close(&format!("{name} grad of input {i}"), grads.get(p).unwrap(), &tensor(g));
+    }
+}
+
+fn meta(m: &Value, key: &str) -> usize {
+    m[key].as_u64().unwrap() as usize
+}
+
+#[test]
+fn conv2d_matches_torch() {
+    for name in ["conv2d_3x3_s2_p1", "conv2d_5x5_s1_p2"] {
+        compare(name, |v, m| v[0].conv2d(v[1], Some(v[2]), meta(m, "stride"), meta(m, "padding")));
+    }
+    compare("conv2d_1x1_nobias", |v, _| v[0].conv2d(v[1], None, 1, 0));
+}
+
+#[test]
+fn max_pool2d_matches_torch() {
+    for name in ["max_pool2d_3x3_s2_p1", "max_pool2d_3x3_s2_p1_negative", "max_pool2d_2x2_s2"] {
+        compare(name, |v, m| v[0].max_pool2d(meta(m, "kernel"), meta(m, "stride"), meta(m, "padding")));
+    }
+}
+
+#[test]
+fn log_softmax_matches_torch() {
+    compare("log_softmax", |v, _| v[0].log_softmax());
+    compare("log_softmax_extreme", |v, _| v[0].log_softmax());
+}
+
+#[test]
+fn cross_entropy_matches_torch() {
+    for name in ["cross_entropy", "cross_entropy_extreme"] {
+        compare(name, |v, m| {
+            let labels: Vec<usize> =
+                m["labels"].as_array().unwrap().iter().map(|l| l.as_u64().unwrap() as usize).collect();
+            v[0].cross_entropy(&labels)
+        });
+    }
+}
+
+#[test]
+fn bce_with_logits_matches_torch() {
+    compare("bce_with_logits_sum", |v, m| v[0].bce_with_logits(&tensor(&m["targets"]), Reduction::Sum));
+    compare("bce_with_logits_mean", |v, m| v[0].bce_with_logits(&tensor(&m["targets"]), Reduction::Mean));
+}
