@@ -1,1 +1,39 @@
-//! adamant-layers
+//! # adamant-layers
+//!
+//! What models are built from: the [`Module`] trait, layers with PyTorch `torch.nn`
+//! semantics ([`Dense`], [`Conv2d`], [`MaxPool2d`], [`Dropout`], activations, [`Flatten`],
+//! [`Sequential`]), initialisers with PyTorch's formulas ([`init`]), an accuracy metric, the
+//! paper's four networks ([`nets`]) and safetensors save/load ([`serialize`]).
+//!
+//! ```
+//! use adamant_autodiff::{Mode, Tape};
+//! use adamant_layers::{sequential, Dense, Module, ReLU};
+//! use adamant_tensor::{rng::seeded, Tensor};
+//!
+//! let mut rng = seeded(0);
+//! let model = sequential![Dense::new(4, 8, &mut rng), ReLU, Dense::new(8, 3, &mut rng)];
+//! let names: Vec<String> = model.named_params().into_iter().map(|(n, _)| n).collect();
+//! assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+//!
+//! let tape = Tape::new(Mode::Train, 1);
+//! let loss = model.forward(tape.constant(Tensor::ones(&[2, 4]))).cross_entropy(&[0, 2]);
+//! let grads = loss.backward();
+//! assert_eq!(grads.len(), 4);
+//! ```
+
+mod conv;
+mod dense;
+pub mod init;
+mod metrics;
+mod module;
+pub mod nets;
+pub mod serialize;
+mod simple;
+
+pub use adamant_autodiff::Reduction;
+pub use conv::{Conv2d, MaxPool2d};
+pub use dense::Dense;
+pub use metrics::{accuracy, correct_count};
+pub use module::{gradcheck_module, Module, Sequential};
+pub use serialize::{load, save, SerializeError};
+pub use simple::{Dropout, Flatten, ReLU, Sigmoid, Softplus, Tanh};

@@ -1,0 +1,91 @@
+//! Convolution and max-pooling layers (NCHW).
+
+use adamant_autodiff::{Param, Var};
+use adamant_tensor::rng::Rng;
+
+use crate::init;
+use crate::module::Module;
+
+/// A 2-d convolution with PyTorch `nn.Conv2d` semantics (square kernel, stride and padding;
+/// no dilation or groups). Input `[N, C, H, W]`, weight `[OC, C, K, K]`, output
+/// `[N, OC, OH, OW]`.
+pub struct Conv2d {
+    /// `[out_channels, in_channels, kernel, kernel]`.
+    pub weight: Param,
+    /// `[out_channels]`, if the layer has a bias.
+    pub bias: Option<Param>,
+    /// Step of the kernel over the input.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub padding: usize,
+}
+
+impl Conv2d {
+    /// A convolution with PyTorch's default initialisation.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        rng: &mut Rng,
+    ) -> Conv2d {
+        let shape = [out_channels, in_channels, kernel, kernel];
+        let weight = init::torch_default_weight(&shape, rng);
+        let (fan_in, _) = init::fans(&shape);
+        let bias = init::torch_default_bias(out_channels, fan_in, rng);
+        Conv2d { weight: Param::new("weight", weight), bias: Some(Param::new("bias", bias)), stride, padding }
+    }
+}
+
+impl Module for Conv2d {
+    fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
+        let tape = x.tape();
+        x.conv2d(
+            tape.param(&self.weight),
+            self.bias.as_ref().map(|b| tape.param(b)),
+            self.stride,
+            self.padding,
+        )
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        std::iter::once(&self.weight).chain(self.bias.as_ref()).collect()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        std::iter::once(&mut self.weight).chain(self.bias.as_mut()).collect()
+    }
+}
+
+/// 2-d max-pooling (PyTorch `nn.MaxPool2d(kernel, stride, padding)`), with `-inf` padding.
+#[derive(Clone, Copy, Debug)]
+pub struct MaxPool2d {
+    /// Window size.
+    pub kernel: usize,
+    /// Step between windows.
+    pub stride: usize,
+    /// Implicit `-inf` padding on each side.
+    pub padding: usize,
+}
+
+impl MaxPool2d {
+    /// A pooling layer.
+    pub fn new(kernel: usize, stride: usize, padding: usize) -> MaxPool2d {
+        MaxPool2d { kernel, stride, padding }
+    }
+}
+
+impl Module for MaxPool2d {
+    fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
+        x.max_pool2d(self.kernel, self.stride, self.padding)
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        Vec::new()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Vec::new()
+    }
+}

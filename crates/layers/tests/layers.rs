@@ -1,0 +1,207 @@
+//! The layers: PyTorch names and parameter counts, per-layer gradchecks, dropout statistics.
+
+use adamant_autodiff::{gradcheck, GradcheckOptions, Mode, Param, Tape, Var};
+use adamant_layers::{
+    gradcheck_module, nets, sequential, Conv2d, Dense, Dropout, Flatten, MaxPool2d, Module, ReLU, Sigmoid,
+    Softplus, Tanh,
+};
+use adamant_tensor::{rng::seeded, Tensor};
+
+fn names(m: &dyn Module) -> Vec<String> {
+    m.named_params().into_iter().map(|(n, _)| n).collect()
+}
+
+#[test]
+fn the_papers_networks_have_torchs_parameter_counts() {
+    let mut rng = seeded(0);
+    assert_eq!(nets::logistic_regression(&mut rng).num_params(), 7_850);
+    assert_eq!(nets::mlp(&mut rng).num_params(), 1_796_010);
+    assert_eq!(nets::cnn(&mut rng).num_params(), 2_371_266);
+    assert_eq!(nets::Vae::new(&mut rng).num_params(), 860_884);
+}
+
+#[test]
+fn names_follow_torchs_state_dict() {
+    let mut rng = seeded(0);
+    assert_eq!(
+        names(&nets::mlp(&mut rng)),
+        ["1.weight", "1.bias", "4.weight", "4.bias", "7.weight", "7.bias"]
+    );
+    assert_eq!(
+        names(&nets::cnn(&mut rng)),
+        [
+            "0.weight",
+            "0.bias",
+            "3.weight",
+            "3.bias",
+            "6.weight",
+            "6.bias",
+            "10.weight",
+            "10.bias",
+            "13.weight",
+            "13.bias"
+        ]
+    );
+    assert_eq!(
+        names(&nets::Vae::new(&mut rng)),
+        [
+            "enc.weight",
+            "enc.bias",
+            "mu.weight",
+            "mu.bias",
+            "lv.weight",
+            "lv.bias",
+            "dec.weight",
+            "dec.bias",
+            "out.weight",
+            "out.bias"
+        ]
+    );
+}
+
+#[test]
+fn nested_sequentials_prefix_hierarchically() {
+    let mut rng = seeded(0);
+    let inner = sequential![Dense::new(2, 3, &mut rng), ReLU];
+    let outer = sequential![Dense::new(3, 2, &mut rng), inner];
+    assert_eq!(names(&outer), ["0.weight", "0.bias", "1.0.weight", "1.0.bias"]);
+}
+
+#[test]
+fn output_shapes_of_the_papers_networks() {
+    let mut rng = seeded(1);
+    let tape = Tape::inference();
+    let mnist = tape.constant(Tensor::rand_uniform(&[3, 784], 0.0, 1.0, &mut rng));
+    assert_eq!(nets::logistic_regression(&mut rng).forward(mnist).shape(), [3, 10]);
+    assert_eq!(nets::mlp(&mut rng).forward(mnist).shape(), [3, 10]);
+    assert_eq!(nets::Vae::new(&mut rng).forward(mnist).shape(), [3, 784]);
+    let cifar = tape.constant(Tensor::randn(&[2, 3, 32, 32], 0.0, 1.0, &mut rng));
+    assert_eq!(nets::cnn(&mut rng).forward(cifar).shape(), [2, 10]);
+}
+
+/// `sum(y * r)` with fixed random weights `r`: a scalar in which every output counts.
+fn weigh(y: Var<'_>) -> Var<'_> {
+    let r = Tensor::randn(&y.shape(), 0.0, 1.0, &mut seeded(77));
+    (y * y.tape().constant(r)).sum()
+}
+
+#[test]
+fn dense_layer_gradcheck() {
+    let mut layer = Dense::new(5, 3, &mut seeded(2));
+    let x = Tensor::randn(&[4, 5], 0.0, 1.0, &mut seeded(3));
+    let report =
+        gradcheck_module(&mut layer, |t, m| weigh(m.forward(t.constant(x.clone()))), Default::default());
+    assert!(report.passed, "{report}");
+    assert_eq!(report.checked, 5 * 3 + 3);
+}
+
+#[test]
+fn conv_layer_gradcheck() {
+    let mut layer = Conv2d::new(2, 3, 3, 2, 1, &mut seeded(4));
+    let x = Tensor::randn(&[3, 2, 5, 6], 0.0, 1.0, &mut seeded(5));
+    let report =
+        gradcheck_module(&mut layer, |t, m| weigh(m.forward(t.constant(x.clone()))), Default::default());
+    assert!(report.passed, "{report}");
+}
+
+#[test]
+fn sequential_model_gradcheck_with_dropout() {
+    let mut rng = seeded(6);
+    let mut model = sequential![
+        Conv2d::new(1, 2, 3, 1, 1, &mut rng),
+        Tanh,
+        Flatten,
+        Dropout::new(0.3),
+        Dense::new(32, 3, &mut rng),
+        Softplus,
+    ];
+    let x = Tensor::randn(&[2, 1, 4, 4], 0.0, 1.0, &mut rng);
+    let report =
+        gradcheck_module(&mut model, |t, m| weigh(m.forward(t.constant(x.clone()))), Default::default());
+    assert!(report.passed, "{report}");
+}
+
+#[test]
+fn parameterless_layers_gradcheck_through_their_input() {
+    let layers: Vec<Box<dyn Module>> = vec![
+        Box::new(Sigmoid),
+        Box::new(Tanh),
+        Box::new(Softplus),
+        Box::new(Flatten),
+        Box::new(MaxPool2d::new(3, 2, 1)),
+        Box::new(Dropout::new(0.3)),
+    ];
+    for (i, layer) in layers.iter().enumerate() {
+        // Distinct values 0.05 apart: no max-pool window has a near-tie that +-eps could flip.
+        let perm = Tensor::permutation(150, &mut seeded(10 + i as u64));
+        let values = perm.iter().map(|&k| k as f32 * 0.05 - 3.5).collect();
+        let mut x = Param::new("input", Tensor::from_vec(values, &[2, 3, 5, 5]));
+        let report = gradcheck(
+            &mut [&mut x],
+            |t, p| weigh(layer.forward(t.param(&*p[0]))),
+            GradcheckOptions::default(),
+        );
+        assert!(report.passed, "layer {i}: {report}");
+    }
+}
+
+#[test]
+fn dropout_eval_is_identity() {
+    let x = Tensor::randn(&[8, 16], 0.0, 1.0, &mut seeded(6));
+    let tape = Tape::new(Mode::Eval, 3);
+    assert_eq!(Dropout::new(0.5).forward(tape.constant(x.clone())).value(), x);
+}
+
+#[test]
+fn dropout_train_keeps_the_mean_and_drops_p() {
+    // E[dropout(x)] = x: with x = 1 everywhere, the mean of 1e6 outputs must be 1 within a
+    // few standard errors. The std of one output is sqrt(p / (1 - p)) = 1 for p = 0.5, so the
+    // standard error is 1e-3; a missing 1/(1-p) scale would give 0.5, a doubled one 2.
+    let n = 1_000_000;
+    let tape = Tape::new(Mode::Train, 11);
+    let y = Dropout::new(0.5).forward(tape.constant(Tensor::ones(&[n]))).value();
+    let mean = y.data().iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    assert!((mean - 1.0).abs() < 0.005, "mean {mean}");
+    let zeros = y.data().iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
+    assert!((zeros - 0.5).abs() < 0.005, "dropped fraction {zeros}");
+    assert!(y.data().iter().all(|&v| v == 0.0 || v == 2.0));
+
+    let tape = Tape::new(Mode::Train, 12);
+    let y = Dropout::new(0.2).forward(tape.constant(Tensor::ones(&[n]))).value();
+    let mean = y.data().iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    assert!((mean - 1.0).abs() < 0.003, "mean {mean} for p = 0.2");
+}
+
+#[test]
+fn dropout_mask_is_reproducible_from_the_seed() {
+    let run = |seed| {
+        let tape = Tape::new(Mode::Train, seed);
+        Dropout::new(0.5).forward(tape.constant(Tensor::ones(&[4096]))).value()
+    };
+    assert_eq!(run(5), run(5));
+    assert_ne!(run(5), run(6));
+}
+
+#[test]
+fn model_training_step_reduces_the_loss() {
+    let mut rng = seeded(7);
+    let mut model = sequential![Dense::new(6, 16, &mut rng), ReLU, Dense::new(16, 3, &mut rng)];
+    let x = Tensor::randn(&[12, 6], 0.0, 1.0, &mut rng);
+    let labels: Vec<usize> = (0..12).map(|i| i % 3).collect();
+    let loss_at = |m: &dyn Module| {
+        let tape = Tape::inference();
+        m.forward(tape.constant(x.clone())).cross_entropy(&labels).item()
+    };
+    let before = loss_at(&model);
+    for step in 0..200 {
+        let tape = Tape::new(Mode::Train, step);
+        let grads = model.forward(tape.constant(x.clone())).cross_entropy(&labels).backward();
+        drop(tape);
+        for p in model.params_mut() {
+            let g = grads.get(p).unwrap().clone();
+            adamant_tensor::kernels::axpy(-0.1, g.data(), p.value_mut().data_mut());
+        }
+    }
+    let after = loss_at(&model);
+    assert!(after < before * 0.2, "loss {before} -> {after}");
+}
