@@ -1,1 +1,33 @@
-//! adamant
+//! # adamant
+//!
+//! A deep-learning training framework written from scratch in Rust, built to reproduce
+//! Kingma & Ba's *Adam: A Method for Stochastic Optimization* (2014) end to end.
+//!
+//! This facade re-exports the member crates, so a user depends on `adamant` alone:
+//!
+//! | module | crate | what it holds |
+//! |---|---|---|
+//! | [`tensor`] | `adamant-tensor` | dense `f32` tensors and their kernels |
+//! | [`autodiff`] | `adamant-autodiff` | the tape-based reverse-mode engine |
+//! | [`layers`] | `adamant-layers` | modules, losses, initialisers, save/load |
+//! | [`optim`] | `adamant-optim` | Adam (Algorithm 1) and its baselines, schedules |
+//! | [`data`] | `adamant-data` | MNIST / CIFAR-10 readers, batching, preprocessing |
+//!
+//! `use adamant::prelude::*;` brings the names a training script needs.
+
+pub use adamant_autodiff as autodiff;
+pub use adamant_data as data;
+pub use adamant_layers as layers;
+pub use adamant_optim as optim;
+pub use adamant_tensor as tensor;
+
+/// The names most training scripts use, in one import.
+pub mod prelude {
+    pub use adamant_tensor::rng::{seeded, Rng};
+    pub use adamant_tensor::Tensor;
+}
+
+/// The README's code blocks, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
