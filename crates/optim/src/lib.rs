@@ -1,1 +1,55 @@
-//! adamant-optim
+//! # adamant-optim
+//!
+//! Adam exactly as Kingma & Ba's Algorithm 1, AdaMax, every baseline the paper compares
+//! against (SGD with momentum and Nesterov, AdaGrad, RMSProp, AdaDelta) and the successors
+//! users expect (AMSGrad, AdamW, NAdam, RAdam), each with `torch.optim`'s names, defaults
+//! and update formulas (pinned to PyTorch-computed trajectories by the tests). Plus
+//! learning-rate schedules, gradient clipping, parameter groups and exact state save/load.
+//!
+//! Optimizers see parameters and gradients only, never modules:
+//!
+//! ```
+//! use adamant_autodiff::{Mode, Param, Tape};
+//! use adamant_optim::{Adam, AdamConfig, Optimizer};
+//! use adamant_tensor::Tensor;
+//!
+//! let mut w = Param::new("w", Tensor::from_vec(vec![3.0, -2.0], &[2]));
+//! let mut adam = Adam::new(AdamConfig { lr: 0.1, ..Default::default() });
+//! for _ in 0..200 {
+//!     let tape = Tape::new(Mode::Train, 0);
+//!     let grads = tape.param(&w).square().sum().backward();
+//!     drop(tape);
+//!     adam.step(&mut [&mut w], &grads);
+//! }
+//! assert!(w.value().data().iter().all(|x| x.abs() < 0.05));
+//! ```
+
+mod adadelta;
+mod adagrad;
+mod adam;
+mod adamax;
+pub mod clip;
+mod core;
+mod nadam;
+mod optimizer;
+pub mod options;
+mod radam;
+mod rmsprop;
+pub mod schedule;
+mod sgd;
+mod state;
+
+pub use adadelta::{Adadelta, AdadeltaConfig};
+pub use adagrad::{Adagrad, AdagradConfig};
+pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
+pub use adamax::{Adamax, AdamaxConfig};
+pub use clip::{clip_grad_norm, clip_grad_value, global_norm};
+pub use core::{Hyper, ParamGroup, ParamState, Selector};
+pub use nadam::{NAdam, NAdamConfig};
+pub use optimizer::Optimizer;
+pub use options::{build, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
+pub use radam::{RAdam, RAdamConfig};
+pub use rmsprop::{RmsProp, RmsPropConfig};
+pub use schedule::{Schedule, ScheduleError, Scheduler};
+pub use sgd::{Sgd, SgdConfig};
+pub use state::{OptimizerState, SavedParamState, StateError};

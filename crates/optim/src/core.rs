@@ -1,0 +1,255 @@
+//! What every optimizer shares: the learning rate, parameter groups, and per-parameter state
+//! keyed by id in memory and by name when saved.
+
+use std::collections::{BTreeMap, HashMap};
+
+use adamant_autodiff::{Gradients, Param, ParamId};
+use adamant_tensor::Tensor;
+
+use crate::state::{OptimizerState, SavedParamState, StateError};
+
+/// Which parameters a [`ParamGroup`] applies to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Selector {
+    /// Parameters whose name ends with this string (e.g. `"bias"`).
+    NameSuffix(String),
+    /// Parameters whose name starts with this string (e.g. `"conv1."`).
+    NamePrefix(String),
+    /// Parameters with exactly these names.
+    Names(Vec<String>),
+    /// Parameters with at most one axis: biases (and norm scales), the usual weight-decay
+    /// exemption.
+    OneDimensional,
+}
+
+impl Selector {
+    /// Whether `p` belongs to the group.
+    pub fn matches(&self, p: &Param) -> bool {
+        match self {
+            Selector::NameSuffix(s) => p.name().ends_with(s.as_str()),
+            Selector::NamePrefix(s) => p.name().starts_with(s.as_str()),
+            Selector::Names(names) => names.iter().any(|n| n == p.name()),
+            Selector::OneDimensional => p.shape().len() <= 1,
+        }
+    }
+}
+
+/// Options for a subset of parameters, like one entry of PyTorch's `param_groups`.
+///
+/// The first group whose selector matches a parameter applies; parameters no group matches
+/// use the optimizer's own options. A group's learning rate is `lr_scale` times the
+/// optimizer's current learning rate, so schedules move every group together.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamGroup {
+    /// Which parameters belong to this group.
+    pub selector: Selector,
+    /// Multiplier of the optimizer's learning rate for this group (default 1).
+    pub lr_scale: f32,
+    /// Weight decay for this group, replacing the optimizer's (e.g. `Some(0.0)` for biases).
+    pub weight_decay: Option<f32>,
+}
+
+impl ParamGroup {
+    /// A group with the optimizer's learning rate and weight decay.
+    pub fn new(selector: Selector) -> ParamGroup {
+        ParamGroup { selector, lr_scale: 1.0, weight_decay: None }
+    }
+
+    /// The usual exemption: one-dimensional parameters (biases) get no weight decay.
+    pub fn no_decay_for_biases() -> ParamGroup {
+        ParamGroup::new(Selector::OneDimensional).weight_decay(0.0)
+    }
+
+    /// Sets the learning-rate multiplier.
+    pub fn lr_scale(mut self, scale: f32) -> ParamGroup {
+        self.lr_scale = scale;
+        self
+    }
+
+    /// Sets the group's weight decay.
+    pub fn weight_decay(mut self, weight_decay: f32) -> ParamGroup {
+        self.weight_decay = Some(weight_decay);
+        self
+    }
+}
+
+/// The hyperparameters that groups can change, resolved for one parameter.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hyper {
+    /// Learning rate for this parameter at this step.
+    pub lr: f32,
+    /// Weight decay for this parameter.
+    pub weight_decay: f32,
+}
+
+/// One parameter's optimizer state: its step count and named buffers (moments).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamState {
+    /// Number of updates this parameter has received (PyTorch's per-parameter `step`).
+    pub step: u64,
+    /// Buffers in the order of the optimizer's buffer names (e.g. `exp_avg`, `exp_avg_sq`).
+    pub buffers: Vec<Tensor>,
+    /// Scalars in the order of the optimizer's scalar names (e.g. NAdam's `mu_product`).
+    pub scalars: Vec<f64>,
+}
+
+/// The part of an optimizer that is the same for all of them.
+#[derive(Clone, Debug)]
+pub(crate) struct Core {
+    /// The optimizer's name in saved state (`"adam"`).
+    pub kind: &'static str,
+    /// Names of the per-parameter buffers, in [`ParamState::buffers`] order.
+    pub buffer_names: &'static [&'static str],
+    /// Names of the per-parameter scalars, in [`ParamState::scalars`] order.
+    pub scalar_names: &'static [&'static str],
+    pub lr: f32,
+    pub weight_decay: f32,
+    pub groups: Vec<ParamGroup>,
+    states: HashMap<ParamId, ParamState>,
+    /// State loaded from a save, waiting for the parameter of that name to show up.
+    pending: HashMap<String, ParamState>,
+    /// The name of every parameter seen, for saving by name.
+    names: HashMap<ParamId, String>,
+}
+
+impl Core {
+    pub fn new(
+        kind: &'static str,
+        buffer_names: &'static [&'static str],
+        scalar_names: &'static [&'static str],
+        lr: f32,
+        weight_decay: f32,
+    ) -> Core {
+        Core {
+            kind,
+            buffer_names,
+            scalar_names,
+            lr,
+            weight_decay,
+            groups: Vec::new(),
+            states: HashMap::new(),
+            pending: HashMap::new(),
+            names: HashMap::new(),
+        }
+    }
+
+    /// The learning rate and weight decay that apply to `p`.
+    pub fn hyper(&self, p: &Param) -> Hyper {
+        match self.groups.iter().find(|g| g.selector.matches(p)) {
+            Some(g) => {
+                Hyper { lr: self.lr * g.lr_scale, weight_decay: g.weight_decay.unwrap_or(self.weight_decay) }
+            }
+            None => Hyper { lr: self.lr, weight_decay: self.weight_decay },
+        }
+    }
+
+    /// Runs `update(param_values, grad, state, hyper)` for every parameter that has a
+    /// gradient, after incrementing its step. New state is made by `init(param)`; state
+    /// loaded by name is picked up the first time its parameter is seen.
+    ///
+    /// # Panics
+    /// If a gradient's shape differs from its parameter's (a programmer error).
+    pub fn for_each(
+        &mut self,
+        params: &mut [&mut Param],
+        grads: &Gradients,
+        init: impl Fn(&Param) -> ParamState,
+        mut update: impl FnMut(&mut [f32], &[f32], &mut ParamState, Hyper),
+    ) {
+        for p in params.iter_mut() {
+            let Some(g) = grads.get(p) else { continue };
+            assert_eq!(
+                g.shape(),
+                p.shape(),
+                "{}: gradient of '{}' has shape {:?}, the parameter {:?}",
+                self.kind,
+                p.name(),
+                g.shape(),
+                p.shape()
+            );
+            let hyper = self.hyper(p);
+            let id = p.id();
+            if !self.states.contains_key(&id) {
+                let state = self.pending.remove(p.name()).unwrap_or_else(|| init(p));
+                self.states.insert(id, state);
+                self.names.insert(id, p.name().to_string());
+            }
+            let state = self.states.get_mut(&id).expect("inserted above");
+            state.step += 1;
+            update(p.value_mut().data_mut(), g.data(), state, hyper);
+        }
+    }
+
+    /// The state of every parameter seen (and any loaded but not yet seen), by name.
+    pub fn state_dict(&self, scalars: BTreeMap<String, f64>) -> OptimizerState {
+        let mut params = BTreeMap::new();
+        let mut save = |name: &str, s: &ParamState| {
+            let saved = SavedParamState {
+                step: s.step,
+                buffers: self
+                    .buffer_names
+                    .iter()
+                    .map(|n| n.to_string())
+                    .zip(s.buffers.iter().cloned())
+                    .collect(),
+                scalars: self
+                    .scalar_names
+                    .iter()
+                    .map(|n| n.to_string())
+                    .zip(s.scalars.iter().copied())
+                    .collect(),
+            };
+            params.insert(name.to_string(), saved);
+        };
+        for (id, s) in &self.states {
+            save(&self.names[id], s);
+        }
+        for (name, s) in &self.pending {
+            save(name, s);
+        }
+        let mut all_scalars = scalars;
+        all_scalars.insert("lr".to_string(), self.lr as f64);
+        OptimizerState { kind: self.kind.to_string(), scalars: all_scalars, params }
+    }
+
+    /// Replaces the state with a saved one of the same kind; returns its optimizer-level
+    /// scalars for the optimizer to read. On error nothing changes.
+    pub fn load_state_dict(&mut self, state: OptimizerState) -> Result<BTreeMap<String, f64>, StateError> {
+        if state.kind != self.kind {
+            return Err(StateError::Kind { expected: self.kind.to_string(), found: state.kind });
+        }
+        let lr = *state
+            .scalars
+            .get("lr")
+            .ok_or_else(|| StateError::Missing { what: "scalar 'lr'".to_string() })?;
+        let mut pending = HashMap::new();
+        for (name, saved) in state.params {
+            let mut buffers = Vec::with_capacity(self.buffer_names.len());
+            let mut by_name = saved.buffers;
+            for b in self.buffer_names {
+                let t = by_name.remove(*b).ok_or_else(|| StateError::Missing {
+                    what: format!("buffer '{b}' of parameter '{name}'"),
+                })?;
+                buffers.push(t);
+            }
+            if let Some(extra) = by_name.keys().next() {
+                return Err(StateError::Unexpected {
+                    what: format!("buffer '{extra}' of parameter '{name}'"),
+                });
+            }
+            let mut scalars = Vec::with_capacity(self.scalar_names.len());
+            for s in self.scalar_names {
+                let v = saved.scalars.get(*s).ok_or_else(|| StateError::Missing {
+                    what: format!("scalar '{s}' of parameter '{name}'"),
+                })?;
+                scalars.push(*v);
+            }
+            pending.insert(name, ParamState { step: saved.step, buffers, scalars });
+        }
+        self.lr = lr as f32;
+        self.states.clear();
+        self.names.clear();
+        self.pending = pending;
+        Ok(state.scalars)
+    }
+}

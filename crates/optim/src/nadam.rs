@@ -1,0 +1,116 @@
+//! NAdam (Dozat 2016): Adam with Nesterov momentum.
+
+use adamant_autodiff::{Gradients, Param};
+use adamant_tensor::Tensor;
+
+use crate::adamax::lerp;
+use crate::core::{Core, ParamState};
+use crate::optimizer::{optimizer_common, Optimizer};
+
+/// Options of [`NAdam`]; `Default` gives `torch.optim.NAdam`'s defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NAdamConfig {
+    /// Learning rate (default `2e-3`).
+    pub lr: f32,
+    /// (beta1, beta2) (default `(0.9, 0.999)`).
+    pub betas: (f32, f32),
+    /// Denominator epsilon (default `1e-8`).
+    pub eps: f32,
+    /// Weight decay (default 0): an L2 term, or decoupled if `decoupled_weight_decay`.
+    pub weight_decay: f32,
+    /// psi of the momentum schedule (default `4e-3`).
+    pub momentum_decay: f32,
+    /// Apply weight decay AdamW-style (default false).
+    pub decoupled_weight_decay: bool,
+}
+
+impl Default for NAdamConfig {
+    fn default() -> Self {
+        NAdamConfig {
+            lr: 2e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            momentum_decay: 4e-3,
+            decoupled_weight_decay: false,
+        }
+    }
+}
+
+/// NAdam as `torch.optim.NAdam` computes it, with a warming momentum schedule
+/// `mu_t = beta1 (1 - 0.5 * 0.96^(t psi))`:
+///
+/// ```text
+/// g_t     <- g_t + lambda theta_{t-1}        (or theta <- theta (1 - lr lambda) if decoupled)
+/// m_t     <- beta1 m_{t-1} + (1 - beta1) g_t
+/// v_t     <- beta2 v_{t-1} + (1 - beta2) g_t^2
+/// P_t     <- P_{t-1} mu_t                    (the product of the mu's, P_0 = 1)
+/// d_t     <- sqrt(v_t / (1 - beta2^t)) + epsilon
+/// theta_t <- theta_{t-1} - lr (1 - mu_t) / (1 - P_t) g_t / d_t
+///                        - lr mu_{t+1} / (1 - P_t mu_{t+1}) m_t / d_t
+/// ```
+///
+/// Dozat's paper uses a fixed beta1 in the momentum terms; the `mu_t` schedule (from Sutskever
+/// et al. and Dozat's code) is PyTorch's default and adamant's.
+#[derive(Clone, Debug)]
+pub struct NAdam {
+    config: NAdamConfig,
+    core: Core,
+}
+
+impl NAdam {
+    /// A NAdam optimizer.
+    pub fn new(config: NAdamConfig) -> NAdam {
+        let core =
+            Core::new("nadam", &["exp_avg", "exp_avg_sq"], &["mu_product"], config.lr, config.weight_decay);
+        NAdam { config, core }
+    }
+}
+
+impl Optimizer for NAdam {
+    fn step(&mut self, params: &mut [&mut Param], grads: &Gradients) {
+        let c = self.config;
+        let (beta1, beta2) = c.betas;
+        self.core.for_each(
+            params,
+            grads,
+            |p| ParamState { step: 0, buffers: vec![Tensor::zeros(p.shape()); 2], scalars: vec![1.0] },
+            |theta, grad, state, h| {
+                let t = state.step as f64;
+                let (b1, psi) = (beta1 as f64, c.momentum_decay as f64);
+                let bc2 = (1.0 - (beta2 as f64).powf(t)) as f32;
+                let mu = b1 * (1.0 - 0.5 * 0.96f64.powf(t * psi));
+                let mu_next = b1 * (1.0 - 0.5 * 0.96f64.powf((t + 1.0) * psi));
+                // PyTorch keeps the product as a float32 tensor: round like it does.
+                let mu_product = (state.scalars[0] as f32 * mu as f32) as f64;
+                state.scalars[0] = mu_product;
+                let mu_product_next = mu_product * mu_next;
+                let lr = h.lr as f64;
+                let grad_coef = (-lr * (1.0 - mu) / (1.0 - mu_product)) as f32;
+                let avg_coef = ((-lr * mu_next) / (1.0 - mu_product_next)) as f32;
+                let (decay, l2) = match (h.weight_decay != 0.0, c.decoupled_weight_decay) {
+                    (false, _) => (1.0, 0.0),
+                    (true, true) => (1.0 - h.lr * h.weight_decay, 0.0),
+                    (true, false) => (1.0, h.weight_decay),
+                };
+                let [m, v] = state.buffers.as_mut_slice() else { unreachable!("two buffers") };
+                let (m, v) = (m.data_mut(), v.data_mut());
+                for i in 0..theta.len() {
+                    let mut p = theta[i];
+                    if decay != 1.0 {
+                        p *= decay;
+                    }
+                    let g = if l2 != 0.0 { grad[i] + l2 * p } else { grad[i] };
+                    m[i] = lerp(m[i], g, 1.0 - beta1);
+                    v[i] = v[i] * beta2 + (1.0 - beta2) * (g * g);
+                    let denom = (v[i] / bc2).sqrt() + c.eps;
+                    p += grad_coef * (g / denom);
+                    p += avg_coef * (m[i] / denom);
+                    theta[i] = p;
+                }
+            },
+        );
+    }
+
+    optimizer_common!();
+}

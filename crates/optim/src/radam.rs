@@ -1,0 +1,115 @@
+//! RAdam (Liu et al. 2019): Adam with a rectified adaptive learning rate.
+
+use adamant_autodiff::{Gradients, Param};
+use adamant_tensor::Tensor;
+
+use crate::adamax::lerp;
+use crate::core::{Core, ParamState};
+use crate::optimizer::{optimizer_common, Optimizer};
+
+/// Options of [`RAdam`]; `Default` gives `torch.optim.RAdam`'s defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RAdamConfig {
+    /// Learning rate (default `1e-3`).
+    pub lr: f32,
+    /// (beta1, beta2) (default `(0.9, 0.999)`).
+    pub betas: (f32, f32),
+    /// Denominator epsilon (default `1e-8`).
+    pub eps: f32,
+    /// Weight decay (default 0): an L2 term, or decoupled if `decoupled_weight_decay`.
+    pub weight_decay: f32,
+    /// Apply weight decay AdamW-style (default false).
+    pub decoupled_weight_decay: bool,
+}
+
+impl Default for RAdamConfig {
+    fn default() -> Self {
+        RAdamConfig {
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled_weight_decay: false,
+        }
+    }
+}
+
+/// RAdam as `torch.optim.RAdam` computes it. With `rho_inf = 2 / (1 - beta2) - 1` and
+/// `rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t)` (the length of the approximated simple
+/// moving average):
+///
+/// ```text
+/// m_t, v_t as in Adam;  m_hat_t <- m_t / (1 - beta1^t)
+/// if rho_t > 5:  r_t <- sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+///                theta_t <- theta_{t-1} - lr m_hat_t r_t sqrt(1 - beta2^t) / (sqrt(v_t) + epsilon)
+/// else:          theta_t <- theta_{t-1} - lr m_hat_t      (SGD with momentum: warm-up)
+/// ```
+///
+/// While the variance of the adaptive rate is intractable (the first steps; with beta2 = 0.999
+/// until t = 6) the update is momentum SGD; then the rectifier `r_t` phases the adaptive step in.
+#[derive(Clone, Debug)]
+pub struct RAdam {
+    config: RAdamConfig,
+    core: Core,
+}
+
+impl RAdam {
+    /// A RAdam optimizer.
+    pub fn new(config: RAdamConfig) -> RAdam {
+        RAdam {
+            core: Core::new("radam", &["exp_avg", "exp_avg_sq"], &[], config.lr, config.weight_decay),
+            config,
+        }
+    }
+}
+
+impl Optimizer for RAdam {
+    fn step(&mut self, params: &mut [&mut Param], grads: &Gradients) {
+        let c = self.config;
+        let (beta1, beta2) = c.betas;
+        self.core.for_each(
+            params,
+            grads,
+            |p| ParamState { step: 0, buffers: vec![Tensor::zeros(p.shape()); 2], scalars: vec![] },
+            |theta, grad, state, h| {
+                let t = state.step as f64;
+                let (b1, b2) = (beta1 as f64, beta2 as f64);
+                let bc1 = (1.0 - b1.powf(t)) as f32;
+                let bc2 = 1.0 - b2.powf(t);
+                let rho_inf = 2.0 / (1.0 - b2) - 1.0;
+                let rho_t = rho_inf - 2.0 * t * b2.powf(t) / bc2;
+                let rectified = rho_t > 5.0;
+                let rect = (((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                    / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+                    .sqrt()) as f32;
+                let bc2_sqrt = bc2.sqrt() as f32;
+                let (decay, l2) = match (h.weight_decay != 0.0, c.decoupled_weight_decay) {
+                    (false, _) => (1.0, 0.0),
+                    (true, true) => (1.0 - h.lr * h.weight_decay, 0.0),
+                    (true, false) => (1.0, h.weight_decay),
+                };
+                let [m, v] = state.buffers.as_mut_slice() else { unreachable!("two buffers") };
+                let (m, v) = (m.data_mut(), v.data_mut());
+                for i in 0..theta.len() {
+                    let mut p = theta[i];
+                    if decay != 1.0 {
+                        p *= decay;
+                    }
+                    let g = if l2 != 0.0 { grad[i] + l2 * p } else { grad[i] };
+                    m[i] = lerp(m[i], g, 1.0 - beta1);
+                    v[i] = v[i] * beta2 + (1.0 - beta2) * (g * g);
+                    let m_hat = m[i] / bc1;
+                    let update = if rectified {
+                        let adaptive = bc2_sqrt / (v[i].sqrt() + c.eps);
+                        m_hat * h.lr * adaptive * rect
+                    } else {
+                        m_hat * h.lr
+                    };
+                    theta[i] = p + -update;
+                }
+            },
+        );
+    }
+
+    optimizer_common!();
+}

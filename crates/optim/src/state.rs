@@ -1,0 +1,199 @@
+//! Saved optimizer state: keyed by parameter name (ids do not survive the process), exact to
+//! the bit, and serialisable as a safetensors file whose metadata holds the scalars.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use adamant_autodiff::Param;
+use adamant_tensor::Tensor;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+/// One parameter's saved state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedParamState {
+    /// Number of updates the parameter received.
+    pub step: u64,
+    /// Named buffers (`exp_avg`, `exp_avg_sq`, `momentum_buffer`, ...).
+    pub buffers: BTreeMap<String, Tensor>,
+    /// Named scalars (NAdam's `mu_product`).
+    pub scalars: BTreeMap<String, f64>,
+}
+
+/// The complete state of an optimizer, as [`crate::Optimizer::state_dict`] returns it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState {
+    /// Which optimizer wrote it (`"adam"`, `"sgd"`, ...).
+    pub kind: String,
+    /// Optimizer-level scalars: at least `lr`; schedulers add their position.
+    pub scalars: BTreeMap<String, f64>,
+    /// Per-parameter state by parameter name.
+    pub params: BTreeMap<String, SavedParamState>,
+}
+
+/// Why saved optimizer state could not be used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StateError {
+    /// The state belongs to another optimizer.
+    Kind {
+        /// This optimizer's kind.
+        expected: String,
+        /// The saved kind.
+        found: String,
+    },
+    /// Something the optimizer needs is not in the state.
+    Missing {
+        /// What is missing.
+        what: String,
+    },
+    /// The state holds something this optimizer does not know.
+    Unexpected {
+        /// What was unexpected.
+        what: String,
+    },
+    /// A buffer's shape differs from its parameter's.
+    Shape {
+        /// The parameter and buffer.
+        what: String,
+        /// The parameter's shape.
+        expected: Vec<usize>,
+        /// The saved shape.
+        found: Vec<usize>,
+    },
+    /// The bytes are not a valid saved state.
+    Format {
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateError::Kind { expected, found } => {
+                write!(f, "optimizer state is for '{found}', this optimizer is '{expected}'")
+            }
+            StateError::Missing { what } => write!(f, "optimizer state lacks {what}"),
+            StateError::Unexpected { what } => write!(f, "optimizer state has unexpected {what}"),
+            StateError::Shape { what, expected, found } => {
+                write!(f, "optimizer state: {what} has shape {found:?}, the parameter {expected:?}")
+            }
+            StateError::Format { message } => write!(f, "invalid optimizer state: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
+
+fn format_err(message: impl Into<String>) -> StateError {
+    StateError::Format { message: message.into() }
+}
+
+/// Scalars go into the safetensors metadata as the hex of their bits: exact, and readable.
+fn f64_to_hex(x: f64) -> String {
+    format!("{:016x}", x.to_bits())
+}
+
+fn hex_to_f64(s: &str) -> Result<f64, StateError> {
+    u64::from_str_radix(s, 16).map(f64::from_bits).map_err(|_| format_err(format!("bad scalar '{s}'")))
+}
+
+fn param_entry<'a>(params: &'a mut BTreeMap<String, SavedParamState>, name: &str) -> &'a mut SavedParamState {
+    params.entry(name.to_string()).or_insert_with(|| SavedParamState {
+        step: 0,
+        buffers: BTreeMap::new(),
+        scalars: BTreeMap::new(),
+    })
+}
+
+impl OptimizerState {
+    /// Checks that every saved parameter is among `params` and that its buffers have the
+    /// parameter's shape; loading such state can then not fail later.
+    pub fn validate(&self, params: &[&Param]) -> Result<(), StateError> {
+        let shapes: HashMap<&str, &[usize]> = params.iter().map(|p| (p.name(), p.shape())).collect();
+        for (name, saved) in &self.params {
+            let shape = shapes.get(name.as_str()).ok_or_else(|| StateError::Unexpected {
+                what: format!("state for parameter '{name}', which the model lacks"),
+            })?;
+            for (b, t) in &saved.buffers {
+                if t.shape() != *shape {
+                    return Err(StateError::Shape {
+                        what: format!("buffer '{b}' of parameter '{name}'"),
+                        expected: shape.to_vec(),
+                        found: t.shape().to_vec(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes the state as a safetensors file: tensors named `"{param}/{buffer}"`, and the
+    /// kind, steps and scalars in the metadata.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut meta = HashMap::new();
+        meta.insert("adamant.kind".to_string(), self.kind.clone());
+        for (k, v) in &self.scalars {
+            meta.insert(format!("scalar.{k}"), f64_to_hex(*v));
+        }
+        let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (name, p) in &self.params {
+            meta.insert(format!("step.{name}"), p.step.to_string());
+            for (k, v) in &p.scalars {
+                meta.insert(format!("pscalar.{name}/{k}"), f64_to_hex(*v));
+            }
+            for (b, t) in &p.buffers {
+                data.push((
+                    format!("{name}/{b}"),
+                    t.shape().to_vec(),
+                    t.data().iter().flat_map(|x| x.to_le_bytes()).collect(),
+                ));
+            }
+        }
+        let views: Vec<(&str, TensorView)> = data
+            .iter()
+            .map(|(n, s, d)| (n.as_str(), TensorView::new(Dtype::F32, s.clone(), d).expect("sizes agree")))
+            .collect();
+        safetensors::serialize(views, Some(meta)).expect("optimizer state is always serialisable")
+    }
+
+    /// Decodes [`OptimizerState::to_bytes`]. Every malformed input is an error, not a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Result<OptimizerState, StateError> {
+        let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| format_err(e.to_string()))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| format_err(e.to_string()))?;
+        let meta = metadata.metadata().clone().unwrap_or_default();
+        let kind =
+            meta.get("adamant.kind").ok_or_else(|| format_err("no 'adamant.kind' in the metadata"))?.clone();
+        let mut scalars = BTreeMap::new();
+        let mut params: BTreeMap<String, SavedParamState> = BTreeMap::new();
+        for (k, v) in &meta {
+            if let Some(name) = k.strip_prefix("scalar.") {
+                scalars.insert(name.to_string(), hex_to_f64(v)?);
+            } else if let Some(name) = k.strip_prefix("step.") {
+                let step = v.parse().map_err(|_| format_err(format!("bad step '{v}' for '{name}'")))?;
+                param_entry(&mut params, name).step = step;
+            } else if let Some(rest) = k.strip_prefix("pscalar.") {
+                let (name, s) = rest.rsplit_once('/').ok_or_else(|| format_err(format!("bad key '{k}'")))?;
+                let value = hex_to_f64(v)?;
+                param_entry(&mut params, name).scalars.insert(s.to_string(), value);
+            }
+        }
+        for name in st.names() {
+            let (pname, b) =
+                name.rsplit_once('/').ok_or_else(|| format_err(format!("bad tensor name '{name}'")))?;
+            let view = st.tensor(name).map_err(|e| format_err(e.to_string()))?;
+            if view.dtype() != Dtype::F32 {
+                return Err(format_err(format!(
+                    "tensor '{name}' has dtype {:?}, expected F32",
+                    view.dtype()
+                )));
+            }
+            let values: Vec<f32> =
+                view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let p = params
+                .get_mut(pname)
+                .ok_or_else(|| format_err(format!("tensor '{name}' has no step for its parameter")))?;
+            p.buffers.insert(b.to_string(), Tensor::from_vec(values, view.shape()));
+        }
+        Ok(OptimizerState { kind, scalars, params })
+    }
+}
