@@ -21,6 +21,9 @@ pub use adamant_layers as layers;
 pub use adamant_optim as optim;
 pub use adamant_tensor as tensor;
 
+pub mod cli;
+pub mod playground;
+
 /// The names most training scripts use, in one import.
 pub mod prelude {
     pub use adamant_tensor::rng::{seeded, Rng};

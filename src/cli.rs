@@ -1,0 +1,485 @@
+//! Command-line pieces shared by adamant's examples.
+//!
+//! Every example that trains something takes the same optimizer flags, spelled like
+//! `torch.optim`'s keyword arguments (`--lr`, `--betas 0.9,0.999`, `--weight-decay`, ...).
+//! [`OptimizerArgs::parse_flag`] recognises them inside an example's own [`lexopt`] loop, so
+//! each example adds only its own flags:
+//!
+//! ```
+//! use adamant::cli::{self, CliError, OptimizerArgs};
+//! use lexopt::prelude::*;
+//!
+//! fn parse(args: &[&str]) -> Result<(OptimizerArgs, usize), CliError> {
+//!     let mut parser = lexopt::Parser::from_args(args);
+//!     let (mut optimizer, mut epochs) = (OptimizerArgs::default(), 10);
+//!     while let Some(arg) = parser.next()? {
+//!         match arg {
+//!             Long("epochs") => epochs = cli::parse_positive(&cli::value(&mut parser, "--epochs")?, "--epochs")?,
+//!             Long(name) => {
+//!                 // `name` borrows the parser, which the flag's value is read from next.
+//!                 let name = name.to_owned();
+//!                 if !optimizer.parse_flag(&name, &mut parser)? {
+//!                     return Err(CliError::UnknownArgument(format!("--{name}")));
+//!                 }
+//!             }
+//!             other => return Err(cli::unexpected(other)),
+//!         }
+//!     }
+//!     Ok((optimizer, epochs))
+//! }
+//!
+//! let (optimizer, epochs) = parse(&["--optimizer", "sgd", "--lr=0.1", "--momentum", "0.9", "--epochs", "3"]).unwrap();
+//! assert_eq!(optimizer.options.momentum, Some(0.9));
+//! assert_eq!(epochs, 3);
+//! assert!(optimizer.build().is_ok());
+//! let err = parse(&["--optimizer", "adam", "--lr", "abc"]).unwrap_err();
+//! assert_eq!(err.to_string(), "--lr: invalid number 'abc'");
+//! ```
+//!
+//! Errors are [`CliError`]s whose message is one line naming the argument and the problem;
+//! [`exit_on_error`] prints it as `error: <message>` and exits with status 2, with no panic
+//! and no backtrace.
+
+use std::ffi::OsString;
+use std::fmt::{self, Display};
+use std::str::FromStr;
+
+use adamant_optim::{build, Optimizer, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
+
+/// The usage lines of the optimizer flags, for an example's `--help` text.
+pub const OPTIMIZER_USAGE: &str = "\
+Optimizer (torch.optim's names, defaults and formulas; an omitted option takes the default):
+  --optimizer NAME                sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta
+  --lr F                          learning rate (all)
+  --betas F,F                     moment decay rates (adam, adamw, adamax, nadam, radam)
+  --eps F                         denominator term (all but sgd)
+  --weight-decay F                L2 penalty; decoupled in adamw (all)
+  --amsgrad                       keep the maximum second moment (adam, adamw)
+  --momentum F                    (sgd, rmsprop)
+  --dampening F                   (sgd)
+  --nesterov                      Nesterov momentum (sgd)
+  --alpha F                       smoothing constant (rmsprop)
+  --centered                      divide by the centred variance (rmsprop)
+  --rho F                         decay rate (adadelta)
+  --lr-decay F                    (adagrad)
+  --initial-accumulator-value F   (adagrad)
+  --momentum-decay F              (nadam)
+  --no-bias-correction            Adam without Algorithm 1's bias correction (adam)
+";
+
+/// A command-line error; its `Display` is one line naming the argument and the problem.
+#[derive(Debug)]
+pub enum CliError {
+    /// An argument no one recognises, as typed (`--foo`, `-x`, `stray`).
+    UnknownArgument(String),
+    /// A flag that takes a value came last, with none after it.
+    MissingValue(String),
+    /// A switch was given a value, as in `--amsgrad=yes`.
+    UnexpectedValue {
+        /// The switch, as typed (`--amsgrad`).
+        flag: String,
+        /// The value it was given.
+        value: String,
+    },
+    /// A value that should be a number is not one.
+    InvalidNumber {
+        /// The flag, as typed (`--lr`).
+        flag: String,
+        /// The value given.
+        value: String,
+    },
+    /// Any other bad or missing value, with the reason.
+    Invalid {
+        /// The flag, as typed (`--betas`).
+        flag: String,
+        /// What is wrong, e.g. `expected two numbers like 0.9,0.999`.
+        reason: String,
+    },
+    /// The optimizer options do not fit together or with the chosen optimizer.
+    Options(OptionsError),
+}
+
+impl CliError {
+    /// An [`CliError::Invalid`] for `flag`.
+    pub fn invalid(flag: &str, reason: impl Into<String>) -> CliError {
+        CliError::Invalid { flag: flag.to_string(), reason: reason.into() }
+    }
+}
+
+/// Quotes user text so that no newline or control character breaks the one-line message.
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.escape_debug())
+}
+
+impl Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::UnknownArgument(arg) => write!(f, "unknown argument {}", quoted(arg)),
+            CliError::MissingValue(flag) => write!(f, "{flag}: missing value"),
+            CliError::UnexpectedValue { flag, value } => {
+                write!(f, "{flag}: takes no value, got {}", quoted(value))
+            }
+            CliError::InvalidNumber { flag, value } => write!(f, "{flag}: invalid number {}", quoted(value)),
+            CliError::Invalid { flag, reason } => write!(f, "{flag}: {reason}"),
+            CliError::Options(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<OptionsError> for CliError {
+    fn from(e: OptionsError) -> CliError {
+        CliError::Options(e)
+    }
+}
+
+impl From<lexopt::Error> for CliError {
+    fn from(e: lexopt::Error) -> CliError {
+        match e {
+            lexopt::Error::MissingValue { option } => CliError::MissingValue(option.unwrap_or_default()),
+            lexopt::Error::UnexpectedOption(option) => CliError::UnknownArgument(option),
+            lexopt::Error::UnexpectedArgument(value) => {
+                CliError::UnknownArgument(value.to_string_lossy().into_owned())
+            }
+            lexopt::Error::UnexpectedValue { option, value } => {
+                CliError::UnexpectedValue { flag: option, value: value.to_string_lossy().into_owned() }
+            }
+            lexopt::Error::NonUnicodeValue(value) => {
+                CliError::UnknownArgument(value.to_string_lossy().into_owned())
+            }
+            // Only produced by lexopt's `ValueExt::parse` and by `Error::from(String)`, which
+            // this module does not use; kept as the message lexopt gives.
+            other @ (lexopt::Error::ParsingFailed { .. } | lexopt::Error::Custom(_)) => {
+                CliError::invalid("argument", other.to_string())
+            }
+        }
+    }
+}
+
+/// The error for an argument the caller's parse loop does not recognise.
+pub fn unexpected(arg: lexopt::Arg<'_>) -> CliError {
+    CliError::UnknownArgument(match arg {
+        lexopt::Arg::Long(name) => format!("--{name}"),
+        lexopt::Arg::Short(c) => format!("-{c}"),
+        lexopt::Arg::Value(v) => v.to_string_lossy().into_owned(),
+    })
+}
+
+/// The value of `flag` (given as `--flag VALUE` or `--flag=VALUE`) as UTF-8 text; it may
+/// start with `-`, so `--start -1.5,2` works.
+pub fn value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, CliError> {
+    os_value(parser, flag)?
+        .into_string()
+        .map_err(|v| CliError::invalid(flag, format!("not valid UTF-8: {}", quoted(&v.to_string_lossy()))))
+}
+
+/// The value of `flag` as an `OsString`, for file names that need not be UTF-8.
+pub fn os_value(parser: &mut lexopt::Parser, flag: &str) -> Result<OsString, CliError> {
+    parser.value().map_err(|e| match e {
+        lexopt::Error::MissingValue { .. } => CliError::MissingValue(flag.to_string()),
+        other => other.into(),
+    })
+}
+
+/// Parses a finite `f32`; NaN and infinities are refused, as no hyperparameter takes them.
+pub fn parse_f32(value: &str, flag: &str) -> Result<f32, CliError> {
+    let x = f32::from_str(value)
+        .map_err(|_| CliError::InvalidNumber { flag: flag.to_string(), value: value.to_string() })?;
+    if !x.is_finite() {
+        return Err(CliError::invalid(flag, format!("expected a finite number, got {}", quoted(value))));
+    }
+    Ok(x)
+}
+
+/// Parses two finite numbers separated by a comma (`0.9,0.999`); `example` is shown in the
+/// error.
+pub fn parse_pair(value: &str, flag: &str, example: &str) -> Result<(f32, f32), CliError> {
+    let wrong =
+        || CliError::invalid(flag, format!("expected two numbers like {example}, got {}", quoted(value)));
+    let (a, b) = value.split_once(',').ok_or_else(wrong)?;
+    let a = parse_f32(a.trim(), flag).map_err(|_| wrong())?;
+    let b = parse_f32(b.trim(), flag).map_err(|_| wrong())?;
+    Ok((a, b))
+}
+
+/// Parses a whole number of at least 1 (steps, epochs, batch sizes).
+pub fn parse_positive(value: &str, flag: &str) -> Result<usize, CliError> {
+    match value.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(CliError::invalid(flag, format!("expected a whole number >= 1, got {}", quoted(value)))),
+    }
+}
+
+/// The optimizer chosen on a command line: its name and the options given.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptimizerArgs {
+    /// `--optimizer NAME`; `None` until given.
+    pub name: Option<String>,
+    /// Every other optimizer flag; unset fields take `torch.optim`'s defaults in [`build`].
+    pub options: OptimizerOptions,
+}
+
+impl OptimizerArgs {
+    /// Recognises the long flag `name` (without its leading `--`, as [`lexopt::Arg::Long`]
+    /// gives it) if it is an optimizer flag, reading its value from `parser`.
+    ///
+    /// Returns `Ok(false)` for a flag that is not an optimizer flag, so the caller can try its
+    /// own flags or report it; `Err` for a recognised flag with a missing or bad value.
+    pub fn parse_flag(&mut self, name: &str, parser: &mut lexopt::Parser) -> Result<bool, CliError> {
+        let flag = format!("--{name}");
+        let o = &mut self.options;
+        let number = |parser: &mut lexopt::Parser| parse_f32(&value(parser, &flag)?, &flag).map(Some);
+        match name {
+            "optimizer" => {
+                let optimizer = value(parser, &flag)?;
+                if !OPTIMIZER_NAMES.contains(&optimizer.as_str()) {
+                    return Err(OptionsError::UnknownOptimizer(optimizer).into());
+                }
+                self.name = Some(optimizer);
+            }
+            "lr" => o.lr = number(parser)?,
+            "betas" => o.betas = Some(parse_pair(&value(parser, &flag)?, &flag, "0.9,0.999")?),
+            "eps" => o.eps = number(parser)?,
+            "weight-decay" => o.weight_decay = number(parser)?,
+            "amsgrad" => o.amsgrad = true,
+            "momentum" => o.momentum = number(parser)?,
+            "dampening" => o.dampening = number(parser)?,
+            "nesterov" => o.nesterov = true,
+            "alpha" => o.alpha = number(parser)?,
+            "centered" => o.centered = true,
+            "rho" => o.rho = number(parser)?,
+            "lr-decay" => o.lr_decay = number(parser)?,
+            "initial-accumulator-value" => o.initial_accumulator_value = number(parser)?,
+            "momentum-decay" => o.momentum_decay = number(parser)?,
+            "no-bias-correction" => o.no_bias_correction = true,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Makes the optimizer, checking that every option given applies to it and is in range.
+    pub fn build(&self) -> Result<Box<dyn Optimizer + Send>, CliError> {
+        let name = self.name.as_deref().ok_or_else(|| {
+            CliError::invalid(
+                "--optimizer",
+                format!("missing; expected one of: {}", OPTIMIZER_NAMES.join(", ")),
+            )
+        })?;
+        Ok(build(name, &self.options)?)
+    }
+
+    /// The optimizer and the options given, as flags: `sgd --lr 0.01 --momentum 0.9`, or
+    /// `adam (defaults)` when none were given. For plot titles and logs.
+    pub fn describe(&self) -> String {
+        let o = &self.options;
+        let numbers = [
+            ("--lr", o.lr),
+            ("--eps", o.eps),
+            ("--weight-decay", o.weight_decay),
+            ("--momentum", o.momentum),
+            ("--dampening", o.dampening),
+            ("--alpha", o.alpha),
+            ("--rho", o.rho),
+            ("--lr-decay", o.lr_decay),
+            ("--initial-accumulator-value", o.initial_accumulator_value),
+            ("--momentum-decay", o.momentum_decay),
+        ];
+        let switches = [
+            ("--amsgrad", o.amsgrad),
+            ("--nesterov", o.nesterov),
+            ("--centered", o.centered),
+            ("--no-bias-correction", o.no_bias_correction),
+        ];
+        let mut parts: Vec<String> = vec![self.name.clone().unwrap_or_else(|| "(no optimizer)".to_string())];
+        if let Some((b1, b2)) = o.betas {
+            parts.push(format!("--betas {b1},{b2}"));
+        }
+        parts.extend(numbers.iter().filter_map(|(flag, x)| x.map(|x| format!("{flag} {x}"))));
+        parts.extend(switches.iter().filter(|(_, on)| *on).map(|(flag, _)| flag.to_string()));
+        if parts.len() == 1 {
+            parts.push("(defaults)".to_string());
+        }
+        parts.join(" ")
+    }
+}
+
+/// The value of `r`, or: print `error: <message>` to stderr and exit with status 2 (the
+/// usual status for a usage error), without a panic or a backtrace.
+pub fn exit_on_error<T>(r: Result<T, impl Display>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `args` with only the optimizer flags known.
+    fn parse(args: &[&str]) -> Result<OptimizerArgs, CliError> {
+        let mut parser = lexopt::Parser::from_args(args);
+        let mut o = OptimizerArgs::default();
+        while let Some(arg) = parser.next()? {
+            match arg {
+                lexopt::Arg::Long(name) => {
+                    let name = name.to_owned();
+                    if !o.parse_flag(&name, &mut parser)? {
+                        return Err(CliError::UnknownArgument(format!("--{name}")));
+                    }
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(o)
+    }
+
+    fn error(args: &[&str]) -> String {
+        parse(args).and_then(|o| o.build().map(|_| ())).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_flag_parses_into_its_field() {
+        let o = parse(&[
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.1",
+            "--betas=0.8,0.99",
+            "--eps",
+            "1e-6",
+            "--weight-decay=0.01",
+            "--amsgrad",
+            "--momentum",
+            "0.9",
+            "--dampening",
+            "0.5",
+            "--nesterov",
+            "--alpha",
+            "0.95",
+            "--centered",
+            "--rho",
+            "0.8",
+            "--lr-decay",
+            "0.001",
+            "--initial-accumulator-value",
+            "0.1",
+            "--momentum-decay",
+            "0.005",
+            "--no-bias-correction",
+        ])
+        .unwrap();
+        let expected = OptimizerOptions {
+            lr: Some(0.1),
+            betas: Some((0.8, 0.99)),
+            eps: Some(1e-6),
+            weight_decay: Some(0.01),
+            amsgrad: true,
+            momentum: Some(0.9),
+            dampening: Some(0.5),
+            nesterov: true,
+            alpha: Some(0.95),
+            centered: true,
+            rho: Some(0.8),
+            lr_decay: Some(0.001),
+            initial_accumulator_value: Some(0.1),
+            momentum_decay: Some(0.005),
+            no_bias_correction: true,
+        };
+        assert_eq!(o.name.as_deref(), Some("adam"));
+        assert_eq!(o.options, expected);
+    }
+
+    #[test]
+    fn both_spellings_and_negative_values_are_accepted() {
+        let a = parse(&["--optimizer=sgd", "--lr=0.1", "--momentum", "0.9"]).unwrap();
+        let b = parse(&["--optimizer", "sgd", "--lr", "0.1", "--momentum=0.9"]).unwrap();
+        assert_eq!(a, b);
+        // A value may start with '-': it is read as the value, not as a flag.
+        assert_eq!(parse(&["--lr", "-0.5"]).unwrap().options.lr, Some(-0.5));
+        assert_eq!(parse(&["--betas=-0.5,2"]).unwrap().options.betas, Some((-0.5, 2.0)));
+        assert_eq!(parse_pair("-1.5,2.0", "--start", "-1.5,2.0").unwrap(), (-1.5, 2.0));
+        // Later flags win, as in most command-line tools.
+        assert_eq!(parse(&["--lr", "1", "--lr", "2"]).unwrap().options.lr, Some(2.0));
+    }
+
+    #[test]
+    fn unknown_flags_are_left_to_the_caller() {
+        let mut parser = lexopt::Parser::from_args(["--epochs", "3"]);
+        let mut o = OptimizerArgs::default();
+        assert!(matches!(parser.next().unwrap(), Some(lexopt::Arg::Long("epochs"))));
+        assert!(!o.parse_flag("epochs", &mut parser).unwrap());
+        assert_eq!(o, OptimizerArgs::default());
+    }
+
+    #[test]
+    fn builds_every_optimizer_with_defaults_and_with_options() {
+        for name in OPTIMIZER_NAMES {
+            let o = parse(&["--optimizer", name]).unwrap();
+            assert_eq!(o.build().unwrap().name(), *name);
+        }
+        let o = parse(&["--optimizer", "rmsprop", "--lr", "0.05", "--centered"]).unwrap();
+        assert_eq!(o.build().unwrap().lr(), 0.05);
+    }
+
+    #[test]
+    fn each_error_is_one_line_naming_the_argument() {
+        let cases: [(&[&str], &str); 14] = [
+            (&["--lr", "abc"], "--lr: invalid number 'abc'"),
+            (&["--eps="], "--eps: invalid number ''"),
+            (&["--lr", "nan"], "--lr: expected a finite number, got 'nan'"),
+            (&["--momentum", "inf"], "--momentum: expected a finite number, got 'inf'"),
+            (&["--betas", "0.9"], "--betas: expected two numbers like 0.9,0.999, got '0.9'"),
+            (&["--betas", "0.9,x"], "--betas: expected two numbers like 0.9,0.999, got '0.9,x'"),
+            (&["--lr"], "--lr: missing value"),
+            (&["--foo"], "unknown argument '--foo'"),
+            (&["-x"], "unknown argument '-x'"),
+            (&["stray"], "unknown argument 'stray'"),
+            (&["--amsgrad=yes"], "--amsgrad: takes no value, got 'yes'"),
+            (
+                &["--optimizer", "adamm"],
+                "--optimizer: unknown optimizer 'adamm' (expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta)",
+            ),
+            (&["--lr", "0.1"], "--optimizer: missing; expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta"),
+            (&["--lr", "bad\nline"], "--lr: invalid number 'bad\\nline'"),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(error(args), expected, "args {args:?}");
+            assert!(!error(args).contains('\n'));
+        }
+    }
+
+    #[test]
+    fn options_the_optimizer_refuses_are_errors() {
+        assert_eq!(
+            error(&["--optimizer", "adam", "--lr", "-0.1"]),
+            "--lr: learning rate must be a finite number >= 0, got -0.1"
+        );
+        assert_eq!(error(&["--optimizer", "adam", "--momentum", "0.9"]), "--momentum: not an option of adam");
+        assert_eq!(error(&["--optimizer", "sgd", "--betas", "0.9,0.99"]), "--betas: not an option of sgd");
+        assert!(error(&["--optimizer", "adam", "--betas", "1.5,0.999"]).starts_with("--betas: "));
+    }
+
+    #[test]
+    fn number_helpers() {
+        assert_eq!(parse_f32("1e-3", "--lr").unwrap(), 1e-3);
+        assert_eq!(parse_positive("100", "--steps").unwrap(), 100);
+        for bad in ["0", "-3", "1.5", "x", ""] {
+            let e = parse_positive(bad, "--steps").unwrap_err().to_string();
+            assert_eq!(e, format!("--steps: expected a whole number >= 1, got '{bad}'"));
+        }
+    }
+
+    #[test]
+    fn describe_lists_the_flags_given() {
+        let o = parse(&["--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9", "--nesterov"]).unwrap();
+        assert_eq!(o.describe(), "sgd --lr 0.01 --momentum 0.9 --nesterov");
+        assert_eq!(parse(&["--optimizer", "adam"]).unwrap().describe(), "adam (defaults)");
+        let o = parse(&["--optimizer", "adam", "--betas", "0.5,0.9"]).unwrap();
+        assert_eq!(o.describe(), "adam --betas 0.5,0.9");
+    }
+}

@@ -1,0 +1,617 @@
+//! Optimizers on 2-d test functions: the engine of `examples/optimize.rs`.
+//!
+//! A [`Problem`] is a loss of one parameter of shape `[2]`, written with autodiff [`Var`] ops
+//! so its gradient comes from the same backward passes that train networks. [`run`] takes
+//! `steps` optimizer updates from a start point and records every iterate; [`write_csv`]
+//! prints them and [`plot_svg`] draws the path over the loss's contours. [`parse_args`] and
+//! [`execute`] are the example's whole command line, here so that tests can call them.
+//!
+//! ```
+//! use adamant::playground::{run, Problem};
+//! use adamant::optim::{build, OptimizerOptions};
+//!
+//! let mut adam = build("adam", &OptimizerOptions { lr: Some(0.1), ..Default::default() }).unwrap();
+//! let rows = run(Problem::Quadratic, Problem::Quadratic.default_start(), 300, adam.as_mut());
+//! assert_eq!(rows.len(), 301);
+//! assert!(rows[300].loss < 1e-3 * rows[0].loss);
+//! ```
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use adamant_autodiff::{Mode, Param, Tape, Var};
+use adamant_layers::serialize::write_atomic;
+use adamant_optim::Optimizer;
+use adamant_tensor::Tensor;
+use plotters::prelude::*;
+
+use crate::cli::{self, CliError, OptimizerArgs};
+
+/// A 2-d loss to minimise; its parameter is one tensor of shape `[2]`, written `(x, y)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// Rosenbrock's banana, `(1 - x)^2 + 100 (y - x^2)^2`: a curved, narrow valley with its
+    /// minimum 0 at `(1, 1)`. Default start `(-1.5, 2)`.
+    Rosenbrock,
+    /// An ill-conditioned bowl, `0.5 (x^2 + 100 y^2)`: Hessian `diag(1, 100)`, so condition
+    /// number 100; minimum 0 at `(0, 0)`. Plain gradient descent is stable only for
+    /// `lr < 2/100` and then crawls along `x`. Default start `(-2, 1)`.
+    Quadratic,
+}
+
+impl Problem {
+    /// The names `--problem` accepts.
+    pub const NAMES: [&'static str; 2] = ["rosenbrock", "quadratic"];
+
+    /// The problem called `name`, or an error naming `--problem`.
+    pub fn from_name(name: &str) -> Result<Problem, CliError> {
+        match name {
+            "rosenbrock" => Ok(Problem::Rosenbrock),
+            "quadratic" => Ok(Problem::Quadratic),
+            _ => Err(CliError::invalid(
+                "--problem",
+                format!(
+                    "unknown problem '{}' (expected one of: {})",
+                    name.escape_debug(),
+                    Problem::NAMES.join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// The name, as `--problem` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Problem::Rosenbrock => "rosenbrock",
+            Problem::Quadratic => "quadratic",
+        }
+    }
+
+    /// The formula, for plot titles.
+    pub fn formula(self) -> &'static str {
+        match self {
+            Problem::Rosenbrock => "(1-x)\u{b2} + 100(y-x\u{b2})\u{b2}",
+            Problem::Quadratic => "0.5(x\u{b2} + 100y\u{b2})",
+        }
+    }
+
+    /// Where a run starts when `--start` is not given.
+    pub fn default_start(self) -> [f32; 2] {
+        match self {
+            Problem::Rosenbrock => [-1.5, 2.0],
+            Problem::Quadratic => [-2.0, 1.0],
+        }
+    }
+
+    /// The global minimiser (the loss is 0 there).
+    pub fn minimum(self) -> [f32; 2] {
+        match self {
+            Problem::Rosenbrock => [1.0, 1.0],
+            Problem::Quadratic => [0.0, 0.0],
+        }
+    }
+
+    /// The loss of `p` (shape `[2]`) as a scalar on `p`'s tape, built from autodiff ops so that
+    /// `backward` gives its gradient.
+    pub fn loss<'t>(self, p: Var<'t>) -> Var<'t> {
+        let tape = p.tape();
+        match self {
+            Problem::Rosenbrock => {
+                // The two coordinates as scalars: a product with a constant one-hot vector, summed.
+                let x = (p * tape.constant(Tensor::from_vec(vec![1.0, 0.0], &[2]))).sum();
+                let y = (p * tape.constant(Tensor::from_vec(vec![0.0, 1.0], &[2]))).sum();
+                (1.0 - x).square() + 100.0 * (y - x.square()).square()
+            }
+            Problem::Quadratic => (p.square() * tape.constant(Tensor::from_vec(vec![0.5, 50.0], &[2]))).sum(),
+        }
+    }
+
+    /// The same loss in plain `f64` arithmetic, for drawing contours (no gradient needed).
+    pub fn value(self, x: f64, y: f64) -> f64 {
+        match self {
+            Problem::Rosenbrock => (1.0 - x).powi(2) + 100.0 * (y - x * x).powi(2),
+            Problem::Quadratic => 0.5 * (x * x + 100.0 * y * y),
+        }
+    }
+
+    /// The window plotted when the path stays inside it: `([x_min, x_max], [y_min, y_max])`.
+    fn window(self) -> ([f64; 2], [f64; 2]) {
+        match self {
+            Problem::Rosenbrock => ([-2.0, 2.0], [-1.0, 3.0]),
+            Problem::Quadratic => ([-2.5, 2.5], [-1.5, 1.5]),
+        }
+    }
+
+    /// The lowest contour level drawn: lower level sets are narrower than a few grid cells
+    /// of the default window (Rosenbrock's valley `|y - x^2| < sqrt(f)/10`, the bowl's
+    /// `|y| < sqrt(f/50)`) and would come out jagged.
+    fn lowest_contour(self) -> f64 {
+        match self {
+            Problem::Rosenbrock => 0.2,
+            Problem::Quadratic => 0.05,
+        }
+    }
+}
+
+/// One iterate of a run: the parameters after `step` updates and the loss there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Row {
+    /// Number of updates taken (0 = the start).
+    pub step: usize,
+    /// The loss at `params`.
+    pub loss: f32,
+    /// The parameter `(x, y)`.
+    pub params: [f32; 2],
+}
+
+/// Takes `steps` updates of `optimizer` on `problem` from `start`; returns `steps + 1` rows,
+/// row `t` holding the parameters after `t` updates and the loss there.
+pub fn run(problem: Problem, start: [f32; 2], steps: usize, optimizer: &mut dyn Optimizer) -> Vec<Row> {
+    let mut p = Param::new("xy", Tensor::from_vec(start.to_vec(), &[2]));
+    let mut rows = Vec::with_capacity(steps + 1);
+    for step in 0..=steps {
+        let tape = Tape::new(Mode::Train, 0);
+        let loss = problem.loss(tape.param(&p));
+        let value = loss.item();
+        // The last row only needs the loss: no backward, no update.
+        let grads = (step < steps).then(|| loss.backward());
+        drop(tape);
+        let xy = p.value().data();
+        rows.push(Row { step, loss: value, params: [xy[0], xy[1]] });
+        if let Some(grads) = grads {
+            optimizer.step(&mut [&mut p], &grads);
+        }
+    }
+    rows
+}
+
+/// Writes `step,loss,x0,x1` and one line per row; floats use `f32`'s `Display`, which prints
+/// the shortest text that reads back to the same `f32`.
+pub fn write_csv(rows: &[Row], out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "step,loss,x0,x1")?;
+    for r in rows {
+        writeln!(out, "{},{},{},{}", r.step, r.loss, r.params[0], r.params[1])?;
+    }
+    Ok(())
+}
+
+/// A contour line: the points of one polyline at one level.
+type Polyline = Vec<(f64, f64)>;
+
+/// Contour lines of `values` (a `(n+1) x (n+1)` grid, row-major by `y`, over the window) at
+/// `level`, by marching squares, joined into polylines.
+///
+/// A crossing point lies on a grid edge, so it is named by that edge; two cells that share an
+/// edge produce segments ending at the same point, which is how segments are chained.
+fn contour_lines(values: &[f64], n: usize, xs: &[f64], ys: &[f64], level: f64) -> Vec<Polyline> {
+    let at = |i: usize, j: usize| values[j * (n + 1) + i];
+    // Edge ids: horizontal edge (i,j)-(i+1,j) is j*n + i; vertical (i,j)-(i,j+1) follows them.
+    let h = |i: usize, j: usize| j * n + i;
+    let v = |i: usize, j: usize| n * (n + 1) + j * (n + 1) + i;
+    let point = |edge: usize| -> (f64, f64) {
+        let ((i0, j0), (i1, j1)) = if edge < n * (n + 1) {
+            let (i, j) = (edge % n, edge / n);
+            ((i, j), (i + 1, j))
+        } else {
+            let e = edge - n * (n + 1);
+            let (i, j) = (e % (n + 1), e / (n + 1));
+            ((i, j), (i, j + 1))
+        };
+        let (a, b) = (at(i0, j0), at(i1, j1));
+        let t = ((level - a) / (b - a)).clamp(0.0, 1.0);
+        (xs[i0] + t * (xs[i1] - xs[i0]), ys[j0] + t * (ys[j1] - ys[j0]))
+    };
+    let mut segments: Vec<(usize, usize)> = Vec::new();
+    for j in 0..n {
+        for i in 0..n {
+            let (a, b, c, d) = (at(i, j), at(i + 1, j), at(i + 1, j + 1), at(i, j + 1));
+            let below = |x: f64| x < level;
+            let (bottom, right, top, left) = (h(i, j), v(i + 1, j), h(i, j + 1), v(i, j));
+            let mut crossed = Vec::with_capacity(4);
+            for (edge, p, q) in [(bottom, a, b), (right, b, c), (top, d, c), (left, a, d)] {
+                if below(p) != below(q) {
+                    crossed.push(edge);
+                }
+            }
+            match crossed.len() {
+                2 => segments.push((crossed[0], crossed[1])),
+                4 => {
+                    // A saddle: a and c on one side, b and d on the other. The centre decides
+                    // which pair of opposite corners the level set separates.
+                    if below((a + b + c + d) / 4.0) == below(a) {
+                        segments.push((bottom, right));
+                        segments.push((top, left));
+                    } else {
+                        segments.push((left, bottom));
+                        segments.push((right, top));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut by_edge: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (s, &(e0, e1)) in segments.iter().enumerate() {
+        by_edge.entry(e0).or_default().push(s);
+        by_edge.entry(e1).or_default().push(s);
+    }
+    let mut used = vec![false; segments.len()];
+    let mut lines = Vec::new();
+    // Open lines start at the window's border (an edge with one segment); closed loops anywhere.
+    let open_ends: Vec<usize> =
+        segments.iter().flat_map(|&(a, b)| [a, b]).filter(|e| by_edge[e].len() == 1).collect();
+    let starts = open_ends.into_iter().chain(segments.iter().map(|&(a, _)| a));
+    for start in starts {
+        let Some(&first) = by_edge[&start].iter().find(|&&s| !used[s]) else { continue };
+        let (mut edge, mut seg) = (start, first);
+        let mut line = vec![point(edge)];
+        loop {
+            used[seg] = true;
+            let (e0, e1) = segments[seg];
+            edge = if e0 == edge { e1 } else { e0 };
+            line.push(point(edge));
+            match by_edge[&edge].iter().find(|&&s| !used[s]) {
+                Some(&next) => seg = next,
+                None => break,
+            }
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+/// Grid cells per axis of the contour plot.
+const GRID: usize = 300;
+
+/// Draws the path of `rows` over log-spaced contours of `problem`, with the start, the end
+/// and the minimum marked, and returns the SVG text. `title` is the first line of the header
+/// (e.g. the optimizer and its options).
+pub fn plot_svg(problem: Problem, rows: &[Row], title: &str) -> Result<String, String> {
+    let ([mut x0, mut x1], [mut y0, mut y1]) = problem.window();
+    let (cx, cy, hw, hh) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0, (x1 - x0) / 2.0, (y1 - y0) / 2.0);
+    let path: Vec<(f64, f64)> = rows.iter().map(|r| (r.params[0] as f64, r.params[1] as f64)).collect();
+    for &(x, y) in path.iter().filter(|(x, y)| x.is_finite() && y.is_finite()) {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    // A diverging run must not shrink the problem to a dot: the window grows to 20x at most.
+    let (mx, my) = (0.05 * (x1 - x0), 0.05 * (y1 - y0));
+    (x0, x1) = ((x0 - mx).max(cx - 20.0 * hw), (x1 + mx).min(cx + 20.0 * hw));
+    (y0, y1) = ((y0 - my).max(cy - 20.0 * hh), (y1 + my).min(cy + 20.0 * hh));
+
+    let xs: Vec<f64> = (0..=GRID).map(|i| x0 + (x1 - x0) * i as f64 / GRID as f64).collect();
+    let ys: Vec<f64> = (0..=GRID).map(|j| y0 + (y1 - y0) * j as f64 / GRID as f64).collect();
+    let values: Vec<f64> = ys.iter().flat_map(|&y| xs.iter().map(move |&x| problem.value(x, y))).collect();
+    let f_max = values.iter().cloned().fold(f64::MIN, f64::max);
+    let f_min = values.iter().cloned().fold(f64::MAX, f64::min);
+    // Levels 10^(k/3): three per decade, from the problem's lowest resolvable level (or 1e-5
+    // of the largest value, when a diverging run widened the window) up. Log spacing shows
+    // both the steep walls and the flat valley floor.
+    let lo = f_min.max(f_max * 1e-5).max(problem.lowest_contour());
+    let (k_lo, k_hi) = ((3.0 * lo.log10()).ceil() as i32, (3.0 * f_max.log10()).floor() as i32);
+    let levels: Vec<(i32, f64)> = (k_lo..=k_hi).map(|k| (k, 10f64.powf(k as f64 / 3.0))).collect();
+
+    let last = rows.last().ok_or("no rows to plot")?;
+    let subtitle = format!(
+        "{}: {}, {} steps from ({}, {}); loss {} at ({}, {})",
+        problem.name(),
+        problem.formula(),
+        last.step,
+        rows[0].params[0],
+        rows[0].params[1],
+        last.loss,
+        last.params[0],
+        last.params[1]
+    );
+
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (820, 760)).into_drawing_area();
+        let draw = |e: &dyn fmt::Display| e.to_string();
+        root.fill(&WHITE).map_err(|e| draw(&e))?;
+        let (header, body) = root.split_vertically(64);
+        header
+            .draw(&Text::new(title.to_string(), (16, 10), ("sans-serif", 22).into_font()))
+            .map_err(|e| draw(&e))?;
+        header
+            .draw(&Text::new(subtitle, (16, 38), ("sans-serif", 15).into_font().color(&RGBColor(70, 70, 70))))
+            .map_err(|e| draw(&e))?;
+        let mut chart = ChartBuilder::on(&body)
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| draw(&e))?;
+        chart.configure_mesh().disable_mesh().x_desc("x0").y_desc("x1").draw().map_err(|e| draw(&e))?;
+
+        let span = (k_hi - k_lo).max(1) as f64;
+        let mut contours = Vec::new();
+        for &(k, level) in &levels {
+            // Dark blue near the minimum, fading towards the walls.
+            let t = (k - k_lo) as f64 / span;
+            let mix = |a: u8, b: u8| (a as f64 + t * (b as f64 - a as f64)).round() as u8;
+            let colour = RGBColor(mix(30, 175), mix(60, 205), mix(150, 235));
+            for line in contour_lines(&values, GRID, &xs, &ys, level) {
+                contours.push(PathElement::new(line, colour.stroke_width(1)));
+            }
+        }
+        chart.draw_series(contours).map_err(|e| draw(&e))?.label("loss contours, 3 per decade").legend(
+            |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(80, 110, 190).stroke_width(1)),
+        );
+
+        // The path, split where it leaves the window (a diverging run) so nothing is drawn
+        // outside the plot.
+        let inside = |&(x, y): &(f64, f64)| x >= x0 && x <= x1 && y >= y0 && y <= y1;
+        let mut pieces: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        for p in &path {
+            if inside(p) {
+                pieces.last_mut().expect("never empty").push(*p);
+            } else if !pieces.last().expect("never empty").is_empty() {
+                pieces.push(Vec::new());
+            }
+        }
+        let path_colour = RGBColor(215, 40, 40);
+        chart
+            .draw_series(
+                pieces
+                    .into_iter()
+                    .filter(|p| !p.is_empty())
+                    .map(|p| PathElement::new(p, path_colour.stroke_width(2))),
+            )
+            .map_err(|e| draw(&e))?
+            .label(format!("path ({} steps)", last.step))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], path_colour.stroke_width(2)));
+        // Dots at the iterates while they are few enough to tell apart.
+        if rows.len() <= 201 {
+            chart
+                .draw_series(
+                    path.iter().filter(|p| inside(p)).map(|&p| Circle::new(p, 2, path_colour.filled())),
+                )
+                .map_err(|e| draw(&e))?;
+        }
+
+        let start = path[0];
+        let end = *path.last().expect("rows is not empty");
+        let min = (problem.minimum()[0] as f64, problem.minimum()[1] as f64);
+        let start_colour = RGBColor(20, 150, 60);
+        chart
+            .draw_series([start].into_iter().filter(inside).map(|p| Circle::new(p, 7, start_colour.filled())))
+            .map_err(|e| draw(&e))?
+            .label("start")
+            .legend(move |(x, y)| Circle::new((x + 10, y), 6, start_colour.filled()));
+        chart
+            .draw_series([end].into_iter().filter(inside).map(|p| Circle::new(p, 7, BLACK.filled())))
+            .map_err(|e| draw(&e))?
+            .label("end")
+            .legend(|(x, y)| Circle::new((x + 10, y), 6, BLACK.filled()));
+        chart
+            .draw_series([min].into_iter().filter(inside).map(|p| Cross::new(p, 8, BLACK.stroke_width(3))))
+            .map_err(|e| draw(&e))?
+            .label("minimum")
+            .legend(|(x, y)| Cross::new((x + 10, y), 6, BLACK.stroke_width(3)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| draw(&e))?;
+        root.present().map_err(|e| draw(&e))?;
+    }
+    Ok(svg)
+}
+
+/// The usage text of `examples/optimize.rs`.
+pub const USAGE: &str = "\
+Runs an optimizer on a 2-d test function and prints its path as CSV (step,loss,x0,x1).
+
+Usage: cargo run --release --example optimize -- --optimizer NAME [options]
+
+Problem:
+  --problem NAME     rosenbrock: (1-x)^2 + 100(y-x^2)^2, minimum (1,1), start -1.5,2.0 (default)
+                     quadratic:  0.5(x^2 + 100y^2), condition number 100, minimum (0,0), start -2,1
+  --start X,Y        start point (default: the problem's)
+  --steps N          number of updates, >= 1 (default 100); prints N+1 rows, row 0 the start
+  --svg FILE         also draw the path over the loss's contours to FILE
+  -h, --help         this text
+";
+
+/// What the command line asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// `--help`: print [`USAGE`] and [`cli::OPTIMIZER_USAGE`].
+    Help,
+    /// Run an optimizer.
+    Run(OptimizeArgs),
+}
+
+/// The arguments of a run of `examples/optimize.rs`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizeArgs {
+    /// `--problem` (default rosenbrock).
+    pub problem: Problem,
+    /// `--start X,Y` (default: the problem's [`Problem::default_start`]).
+    pub start: [f32; 2],
+    /// `--steps` (default 100).
+    pub steps: usize,
+    /// `--optimizer` and its flags; checked with [`OptimizerArgs::build`] by [`parse_args`].
+    pub optimizer: OptimizerArgs,
+    /// `--svg FILE`.
+    pub svg: Option<PathBuf>,
+}
+
+/// Parses the example's arguments (without the program name). Every error, including an
+/// option the chosen optimizer does not have, is reported here, before anything runs.
+pub fn parse_args<I>(args: I) -> Result<Command, CliError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    use lexopt::Arg::{Long, Short};
+    let mut parser = lexopt::Parser::from_args(args);
+    let (mut problem, mut start, mut steps, mut svg) = (Problem::Rosenbrock, None, 100, None);
+    let mut optimizer = OptimizerArgs::default();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("problem") => problem = Problem::from_name(&cli::value(&mut parser, "--problem")?)?,
+            Long("start") => {
+                let (x, y) = cli::parse_pair(&cli::value(&mut parser, "--start")?, "--start", "-1.5,2.0")?;
+                start = Some([x, y]);
+            }
+            Long("steps") => steps = cli::parse_positive(&cli::value(&mut parser, "--steps")?, "--steps")?,
+            Long("svg") => {
+                let path = cli::os_value(&mut parser, "--svg")?;
+                if path.is_empty() {
+                    return Err(CliError::invalid("--svg", "expected a file name"));
+                }
+                svg = Some(PathBuf::from(path));
+            }
+            Long(name) => {
+                // `name` borrows the parser, which the flag's value is read from next.
+                let name = name.to_owned();
+                if !optimizer.parse_flag(&name, &mut parser)? {
+                    return Err(CliError::UnknownArgument(format!("--{name}")));
+                }
+            }
+            other => return Err(cli::unexpected(other)),
+        }
+    }
+    optimizer.build()?;
+    Ok(Command::Run(OptimizeArgs {
+        problem,
+        start: start.unwrap_or(problem.default_start()),
+        steps,
+        optimizer,
+        svg,
+    }))
+}
+
+/// Why [`execute`] failed.
+#[derive(Debug)]
+pub enum ExecuteError {
+    /// The optimizer could not be built.
+    Args(CliError),
+    /// The SVG could not be drawn or written.
+    Svg {
+        /// The `--svg` file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Writing the CSV failed (e.g. a closed pipe).
+    Output(io::Error),
+}
+
+impl fmt::Display for ExecuteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecuteError::Args(e) => write!(f, "{e}"),
+            ExecuteError::Svg { path, reason } => {
+                write!(f, "--svg: cannot write '{}': {reason}", path.display())
+            }
+            ExecuteError::Output(e) => write!(f, "writing the CSV: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ExecuteError {}
+
+/// Runs `args`: writes the SVG if asked (atomically, so a failed run leaves no half file),
+/// then the CSV to `out`. Returns the rows.
+pub fn execute(args: &OptimizeArgs, out: &mut dyn Write) -> Result<Vec<Row>, ExecuteError> {
+    let mut optimizer = args.optimizer.build().map_err(ExecuteError::Args)?;
+    let rows = run(args.problem, args.start, args.steps, optimizer.as_mut());
+    if let Some(path) = &args.svg {
+        let svg_error = |reason: String| ExecuteError::Svg { path: path.clone(), reason };
+        let svg = plot_svg(args.problem, &rows, &args.optimizer.describe()).map_err(svg_error)?;
+        write_atomic(path, svg.as_bytes()).map_err(|e| svg_error(e.to_string()))?;
+    }
+    write_csv(&rows, out).and_then(|()| out.flush()).map_err(ExecuteError::Output)?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The autodiff loss and gradient at `(x, y)`.
+    fn loss_and_grad(problem: Problem, x: f32, y: f32) -> (f32, [f32; 2]) {
+        let p = Param::new("xy", Tensor::from_vec(vec![x, y], &[2]));
+        let tape = Tape::new(Mode::Train, 0);
+        let loss = problem.loss(tape.param(&p));
+        let value = loss.item();
+        let grads = loss.backward();
+        let g = grads.get(&p).expect("p has a gradient").data().to_vec();
+        (value, [g[0], g[1]])
+    }
+
+    #[test]
+    fn autodiff_losses_match_the_formulas_and_their_derivatives() {
+        for (x, y) in [(-1.5f32, 2.0f32), (0.3, -0.7), (1.0, 1.0)] {
+            let (f, g) = loss_and_grad(Problem::Rosenbrock, x, y);
+            let r = y - x * x;
+            assert!((f - ((1.0 - x).powi(2) + 100.0 * r * r)).abs() <= 1e-5 * f.abs().max(1.0));
+            let (gx, gy) = (-2.0 * (1.0 - x) - 400.0 * x * r, 200.0 * r);
+            assert!((g[0] - gx).abs() <= 1e-4 * gx.abs().max(1.0), "{g:?} vs {gx}");
+            assert!((g[1] - gy).abs() <= 1e-4 * gy.abs().max(1.0), "{g:?} vs {gy}");
+            assert!(
+                (f as f64 - Problem::Rosenbrock.value(x as f64, y as f64)).abs()
+                    <= 1e-4 * (f as f64).max(1.0)
+            );
+
+            let (f, g) = loss_and_grad(Problem::Quadratic, x, y);
+            assert!((f - 0.5 * (x * x + 100.0 * y * y)).abs() <= 1e-5 * f.max(1.0));
+            assert_eq!(g, [x, 100.0 * y]);
+        }
+        for problem in [Problem::Rosenbrock, Problem::Quadratic] {
+            let [x, y] = problem.minimum();
+            assert_eq!(loss_and_grad(problem, x, y), (0.0, [0.0, 0.0]));
+        }
+    }
+
+    #[test]
+    fn problems_by_name() {
+        for name in Problem::NAMES {
+            assert_eq!(Problem::from_name(name).unwrap().name(), name);
+        }
+        assert_eq!(
+            Problem::from_name("banana").unwrap_err().to_string(),
+            "--problem: unknown problem 'banana' (expected one of: rosenbrock, quadratic)"
+        );
+    }
+
+    #[test]
+    fn csv_has_a_header_and_round_tripping_floats() {
+        let rows = [
+            Row { step: 0, loss: 0.1, params: [-1.5, 2.0] },
+            Row { step: 1, loss: 1.0 / 3.0, params: [1e-8, -7.25] },
+        ];
+        let mut out = Vec::new();
+        write_csv(&rows, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "step,loss,x0,x1\n0,0.1,-1.5,2\n1,0.33333334,0.00000001,-7.25\n");
+        let third: f32 = text.lines().nth(2).unwrap().split(',').nth(1).unwrap().parse().unwrap();
+        assert_eq!(third, 1.0 / 3.0);
+    }
+
+    #[test]
+    fn contours_of_a_circle_are_one_closed_loop_of_the_right_radius() {
+        let n = 40;
+        let xs: Vec<f64> = (0..=n).map(|i| -2.0 + 4.0 * i as f64 / n as f64).collect();
+        let values: Vec<f64> = xs.iter().flat_map(|&y| xs.iter().map(move |&x| x * x + y * y)).collect();
+        let lines = contour_lines(&values, n, &xs, &xs, 1.0);
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0];
+        assert_eq!(line.first(), line.last(), "the loop closes");
+        for &(x, y) in line {
+            assert!(((x * x + y * y).sqrt() - 1.0).abs() < 0.02, "({x}, {y}) is off the unit circle");
+        }
+        // A level above the window's corners is cut by the border into open lines.
+        let open = contour_lines(&values, n, &xs, &xs, 5.0);
+        assert_eq!(open.len(), 4);
+        assert!(open.iter().all(|l| l.first() != l.last()));
+    }
+}

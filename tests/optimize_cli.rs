@@ -1,0 +1,213 @@
+//! `examples/optimize.rs` end to end: its argument parsing and run (`adamant::playground`),
+//! called directly, and the compiled example once, for its exit status and stderr.
+
+use std::path::PathBuf;
+use std::process::Command as Process;
+
+use adamant::playground::{execute, parse_args, Command, OptimizeArgs, Problem, Row};
+
+fn args(line: &[&str]) -> OptimizeArgs {
+    match parse_args(line) {
+        Ok(Command::Run(a)) => a,
+        other => panic!("{line:?} parsed to {other:?}"),
+    }
+}
+
+fn error(line: &[&str]) -> String {
+    parse_args(line).expect_err("should be refused").to_string()
+}
+
+/// Runs `line` and returns the rows and the CSV text it printed.
+fn run(line: &[&str]) -> (Vec<Row>, String) {
+    let mut out = Vec::new();
+    let rows = execute(&args(line), &mut out).expect("runs");
+    (rows, String::from_utf8(out).expect("CSV is UTF-8"))
+}
+
+/// A scratch directory of this test process.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("adamant-optimize-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn adam_with_defaults_on_rosenbrock_matches_pytorch() {
+    let (rows, csv) =
+        run(&["--problem", "rosenbrock", "--start=-1.5,2.0", "--steps", "100", "--optimizer", "adam"]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 102, "header + 101 rows");
+    assert_eq!(lines[0], "step,loss,x0,x1");
+    assert_eq!(lines[1], "0,12.5,-1.5,2");
+    // torch.optim.Adam([p]) with its defaults, same loss, printed as f32 (torch 2.x, CPU):
+    // step 1 (12.296650886535645, -1.4989999532699585, 2.000999927520752),
+    // step 100 (5.943409442901611, -1.4373650550842285, 2.0608596801757812).
+    assert_eq!(lines[2], "1,12.296651,-1.499,2.001");
+    assert_eq!(lines[101], "100,5.9434094,-1.437365,2.0608597");
+    // Adam at lr 1e-3 walks steadily down the valley wall: the loss falls at every step.
+    assert!(rows.windows(2).all(|w| w[1].loss < w[0].loss), "loss not decreasing");
+    assert_eq!(rows.iter().map(|r| r.step).collect::<Vec<_>>(), (0..=100).collect::<Vec<_>>());
+}
+
+#[test]
+fn sgd_with_momentum_converges_on_the_ill_conditioned_quadratic() {
+    // lr 0.01 is just under the stability limit 2/100 of the steep direction.
+    let (momentum, _) = run(&[
+        "--problem",
+        "quadratic",
+        "--steps",
+        "300",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.01",
+        "--momentum",
+        "0.9",
+    ]);
+    let (plain, _) = run(&["--problem", "quadratic", "--steps", "300", "--optimizer", "sgd", "--lr", "0.01"]);
+    assert_eq!(momentum[0].params, Problem::Quadratic.default_start());
+    assert_eq!(momentum[0].loss, 52.0);
+    let end = momentum[300];
+    assert!(end.loss < 1e-9, "momentum SGD ended at loss {}", end.loss);
+    assert!(end.params.iter().all(|x| x.abs() < 1e-4), "{:?}", end.params);
+    // Without momentum the flat direction (curvature 1) shrinks only by 0.99 per step.
+    let x = plain[300].params[0];
+    assert!((x - -2.0 * 0.99f32.powi(300)).abs() < 1e-3, "plain SGD x = {x}");
+    assert!(plain[300].loss > 1e3 * end.loss);
+}
+
+#[test]
+fn every_optimizer_runs_with_its_defaults() {
+    for name in adamant::optim::OPTIMIZER_NAMES {
+        let (rows, _) = run(&["--problem", "quadratic", "--steps", "20", "--optimizer", name]);
+        assert_eq!(rows.len(), 21);
+        assert!(rows[20].loss < rows[0].loss, "{name}: {} -> {}", rows[0].loss, rows[20].loss);
+    }
+}
+
+#[test]
+fn svg_is_written_with_the_path_over_contours() {
+    let dir = scratch("svg");
+    let path = dir.join("path.svg");
+    let p = path.to_str().unwrap();
+    let (rows, _) = run(&["--optimizer", "adam", "--lr", "0.05", "--steps", "200", "--svg", p]);
+    let svg = std::fs::read_to_string(&path).expect("SVG written");
+    assert!(svg.starts_with("<svg"), "{}", &svg[..50]);
+    assert!(svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("adam --lr 0.05"), "title names the optimizer and options");
+    assert!(svg.contains(&format!("loss {}", rows[200].loss)), "subtitle gives the final loss");
+    // Contours and the path are polylines: many of them.
+    assert!(svg.matches("<polyline").count() > 20);
+    // Written atomically: no temporary file is left beside it.
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("path.svg")]);
+
+    let missing = dir.join("no-such-dir").join("x.svg");
+    let bad = args(&["--optimizer", "adam", "--steps", "1", "--svg", missing.to_str().unwrap()]);
+    let e = execute(&bad, &mut Vec::new()).unwrap_err().to_string();
+    assert!(e.starts_with(&format!("--svg: cannot write '{}': ", missing.display())), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn defaults_help_and_spellings() {
+    let a = args(&["--optimizer", "sgd"]);
+    assert_eq!((a.problem, a.start, a.steps, a.svg), (Problem::Rosenbrock, [-1.5, 2.0], 100, None));
+    assert_eq!(args(&["--problem=quadratic", "--optimizer=sgd"]).start, [-2.0, 1.0]);
+    assert_eq!(args(&["--optimizer", "sgd", "--start", "-0.5,-2"]).start, [-0.5, -2.0]);
+    assert_eq!(args(&["--optimizer", "sgd", "--start=3,4"]).start, [3.0, 4.0]);
+    assert_eq!(parse_args(["--help"]).unwrap(), Command::Help);
+    assert_eq!(
+        parse_args(["--optimizer", "nope", "-h"]).unwrap_err().to_string().split(':').next(),
+        Some("--optimizer")
+    );
+    assert_eq!(parse_args(["--steps", "5", "-h"]).unwrap(), Command::Help);
+}
+
+#[test]
+fn bad_arguments_give_one_line_errors() {
+    let names = "sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta";
+    let cases: Vec<(&[&str], String)> = vec![
+        (
+            &["--optimizer", "adan"],
+            format!("--optimizer: unknown optimizer 'adan' (expected one of: {names})"),
+        ),
+        (&["--steps", "10"], format!("--optimizer: missing; expected one of: {names}")),
+        (&["--optimizer", "adam", "--lr", "fast"], "--lr: invalid number 'fast'".into()),
+        (
+            &["--optimizer", "adam", "--lr", "-0.1"],
+            "--lr: learning rate must be a finite number >= 0, got -0.1".into(),
+        ),
+        (&["--optimizer", "adam", "--lr=NaN"], "--lr: expected a finite number, got 'NaN'".into()),
+        (&["--optimizer", "adam", "--eps"], "--eps: missing value".into()),
+        (&["--optimizer", "adam", "--foo"], "unknown argument '--foo'".into()),
+        (&["--optimizer", "adam", "extra"], "unknown argument 'extra'".into()),
+        (&["--optimizer", "adam", "--steps", "0"], "--steps: expected a whole number >= 1, got '0'".into()),
+        (&["--optimizer", "adam", "--steps=-5"], "--steps: expected a whole number >= 1, got '-5'".into()),
+        (
+            &["--optimizer", "adam", "--steps", "ten"],
+            "--steps: expected a whole number >= 1, got 'ten'".into(),
+        ),
+        (&["--optimizer", "adam", "--momentum", "0.9"], "--momentum: not an option of adam".into()),
+        (&["--optimizer", "rmsprop", "--nesterov"], "--nesterov: not an option of rmsprop".into()),
+        (&["--optimizer", "sgd", "--nesterov"], "--nesterov: needs --momentum > 0 and --dampening 0".into()),
+        (
+            &["--optimizer", "adam", "--betas", "0.9"],
+            "--betas: expected two numbers like 0.9,0.999, got '0.9'".into(),
+        ),
+        (
+            &["--optimizer", "adam", "--start", "1"],
+            "--start: expected two numbers like -1.5,2.0, got '1'".into(),
+        ),
+        (
+            &["--optimizer", "adam", "--start=1,2,3"],
+            "--start: expected two numbers like -1.5,2.0, got '1,2,3'".into(),
+        ),
+        (
+            &["--optimizer", "adam", "--problem", "beale"],
+            "--problem: unknown problem 'beale' (expected one of: rosenbrock, quadratic)".into(),
+        ),
+        (&["--optimizer", "adam", "--svg="], "--svg: expected a file name".into()),
+        (&["--optimizer", "adam", "--amsgrad=1"], "--amsgrad: takes no value, got '1'".into()),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(error(line), expected, "{line:?}");
+    }
+}
+
+/// The compiled example, built if this test run did not build it (`cargo test --test ...`).
+fn example_binary() -> PathBuf {
+    // This test runs from target/<profile>/deps/; examples are in target/<profile>/examples/.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
+    let mut build = Process::new(env!("CARGO"));
+    build.current_dir(env!("CARGO_MANIFEST_DIR")).args(["build", "--quiet", "--example", "optimize"]);
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let target_dir = profile_dir.parent().unwrap();
+    let status = build.arg("--target-dir").arg(target_dir).status().expect("cargo runs");
+    assert!(status.success(), "building the example failed");
+    profile_dir.join("examples").join(format!("optimize{}", std::env::consts::EXE_SUFFIX))
+}
+
+#[test]
+fn the_example_exits_2_with_one_line_on_stderr() {
+    let bin = example_binary();
+    let out = Process::new(&bin).args(["--optimizer", "adam", "--lr", "abc"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: --lr: invalid number 'abc'\n");
+    assert!(out.stdout.is_empty());
+
+    let out =
+        Process::new(&bin).args(["--optimizer", "sgd", "--steps", "3", "--start=-1.5,2.0"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(csv.lines().count(), 5);
+    assert_eq!(csv.lines().nth(1), Some("0,12.5,-1.5,2"));
+
+    let out = Process::new(&bin).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("--problem NAME") && help.contains("--initial-accumulator-value F"), "{help}");
+}
