@@ -189,7 +189,7 @@ pub fn load_tensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>, Ser
 }
 
 /// Saves a model's parameters under their names (`named_params`), atomically.
-pub fn save(model: &dyn Module, path: impl AsRef<Path>) -> Result<(), SerializeError> {
+pub fn save<M: Module + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
     let named: Vec<(String, &Tensor)> =
         model.named_params().into_iter().map(|(n, p)| (n, p.value())).collect();
     save_tensors(&named, path)
@@ -197,7 +197,7 @@ pub fn save(model: &dyn Module, path: impl AsRef<Path>) -> Result<(), SerializeE
 
 /// Loads a model's parameters from a file holding exactly the model's names and shapes.
 /// On any error the model is unchanged.
-pub fn load(model: &mut dyn Module, path: impl AsRef<Path>) -> Result<(), SerializeError> {
+pub fn load<M: Module + ?Sized>(model: &mut M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
     let path = path.as_ref();
     let loaded = load_tensors(path)?;
     assign(model, loaded, path)
@@ -205,8 +205,8 @@ pub fn load(model: &mut dyn Module, path: impl AsRef<Path>) -> Result<(), Serial
 
 /// Assigns named tensors to a model's parameters after checking names and shapes; on any
 /// error the model is unchanged. `path` is only used in error messages.
-pub fn assign(
-    model: &mut dyn Module,
+pub fn assign<M: Module + ?Sized>(
+    model: &mut M,
     tensors: Vec<(String, Tensor)>,
     path: &Path,
 ) -> Result<(), SerializeError> {

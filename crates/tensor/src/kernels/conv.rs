@@ -16,13 +16,14 @@
 //! group order. The serial path runs exactly the same arithmetic, so parallel == serial bit
 //! for bit.
 //!
-//! Inside a group the GEMMs go to [`matmul`], i.e. matrixmultiply, which may itself use
-//! `MATMUL_NUM_THREADS` threads. Its thread count does not change results (see
-//! [`crate::kernels::matmul`]), but it does change speed when the batch is also spread over
-//! rayon. On the 2-core machine where this was measured (`examples/bench_kernels.rs`, conv1
-//! of the CIFAR-10 CNN, batch 128), batch-parallel rayon with `MATMUL_NUM_THREADS=1` was the
-//! fastest, and leaving matrixmultiply at 2 threads on top of it cost little; see the
-//! benchmark table in that example's doc comment for the numbers.
+//! Inside a group the GEMMs go to [`matmul`], which may split them further over rayon (fixed
+//! row blocks, so still deterministic; nested rayon work is just stolen by idle threads).
+//! matrixmultiply's own threads (`MATMUL_NUM_THREADS`) do not change results either, but
+//! they oversubscribe the cores when the batch is already spread over rayon: for conv1 of
+//! the CIFAR-10 CNN (batch 128, 3x32x32 -> 64, 5x5 pad 2) forward+backward took 19-20 ms
+//! with `MATMUL_NUM_THREADS=1` and 2 rayon threads, 29-37 ms with 2 + 2, 38-45 ms on one
+//! thread (2-core VM; see `examples/bench_kernels.rs` and the
+//! [`matmul` module](mod@crate::kernels::matmul)).
 
 use super::matmul::matmul;
 use super::parallel::should_parallelize;
@@ -129,7 +130,7 @@ impl Conv2dGeometry {
 #[inline]
 fn valid_range(out: usize, size: usize, k_off: usize, stride: usize, pad: usize) -> (usize, usize) {
     let lo = if pad > k_off { (pad - k_off).div_ceil(stride) } else { 0 }.min(out);
-    let hi = if size + pad > k_off { ((size - 1 + pad - k_off) / stride + 1).min(out) } else { 0 };
+    let hi = if size + pad > k_off { ((size + pad - k_off - 1) / stride + 1).min(out) } else { 0 };
     (lo, hi.max(lo))
 }
 
@@ -589,6 +590,17 @@ mod tests {
                 assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{g:?}: {a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn empty_image_axis_gives_all_padding_columns() {
+        // Zero-width image with padding: every cell of col is padding.
+        let g = Conv2dGeometry::new(2, 3, 0, 3, 1, 2);
+        assert_eq!((g.out_h(), g.out_w()), (5, 2));
+        let mut col = vec![f32::NAN; g.col_rows() * g.col_cols()];
+        im2col(&[], &g, &mut col);
+        assert!(col.iter().all(|&v| v == 0.0));
+        col2im(&col, &g, &mut []);
     }
 
     #[test]

@@ -6,15 +6,36 @@
 //!
 //! # Threads and determinism
 //!
-//! The workspace enables matrixmultiply's `threading` feature. Its thread count is read once
-//! per process from the environment variable `MATMUL_NUM_THREADS` (clamped to 1..=4; unset
-//! means the number of physical cores). matrixmultiply splits only the *output* into blocks
-//! across threads; the reduction over `k` for a given output element always runs through the
-//! same packed micro-kernel calls in the same order. So every element of `out` is computed
-//! identically whatever the thread count, and results are bit-identical between, say,
-//! `MATMUL_NUM_THREADS=1` and `=4`. That setting cannot change inside a running process,
-//! so there is no in-process test of it; `examples/bench_kernels.rs` runs itself as a child
-//! process per thread count.
+//! [`matmul`] cuts `out` into blocks of [`MATMUL_ROW_BLOCK`] rows, a split fixed by the shape
+//! alone, and runs one sgemm per block, on rayon when the product is large. A block's bits
+//! do not depend on which thread computes it, so results are identical whatever the number
+//! of rayon threads (tested with `with_mode`).
+//!
+//! matrixmultiply can also thread internally: the workspace enables its `threading`
+//! feature, and its thread count is read once per process from `MATMUL_NUM_THREADS`
+//! (clamped to 1..=4; unset means the number of physical cores). It splits only the output
+//! among its threads; the reduction over `k` for an element always runs through the same
+//! micro-kernel calls in the same order, so that setting does not change results either.
+//! It cannot change inside a running process, so there is no unit test of it; checked by hand
+//! by hashing the bits of several GEMMs and a conv forward/backward in child processes for
+//! every `MATMUL_NUM_THREADS` in 1..=4 and `RAYON_NUM_THREADS` in {1, 2, 4}: all equal.
+//!
+//! Its threads nest badly inside rayon's, though (both pools want every core, and
+//! concurrent callers queue on matrixmultiply's few worker threads). On a 2-core VM
+//! (`examples/bench_kernels.rs`; run-to-run noise there is 10-50%) `MATMUL_NUM_THREADS=1`
+//! with 2 rayon threads was best for convolutions: CNN conv1 forward+backward (batch 128)
+//! 19-20 ms, against 29-37 ms with matrixmultiply also at 2 threads and 38-45 ms on one
+//! thread. For dense-layer GEMMs (128x784x1000 and similar) the two 2-thread settings were
+//! within noise of each other (1.4-2.1 ms, against 2-3.3 ms on one thread). So: run with
+//! `MATMUL_NUM_THREADS=1` (or build matrixmultiply without `threading`) and let rayon own
+//! the cores.
+
+use super::parallel::should_parallelize;
+use rayon::prelude::*;
+
+/// Rows of `out` per sgemm call: [`matmul`] always cuts `out` into blocks of this many rows
+/// (fixed, whatever the thread count) and runs the blocks on rayon when the product is large.
+pub const MATMUL_ROW_BLOCK: usize = 64;
 
 /// `out[m,n] = op(a) @ op(b)` (plus the old `out` when `accumulate`), where `a` is stored
 /// `[m,k]` row-major (`[k,m]` if `trans_a`) and `b` is stored `[k,n]` (`[n,k]` if `trans_b`).
@@ -70,26 +91,38 @@ pub fn matmul(
     let (rsb, csb) = if trans_b { (1, k) } else { (n, 1) };
     // beta = 0 makes sgemm ignore the old contents of `out` entirely (NaNs included).
     let beta = if accumulate { 1.0 } else { 0.0 };
-    // SAFETY: the asserts above guarantee that every index i*rs + p*cs that sgemm touches
-    // (i < rows, p < cols of each operand) lies inside its slice, `out` is borrowed mutably
-    // so it aliases neither input, and its strides (n, 1) never make two elements alias.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            beta,
-            out.as_mut_ptr(),
-            n as isize,
-            1,
-        );
+    let run_block = |block: usize, out_block: &mut [f32]| {
+        let first_row = block * MATMUL_ROW_BLOCK;
+        let rows = out_block.len() / n;
+        // SAFETY: `first_row + rows <= m`, so every index (first_row + i)*rsa + p*csa with
+        // i < rows, p < k is below m*k = a.len(); b is read at p*rsb + j*csb < k*n =
+        // b.len(); `out_block` is an exclusive borrow of exactly rows*n elements written at
+        // i*n + j, which never alias each other or the inputs.
+        unsafe {
+            matrixmultiply::sgemm(
+                rows,
+                k,
+                n,
+                1.0,
+                a.as_ptr().add(first_row * rsa),
+                rsa as isize,
+                csa as isize,
+                b.as_ptr(),
+                rsb as isize,
+                csb as isize,
+                beta,
+                out_block.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+    };
+    // The same row blocks on both paths, so the answer never depends on the path taken.
+    let chunk = MATMUL_ROW_BLOCK * n;
+    if m > MATMUL_ROW_BLOCK && should_parallelize(m * k * n) {
+        out.par_chunks_mut(chunk).enumerate().for_each(|(i, o)| run_block(i, o));
+    } else {
+        out.chunks_mut(chunk).enumerate().for_each(|(i, o)| run_block(i, o));
     }
 }
 
@@ -147,8 +180,8 @@ mod tests {
         }
     }
 
-    const SHAPES: [(usize, usize, usize); 6] =
-        [(1, 1, 1), (1, 7, 3), (3, 5, 1), (17, 33, 9), (64, 1, 65), (70, 300, 40)];
+    const SHAPES: [(usize, usize, usize); 7] =
+        [(1, 1, 1), (1, 7, 3), (3, 5, 1), (17, 33, 9), (64, 1, 65), (70, 300, 40), (129, 9, 2)];
 
     fn check_all_shapes(ta: bool, tb: bool, acc: bool) {
         for &(m, k, n) in &SHAPES {
@@ -270,6 +303,30 @@ mod tests {
             let mut again = vec![0.0; m * n];
             matmul(&a, &b, &mut again, m, k, n, false, true, false);
             assert_eq!(first, again);
+        }
+    }
+
+    #[test]
+    fn parallel_equals_serial_bitwise() {
+        use crate::kernels::parallel::{with_mode, Mode};
+        // 150 rows: two full row blocks and a short one.
+        let (m, k, n) = (150, 70, 90);
+        let a = randv(m * k, 11);
+        let b = randv(k * n, 12);
+        let init = randv(m * n, 13);
+        for (ta, tb, acc) in
+            [(false, false, false), (true, false, true), (false, true, true), (true, true, false)]
+        {
+            let run = |mode| {
+                with_mode(mode, || {
+                    let mut out = init.clone();
+                    matmul(&a, &b, &mut out, m, k, n, ta, tb, acc);
+                    out
+                })
+            };
+            let serial = run(Mode::Serial);
+            assert_eq!(serial, run(Mode::Parallel), "ta={ta} tb={tb} acc={acc}");
+            assert_eq!(serial, run(Mode::Auto), "ta={ta} tb={tb} acc={acc}");
         }
     }
 

@@ -1,0 +1,175 @@
+//! Throughput of the GEMM and convolution kernels that dominate training time.
+//!
+//! ```text
+//! cargo run --release --example bench_kernels            # all thread settings, one table
+//! RAYON_NUM_THREADS=1 cargo run --release --example bench_kernels -- --child
+//!                                                        # one setting, raw tab-separated rows
+//! ```
+//!
+//! All parallelism is rayon's (matrixmultiply is built without its own threading, which
+//! fought rayon for the two cores), and rayon fixes its thread count once per process, so the
+//! parent runs this same binary as a child process per setting, with `RAYON_NUM_THREADS` set
+//! in the child's environment, and gathers the rows into one table. Each timing is the median (and the
+//! minimum, steadier on a shared machine) of several repetitions after one warm-up run;
+//! GFLOP/s is from the median and counts 2*M*K*N per GEMM; a convolution pass counts one such
+//! GEMM per product it performs (forward 1; backward 1 for dW, +1 for dx).
+//!
+//! Shapes: `M x K x N` means `out[M,N] = op(a)[M,K] @ op(b)[K,N]`; NT means `b` is stored
+//! transposed (`[N,K]`, like a dense layer's weight), TN that `a` is (`[K,M]`). The three
+//! "im2col" GEMMs are the CIFAR-10 CNN's convolutions written as one batch-wide GEMM
+//! (batch 128: conv1 3->64 ch on 32x32, conv2 64->64 on 16x16, conv3 64->128 on 8x8, all 5x5).
+
+use adamant_tensor::kernels::parallel::{with_mode, Mode};
+use adamant_tensor::kernels::{conv2d_backward, conv2d_forward, matmul, Conv2dGeometry};
+use adamant_tensor::rng::seeded;
+use adamant_tensor::Tensor;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// (label, RAYON_NUM_THREADS) of each child process.
+const SETTINGS: [(&str, usize); 2] = [("1 thread", 1), ("2 threads", 2)];
+
+fn random(len: usize, seed: u64) -> Vec<f32> {
+    Tensor::rand_uniform(&[len], -1.0, 1.0, &mut seeded(seed)).into_vec()
+}
+
+/// (median, minimum) seconds of `f` over enough repetitions to fill about a second (3 to 15).
+fn time(mut f: impl FnMut()) -> (f64, f64) {
+    let start = Instant::now();
+    f(); // warm-up: page faults, packing buffers, thread pools
+    let once = start.elapsed().max(Duration::from_micros(1));
+    let reps = (1.0 / once.as_secs_f64()).clamp(3.0, 15.0) as usize;
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    (times[reps / 2], times[0])
+}
+
+/// One output row of a child: name, shape, flop count, median and minimum seconds.
+fn row(name: &str, shape: &str, flop: f64, (median, min): (f64, f64)) {
+    println!("{name}\t{shape}\t{flop}\t{median}\t{min}");
+}
+
+fn bench_gemm(name: &str, m: usize, k: usize, n: usize, ta: bool, tb: bool) {
+    let a = random(m * k, 1);
+    let b = random(k * n, 2);
+    let mut c = vec![0.0f32; m * n];
+    let t = time(|| matmul(&a, &b, &mut c, m, k, n, ta, tb, false));
+    row(name, &format!("{m}x{k}x{n}"), 2.0 * (m * k * n) as f64, t);
+}
+
+fn bench_conv(name: &str, batch: usize, g: Conv2dGeometry, oc: usize, with_dx: bool) {
+    let x = random(batch * g.channels * g.height * g.width, 3);
+    let w = random(oc * g.col_rows(), 4);
+    let bias = random(oc, 5);
+    let dy = random(batch * oc * g.col_cols(), 6);
+    let mut y = vec![0.0f32; dy.len()];
+    let mut dx = vec![0.0f32; x.len()];
+    let mut dw = vec![0.0f32; w.len()];
+    let mut db = vec![0.0f32; oc];
+    let gemm = 2.0 * (batch * oc * g.col_rows() * g.col_cols()) as f64;
+    let shape =
+        format!("N={batch} {}x{}x{}->{oc} k{} p{}", g.channels, g.height, g.width, g.kernel_h, g.pad_h);
+    let bwd_gemms = if with_dx { 2.0 } else { 1.0 };
+    let dx_note = if with_dx { "bwd dW,db,dx" } else { "bwd dW,db" };
+    let mut fwd = || conv2d_forward(&x, batch, &g, &w, oc, Some(&bias), &mut y);
+    let mut bwd = || {
+        let dx = if with_dx { Some(dx.as_mut_slice()) } else { None };
+        conv2d_backward(&x, batch, &g, &w, oc, &dy, dx, &mut dw, Some(&mut db));
+    };
+    row(&format!("{name} fwd"), &shape, gemm, time(&mut fwd));
+    row(&format!("{name} {dx_note}"), &shape, bwd_gemms * gemm, time(&mut bwd));
+    let both = (1.0 + bwd_gemms) * gemm;
+    row(
+        &format!("{name} fwd+bwd"),
+        &shape,
+        both,
+        time(|| {
+            fwd();
+            bwd();
+        }),
+    );
+    // For comparison: the batch loop (and matmul's row blocks) kept on the calling thread,
+    // so only matrixmultiply's own threads, if any, can help.
+    let serial = with_mode(Mode::Serial, || {
+        time(|| {
+            fwd();
+            bwd();
+        })
+    });
+    row(&format!("{name} fwd+bwd, rayon off"), &shape, both, serial);
+}
+
+fn child() {
+    bench_gemm("matmul NT (dense fwd)", 128, 784, 1000, false, true);
+    bench_gemm("matmul NT", 128, 1000, 1000, false, true);
+    bench_gemm("matmul NN", 128, 1000, 1000, false, false);
+    bench_gemm("matmul TN (dense dW)", 1000, 128, 1000, true, false);
+    bench_gemm("im2col GEMM conv1 NN", 131072, 75, 64, false, false);
+    bench_gemm("im2col GEMM conv2 NN", 32768, 1600, 64, false, false);
+    bench_gemm("im2col GEMM conv3 NN", 8192, 1600, 128, false, false);
+    // conv1 takes the data as input, so its backward needs no dx.
+    bench_conv("conv1", 128, Conv2dGeometry::new(3, 32, 32, 5, 1, 2), 64, false);
+    bench_conv("conv2", 128, Conv2dGeometry::new(64, 16, 16, 5, 1, 2), 64, true);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--child") => return child(),
+        Some(other) => {
+            eprintln!("bench_kernels: unknown argument {other:?} (the only one is --child)");
+            std::process::exit(2);
+        }
+        None => {}
+    }
+    let exe = std::env::current_exe().expect("bench_kernels: cannot find own executable");
+    let mut rows: Vec<(String, String, String, f64, f64, f64)> = vec![];
+    for (label, rayon) in SETTINGS {
+        let output = Command::new(&exe)
+            .arg("--child")
+            .env("RAYON_NUM_THREADS", rayon.to_string())
+            .output()
+            .expect("bench_kernels: cannot run child process");
+        if !output.status.success() {
+            eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+            panic!("bench_kernels: child with threads={label} failed: {}", output.status);
+        }
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            if let [name, shape, flop, med, min] = f[..] {
+                let num = |v: &str| -> f64 { v.parse().expect("bench_kernels: bad row from child") };
+                rows.push((name.into(), shape.into(), label.into(), num(med), num(min), num(flop)));
+            }
+        }
+    }
+    println!(
+        "{:<28} {:<24} {:>10} {:>8} {:>8} {:>8}",
+        "kernel", "shape (MxKxN)", "threads", "med ms", "min ms", "GFLOP/s"
+    );
+    // Each kernel's settings together, kernels in the order they ran.
+    let mut order: Vec<(&str, &str)> = vec![];
+    for r in &rows {
+        if !order.contains(&(&r.0, &r.1)) {
+            order.push((&r.0, &r.1));
+        }
+    }
+    for (name, shape) in order {
+        for r in rows.iter().filter(|r| r.0 == name && r.1 == shape) {
+            println!(
+                "{:<28} {:<24} {:>10} {:>8.2} {:>8.2} {:>8.1}",
+                r.0,
+                r.1,
+                r.2,
+                r.3 * 1e3,
+                r.4 * 1e3,
+                r.5 / r.3 / 1e9
+            );
+        }
+    }
+}
