@@ -21,8 +21,12 @@ pub use adamant_layers as layers;
 pub use adamant_optim as optim;
 pub use adamant_tensor as tensor;
 
+pub mod checkpoint;
 pub mod cli;
+pub mod experiment;
 pub mod playground;
+pub mod plot;
+pub mod train;
 
 /// The names most training scripts use, in one import.
 pub mod prelude {

@@ -130,3 +130,23 @@ where
     let mut set = ModuleParams(model);
     gradcheck_with(&mut set, |tape, s: &ModuleParams<'_, M>| loss(tape, &*s.0), opts)
 }
+
+/// A boxed module is a module, so models chosen at run time (`Box<dyn Module>`) train and
+/// save like any other.
+impl<M: Module + ?Sized> Module for Box<M> {
+    fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
+        (**self).forward(x)
+    }
+    fn params(&self) -> Vec<&Param> {
+        (**self).params()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        (**self).params_mut()
+    }
+    fn named_params(&self) -> Vec<(String, &Param)> {
+        (**self).named_params()
+    }
+    fn prefix_names(&mut self, prefix: &str) {
+        (**self).prefix_names(prefix)
+    }
+}

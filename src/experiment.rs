@@ -1,0 +1,417 @@
+//! The paper's experiments as one runner with one command line.
+//!
+//! Every experiment example (`mnist_logreg`, `mnist_mlp`, `cifar10_cnn`) is an
+//! [`Experiment`] value plus `run_main`. They share these flags:
+//!
+//! ```text
+//! --epochs N --optimizer NAME [optimizer options] --batch-size B --seed S --data DIR
+//! --out DIR --json --resume --compare [--schedule SPEC] [--train-subset N] [--test-subset N]
+//! [--steps-per-epoch N] [--no-progress]
+//! ```
+//!
+//! An experiment's documented defaults (learning rate, schedule, weight decay, per optimizer)
+//! apply first; options given on the command line override them one by one.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use adamant_data::{locate, Dataset, Splits};
+use adamant_layers::Module;
+use adamant_optim::{build, OptimizerOptions, Schedule, Scheduler};
+use adamant_tensor::rng::{seeded, Rng};
+use lexopt::prelude::*;
+
+use crate::cli::{self, CliError, OptimizerArgs, OPTIMIZER_USAGE};
+use crate::plot::{binned, line_chart, Series};
+use crate::train::{fit, Classification, FitConfig, History, Task};
+
+/// A model as experiments build it.
+pub type BoxedModel = Box<dyn Module + Send + Sync>;
+
+/// Input preprocessing fitted on the training set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Preprocess {
+    /// Pixels as loaded, in [0, 1].
+    None,
+    /// ZCA whitening with this epsilon (the paper whitens CIFAR-10).
+    Zca(f32),
+}
+
+/// One of the paper's experiments: data, model, defaults and the optimizers it compares.
+pub struct Experiment {
+    /// Name of the example and of its output files.
+    pub name: &'static str,
+    /// One paragraph for `--help`.
+    pub about: &'static str,
+    /// `mnist` or `cifar10`.
+    pub dataset: &'static str,
+    /// Default number of epochs.
+    pub epochs: usize,
+    /// Default minibatch size.
+    pub batch_size: usize,
+    /// Optimizer used without `--optimizer`.
+    pub optimizer: &'static str,
+    /// The optimizers `--compare` runs, in the paper's figure.
+    pub compare: &'static [&'static str],
+    /// The experiment's defaults for an optimizer: options and learning-rate schedule.
+    pub defaults: fn(&str) -> (OptimizerOptions, Schedule),
+    /// The defaults as text for `--help`.
+    pub defaults_doc: &'static str,
+    /// Builds the model from the seeded generator.
+    pub model: fn(&mut Rng) -> BoxedModel,
+    /// Input preprocessing.
+    pub preprocess: Preprocess,
+}
+
+/// The parsed command line of an experiment.
+#[derive(Clone, Debug, Default)]
+pub struct ExperimentArgs {
+    /// `--epochs`
+    pub epochs: Option<usize>,
+    /// `--optimizer` and its options.
+    pub optimizer: OptimizerArgs,
+    /// `--batch-size`
+    pub batch_size: Option<usize>,
+    /// `--seed` (default 0)
+    pub seed: u64,
+    /// `--data DIR`: the directory holding the dataset's files.
+    pub data: Option<PathBuf>,
+    /// `--out DIR` (default `runs/<experiment>`)
+    pub out: Option<PathBuf>,
+    /// `--json`: print exactly one final JSON line.
+    pub json: bool,
+    /// `--resume` from the checkpoint in `--out`.
+    pub resume: bool,
+    /// `--compare`: run every optimizer of the experiment's figure.
+    pub compare: bool,
+    /// `--schedule SPEC` (see [`adamant_optim::Schedule`]'s spellings).
+    pub schedule: Option<Schedule>,
+    /// `--train-subset N`: train on the first N examples only (quick checks).
+    pub train_subset: Option<usize>,
+    /// `--test-subset N`: evaluate on the first N test examples only.
+    pub test_subset: Option<usize>,
+    /// `--steps-per-epoch N`: stop each epoch after N steps.
+    pub steps_per_epoch: Option<usize>,
+    /// `--no-progress`: no progress bar.
+    pub no_progress: bool,
+}
+
+/// What the command line asks for.
+pub enum Command {
+    /// Print the help text.
+    Help,
+    /// Run with these arguments.
+    Run(Box<ExperimentArgs>),
+}
+
+/// Parses an experiment's command line (without the program name).
+pub fn parse_args<I>(args: I) -> Result<Command, CliError>
+where
+    I: IntoIterator,
+    I::Item: Into<std::ffi::OsString>,
+{
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut a = ExperimentArgs::default();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("epochs") => {
+                a.epochs = Some(cli::parse_positive(&cli::value(&mut parser, "--epochs")?, "--epochs")?)
+            }
+            Long("batch-size") => {
+                a.batch_size =
+                    Some(cli::parse_positive(&cli::value(&mut parser, "--batch-size")?, "--batch-size")?)
+            }
+            Long("seed") => {
+                let v = cli::value(&mut parser, "--seed")?;
+                a.seed = v.parse().map_err(|_| {
+                    CliError::invalid("--seed", format!("expected a whole number, got '{v}'"))
+                })?;
+            }
+            Long("data") => a.data = Some(PathBuf::from(cli::os_value(&mut parser, "--data")?)),
+            Long("out") => a.out = Some(PathBuf::from(cli::os_value(&mut parser, "--out")?)),
+            Long("json") => a.json = true,
+            Long("resume") => a.resume = true,
+            Long("compare") => a.compare = true,
+            Long("no-progress") => a.no_progress = true,
+            Long("schedule") => {
+                let v = cli::value(&mut parser, "--schedule")?;
+                a.schedule =
+                    Some(Schedule::from_str(&v).map_err(|e| CliError::invalid("--schedule", e.to_string()))?);
+            }
+            Long("train-subset") => {
+                a.train_subset =
+                    Some(cli::parse_positive(&cli::value(&mut parser, "--train-subset")?, "--train-subset")?)
+            }
+            Long("test-subset") => {
+                a.test_subset =
+                    Some(cli::parse_positive(&cli::value(&mut parser, "--test-subset")?, "--test-subset")?)
+            }
+            Long("steps-per-epoch") => {
+                a.steps_per_epoch = Some(cli::parse_positive(
+                    &cli::value(&mut parser, "--steps-per-epoch")?,
+                    "--steps-per-epoch",
+                )?)
+            }
+            Long(name) => {
+                let name = name.to_owned();
+                if !a.optimizer.parse_flag(&name, &mut parser)? {
+                    return Err(CliError::UnknownArgument(format!("--{name}")));
+                }
+            }
+            other => return Err(cli::unexpected(other)),
+        }
+    }
+    if let Some(dir) = &a.data {
+        if !dir.is_dir() {
+            return Err(CliError::invalid("--data", format!("'{}' is not a directory", dir.display())));
+        }
+    }
+    if a.compare && a.optimizer.name.is_some() {
+        return Err(CliError::invalid("--compare", "runs the experiment's own optimizers; drop --optimizer"));
+    }
+    Ok(Command::Run(Box::new(a)))
+}
+
+/// `defaults` overridden by every option set in `given`.
+pub fn merge_options(defaults: OptimizerOptions, given: &OptimizerOptions) -> OptimizerOptions {
+    OptimizerOptions {
+        lr: given.lr.or(defaults.lr),
+        betas: given.betas.or(defaults.betas),
+        eps: given.eps.or(defaults.eps),
+        weight_decay: given.weight_decay.or(defaults.weight_decay),
+        amsgrad: given.amsgrad || defaults.amsgrad,
+        momentum: given.momentum.or(defaults.momentum),
+        dampening: given.dampening.or(defaults.dampening),
+        nesterov: given.nesterov || defaults.nesterov,
+        alpha: given.alpha.or(defaults.alpha),
+        centered: given.centered || defaults.centered,
+        rho: given.rho.or(defaults.rho),
+        lr_decay: given.lr_decay.or(defaults.lr_decay),
+        initial_accumulator_value: given.initial_accumulator_value.or(defaults.initial_accumulator_value),
+        momentum_decay: given.momentum_decay.or(defaults.momentum_decay),
+        no_bias_correction: given.no_bias_correction || defaults.no_bias_correction,
+    }
+}
+
+impl Experiment {
+    /// The `--help` text.
+    pub fn usage(&self) -> String {
+        format!(
+            "{name}: {about}\n\nUsage: cargo run --release --example {name} -- [options]\n\n\
+             Run options:\n  --epochs N            (default {epochs})\n  --batch-size B        (default {batch})\n  \
+             --seed S              (default 0)\n  --data DIR            directory holding the {dataset} files \
+             (default: $ADAMANT_DATA/{dataset}, ./datasets/{dataset}, /usr/share/datasets/{dataset}, else download)\n  \
+             --out DIR             logs, checkpoints, plots (default runs/{name})\n  \
+             --json                print exactly one final JSON line of metrics\n  \
+             --resume              continue from the checkpoint in --out\n  \
+             --compare             run {compare} with one seed; writes OUT/{name}.csv and OUT/{name}.svg\n  \
+             --schedule SPEC       constant | inverse-sqrt | step:N[,G] | exp:G | warmup:N[,S] | cosine:T[,ETA] | warmup-cosine:W,T[,ETA]\n  \
+             --train-subset N      train on the first N examples\n  --test-subset N       evaluate on the first N test examples\n  \
+             --steps-per-epoch N   stop each epoch after N steps\n  --no-progress         no progress bar\n\n\
+             Defaults of this experiment (command-line options override them):\n{defaults}\n\n{OPTIMIZER_USAGE}",
+            name = self.name,
+            about = self.about,
+            epochs = self.epochs,
+            batch = self.batch_size,
+            dataset = self.dataset,
+            compare = self.compare.join(", "),
+            defaults = self.defaults_doc,
+        )
+    }
+
+    /// Loads the experiment's data (subsets and preprocessing applied).
+    pub fn load_data(&self, args: &ExperimentArgs) -> Result<Splits, String> {
+        let spec = locate::spec_by_name(self.dataset)
+            .ok_or_else(|| format!("unknown dataset '{}'", self.dataset))?;
+        let mut splits = locate::load(spec, args.data.as_deref(), true).map_err(|e| e.to_string())?;
+        if let Some(n) = args.train_subset {
+            splits.train = splits.train.take(n);
+        }
+        if let Some(n) = args.test_subset {
+            splits.test = splits.test.take(n);
+        }
+        if let Preprocess::Zca(eps) = self.preprocess {
+            let (train, test) = zca_whiten(&splits.train, &splits.test, eps);
+            splits.train = train;
+            splits.test = test;
+        }
+        Ok(splits)
+    }
+
+    /// Trains one optimizer (given on the command line, or the experiment's default).
+    pub fn run_one(&self, name: &str, args: &ExperimentArgs, data: &Splits) -> Result<RunResult, String> {
+        let (defaults, default_schedule) = (self.defaults)(name);
+        let options = merge_options(defaults, &args.optimizer.options);
+        let mut optimizer = build(name, &options).map_err(|e| e.to_string())?;
+        let schedule = args.schedule.unwrap_or(default_schedule);
+        let mut scheduler = Scheduler::new(schedule, optimizer.lr());
+        let mut model = (self.model)(&mut seeded(args.seed));
+        let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(self.name));
+        let config = FitConfig {
+            name: format!("{}_{name}", self.name),
+            epochs: args.epochs.unwrap_or(self.epochs),
+            batch_size: args.batch_size.unwrap_or(self.batch_size),
+            seed: args.seed,
+            out_dir: Some(out),
+            resume: args.resume,
+            progress: !args.no_progress && !args.json,
+            eval_batch_size: 1000,
+            max_steps_per_epoch: args.steps_per_epoch,
+        };
+        let task: &dyn Task<BoxedModel> = &Classification;
+        let history =
+            fit(&mut model, task, optimizer.as_mut(), Some(&mut scheduler), &data.train, &data.test, &config)
+                .map_err(|e| e.to_string())?;
+        Ok(RunResult {
+            optimizer: name.to_string(),
+            description: describe(name, &options, &schedule),
+            history,
+        })
+    }
+}
+
+/// What one optimizer's run produced.
+pub struct RunResult {
+    /// Optimizer name.
+    pub optimizer: String,
+    /// Optimizer, options and schedule, for legends.
+    pub description: String,
+    /// The run's metrics.
+    pub history: History,
+}
+
+impl RunResult {
+    /// The one-line JSON summary the examples print with `--json`.
+    pub fn json(&self, experiment: &str) -> String {
+        let last = self.history.last();
+        let num = |x: Option<f64>| x.filter(|v| v.is_finite()).map_or("null".to_string(), |v| format!("{v}"));
+        format!(
+            "{{\"experiment\": \"{experiment}\", \"optimizer\": \"{}\", \"epochs\": {}, \"train_loss\": {}, \
+             \"test_loss\": {}, \"test_accuracy\": {}, \"seconds\": {}}}",
+            self.optimizer,
+            last.map_or(0, |e| e.epoch),
+            num(last.map(|e| e.train_loss)),
+            num(last.map(|e| e.test_loss)),
+            num(last.and_then(|e| e.test_accuracy)),
+            num(Some(self.history.seconds())),
+        )
+    }
+}
+
+fn describe(name: &str, o: &OptimizerOptions, schedule: &Schedule) -> String {
+    let args = OptimizerArgs { name: Some(name.to_string()), options: o.clone() };
+    format!("{}, schedule {schedule}", args.describe())
+}
+
+/// ZCA whitening fitted on the training images, applied to both splits (images keep their
+/// NCHW shape).
+fn zca_whiten(train: &Dataset, test: &Dataset, epsilon: f32) -> (Dataset, Dataset) {
+    use adamant_data::preprocess::{Zca, ZcaOptions};
+    let zca = Zca::fit(&train.images, ZcaOptions { epsilon: epsilon as f64 });
+    let whiten = |d: &Dataset| Dataset { images: zca.apply(&d.images), labels: d.labels.clone() };
+    (whiten(train), whiten(test))
+}
+
+/// Writes `OUT/<experiment>.csv` (per-iteration loss of every run) and `OUT/<experiment>.svg`
+/// (training cost against iterations, binned, log-scale y as in the paper).
+pub fn write_comparison(
+    experiment: &str,
+    out: &Path,
+    runs: &[RunResult],
+) -> Result<(PathBuf, PathBuf), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut csv = String::from("optimizer,step,loss\n");
+    for r in runs {
+        for (step, loss) in &r.history.iterations {
+            let _ = writeln!(csv, "{},{step},{loss}", r.optimizer);
+        }
+    }
+    let csv_path = out.join(format!("{experiment}.csv"));
+    adamant_layers::serialize::write_atomic(&csv_path, csv.as_bytes())
+        .map_err(|e| format!("{}: {e}", csv_path.display()))?;
+    let steps = runs.iter().map(|r| r.history.iterations.len()).max().unwrap_or(0);
+    let bin = (steps / 200).max(1);
+    let series: Vec<Series> = runs
+        .iter()
+        .map(|r| {
+            let pts: Vec<(f64, f64)> =
+                r.history.iterations.iter().map(|&(s, l)| (s as f64, l as f64)).collect();
+            Series { label: r.description.clone(), points: binned(&pts, bin) }
+        })
+        .collect();
+    let svg = line_chart(
+        &format!("{experiment}: training cost (mean of {bin} iterations)"),
+        "iterations",
+        "training cost",
+        &series,
+        true,
+    )?;
+    let svg_path = out.join(format!("{experiment}.svg"));
+    adamant_layers::serialize::write_atomic(&svg_path, svg.as_bytes())
+        .map_err(|e| format!("{}: {e}", svg_path.display()))?;
+    Ok((csv_path, svg_path))
+}
+
+/// The whole program of an experiment example: parse, load, train, report. Exits non-zero
+/// with a one-line error on bad arguments, bad data or divergence.
+pub fn run_main(experiment: &Experiment) {
+    let args = match cli::exit_on_error(parse_args(std::env::args_os().skip(1))) {
+        Command::Help => {
+            println!("{}", experiment.usage());
+            return;
+        }
+        Command::Run(a) => *a,
+    };
+    let data = cli::exit_on_error(experiment.load_data(&args));
+    if !args.json {
+        println!(
+            "{}: {} train / {} test examples from {}",
+            experiment.name,
+            data.train.len(),
+            data.test.len(),
+            data.source.display()
+        );
+    }
+    let names: Vec<String> = if args.compare {
+        experiment.compare.iter().map(|s| s.to_string()).collect()
+    } else {
+        vec![args.optimizer.name.clone().unwrap_or_else(|| experiment.optimizer.to_string())]
+    };
+    let mut runs = Vec::new();
+    for name in &names {
+        let result = cli::exit_on_error(experiment.run_one(name, &args, &data));
+        if !args.json {
+            for e in &result.history.epochs {
+                println!(
+                    "{} epoch {:>3}: train loss {:.4}, test loss {:.4}, test accuracy {}, {:.1} s",
+                    result.optimizer,
+                    e.epoch,
+                    e.train_loss,
+                    e.test_loss,
+                    e.test_accuracy.map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a)),
+                    e.seconds
+                );
+            }
+        }
+        runs.push(result);
+    }
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(experiment.name));
+    if args.compare {
+        let (csv, svg) = cli::exit_on_error(write_comparison(experiment.name, &out, &runs));
+        if !args.json {
+            println!("comparison: {} and {}", csv.display(), svg.display());
+        }
+    }
+    if args.json {
+        if runs.len() == 1 {
+            println!("{}", runs[0].json(experiment.name));
+        } else {
+            let all: Vec<String> = runs.iter().map(|r| r.json(experiment.name)).collect();
+            println!("{{\"experiment\": \"{}\", \"runs\": [{}]}}", experiment.name, all.join(", "));
+        }
+    } else {
+        println!("logs and checkpoints: {}", out.display());
+    }
+}

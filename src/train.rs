@@ -1,0 +1,417 @@
+//! The training loop: epochs over minibatches, evaluation, logs, checkpoints and resume.
+//!
+//! One step follows the data path of `DESIGN.md`: a fresh seeded [`Tape`], parameters read
+//! into it, the task's loss, `backward`, the tape dropped, the optimizer's in-place update.
+//! Everything random is derived from the run's seed: the shuffle of epoch `e` from
+//! `mix(seed, e)` and the tape of step `s` from `mix(seed, s)`, so a run resumed from a
+//! checkpoint continues exactly as the uninterrupted run would have.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use adamant_autodiff::{Mode, Tape, Var};
+use adamant_data::batch::{BatchOptions, Batches};
+use adamant_data::Dataset;
+use adamant_layers::{correct_count, Module};
+use adamant_optim::{Optimizer, Scheduler};
+use adamant_tensor::rng;
+
+use crate::checkpoint::{self, Checkpoint};
+
+/// What a model computes for a batch: the loss, and the logits if the task is classification.
+pub struct StepOutput<'t> {
+    /// The scalar loss (mean over the batch).
+    pub loss: Var<'t>,
+    /// `[B, K]` class scores, when accuracy makes sense.
+    pub logits: Option<Var<'t>>,
+}
+
+/// How a model turns a batch into a loss (classification, a VAE's bound, ...).
+pub trait Task<M: ?Sized> {
+    /// The loss (and logits) of `model` on a batch.
+    fn forward<'t>(&self, model: &M, images: Var<'t>, labels: &[usize]) -> StepOutput<'t>;
+}
+
+/// Softmax cross-entropy on the model's logits, with accuracy.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Classification;
+
+impl<M: Module + ?Sized> Task<M> for Classification {
+    fn forward<'t>(&self, model: &M, images: Var<'t>, labels: &[usize]) -> StepOutput<'t> {
+        let logits = model.forward(images);
+        StepOutput { loss: logits.cross_entropy(labels), logits: Some(logits) }
+    }
+}
+
+/// Settings of [`fit`].
+#[derive(Clone, Debug)]
+pub struct FitConfig {
+    /// Name used for log and checkpoint files (`<name>_epochs.csv`, `<name>.ckpt`).
+    pub name: String,
+    /// Number of epochs to reach (a resumed run continues up to this many).
+    pub epochs: usize,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Seed of shuffling, dropout and noise.
+    pub seed: u64,
+    /// Where CSV logs and the checkpoint go; `None` writes nothing.
+    pub out_dir: Option<PathBuf>,
+    /// Continue from `<out_dir>/<name>.ckpt` if it exists.
+    pub resume: bool,
+    /// Draw a progress bar on stderr (hidden anyway when stderr is not a terminal).
+    pub progress: bool,
+    /// Batch size of evaluation passes.
+    pub eval_batch_size: usize,
+    /// Stop each epoch after this many steps (for quick checks); `None` runs whole epochs.
+    pub max_steps_per_epoch: Option<usize>,
+}
+
+impl Default for FitConfig {
+    fn default() -> Self {
+        FitConfig {
+            name: "run".to_string(),
+            epochs: 1,
+            batch_size: 128,
+            seed: 0,
+            out_dir: None,
+            resume: false,
+            progress: true,
+            eval_batch_size: 1000,
+            max_steps_per_epoch: None,
+        }
+    }
+}
+
+/// Metrics of one epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Global step count at the end of the epoch.
+    pub step: u64,
+    /// Mean training loss over the epoch's minibatches (train mode, as it was optimised).
+    pub train_loss: f64,
+    /// Fraction of training examples classified correctly during the epoch, if applicable.
+    pub train_accuracy: Option<f64>,
+    /// Mean loss on the test set (eval mode).
+    pub test_loss: f64,
+    /// Test accuracy in [0, 1], if applicable.
+    pub test_accuracy: Option<f64>,
+    /// Learning rate at the last step of the epoch.
+    pub lr: f32,
+    /// Wall time of the epoch's training steps, in seconds (evaluation excluded).
+    pub seconds: f64,
+}
+
+impl EpochMetrics {
+    /// Header of the per-epoch CSV.
+    pub const CSV_HEADER: &'static str =
+        "epoch,step,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds";
+
+    fn csv_row(&self) -> String {
+        let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
+        format!(
+            "{},{},{},{},{},{},{},{}",
+            self.epoch,
+            self.step,
+            self.train_loss,
+            opt(self.train_accuracy),
+            self.test_loss,
+            opt(self.test_accuracy),
+            self.lr,
+            self.seconds
+        )
+    }
+
+    fn from_csv_row(row: &str) -> Option<EpochMetrics> {
+        let f: Vec<&str> = row.split(',').collect();
+        if f.len() != 8 {
+            return None;
+        }
+        let opt = |s: &str| if s.is_empty() { Some(None) } else { s.parse().ok().map(Some) };
+        Some(EpochMetrics {
+            epoch: f[0].parse().ok()?,
+            step: f[1].parse().ok()?,
+            train_loss: f[2].parse().ok()?,
+            train_accuracy: opt(f[3])?,
+            test_loss: f[4].parse().ok()?,
+            test_accuracy: opt(f[5])?,
+            lr: f[6].parse().ok()?,
+            seconds: f[7].parse().ok()?,
+        })
+    }
+}
+
+/// Everything a run measured.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// One entry per completed epoch (including those before a resume).
+    pub epochs: Vec<EpochMetrics>,
+    /// `(step, loss)` of every training step of this process (not those before a resume).
+    pub iterations: Vec<(u64, f32)>,
+}
+
+impl History {
+    /// The metrics of the last completed epoch.
+    pub fn last(&self) -> Option<&EpochMetrics> {
+        self.epochs.last()
+    }
+
+    /// Total training wall time over all epochs, in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.epochs.iter().map(|e| e.seconds).sum()
+    }
+
+    /// The per-epoch CSV (header and one row per epoch).
+    pub fn epochs_csv(&self) -> String {
+        let mut s = format!("{}\n", EpochMetrics::CSV_HEADER);
+        for e in &self.epochs {
+            s.push_str(&e.csv_row());
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Parses [`History::epochs_csv`] (used to restore the history from a checkpoint).
+    pub fn parse_epochs_csv(text: &str) -> Option<Vec<EpochMetrics>> {
+        text.lines().skip(1).filter(|l| !l.is_empty()).map(EpochMetrics::from_csv_row).collect()
+    }
+}
+
+/// Why training stopped early.
+#[derive(Debug)]
+pub enum TrainError {
+    /// The loss became NaN or infinite; the last checkpoint (if any) is the last good state.
+    NonFinite {
+        /// Global step at which it happened (1-based).
+        step: u64,
+        /// Epoch at which it happened (1-based).
+        epoch: usize,
+        /// The loss value.
+        loss: f32,
+        /// The last good checkpoint, if one was written.
+        checkpoint: Option<PathBuf>,
+    },
+    /// A log or checkpoint file could not be written.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A checkpoint could not be read or does not fit the model and optimizer.
+    Checkpoint(checkpoint::CheckpointError),
+}
+
+impl fmt::Display for TrainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrainError::NonFinite { step, epoch, loss, checkpoint } => {
+                write!(
+                    f,
+                    "training diverged: loss is {loss} (NaN/Inf) at step {step} (epoch {epoch}); stopped"
+                )?;
+                match checkpoint {
+                    Some(p) => write!(f, "; the last good checkpoint is {}", p.display()),
+                    None => write!(f, "; no checkpoint was written before it"),
+                }
+            }
+            TrainError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            TrainError::Checkpoint(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for TrainError {}
+
+impl From<checkpoint::CheckpointError> for TrainError {
+    fn from(e: checkpoint::CheckpointError) -> Self {
+        TrainError::Checkpoint(e)
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io { path: path.to_path_buf(), source }
+}
+
+/// Mean loss and accuracy of `model` on `data` in eval mode, without recording a tape.
+pub fn evaluate<M: Module + ?Sized>(
+    model: &M,
+    task: &dyn Task<M>,
+    data: &Dataset,
+    batch_size: usize,
+) -> (f64, Option<f64>) {
+    let mut loss_sum = 0.0f64;
+    let mut correct = 0usize;
+    let mut has_logits = false;
+    let n = data.len();
+    let batch_size = batch_size.max(1);
+    for start in (0..n).step_by(batch_size) {
+        let end = (start + batch_size).min(n);
+        let tape = Tape::inference();
+        let images = tape.constant(data.images.slice_rows(start, end));
+        let labels = &data.labels[start..end];
+        let out = task.forward(model, images, labels);
+        loss_sum += out.loss.item() as f64 * (end - start) as f64;
+        if let Some(logits) = out.logits {
+            has_logits = true;
+            correct += correct_count(&logits.value(), labels);
+        }
+    }
+    let denom = n.max(1) as f64;
+    (loss_sum / denom, has_logits.then(|| correct as f64 / denom))
+}
+
+/// Trains `model` on `train` for `config.epochs` epochs, evaluating on `test` after each,
+/// logging to CSV and checkpointing into `config.out_dir`. With a `scheduler`, its learning
+/// rate is set before every optimizer step.
+pub fn fit<M: Module + ?Sized>(
+    model: &mut M,
+    task: &dyn Task<M>,
+    optimizer: &mut dyn Optimizer,
+    mut scheduler: Option<&mut Scheduler>,
+    train: &Dataset,
+    test: &Dataset,
+    config: &FitConfig,
+) -> Result<History, TrainError> {
+    let mut history = History::default();
+    let mut step: u64 = 0;
+    let mut first_epoch = 1;
+    let ckpt_path = config.out_dir.as_ref().map(|d| d.join(format!("{}.ckpt", config.name)));
+    if let Some(dir) = &config.out_dir {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+
+    if let (true, Some(path)) = (config.resume, &ckpt_path) {
+        if path.exists() {
+            let ckpt = Checkpoint::read(path)?;
+            ckpt.restore(model, optimizer, scheduler.as_deref_mut())
+                .map_err(|e| checkpoint::CheckpointError { path: path.clone(), message: e.message })?;
+            step = ckpt.step;
+            first_epoch = ckpt.epoch + 1;
+            history.epochs = ckpt.history;
+        }
+    }
+    let iter_log_path = config.out_dir.as_ref().map(|d| d.join(format!("{}_iterations.csv", config.name)));
+    let mut iter_log = match &iter_log_path {
+        Some(p) => Some(open_iteration_log(p, step)?),
+        None => None,
+    };
+    let mut last_checkpoint = ckpt_path.clone().filter(|p| p.exists());
+
+    for epoch in first_epoch..=config.epochs {
+        let batches = Batches::new(
+            train,
+            BatchOptions {
+                batch_size: config.batch_size,
+                shuffle: true,
+                drop_last: false,
+                seed: config.seed,
+                epoch: epoch as u64,
+            },
+        );
+        let steps_this_epoch = config.max_steps_per_epoch.map_or(batches.len(), |m| m.min(batches.len()));
+        let bar = progress_bar(config, epoch, steps_this_epoch);
+        let started = Instant::now();
+        let (mut loss_sum, mut seen, mut correct, mut has_logits) = (0.0f64, 0usize, 0usize, false);
+        for batch in batches.take(steps_this_epoch) {
+            step += 1;
+            if let Some(s) = scheduler.as_deref_mut() {
+                s.step(optimizer);
+            }
+            let tape = Tape::new(Mode::Train, rng::mix(config.seed, step));
+            let out = task.forward(model, tape.constant(batch.images), &batch.labels);
+            let loss = out.loss.item();
+            if !loss.is_finite() {
+                bar.abandon();
+                return Err(TrainError::NonFinite { step, epoch, loss, checkpoint: last_checkpoint });
+            }
+            if let Some(logits) = out.logits {
+                has_logits = true;
+                correct += correct_count(&logits.value(), &batch.labels);
+            }
+            let grads = out.loss.backward();
+            drop(tape);
+            optimizer.step(&mut model.params_mut(), &grads);
+
+            let b = batch.labels.len();
+            loss_sum += loss as f64 * b as f64;
+            seen += b;
+            history.iterations.push((step, loss));
+            if let (Some(log), Some(path)) = (iter_log.as_mut(), &iter_log_path) {
+                writeln!(log, "{step},{epoch},{loss},{}", optimizer.lr()).map_err(io_err(path))?;
+            }
+            bar.inc(1);
+            let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("loss {loss:.4}  {rate:.0} ex/s"));
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let (test_loss, test_accuracy) = evaluate(&*model, task, test, config.eval_batch_size);
+        let metrics = EpochMetrics {
+            epoch,
+            step,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: has_logits.then(|| correct as f64 / seen.max(1) as f64),
+            test_loss,
+            test_accuracy,
+            lr: optimizer.lr(),
+            seconds,
+        };
+        history.epochs.push(metrics);
+
+        if let Some(dir) = &config.out_dir {
+            let epochs_path = dir.join(format!("{}_epochs.csv", config.name));
+            adamant_layers::serialize::write_atomic(&epochs_path, history.epochs_csv().as_bytes())
+                .map_err(io_err(&epochs_path))?;
+            if let (Some(log), Some(path)) = (iter_log.as_mut(), &iter_log_path) {
+                log.flush().map_err(io_err(path))?;
+            }
+            let path = ckpt_path.as_ref().expect("out_dir set");
+            Checkpoint::capture(&*model, optimizer, scheduler.as_deref(), epoch, step, config.seed, &history)
+                .write(path)?;
+            last_checkpoint = Some(path.clone());
+        }
+    }
+    Ok(history)
+}
+
+/// Opens the per-iteration CSV for appending, first dropping rows after `step` (written after
+/// the checkpoint a resumed run starts from) so the log matches the run exactly.
+fn open_iteration_log(path: &Path, step: u64) -> Result<io::BufWriter<fs::File>, TrainError> {
+    const HEADER: &str = "step,epoch,loss,lr";
+    let mut kept = format!("{HEADER}\n");
+    if step > 0 {
+        if let Ok(old) = fs::read_to_string(path) {
+            for line in old.lines().skip(1) {
+                match line.split(',').next().and_then(|s| s.parse::<u64>().ok()) {
+                    Some(s) if s <= step => {
+                        kept.push_str(line);
+                        kept.push('\n');
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    adamant_layers::serialize::write_atomic(path, kept.as_bytes()).map_err(io_err(path))?;
+    let file = fs::OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
+    Ok(io::BufWriter::new(file))
+}
+
+fn progress_bar(config: &FitConfig, epoch: usize, steps: usize) -> indicatif::ProgressBar {
+    if !config.progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(steps as u64);
+    let style =
+        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+            .expect("valid template")
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("{epoch}/{}", config.epochs));
+    bar
+}

@@ -1,0 +1,159 @@
+//! The training loop end to end on a small synthetic problem: it learns, logs, checkpoints,
+//! resumes bit-identically, stops on NaN keeping the last good checkpoint, and refuses a
+//! corrupt checkpoint with an error naming it.
+
+use std::path::{Path, PathBuf};
+
+use adamant::checkpoint::Checkpoint;
+use adamant::data::Dataset;
+use adamant::layers::{sequential, Dense, Module, ReLU, Sequential};
+use adamant::optim::{build, Optimizer, OptimizerOptions, Schedule, Scheduler};
+use adamant::tensor::{rng::seeded, Tensor};
+use adamant::train::{fit, Classification, FitConfig, TrainError};
+
+/// Three Gaussian blobs in 8 dimensions: linearly separable, so a small MLP reaches high
+/// accuracy in a few epochs.
+fn blobs(n: usize, seed: u64) -> Dataset {
+    let mut rng = seeded(seed);
+    let noise = Tensor::randn(&[n, 8], 0.0, 0.5, &mut rng);
+    let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
+    let mut x = noise.into_vec();
+    for (i, &l) in labels.iter().enumerate() {
+        x[i * 8 + l] += 2.0;
+    }
+    Dataset { images: Tensor::from_vec(x, &[n, 8]), labels }
+}
+
+fn model(seed: u64) -> Sequential {
+    let mut rng = seeded(seed);
+    sequential![Dense::new(8, 16, &mut rng), ReLU, Dense::new(16, 3, &mut rng)]
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("adamant-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config(name: &str, dir: &Path, epochs: usize) -> FitConfig {
+    FitConfig {
+        name: name.to_string(),
+        epochs,
+        batch_size: 32,
+        seed: 7,
+        out_dir: Some(dir.to_path_buf()),
+        progress: false,
+        ..Default::default()
+    }
+}
+
+fn bits(m: &dyn Module) -> Vec<u32> {
+    m.params().iter().flat_map(|p| p.value().data().iter().map(|x| x.to_bits()).collect::<Vec<_>>()).collect()
+}
+
+fn adam() -> Box<dyn Optimizer + Send> {
+    build("adam", &OptimizerOptions { lr: Some(0.01), ..Default::default() }).unwrap()
+}
+
+#[test]
+fn fit_learns_and_writes_logs_and_a_checkpoint() {
+    let (train, test) = (blobs(600, 1), blobs(300, 2));
+    let dir = temp_dir("learns");
+    let mut m = model(3);
+    let mut opt = adam();
+    let history =
+        fit(&mut m, &Classification, opt.as_mut(), None, &train, &test, &config("run", &dir, 4)).unwrap();
+    assert_eq!(history.epochs.len(), 4);
+    let first = &history.epochs[0];
+    let last = history.last().unwrap();
+    assert!(last.train_loss < first.train_loss * 0.5, "{first:?} -> {last:?}");
+    assert!(last.test_accuracy.unwrap() > 0.95, "{last:?}");
+    assert_eq!(last.step, 4 * 19); // ceil(600 / 32) = 19 steps per epoch
+    let epochs_csv = std::fs::read_to_string(dir.join("run_epochs.csv")).unwrap();
+    assert_eq!(epochs_csv.lines().count(), 5);
+    let iters_csv = std::fs::read_to_string(dir.join("run_iterations.csv")).unwrap();
+    assert_eq!(iters_csv.lines().count(), 1 + 4 * 19);
+    let ckpt = Checkpoint::read(&dir.join("run.ckpt")).unwrap();
+    assert_eq!((ckpt.epoch, ckpt.step), (4, 76));
+}
+
+#[test]
+fn resume_continues_bit_identically() {
+    let (train, test) = (blobs(200, 4), blobs(60, 5));
+    let schedule = Schedule::CosineAnnealing { t_max: 28, eta_min: 0.0 };
+    // Straight: 4 epochs.
+    let dir_a = temp_dir("straight");
+    let mut a = model(6);
+    let mut opt_a = adam();
+    let mut sched_a = Scheduler::new(schedule, 0.01);
+    fit(&mut a, &Classification, opt_a.as_mut(), Some(&mut sched_a), &train, &test, &config("r", &dir_a, 4))
+        .unwrap();
+    // Interrupted: 2 epochs, then a fresh process state resumes to 4.
+    let dir_b = temp_dir("resumed");
+    let mut b = model(6);
+    let mut opt_b = adam();
+    let mut sched_b = Scheduler::new(schedule, 0.01);
+    fit(&mut b, &Classification, opt_b.as_mut(), Some(&mut sched_b), &train, &test, &config("r", &dir_b, 2))
+        .unwrap();
+    let mut c = model(99); // different initial weights: all must come from the checkpoint
+    let mut opt_c = adam();
+    let mut sched_c = Scheduler::new(schedule, 0.01);
+    let resumed = FitConfig { resume: true, ..config("r", &dir_b, 4) };
+    let h =
+        fit(&mut c, &Classification, opt_c.as_mut(), Some(&mut sched_c), &train, &test, &resumed).unwrap();
+    assert_eq!(h.epochs.len(), 4, "history includes the epochs before the resume");
+    assert_eq!(bits(&a), bits(&c));
+    assert_eq!(
+        std::fs::read_to_string(dir_a.join("r_iterations.csv")).unwrap(),
+        std::fs::read_to_string(dir_b.join("r_iterations.csv")).unwrap()
+    );
+}
+
+#[test]
+fn divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint() {
+    let (train, test) = (blobs(200, 8), blobs(60, 9));
+    let dir = temp_dir("nan");
+    let mut m = model(10);
+    let mut good = adam();
+    fit(&mut m, &Classification, good.as_mut(), None, &train, &test, &config("d", &dir, 1)).unwrap();
+    let before = std::fs::read(dir.join("d.ckpt")).unwrap();
+    // Same run name, now with SGD at lr 1e6: the weights overflow within a few steps.
+    let mut sgd = build("sgd", &OptimizerOptions { lr: Some(1e6), ..Default::default() }).unwrap();
+    let mut m2 = model(10);
+    let err =
+        fit(&mut m2, &Classification, sgd.as_mut(), None, &train, &test, &config("d", &dir, 5)).unwrap_err();
+    let msg = err.to_string();
+    match err {
+        TrainError::NonFinite { step, checkpoint, .. } => {
+            assert!((1..5 * 7).contains(&step), "step {step}");
+            assert_eq!(checkpoint.as_deref(), Some(dir.join("d.ckpt").as_path()));
+        }
+        other => panic!("expected NonFinite, got {other}"),
+    }
+    assert!(msg.contains("NaN/Inf") && msg.contains("step"), "{msg}");
+    assert_eq!(std::fs::read(dir.join("d.ckpt")).unwrap(), before, "the last good checkpoint changed");
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_an_error_naming_it() {
+    let (train, test) = (blobs(100, 11), blobs(30, 12));
+    let dir = temp_dir("corrupt");
+    let mut m = model(13);
+    let mut opt = adam();
+    fit(&mut m, &Classification, opt.as_mut(), None, &train, &test, &config("c", &dir, 1)).unwrap();
+    let path = dir.join("c.ckpt");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let resumed = FitConfig { resume: true, ..config("c", &dir, 2) };
+    let mut m2 = model(13);
+    let before = bits(&m2);
+    let err = fit(&mut m2, &Classification, opt.as_mut(), None, &train, &test, &resumed).unwrap_err();
+    assert!(err.to_string().contains("c.ckpt"), "{err}");
+    assert_eq!(bits(&m2), before);
+    // A checkpoint of another optimizer does not load either.
+    std::fs::write(&path, &bytes).unwrap();
+    let mut sgd = build("sgd", &OptimizerOptions::default()).unwrap();
+    let err = fit(&mut m2, &Classification, sgd.as_mut(), None, &train, &test, &resumed).unwrap_err();
+    assert!(err.to_string().contains("'adam'") && err.to_string().contains("'sgd'"), "{err}");
+    assert_eq!(bits(&m2), before);
+}
