@@ -280,7 +280,7 @@ fn main() {
         "log10(step size alpha)",
         "loss (negative ELBO per example)",
         &series,
-        true,
+        false,
     ));
     let svg_path = args.out.join("mnist_vae.svg");
     exit_on_error(

@@ -332,7 +332,8 @@ pub fn write_comparison(
     adamant_layers::serialize::write_atomic(&csv_path, csv.as_bytes())
         .map_err(|e| format!("{}: {e}", csv_path.display()))?;
     let steps = runs.iter().map(|r| r.history.iterations.len()).max().unwrap_or(0);
-    let bin = (steps / 200).max(1);
+    // About 60 points per curve: the trend of the paper's figures, not minibatch noise.
+    let bin = (steps / 60).max(1);
     let series: Vec<Series> = runs
         .iter()
         .map(|r| {

@@ -20,8 +20,27 @@ pub fn binned(points: &[(f64, f64)], bin: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Draws the series on one chart (log-scale y when `log_y`, as in the paper's figures) and
-/// returns the SVG text. Non-finite and (for log scale) non-positive points are skipped.
+/// A short axis label: at most four significant digits, no float noise (`0.6`, not
+/// `0.6000000000000001`), scientific notation for very small or large values.
+pub fn tick(v: f64) -> String {
+    if v == 0.0 {
+        return "0".to_string();
+    }
+    let a = v.abs();
+    if !(1e-3..1e5).contains(&a) {
+        return format!("{v:.1e}");
+    }
+    let digits = (3 - a.log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// Draws the series on one chart (log-scale y when `log_y` and the values span at least a
+/// decade, as in the paper's figures) and returns the SVG text. Non-finite and (for log scale) non-positive points are skipped.
 pub fn line_chart(
     title: &str,
     x_label: &str,
@@ -39,6 +58,8 @@ pub fn line_chart(
     if x1 <= x0 {
         (x0, x1) = (x0 - 0.5, x1 + 0.5);
     }
+    // A log axis that spans less than a decade gets no tick labels: use a linear one.
+    let log_y = log_y && y1 >= 10.0 * y0;
     if log_y {
         (y0, y1) = (y0 / 1.2, y1 * 1.2);
     } else {
@@ -65,7 +86,14 @@ pub fn line_chart(
         macro_rules! finish {
             ($chart:expr) => {{
                 let mut chart = $chart;
-                chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| draw(&e))?;
+                chart
+                    .configure_mesh()
+                    .x_desc(x_label)
+                    .y_desc(y_label)
+                    .x_label_formatter(&|v| tick(*v))
+                    .y_label_formatter(&|v| tick(*v))
+                    .draw()
+                    .map_err(|e| draw(&e))?;
                 for (i, s) in series.iter().enumerate() {
                     let colour = colours[i % colours.len()];
                     chart
@@ -100,6 +128,16 @@ pub fn line_chart(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_are_short() {
+        assert_eq!(tick(0.6000000000000001), "0.6");
+        assert_eq!(tick(2.0), "2");
+        assert_eq!(tick(1234.5678), "1235");
+        assert_eq!(tick(0.0123456), "0.01235");
+        assert_eq!(tick(2.5e-7), "2.5e-7");
+        assert_eq!(tick(0.0), "0");
+    }
 
     #[test]
     fn binning_averages_consecutive_points() {

@@ -111,8 +111,8 @@ impl Optimizer for Adam {
                     eps: config.eps,
                     step_size: step_size as f32,
                     bc2_sqrt: bc2_sqrt as f32,
-                    l2: if decoupled { 0.0 } else { h.weight_decay },
-                    decay_factor: if decoupled { 1.0 - h.lr * h.weight_decay } else { 1.0 },
+                    l2: h.decay_terms(decoupled).1,
+                    decay_factor: h.decay_terms(decoupled).0,
                 };
                 let [m, v, rest @ ..] = state.buffers.as_mut_slice() else {
                     unreachable!("two buffers at least")

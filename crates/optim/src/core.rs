@@ -82,6 +82,19 @@ pub struct Hyper {
     pub weight_decay: f32,
 }
 
+impl Hyper {
+    /// How weight decay enters an update, as `(factor, l2)`: decoupled (AdamW-style) decay
+    /// multiplies the parameter by `factor = 1 - lr lambda` first; coupled decay adds
+    /// `l2 theta` (`l2 = lambda`) to the gradient. Without decay, `(1, 0)`.
+    pub(crate) fn decay_terms(self, decoupled: bool) -> (f32, f32) {
+        match (self.weight_decay != 0.0, decoupled) {
+            (false, _) => (1.0, 0.0),
+            (true, true) => (1.0 - self.lr * self.weight_decay, 0.0),
+            (true, false) => (1.0, self.weight_decay),
+        }
+    }
+}
+
 /// One parameter's optimizer state: its step count and named buffers (moments).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamState {

@@ -83,11 +83,7 @@ impl Optimizer for RAdam {
                     / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
                     .sqrt()) as f32;
                 let bc2_sqrt = bc2.sqrt() as f32;
-                let (decay, l2) = match (h.weight_decay != 0.0, c.decoupled_weight_decay) {
-                    (false, _) => (1.0, 0.0),
-                    (true, true) => (1.0 - h.lr * h.weight_decay, 0.0),
-                    (true, false) => (1.0, h.weight_decay),
-                };
+                let (decay, l2) = h.decay_terms(c.decoupled_weight_decay);
                 let [m, v] = state.buffers.as_mut_slice() else { unreachable!("two buffers") };
                 let (m, v) = (m.data_mut(), v.data_mut());
                 for i in 0..theta.len() {
