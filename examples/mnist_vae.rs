@@ -162,15 +162,14 @@ fn parse() -> Result<Option<Args>, CliError> {
 /// Finished runs recorded in `OUT/mnist_vae_runs.csv`: key -> (epochs, final train loss, test loss).
 fn finished(path: &Path) -> Vec<(String, usize, f64, f64)> {
     let Ok(text) = std::fs::read_to_string(path) else { return vec![] };
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f.len() == 8).then(|| {
-                Some((f[0].to_string(), f[5].parse().ok()?, f[6].parse().ok()?, f[7].parse().ok()?))
-            })?
-        })
-        .collect()
+    let parse = |line: &str| -> Option<(String, usize, f64, f64)> {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 8 {
+            return None;
+        }
+        Some((f[0].to_string(), f[5].parse().ok()?, f[6].parse().ok()?, f[7].parse().ok()?))
+    };
+    text.lines().skip(1).filter_map(parse).collect()
 }
 
 fn main() {
