@@ -21,6 +21,7 @@ pub use adamant_layers as layers;
 pub use adamant_optim as optim;
 pub use adamant_tensor as tensor;
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod experiment;

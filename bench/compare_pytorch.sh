@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Side-by-side training-step timings: adamant (examples/bench.rs) against PyTorch
+# (shared/bench/torch_paper_nets.py), same nets, batch, thread count and step counts.
+#
+#   bench/compare_pytorch.sh [--rounds R] [--threads N] [--nets a,b,...] [--steps N] [--warmup W]
+#
+# Environment: PYTHON (default /tmp/torchbench/bin/python if it exists, else python3),
+# TORCH_PAPER_NETS (default ../shared/bench/torch_paper_nets.py beside the repository).
+#
+# Each net runs in its own process on both sides, so peak RSS is that net's own; the two sides
+# alternate per net, and the order flips every round, so that the drift of a shared machine
+# falls on both alike. The table gives the median over rounds of each run's median step.
+# PyTorch is optional: CI never runs this script.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+rounds=2
+threads=2
+nets="logreg,mlp,mlp_nodrop,cnn,vae"
+steps=""
+warmup=3
+
+usage() { sed -n '5p' "${BASH_SOURCE[0]}" | sed 's/^# *//'; }
+die() {
+    echo "error: $*" >&2
+    exit 2
+}
+positive() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1: expected a whole number >= 1, got '$2'"; }
+
+while (($#)); do
+    case "$1" in
+        --rounds | --threads | --nets | --steps | --warmup)
+            (($# >= 2)) || die "$1: missing value"
+            case "$1" in
+                --rounds) positive "$1" "$2" && rounds="$2" ;;
+                --threads) positive "$1" "$2" && threads="$2" ;;
+                --steps) positive "$1" "$2" && steps="$2" ;;
+                --warmup) [[ "$2" =~ ^[0-9]+$ ]] || die "--warmup: expected a whole number >= 0, got '$2'"; warmup="$2" ;;
+                --nets) nets="$2" ;;
+            esac
+            shift 2
+            ;;
+        -h | --help) usage; exit 0 ;;
+        *) die "unknown argument '$1'" ;;
+    esac
+done
+
+torch_script="${TORCH_PAPER_NETS:-$root/../shared/bench/torch_paper_nets.py}"
+if [[ -z "${PYTHON:-}" ]]; then
+    if [[ -x /tmp/torchbench/bin/python ]]; then PYTHON=/tmp/torchbench/bin/python; else PYTHON=python3; fi
+fi
+[[ -f "$torch_script" ]] || die "PyTorch reference script not found: $torch_script (set TORCH_PAPER_NETS)"
+if ! "$PYTHON" -c "import torch" 2>/dev/null; then
+    echo "error: PyTorch not found for $PYTHON: install with" >&2
+    echo "  python3 -m venv /tmp/torchbench && /tmp/torchbench/bin/pip install -q torch numpy" >&2
+    echo "(or point PYTHON at a python that has torch; see shared/bench/README.md)" >&2
+    exit 1
+fi
+
+IFS=, read -r -a net_list <<<"$nets"
+# Unknown names fail before anything is timed (the torch script would die with a KeyError).
+for net in "${net_list[@]}"; do
+    [[ ",logreg,mlp,mlp_nodrop,cnn,vae," == *",$net,"* ]] ||
+        die "--nets: unknown net '$net' (expected one of: logreg, mlp, mlp_nodrop, cnn, vae)"
+done
+(("${#net_list[@]}")) || die "--nets: empty list"
+
+# Ours, built once; cargo metadata knows the target directory wherever it was configured.
+(cd "$root" && cargo build --quiet --release --example bench)
+target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps |
+    "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+ours="$target_dir/release/examples/bench"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# The torch script reports no memory: this wrapper runs it and appends its process's peak RSS
+# (getrusage's ru_maxrss, kB on Linux, the figure /usr/bin/time -v prints) to the JSON file.
+torch_wrapper='
+import json, resource, runpy, sys
+script, out = sys.argv[1], sys.argv[-1]
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(script, run_name="__main__")
+except SystemExit as e:
+    if e.code not in (None, 0):
+        raise
+with open(out) as f:
+    doc = json.load(f)
+for row in doc["rows"]:
+    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+with open(out, "w") as f:
+    json.dump(doc, f)
+'
+
+run_ours() { # net round
+    local extra=()
+    [[ -n "$steps" ]] && extra=(--steps "$steps")
+    "$ours" --nets "$1" --threads "$threads" --warmup "$warmup" --json "${extra[@]}" >"$work/ours_$1_$2.json" ||
+        die "adamant bench failed on $1"
+}
+run_torch() { # net round
+    local extra=()
+    [[ -n "$steps" ]] && extra=(--steps "$steps")
+    "$PYTHON" -c "$torch_wrapper" "$torch_script" --threads "$threads" --nets "$1" --warmup "$warmup" \
+        "${extra[@]}" --json "$work/torch_$1_$2.json" >"$work/torch_$1_$2.log" 2>&1 || {
+        cat "$work/torch_$1_$2.log" >&2
+        die "torch_paper_nets.py failed on $1"
+    }
+}
+
+for ((r = 1; r <= rounds; r++)); do
+    for net in "${net_list[@]}"; do
+        echo "round $r/$rounds: $net" >&2
+        if ((r % 2)); then
+            run_ours "$net" "$r"
+            run_torch "$net" "$r"
+        else
+            run_torch "$net" "$r"
+            run_ours "$net" "$r"
+        fi
+    done
+done
+
+"$PYTHON" - "$work" "$threads" "$rounds" "${net_list[@]}" <<'EOF'
+import json, statistics, sys
+
+work, threads, rounds, nets = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+def ours(net, r):
+    with open(f"{work}/ours_{net}_{r}.json") as f:
+        row = json.loads(f.readline())
+    return row["step_ms"], row["peak_rss_mb"]
+def torch(net, r):
+    with open(f"{work}/torch_{net}_{r}.json") as f:
+        row = json.load(f)["rows"][0]
+    return row["step_ms_median"], row["peak_rss_mb"]
+
+with open(f"{work}/torch_{nets[0]}_1.json") as f:
+    meta = json.load(f)["meta"]
+print(f"training step, batch 128, {threads} threads, torch {meta['torch']} (cpu: {meta['cpu_capability']}); "
+      f"median over {rounds} round(s) of each run's median")
+print(f"{'net':<11} {'ours ms':>9} {'torch ms':>9} {'ours/torch':>10} {'RSS ours MB':>12} {'RSS torch MB':>13}   rounds ours | torch (ms)")
+for net in nets:
+    o = [ours(net, r) for r in range(1, rounds + 1)]
+    t = [torch(net, r) for r in range(1, rounds + 1)]
+    om, tm = statistics.median(x for x, _ in o), statistics.median(x for x, _ in t)
+    orss = max((m for _, m in o if m is not None), default=float("nan"))
+    trss = max(m for _, m in t)
+    per_round = " ".join(f"{x:.3g}" for x, _ in o) + " | " + " ".join(f"{x:.3g}" for x, _ in t)
+    print(f"{net:<11} {om:>9.3f} {tm:>9.3f} {om / tm:>10.2f} {orss:>12.0f} {trss:>13.0f}   {per_round}")
+EOF

@@ -1,0 +1,520 @@
+//! The training-step benchmark: the paper's nets timed exactly as PyTorch times them.
+//!
+//! `shared/bench/torch_paper_nets.py` is the reference: batch 128, `f32`, one fixed batch of
+//! synthetic data of the right shape, PyTorch's default initialisation, `Adam(lr=1e-3)`, and
+//! per net `warmup` untimed steps followed by `steps` timed ones. This module measures the
+//! same thing on adamant's own data path (`DESIGN.md`, "The data path of one training step"),
+//! so the two can be compared net by net and ratio by ratio:
+//!
+//! ```text
+//! forward  = fresh Tape + batch as constant + model forward + loss
+//! backward = loss.backward() + dropping the tape (PyTorch frees its graph inside backward)
+//! opt      = Adam's in-place step + dropping the gradients
+//! ```
+//!
+//! GFLOP/s uses the reference script's analytic count: the GEMM/convolution FLOPs of the
+//! forward pass, the weight gradients and the input gradients, without the first layer's
+//! input gradient (nobody needs it). Elementwise work (activations, dropout, pooling, Adam)
+//! is not counted, so small nets look slow in GFLOP/s by construction.
+//!
+//! `examples/bench.rs` is the command line; [`parse_args`] and [`run`] are here so tests can
+//! call them.
+
+use std::ffi::OsString;
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
+use std::time::Instant;
+
+use adamant_autodiff::{Mode, Tape, Var};
+use adamant_layers::nets::{self, Vae};
+use adamant_layers::{Module, Sequential};
+use adamant_optim::{Adam, AdamConfig, Optimizer};
+use adamant_tensor::rng::{self, seeded};
+use adamant_tensor::Tensor;
+
+use crate::cli::{self, CliError};
+
+/// Minibatch size of every net, as in the reference script.
+pub const BATCH: usize = 128;
+
+/// Untimed steps before the timed ones (page faults, thread pool start-up, Adam's state).
+pub const DEFAULT_WARMUP: usize = 3;
+
+/// One of the benchmarked networks (the reference script's `NETS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Net {
+    /// Logistic regression 784 -> 10.
+    LogReg,
+    /// 784-1000-1000-10 ReLU with dropout 0.2 on the input and 0.5 on both hidden layers.
+    Mlp,
+    /// The same MLP without dropout (isolates what the three masks cost).
+    MlpNoDrop,
+    /// c64-c64-c128-1000 on 3x32x32 (CIFAR-10 shapes).
+    Cnn,
+    /// 784-500-50-500-784 VAE with a Bernoulli decoder.
+    Vae,
+}
+
+impl Net {
+    /// Every net, in the reference script's order.
+    pub const ALL: [Net; 5] = [Net::LogReg, Net::Mlp, Net::MlpNoDrop, Net::Cnn, Net::Vae];
+
+    /// The name on the command line and in the JSON (`logreg`, `mlp`, `mlp_nodrop`, `cnn`, `vae`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Net::LogReg => "logreg",
+            Net::Mlp => "mlp",
+            Net::MlpNoDrop => "mlp_nodrop",
+            Net::Cnn => "cnn",
+            Net::Vae => "vae",
+        }
+    }
+
+    /// Timed steps when `--steps` is not given: the reference script's `default_steps`,
+    /// about a second or two of work per net.
+    pub fn default_steps(self) -> usize {
+        match self {
+            Net::LogReg => 300,
+            Net::Mlp | Net::MlpNoDrop => 60,
+            Net::Cnn => 12,
+            Net::Vae => 150,
+        }
+    }
+
+    /// The dataset whose shapes the net takes (`mnist` or `cifar10`).
+    pub fn dataset(self) -> &'static str {
+        match self {
+            Net::Cnn => "cifar10",
+            _ => "mnist",
+        }
+    }
+
+    /// Training examples per epoch of [`Net::dataset`], for the seconds-per-epoch estimate.
+    pub fn epoch_examples(self) -> usize {
+        match self {
+            Net::Cnn => 50_000,
+            _ => 60_000,
+        }
+    }
+
+    /// Floating-point operations of one training step at batch `b`, counted as the reference
+    /// script's `flops(b)`: forward + weight gradient + input gradient of every GEMM or
+    /// convolution, minus the input gradient of the first layer.
+    pub fn flops(self, b: usize) -> f64 {
+        let b = b as f64;
+        match self {
+            Net::LogReg => 2.0 * b * 784.0 * 10.0 * 2.0,
+            Net::Mlp | Net::MlpNoDrop => {
+                let fwd = 2.0 * b * (784.0 * 1000.0 + 1000.0 * 1000.0 + 1000.0 * 10.0);
+                3.0 * fwd - 2.0 * b * 784.0 * 1000.0
+            }
+            Net::Cnn => {
+                // (output pixels, C_in * k * k, C_out) of each convolution; (in, out) of each FC.
+                let conv = [
+                    (32.0 * 32.0, 3.0 * 25.0, 64.0),
+                    (16.0 * 16.0, 64.0 * 25.0, 64.0),
+                    (8.0 * 8.0, 64.0 * 25.0, 128.0),
+                ];
+                let fc = [(2048.0, 1000.0), (1000.0, 10.0)];
+                let fwd = conv.iter().map(|(hw, k, co)| 2.0 * b * hw * k * co).sum::<f64>()
+                    + fc.iter().map(|(i, o)| 2.0 * b * i * o).sum::<f64>();
+                3.0 * fwd - 2.0 * b * 32.0 * 32.0 * 75.0 * 64.0
+            }
+            Net::Vae => {
+                let fwd = 2.0 * b * (784.0 * 500.0 + 500.0 * 50.0 * 2.0 + 50.0 * 500.0 + 500.0 * 784.0);
+                3.0 * fwd - 2.0 * b * 784.0 * 500.0
+            }
+        }
+    }
+}
+
+impl fmt::Display for Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Net {
+    type Err = CliError;
+
+    fn from_str(name: &str) -> Result<Net, CliError> {
+        Net::ALL.into_iter().find(|n| n.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = Net::ALL.iter().map(|n| n.name()).collect();
+            CliError::invalid(
+                "--nets",
+                format!("unknown net '{}' (expected one of: {})", name.escape_debug(), names.join(", ")),
+            )
+        })
+    }
+}
+
+/// A benchmarked model: the four classifiers are `Sequential`s, the VAE has its own loss.
+enum Model {
+    Classifier(Sequential),
+    // Boxed: the five dense layers are much larger than a `Sequential` (clippy::large_enum_variant).
+    Vae(Box<Vae>),
+}
+
+impl Model {
+    /// The net with PyTorch's default initialisation drawn from `seed`.
+    fn new(net: Net, seed: u64) -> Model {
+        let rng = &mut seeded(seed);
+        match net {
+            Net::LogReg => Model::Classifier(nets::logistic_regression(rng)),
+            Net::Mlp => Model::Classifier(nets::mlp(rng)),
+            Net::MlpNoDrop => Model::Classifier(nets::mlp_without_dropout(rng)),
+            Net::Cnn => Model::Classifier(nets::cnn(rng)),
+            Net::Vae => Model::Vae(Box::new(Vae::new(rng))),
+        }
+    }
+
+    /// The reference script's `loss_fn`: softmax cross-entropy, or the VAE's negative ELBO.
+    fn loss<'t>(&self, x: Var<'t>, labels: &[usize]) -> Var<'t> {
+        match self {
+            Model::Classifier(m) => m.forward(x).cross_entropy(labels),
+            Model::Vae(v) => v.loss(x),
+        }
+    }
+
+    fn module(&self) -> &dyn Module {
+        match self {
+            Model::Classifier(m) => m,
+            Model::Vae(v) => v,
+        }
+    }
+
+    fn module_mut(&mut self) -> &mut dyn Module {
+        match self {
+            Model::Classifier(m) => m,
+            Model::Vae(v) => v,
+        }
+    }
+}
+
+/// One fixed batch of the net's input shape, as the reference script's `make_batch` draws it
+/// (the values differ, being another generator; the distributions are the same).
+fn make_batch(net: Net, seed: u64) -> (Tensor, Vec<usize>) {
+    let rng = &mut seeded(seed);
+    let images = match net {
+        Net::Cnn => Tensor::randn(&[BATCH, 3, 32, 32], 0.0, 1.0, rng),
+        // Binarised MNIST-like pixels: the VAE's targets are the inputs.
+        Net::Vae => Tensor::rand_bernoulli(&[BATCH, 784], 0.5, rng),
+        _ => Tensor::rand_uniform(&[BATCH, 784], 0.0, 1.0, rng),
+    };
+    // Uniform labels in 0..10, from the tensor generator so the facade needs no `rand`.
+    let labels =
+        Tensor::rand_uniform(&[BATCH], 0.0, 10.0, rng).data().iter().map(|&u| (u as usize).min(9)).collect();
+    (images, labels)
+}
+
+/// What [`run`] measured for one net. Times are in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchResult {
+    /// The net.
+    pub net: Net,
+    /// Timed steps.
+    pub steps: usize,
+    /// Untimed warm-up steps before them.
+    pub warmup: usize,
+    /// Number of scalar parameters.
+    pub params: usize,
+    /// Median wall time of a whole step.
+    pub step_ms: f64,
+    /// Fastest step (the steadiest figure on a shared machine).
+    pub step_ms_min: f64,
+    /// 90th percentile step, as the reference script picks it.
+    pub step_ms_p90: f64,
+    /// Median of the forward phase (tape, forward, loss).
+    pub fwd_ms: f64,
+    /// Median of the backward phase (backward, tape dropped).
+    pub bwd_ms: f64,
+    /// Median of the optimizer phase (Adam step, gradients dropped).
+    pub opt_ms: f64,
+    /// [`Net::flops`] at [`BATCH`], in GFLOP.
+    pub gflop_per_step: f64,
+    /// `gflop_per_step` over the median step time.
+    pub gflops: f64,
+    /// The loss of every step, warm-up included, in order.
+    pub losses: Vec<f32>,
+}
+
+impl BenchResult {
+    /// Seconds of one training epoch at the median step time (dataset size / [`BATCH`] steps).
+    pub fn epoch_s(&self) -> f64 {
+        self.step_ms / 1e3 * self.net.epoch_examples() as f64 / BATCH as f64
+    }
+
+    /// The loss after the last step.
+    pub fn final_loss(&self) -> f32 {
+        self.losses.last().copied().unwrap_or(f32::NAN)
+    }
+
+    /// The result as one line of JSON. `threads` is rayon's thread count; `peak_rss_mb` is
+    /// [`peak_rss_mb`] read after the run; `rss_includes_earlier_nets` says whether other nets
+    /// ran before in this process (then the peak may be theirs).
+    pub fn json_line(
+        &self,
+        threads: usize,
+        peak_rss_mb: Option<f64>,
+        rss_includes_earlier_nets: bool,
+    ) -> String {
+        // Numbers by hand: the facade has no JSON dependency, and NaN must become null.
+        let num = |x: f64| if x.is_finite() { format!("{x:.4}") } else { "null".to_string() };
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            "{{\"net\": \"{}\", \"threads\": {threads}, \"step_ms\": {}, \"fwd_ms\": {}, \"bwd_ms\": {}, \
+             \"opt_ms\": {}, \"gflops\": {}, \"peak_rss_mb\": {}, \"step_ms_min\": {}, \"step_ms_p90\": {}, \
+             \"epoch_s\": {}, \"gflop_per_step\": {}, \"params\": {}, \"steps\": {}, \"warmup\": {}, \
+             \"final_loss\": {}, \"rss_includes_earlier_nets\": {rss_includes_earlier_nets}}}",
+            self.net,
+            num(self.step_ms),
+            num(self.fwd_ms),
+            num(self.bwd_ms),
+            num(self.opt_ms),
+            num(self.gflops),
+            peak_rss_mb.map_or("null".to_string(), |m| format!("{m:.1}")),
+            num(self.step_ms_min),
+            num(self.step_ms_p90),
+            num(self.epoch_s()),
+            // Shortest exact form: logreg's 0.00401408 would round away at 4 decimals.
+            self.gflop_per_step,
+            self.params,
+            self.steps,
+            self.warmup,
+            num(self.final_loss() as f64),
+        );
+        s
+    }
+}
+
+/// Median as Python's `statistics.median` takes it (mean of the middle two for even length).
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// Times `warmup + steps` training steps of `net` on one fixed synthetic batch (seed 0) and
+/// returns the statistics of the last `steps`. Uses rayon's global pool as it is.
+pub fn run(net: Net, steps: usize, warmup: usize) -> BenchResult {
+    let seed = 0;
+    let mut model = Model::new(net, seed);
+    let mut optimizer = Adam::new(AdamConfig::default());
+    let (images, labels) = make_batch(net, rng::mix(seed, 1));
+    let (mut fwd, mut bwd, mut opt, mut total) = (vec![], vec![], vec![], vec![]);
+    let mut losses = Vec::with_capacity(warmup + steps);
+    for step in 0..warmup + steps {
+        let t0 = Instant::now();
+        let tape = Tape::new(Mode::Train, rng::mix(seed, step as u64));
+        // `clone` is O(1): the tape shares the batch's storage, as torch reuses `x`.
+        let loss = model.loss(tape.constant(images.clone()), &labels);
+        let t1 = Instant::now();
+        let grads = loss.backward();
+        losses.push(loss.item());
+        drop(tape);
+        let t2 = Instant::now();
+        optimizer.step(&mut model.module_mut().params_mut(), &grads);
+        drop(grads);
+        let t3 = Instant::now();
+        if step >= warmup {
+            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+            fwd.push(ms(t0, t1));
+            bwd.push(ms(t1, t2));
+            opt.push(ms(t2, t3));
+            total.push(ms(t0, t3));
+        }
+    }
+    let total = sorted(total);
+    let step_ms = median(&total);
+    let gflop_per_step = net.flops(BATCH) / 1e9;
+    BenchResult {
+        net,
+        steps,
+        warmup,
+        params: model.module().num_params(),
+        step_ms,
+        step_ms_min: total.first().copied().unwrap_or(f64::NAN),
+        // The reference script's index: ceil(0.9 n) - 1, at most n - 1.
+        step_ms_p90: total
+            .get(
+                ((0.9 * total.len() as f64).ceil() as usize)
+                    .saturating_sub(1)
+                    .min(total.len().saturating_sub(1)),
+            )
+            .copied()
+            .unwrap_or(f64::NAN),
+        fwd_ms: median(&sorted(fwd)),
+        bwd_ms: median(&sorted(bwd)),
+        opt_ms: median(&sorted(opt)),
+        gflop_per_step,
+        gflops: gflop_per_step / (step_ms / 1e3),
+        losses,
+    }
+}
+
+/// The process's peak resident set size so far in MiB (`VmHWM` of `/proc/self/status`, the
+/// figure `/usr/bin/time -v` and `getrusage` report as max RSS), or `None` off Linux.
+///
+/// It never goes down: with several nets in one process it is the largest of them so far, so
+/// run one net per process for a per-net figure.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// The usage text of `examples/bench.rs`.
+pub const USAGE: &str = "\
+Times one training step (forward incl. loss, backward, Adam step) of the Adam paper's nets,
+batch 128, synthetic data, as shared/bench/torch_paper_nets.py does in PyTorch.
+
+Usage: cargo run --release --example bench -- [options]
+
+  --nets A,B,...   nets to time, in order (default: logreg,mlp,mlp_nodrop,cnn,vae)
+  --threads N      rayon threads, >= 1 (default: rayon's choice, RAYON_NUM_THREADS or all cores)
+  --steps N        timed steps per net, >= 1 (default per net: logreg 300, mlp 60,
+                   mlp_nodrop 60, cnn 12, vae 150)
+  --warmup W       untimed steps before them, >= 0 (default 3)
+  --json           print one JSON line per net and nothing else on stdout
+  -h, --help       this text
+
+Peak RSS is the process's peak so far: run one net per process (--nets cnn) to get each
+net's own figure, as bench/compare_pytorch.sh does.
+";
+
+/// The parsed command line of `examples/bench.rs`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchArgs {
+    /// `--nets`, in the order given.
+    pub nets: Vec<Net>,
+    /// `--threads`; `None` leaves rayon's global pool at its default.
+    pub threads: Option<usize>,
+    /// `--steps`; `None` takes each net's [`Net::default_steps`].
+    pub steps: Option<usize>,
+    /// `--warmup`.
+    pub warmup: usize,
+    /// `--json`.
+    pub json: bool,
+}
+
+impl Default for BenchArgs {
+    fn default() -> Self {
+        BenchArgs { nets: Net::ALL.to_vec(), threads: None, steps: None, warmup: DEFAULT_WARMUP, json: false }
+    }
+}
+
+/// What the command line asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// `--help`: print [`USAGE`].
+    Help,
+    /// Run the benchmark.
+    Run(BenchArgs),
+}
+
+/// Parses the example's arguments (without the program name); every error is one line
+/// naming the argument.
+pub fn parse_args<I>(args: I) -> Result<Command, CliError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    use lexopt::Arg::{Long, Short};
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut out = BenchArgs::default();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("nets") => {
+                let list = cli::value(&mut parser, "--nets")?;
+                out.nets = list.split(',').map(|n| n.trim().parse()).collect::<Result<_, _>>()?;
+            }
+            Long("threads") => {
+                out.threads = Some(cli::parse_positive(&cli::value(&mut parser, "--threads")?, "--threads")?)
+            }
+            Long("steps") => {
+                out.steps = Some(cli::parse_positive(&cli::value(&mut parser, "--steps")?, "--steps")?)
+            }
+            Long("warmup") => {
+                let value = cli::value(&mut parser, "--warmup")?;
+                out.warmup = value.parse().map_err(|_| {
+                    CliError::invalid(
+                        "--warmup",
+                        format!("expected a whole number >= 0, got '{}'", value.escape_debug()),
+                    )
+                })?;
+            }
+            Long("json") => out.json = true,
+            other => return Err(cli::unexpected(other)),
+        }
+    }
+    Ok(Command::Run(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(args: &[&str]) -> String {
+        parse_args(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_flags_and_reports_bad_ones_in_one_line() {
+        let Command::Run(a) =
+            parse_args(["--nets", "cnn,vae", "--threads=2", "--steps", "5", "--warmup", "0", "--json"])
+                .unwrap()
+        else {
+            panic!("expected Run")
+        };
+        assert_eq!(
+            a,
+            BenchArgs {
+                nets: vec![Net::Cnn, Net::Vae],
+                threads: Some(2),
+                steps: Some(5),
+                warmup: 0,
+                json: true
+            }
+        );
+        assert_eq!(parse_args(["-h"]).unwrap(), Command::Help);
+        assert_eq!(
+            err(&["--nets", "mlp,resnet"]),
+            "--nets: unknown net 'resnet' (expected one of: logreg, mlp, mlp_nodrop, cnn, vae)"
+        );
+        assert_eq!(
+            err(&["--nets", ""]),
+            "--nets: unknown net '' (expected one of: logreg, mlp, mlp_nodrop, cnn, vae)"
+        );
+        assert_eq!(err(&["--threads", "0"]), "--threads: expected a whole number >= 1, got '0'");
+        assert_eq!(err(&["--steps"]), "--steps: missing value");
+        assert_eq!(err(&["--warmup", "-1"]), "--warmup: expected a whole number >= 0, got '-1'");
+        assert_eq!(err(&["--json=yes"]), "--json: takes no value, got 'yes'");
+        assert_eq!(err(&["--fast"]), "unknown argument '--fast'");
+    }
+
+    #[test]
+    fn median_and_flops_match_the_reference_script() {
+        assert_eq!(median(&[1.0, 2.0, 4.0]), 2.0);
+        assert_eq!(median(&[1.0, 2.0, 4.0, 8.0]), 3.0);
+        // Values of torch_paper_nets.py's `flops(128)`.
+        assert_eq!(Net::LogReg.flops(128), 4_014_080.0);
+        assert_eq!(Net::Mlp.flops(128), 1_177_088_000.0);
+        assert_eq!(Net::MlpNoDrop.flops(128), 1_177_088_000.0);
+        assert_eq!(Net::Cnn.flops(128), 34_296_115_200.0);
+        assert_eq!(Net::Vae.flops(128), 559_360_000.0);
+    }
+}

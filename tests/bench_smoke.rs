@@ -1,0 +1,49 @@
+//! The benchmark harness runs every net and measures something sensible: finite, positive
+//! timings whose phases add up, and a training step that actually trains.
+
+use adamant::bench::{peak_rss_mb, run, Net};
+
+#[test]
+fn every_net_runs_and_reports_finite_positive_timings() {
+    let params = [7_850, 1_796_010, 1_796_010, 2_371_266, 860_884];
+    for (net, params) in Net::ALL.into_iter().zip(params) {
+        let r = run(net, 2, 1);
+        assert_eq!(r.params, params, "{net}: not the paper's net");
+        assert_eq!((r.steps, r.warmup, r.losses.len()), (2, 1, 3), "{net}");
+        for (what, x) in [
+            ("step", r.step_ms),
+            ("min", r.step_ms_min),
+            ("p90", r.step_ms_p90),
+            ("fwd", r.fwd_ms),
+            ("bwd", r.bwd_ms),
+            ("opt", r.opt_ms),
+            ("gflops", r.gflops),
+        ] {
+            assert!(x.is_finite() && x > 0.0, "{net}: {what} = {x}");
+        }
+        assert!(r.step_ms_min <= r.step_ms && r.step_ms <= r.step_ms_p90, "{net}: {r:?}");
+        assert!(r.losses.iter().all(|l| l.is_finite()), "{net}: losses {:?}", r.losses);
+        // Medians of the phases need not sum to the median step exactly, but roughly.
+        let phases = r.fwd_ms + r.bwd_ms + r.opt_ms;
+        assert!(phases < 3.0 * r.step_ms_p90, "{net}: phases {phases} ms vs step {} ms", r.step_ms);
+        let line = r.json_line(1, peak_rss_mb(), false);
+        assert!(line.starts_with(&format!("{{\"net\": \"{net}\", \"threads\": 1, \"step_ms\": ")), "{line}");
+        assert!(!line.contains('\n') && !line.contains("NaN"), "{line}");
+    }
+}
+
+#[test]
+fn the_logreg_step_trains() {
+    // The same batch every step: Adam at lr 1e-3 must drive its loss down steadily.
+    let r = run(Net::LogReg, 20, 0);
+    let (first, last) = (r.losses[0], r.final_loss());
+    assert!(first > 2.0 && last < first - 0.3, "losses {:?}", r.losses);
+    assert!(r.losses.windows(2).all(|w| w[1] < w[0]), "losses {:?}", r.losses);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn peak_rss_is_read_on_linux() {
+    let mb = peak_rss_mb().expect("VmHWM in /proc/self/status");
+    assert!(mb > 1.0 && mb < 1e6, "{mb}");
+}
