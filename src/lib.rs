@@ -27,6 +27,7 @@ pub mod cli;
 pub mod experiment;
 pub mod playground;
 pub mod plot;
+pub mod trace;
 pub mod train;
 
 /// The names most training scripts use, in one import.
@@ -39,3 +40,25 @@ pub mod prelude {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The tour's code blocks (`docs/tour.md` and its chapters), compiled and run as doctests so
+/// that the teaching text cannot drift from the code it teaches.
+#[cfg(doctest)]
+pub mod tour_doctests {
+    #[doc = include_str!("../docs/tour.md")]
+    pub struct Index;
+    #[doc = include_str!("../docs/tour/01-tape.md")]
+    pub struct Tape;
+    #[doc = include_str!("../docs/tour/02-backward.md")]
+    pub struct Backward;
+    #[doc = include_str!("../docs/tour/03-gradcheck.md")]
+    pub struct Gradcheck;
+    #[doc = include_str!("../docs/tour/04-networks.md")]
+    pub struct Networks;
+    #[doc = include_str!("../docs/tour/05-adam.md")]
+    pub struct Adam;
+    #[doc = include_str!("../docs/tour/06-bias-correction.md")]
+    pub struct BiasCorrection;
+    #[doc = include_str!("../docs/tour/07-the-family.md")]
+    pub struct TheFamily;
+}
