@@ -2,17 +2,25 @@
 //!
 //! ```text
 //! cargo run --release --example bench_kernels            # all thread settings, one table
+//! cargo run --release --example bench_kernels -- --backend portable --gemm-only
 //! RAYON_NUM_THREADS=1 cargo run --release --example bench_kernels -- --child
 //!                                                        # one setting, raw tab-separated rows
 //! ```
+//!
+//! `--backend all` (the default) times every GEMM shape with each GEMM backend this CPU has
+//! (`portable` = matrixmultiply on 64-row blocks; `avx2`, `avx512` = adamant's packed GEMM
+//! with that micro-kernel) in the same process, taking turns over three rounds so that they
+//! see the same machine load; `--backend NAME` times one. Convolutions always use the
+//! default backend (what `matmul` picks). `--gemm-only` skips the convolutions.
 //!
 //! All parallelism is rayon's (matrixmultiply is built without its own threading, which
 //! fought rayon for the two cores), and rayon fixes its thread count once per process, so the
 //! parent runs this same binary as a child process per setting, with `RAYON_NUM_THREADS` set
 //! in the child's environment, and gathers the rows into one table. Each timing is the median (and the
-//! minimum, steadier on a shared machine) of several repetitions after one warm-up run;
-//! GFLOP/s is from the median and counts 2*M*K*N per GEMM; a convolution pass counts one such
-//! GEMM per product it performs (forward 1; backward 1 for dW, +1 for dx).
+//! minimum, steadier on a shared machine) of several repetitions after one warm-up run (for
+//! the GEMM rows, the best median and minimum of the three rounds); GFLOP/s ("best": from the
+//! minimum) counts 2*M*K*N per GEMM; a convolution pass counts one such GEMM per product it
+//! performs (forward 1; backward 1 for dW, +1 for dx).
 //!
 //! Shapes: `M x K x N` means `out[M,N] = op(a)[M,K] @ op(b)[K,N]`; NT means `b` is stored
 //! transposed (`[N,K]`, like a dense layer's weight), TN that `a` is (`[K,M]`). The three
@@ -20,7 +28,9 @@
 //! (batch 128: conv1 3->64 ch on 32x32, conv2 64->64 on 16x16, conv3 64->128 on 8x8, all 5x5).
 
 use adamant_tensor::kernels::parallel::{with_mode, Mode};
-use adamant_tensor::kernels::{conv2d_backward, conv2d_forward, matmul, Conv2dGeometry};
+use adamant_tensor::kernels::{
+    conv2d_backward, conv2d_forward, gemm_backend, sgemm_with, Conv2dGeometry, GemmBackend, StridedMat,
+};
 use adamant_tensor::rng::seeded;
 use adamant_tensor::Tensor;
 use std::process::Command;
@@ -50,17 +60,39 @@ fn time(mut f: impl FnMut()) -> (f64, f64) {
     (times[reps / 2], times[0])
 }
 
-/// One output row of a child: name, shape, flop count, median and minimum seconds.
-fn row(name: &str, shape: &str, flop: f64, (median, min): (f64, f64)) {
-    println!("{name}\t{shape}\t{flop}\t{median}\t{min}");
+/// One output row of a child: name, shape, backend, flop count, median and minimum seconds.
+fn row(name: &str, shape: &str, backend: &str, flop: f64, (median, min): (f64, f64)) {
+    println!("{name}\t{shape}\t{backend}\t{flop}\t{median}\t{min}");
 }
 
-fn bench_gemm(name: &str, m: usize, k: usize, n: usize, ta: bool, tb: bool) {
+/// Short name of a GEMM backend in the table.
+fn backend_name(backend: GemmBackend) -> &'static str {
+    match backend {
+        GemmBackend::Portable => "portable",
+        GemmBackend::Avx2 => "avx2",
+        GemmBackend::Avx512 => "avx512",
+    }
+}
+
+/// Times `out = op(a) @ op(b)` (what `matmul` does) with each of `backends`, taking turns:
+/// `rounds` rounds, each timing every backend once, and keeps each backend's best round.
+#[allow(clippy::too_many_arguments)]
+fn bench_gemm(name: &str, m: usize, k: usize, n: usize, ta: bool, tb: bool, backends: &[GemmBackend]) {
     let a = random(m * k, 1);
     let b = random(k * n, 2);
     let mut c = vec![0.0f32; m * n];
-    let t = time(|| matmul(&a, &b, &mut c, m, k, n, ta, tb, false));
-    row(name, &format!("{m}x{k}x{n}"), 2.0 * (m * k * n) as f64, t);
+    let (av, bv) = (StridedMat::row_major(&a, m, k, ta), StridedMat::row_major(&b, k, n, tb));
+    let rounds = 3;
+    let mut best = vec![(f64::INFINITY, f64::INFINITY); backends.len()];
+    for _ in 0..rounds {
+        for (backend, best) in backends.iter().zip(&mut best) {
+            let (med, min) = time(|| sgemm_with(*backend, av, bv, &mut c, false));
+            *best = (best.0.min(med), best.1.min(min));
+        }
+    }
+    for (backend, t) in backends.iter().zip(best) {
+        row(name, &format!("{m}x{k}x{n}"), backend_name(*backend), 2.0 * (m * k * n) as f64, t);
+    }
 }
 
 fn bench_conv(name: &str, batch: usize, g: Conv2dGeometry, oc: usize, with_dx: bool) {
@@ -82,12 +114,14 @@ fn bench_conv(name: &str, batch: usize, g: Conv2dGeometry, oc: usize, with_dx: b
         let dx = if with_dx { Some(dx.as_mut_slice()) } else { None };
         conv2d_backward(&x, batch, &g, &w, oc, &dy, dx, &mut dw, Some(&mut db));
     };
-    row(&format!("{name} fwd"), &shape, gemm, time(&mut fwd));
-    row(&format!("{name} {dx_note}"), &shape, bwd_gemms * gemm, time(&mut bwd));
+    let backend = backend_name(gemm_backend());
+    row(&format!("{name} fwd"), &shape, backend, gemm, time(&mut fwd));
+    row(&format!("{name} {dx_note}"), &shape, backend, bwd_gemms * gemm, time(&mut bwd));
     let both = (1.0 + bwd_gemms) * gemm;
     row(
         &format!("{name} fwd+bwd"),
         &shape,
+        backend,
         both,
         time(|| {
             fwd();
@@ -102,37 +136,79 @@ fn bench_conv(name: &str, batch: usize, g: Conv2dGeometry, oc: usize, with_dx: b
             bwd();
         })
     });
-    row(&format!("{name} fwd+bwd, rayon off"), &shape, both, serial);
+    row(&format!("{name} fwd+bwd, rayon off"), &shape, backend, both, serial);
 }
 
-fn child() {
-    bench_gemm("matmul NT (dense fwd)", 128, 784, 1000, false, true);
-    bench_gemm("matmul NT", 128, 1000, 1000, false, true);
-    bench_gemm("matmul NN", 128, 1000, 1000, false, false);
-    bench_gemm("matmul TN (dense dW)", 1000, 128, 1000, true, false);
-    bench_gemm("im2col GEMM conv1 NN", 131072, 75, 64, false, false);
-    bench_gemm("im2col GEMM conv2 NN", 32768, 1600, 64, false, false);
-    bench_gemm("im2col GEMM conv3 NN", 8192, 1600, 128, false, false);
+fn child(backends: &[GemmBackend], gemm_only: bool) {
+    let gemm = |name, m, k, n, ta, tb| bench_gemm(name, m, k, n, ta, tb, backends);
+    gemm("matmul NT (dense fwd)", 128, 784, 1000, false, true);
+    gemm("matmul NT", 128, 1000, 1000, false, true);
+    gemm("matmul NN", 128, 1000, 1000, false, false);
+    gemm("matmul TN (dense dW)", 1000, 128, 1000, true, false);
+    gemm("im2col GEMM conv1 NN", 131072, 75, 64, false, false);
+    gemm("im2col GEMM conv2 NN", 32768, 1600, 64, false, false);
+    gemm("im2col GEMM conv3 NN", 8192, 1600, 128, false, false);
+    if gemm_only {
+        return;
+    }
     // conv1 takes the data as input, so its backward needs no dx.
     bench_conv("conv1", 128, Conv2dGeometry::new(3, 32, 32, 5, 1, 2), 64, false);
     bench_conv("conv2", 128, Conv2dGeometry::new(64, 16, 16, 5, 1, 2), 64, true);
 }
 
+const USAGE: &str = "usage: bench_kernels [--backend all|portable|avx2|avx512] [--gemm-only] [--child]";
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("--child") => return child(),
-        Some(other) => {
-            eprintln!("bench_kernels: unknown argument {other:?} (the only one is --child)");
+    let mut is_child = false;
+    let mut gemm_only = false;
+    let mut backend = "all".to_string();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--child" => is_child = true,
+            "--gemm-only" => gemm_only = true,
+            "--backend" => match args.next() {
+                Some(v) => backend = v,
+                None => {
+                    eprintln!("bench_kernels: --backend needs a value\n{USAGE}");
+                    std::process::exit(2);
+                }
+            },
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return;
+            }
+            other => {
+                eprintln!("bench_kernels: unknown argument {other:?}\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let backends: Vec<GemmBackend> = match backend.as_str() {
+        "all" => {
+            let all = [GemmBackend::Portable, GemmBackend::Avx2, GemmBackend::Avx512];
+            all.into_iter().filter(|b| b.is_available()).collect()
+        }
+        "portable" => vec![GemmBackend::Portable],
+        "avx512" if GemmBackend::Avx512.is_available() => vec![GemmBackend::Avx512],
+        "avx2" if GemmBackend::Avx2.is_available() => vec![GemmBackend::Avx2],
+        other => {
+            eprintln!("bench_kernels: backend {other:?} is unknown or not supported by this CPU\n{USAGE}");
             std::process::exit(2);
         }
-        None => {}
+    };
+    if is_child {
+        return child(&backends, gemm_only);
     }
     let exe = std::env::current_exe().expect("bench_kernels: cannot find own executable");
-    let mut rows: Vec<(String, String, String, f64, f64, f64)> = vec![];
+    let mut rows: Vec<(String, String, String, String, f64, f64, f64)> = vec![];
     for (label, rayon) in SETTINGS {
-        let output = Command::new(&exe)
-            .arg("--child")
+        let mut command = Command::new(&exe);
+        command.args(["--child", "--backend", &backend]);
+        if gemm_only {
+            command.arg("--gemm-only");
+        }
+        let output = command
             .env("RAYON_NUM_THREADS", rayon.to_string())
             .output()
             .expect("bench_kernels: cannot run child process");
@@ -142,15 +218,24 @@ fn main() {
         }
         for line in String::from_utf8_lossy(&output.stdout).lines() {
             let f: Vec<&str> = line.split('\t').collect();
-            if let [name, shape, flop, med, min] = f[..] {
+            if let [name, shape, backend, flop, med, min] = f[..] {
                 let num = |v: &str| -> f64 { v.parse().expect("bench_kernels: bad row from child") };
-                rows.push((name.into(), shape.into(), label.into(), num(med), num(min), num(flop)));
+                rows.push((
+                    name.into(),
+                    shape.into(),
+                    backend.into(),
+                    label.into(),
+                    num(med),
+                    num(min),
+                    num(flop),
+                ));
             }
         }
     }
+    // GFLOP/s from the median and, steadier on a shared machine, from the fastest repetition.
     println!(
-        "{:<28} {:<24} {:>10} {:>8} {:>8} {:>8}",
-        "kernel", "shape (MxKxN)", "threads", "med ms", "min ms", "GFLOP/s"
+        "{:<28} {:<24} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "kernel", "shape (MxKxN)", "backend", "threads", "med ms", "min ms", "GFLOP/s", "best"
     );
     // Each kernel's settings together, kernels in the order they ran.
     let mut order: Vec<(&str, &str)> = vec![];
@@ -162,13 +247,15 @@ fn main() {
     for (name, shape) in order {
         for r in rows.iter().filter(|r| r.0 == name && r.1 == shape) {
             println!(
-                "{:<28} {:<24} {:>10} {:>8.2} {:>8.2} {:>8.1}",
+                "{:<28} {:<24} {:>9} {:>10} {:>8.2} {:>8.2} {:>8.1} {:>8.1}",
                 r.0,
                 r.1,
                 r.2,
-                r.3 * 1e3,
+                r.3,
                 r.4 * 1e3,
-                r.5 / r.3 / 1e9
+                r.5 * 1e3,
+                r.6 / r.4 / 1e9,
+                r.6 / r.5 / 1e9
             );
         }
     }

@@ -35,7 +35,7 @@ pub const CLASS_NAMES: [&str; NUM_CLASSES] =
 /// Checks CIFAR binary `bytes` read from `path` (named in errors) and returns the number of
 /// records: the size must be a positive multiple of 3,073 and every label below 10.
 fn check_batch(bytes: &[u8], path: &Path) -> Result<usize, DataError> {
-    if bytes.is_empty() || bytes.len() % RECORD_BYTES != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD_BYTES) {
         return Err(DataError::format(
             path,
             format!("a positive multiple of {RECORD_BYTES} bytes (records of 1 label byte + {IMAGE_BYTES} pixel bytes)"),

@@ -1,41 +1,32 @@
-//! Dense matrix multiplication: one entry point over `matrixmultiply::sgemm`.
+//! Dense matrix multiplication: one entry point, [`matmul`], over the packed GEMM of the
+//! [`gemm` module](mod@crate::kernels::gemm).
 //!
-//! Transposed operands are described to sgemm by their strides, so `trans_a`/`trans_b` cost
-//! no copy. This is the workhorse of every dense layer and (through im2col) every
-//! convolution.
+//! Transposed operands are described to the GEMM by their strides, so `trans_a`/`trans_b`
+//! cost no copy: the GEMM's packing reads them strided. This is the workhorse of every
+//! dense layer and (through im2col) every convolution.
+//!
+//! # Why our own GEMM
+//!
+//! Until 2026-11 this called `matrixmultiply::sgemm` on fixed 64-row blocks of `out` over
+//! rayon. Every block repacked all of `b`, so the dense-layer products (128 rows) ran at
+//! 61-68 GFLOP/s on one core and 93-127 on two, against 163-176 / 295-324 for PyTorch/MKL on
+//! the same 2-core AVX-512 machine. The GEMM in [`gemm`](mod@crate::kernels::gemm) packs
+//! BLIS-style around an AVX-512 (or AVX2) micro-kernel and splits `out` into jobs (column
+//! blocks for 128-row products) that each pack only their part; matrixmultiply remains the
+//! fallback on other CPUs. On that machine (2026-11, `examples/bench_kernels.rs`, which times
+//! both side by side) 128x1000x1000 NT went to 128-140 GFLOP/s on one core (matrixmultiply
+//! 93-100 in the same runs) and 252-267 on two (188-198), the im2col products by 35-50 %.
 //!
 //! # Threads and determinism
 //!
-//! [`matmul`] cuts `out` into blocks of [`MATMUL_ROW_BLOCK`] rows, a split fixed by the shape
-//! alone, and runs one sgemm per block, on rayon when the product is large. A block's bits
-//! do not depend on which thread computes it, so results are identical whatever the number
-//! of rayon threads (tested with `with_mode`).
-//!
-//! matrixmultiply can also thread internally: the workspace enables its `threading`
-//! feature, and its thread count is read once per process from `MATMUL_NUM_THREADS`
-//! (clamped to 1..=4; unset means the number of physical cores). It splits only the output
-//! among its threads; the reduction over `k` for an element always runs through the same
-//! micro-kernel calls in the same order, so that setting does not change results either.
-//! It cannot change inside a running process, so there is no unit test of it; checked by hand
-//! by hashing the bits of several GEMMs and a conv forward/backward in child processes for
-//! every `MATMUL_NUM_THREADS` in 1..=4 and `RAYON_NUM_THREADS` in {1, 2, 4}: all equal.
-//!
-//! Its threads nest badly inside rayon's, though (both pools want every core, and
-//! concurrent callers queue on matrixmultiply's few worker threads). On a 2-core VM
-//! (`examples/bench_kernels.rs`; run-to-run noise there is 10-50%) `MATMUL_NUM_THREADS=1`
-//! with 2 rayon threads was best for convolutions: CNN conv1 forward+backward (batch 128)
-//! 19-20 ms, against 29-37 ms with matrixmultiply also at 2 threads and 38-45 ms on one
-//! thread. For dense-layer GEMMs (128x784x1000 and similar) the two 2-thread settings were
-//! within noise of each other (1.4-2.1 ms, against 2-3.3 ms on one thread). So: run with
-//! `MATMUL_NUM_THREADS=1` (or build matrixmultiply without `threading`) and let rayon own
-//! the cores.
+//! The GEMM splits only `out` between threads, never the sum over `k`: every element is
+//! reduced over the same K blocks in the same order whichever thread computes it, so results
+//! are identical whatever the number of rayon threads (tested with `with_mode`). The
+//! matrixmultiply fallback splits `out` into fixed 64-row blocks, with the same guarantee.
+//! matrixmultiply is built without its own `threading` feature: its threads fought rayon's
+//! for the cores (CNN conv1 forward+backward 19-20 ms with rayon alone, 29-37 ms with both).
 
-use super::parallel::should_parallelize;
-use rayon::prelude::*;
-
-/// Rows of `out` per sgemm call: [`matmul`] always cuts `out` into blocks of this many rows
-/// (fixed, whatever the thread count) and runs the blocks on rayon when the product is large.
-pub const MATMUL_ROW_BLOCK: usize = 64;
+use super::gemm::{sgemm, StridedMat};
 
 /// `out[m,n] = op(a) @ op(b)` (plus the old `out` when `accumulate`), where `a` is stored
 /// `[m,k]` row-major (`[k,m]` if `trans_a`) and `b` is stored `[k,n]` (`[n,k]` if `trans_b`).
@@ -86,44 +77,11 @@ pub fn matmul(
         return;
     }
 
-    // Element (i, p) of op(a) lives at a[i*rsa + p*csa]; likewise for b and out.
-    let (rsa, csa) = if trans_a { (1, m) } else { (k, 1) };
-    let (rsb, csb) = if trans_b { (1, k) } else { (n, 1) };
-    // beta = 0 makes sgemm ignore the old contents of `out` entirely (NaNs included).
-    let beta = if accumulate { 1.0 } else { 0.0 };
-    let run_block = |block: usize, out_block: &mut [f32]| {
-        let first_row = block * MATMUL_ROW_BLOCK;
-        let rows = out_block.len() / n;
-        // SAFETY: `first_row + rows <= m`, so every index (first_row + i)*rsa + p*csa with
-        // i < rows, p < k is below m*k = a.len(); b is read at p*rsb + j*csb < k*n =
-        // b.len(); `out_block` is an exclusive borrow of exactly rows*n elements written at
-        // i*n + j, which never alias each other or the inputs.
-        unsafe {
-            matrixmultiply::sgemm(
-                rows,
-                k,
-                n,
-                1.0,
-                a.as_ptr().add(first_row * rsa),
-                rsa as isize,
-                csa as isize,
-                b.as_ptr(),
-                rsb as isize,
-                csb as isize,
-                beta,
-                out_block.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
-    };
-    // The same row blocks on both paths, so the answer never depends on the path taken.
-    let chunk = MATMUL_ROW_BLOCK * n;
-    if m > MATMUL_ROW_BLOCK && should_parallelize(m * k * n) {
-        out.par_chunks_mut(chunk).enumerate().for_each(|(i, o)| run_block(i, o));
-    } else {
-        out.chunks_mut(chunk).enumerate().for_each(|(i, o)| run_block(i, o));
-    }
+    // beta = 0 (not accumulating) makes the GEMM ignore the old contents of `out` entirely
+    // (NaNs included).
+    let a = StridedMat::row_major(a, m, k, trans_a);
+    let b = StridedMat::row_major(b, k, n, trans_b);
+    sgemm(a, b, out, accumulate);
 }
 
 #[cfg(test)]
@@ -309,7 +267,7 @@ mod tests {
     #[test]
     fn parallel_equals_serial_bitwise() {
         use crate::kernels::parallel::{with_mode, Mode};
-        // 150 rows: two full row blocks and a short one.
+        // Big enough (with Mode::Parallel) to be cut into several jobs, with edge tiles.
         let (m, k, n) = (150, 70, 90);
         let a = randv(m * k, 11);
         let b = randv(k * n, 12);

@@ -8,6 +8,7 @@
 pub mod binary;
 pub mod conv;
 pub mod dropout;
+pub mod gemm;
 pub mod loss;
 pub mod matmul;
 pub mod parallel;
@@ -18,6 +19,7 @@ pub mod unary;
 pub use binary::*;
 pub use conv::*;
 pub use dropout::*;
+pub use gemm::*;
 pub use loss::*;
 pub use matmul::*;
 pub use pool::*;
