@@ -1,0 +1,772 @@
+//! Single-precision GEMM in the BLIS style: `c[m,n] = a[m,k] @ b[k,n]` (plus the old `c`),
+//! with AVX-512 and AVX2 micro-kernels and matrixmultiply as the portable fallback.
+//!
+//! # How it is cut
+//!
+//! * **K** into blocks of at most [`GEMM_KC`] steps (equal sizes, fixed by `k` alone). For
+//!   each block the partial product is added into `c`, so `c` is read and written once per
+//!   block.
+//! * **Output jobs**: `c` is cut into rectangles of at most [`GEMM_MC`] rows by [`GEMM_NC`]
+//!   columns; when that gives fewer than four jobs for a big product, into more, narrower
+//!   ones (a 128-row dense-layer product becomes four column blocks), so that two threads
+//!   have work. The jobs run on rayon; each packs what it needs itself, into thread-local
+//!   buffers.
+//! * **Micro-tiles**: inside a job, for every K block the job's columns of `b` are packed into
+//!   `NR`-column panels (`kc x NR`, row after row, zero-padded past the edge). Then for each
+//!   `MR`-row strip of `a`, the micro-kernel computes the `MR x NR` tiles of `c` against each
+//!   panel in turn, holding a whole tile in registers for all `kc` steps:
+//!   `c[MR x NR] += a_strip[MR x kc] * b_panel[kc x NR]`.
+//!
+//! The `a` strip (`MR x kc`, 12 KiB) stays in L1 while the kernel sweeps the job's `b` panels
+//! (`kc x NC`, up to 512 KiB) out of L2. The kernel broadcasts single values of `a`, so it
+//! reads them in any order at the same speed: a row-major `a` is read in place (no packing),
+//! a transposed one is copied into a panel of `MR` values per step of k. Only `b` is ever
+//! turned around (for `b` stored transposed, with 16x16 in-register transposes). Packing
+//! reads the operands through their strides, so transposes cost no extra copy.
+//!
+//! Operands too big for L2 are prefetched by the micro-kernel a block ahead of their use
+//! (`PrefetchWalk`): the kernel keeps the FMA units busy and leaves the memory system idle,
+//! while packing would otherwise stall on every cache line.
+//!
+//! # Micro-kernels
+//!
+//! Selected once per process ([`gemm_backend`]):
+//!
+//! * AVX-512F, 12 x 32: 24 of the 32 zmm registers accumulate, two hold a row of the `b`
+//!   panel, one the broadcast value of `a`; each step of k is 24 FMAs against 2 vector loads
+//!   and 12 broadcasts.
+//! * AVX2 + FMA, 6 x 16: the same shape on 16 ymm registers (12 accumulate).
+//! * Anything else: `matrixmultiply::sgemm` on fixed 64-row blocks of `c`
+//!   ([`GemmBackend::Portable`]).
+//!
+//! Edge tiles use smaller instances of the same kernel (fewer rows or one vector of columns)
+//! writing into a scratch tile.
+//!
+//! # Determinism
+//!
+//! Every element of `c` is computed the same way whatever job, tile or thread computes it:
+//! per K block, a register starts at zero and takes one FMA per step in increasing k, then is
+//! added to `c` (or stored, for the first block without `accumulate`). So the bits depend
+//! only on the K blocking, which depends only on `k` (and on the backend). The job grid,
+//! fixed by the shape alone anyway, and the number of threads do not change them: the K
+//! reduction is never split between threads.
+
+// Off x86-64 only the portable backend exists, and the packed driver is never instantiated.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use super::parallel::should_parallelize;
+use rayon::prelude::*;
+use std::cell::Cell;
+use std::ops::Range;
+use std::sync::OnceLock;
+
+/// Largest K block: the number of k steps the micro-kernel runs before adding its tile to
+/// `c`. With a 12 x 32 tile, the `a` strip (12 KiB) and the `b` panel it meets (32 KiB) fit
+/// the 48 KiB L1 together; 320 and up measured 10-40 % slower on the conv shapes.
+pub const GEMM_KC: usize = 256;
+
+/// Largest number of rows of `c` in one job of [`sgemm`] (a multiple of both kernels'
+/// heights). Each job repacks its columns of `b`, so taller jobs pack less; 480 measured a few
+/// percent faster than 240 on the im2col shapes.
+pub const GEMM_MC: usize = 480;
+
+/// Largest number of columns of `c` in one job of [`sgemm`] (a multiple of both kernels'
+/// widths): the job's packed `b` block, `GEMM_KC x GEMM_NC` floats (512 KiB), sits in L2.
+pub const GEMM_NC: usize = 512;
+
+/// Below this many jobs [`sgemm`] splits `c` further, so that a few threads find work...
+const MIN_JOBS: usize = 4;
+
+/// ...as long as each job keeps at least this many multiply-adds (about 15 us of work):
+/// smaller jobs would spend their time repacking operands that a bigger job reuses.
+const JOB_MIN_WORK: usize = 1 << 21;
+
+/// Rows of `c` per `matrixmultiply::sgemm` call on the portable path.
+const PORTABLE_ROW_BLOCK: usize = 64;
+
+/// Operands larger than this (bytes) are prefetched ahead of their use; smaller ones are
+/// assumed to stay in the 2 MiB L2 once touched. (Prefetching cached operands cost 4-5 %:
+/// the prefetches hold L1 fill buffers that the kernel's own loads of `b` need.)
+const PREFETCH_MIN_BYTES: usize = 1 << 20;
+
+/// Row stride (floats) of a packed row panel of `a` (used when `a`'s own rows lie a
+/// multiple of 2 KiB apart): room for [`GEMM_KC`] steps, padded so that the rows do not fall
+/// into the same L1 cache sets (1088 bytes apart).
+const A_ROW_STRIDE: usize = GEMM_KC + 16;
+
+/// Largest `MR * NR` of any micro-kernel: the size of the scratch tile for edge tiles.
+const MAX_TILE: usize = 512;
+
+/// A read-only view of a `rows x cols` matrix stored with arbitrary strides: element `(i, j)`
+/// is `data[i * row_stride + j * col_stride]`. A row-major `[r, c]` array is
+/// `(row_stride, col_stride) = (c, 1)`; its transpose is the same data with `(1, c)`.
+#[derive(Clone, Copy, Debug)]
+pub struct StridedMat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> StridedMat<'a> {
+    /// A view of `data` as a `rows x cols` matrix with the given strides; panics if some
+    /// element would lie outside `data`.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Self {
+        if rows > 0 && cols > 0 {
+            let last = (rows - 1) * row_stride + (cols - 1) * col_stride;
+            assert!(
+                last < data.len(),
+                "StridedMat: a {rows}x{cols} view with strides ({row_stride}, {col_stride}) \
+                 reaches element {last}, but the data has {} elements",
+                data.len()
+            );
+        }
+        StridedMat { data, rows, cols, row_stride, col_stride }
+    }
+
+    /// A row-major `[rows, cols]` matrix, or (`transposed`) the transpose of a row-major
+    /// `[cols, rows]` one.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize, transposed: bool) -> Self {
+        if transposed {
+            Self::new(data, rows, cols, 1, rows)
+        } else {
+            Self::new(data, rows, cols, cols, 1)
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Pointer to element `(i, j)`. Safe to compute for any `i`, `j` (wrapping arithmetic);
+    /// it points into `data` when `i < rows` and `j < cols`.
+    #[inline(always)]
+    fn ptr(&self, i: usize, j: usize) -> *const f32 {
+        self.data.as_ptr().wrapping_add(i * self.row_stride + j * self.col_stride)
+    }
+
+    /// Element `(i, j)`; `i < rows`, `j < cols` (bounds-checked through the slice).
+    #[inline(always)]
+    fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.row_stride + j * self.col_stride]
+    }
+
+    /// Whether rows are contiguous (and not also columns: a single row or column counts as
+    /// column-contiguous).
+    fn rows_contiguous(&self) -> bool {
+        self.col_stride == 1 && self.row_stride != 1
+    }
+}
+
+/// Which implementation [`sgemm_with`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmBackend {
+    /// The packed GEMM of this module with its 12 x 32 AVX-512F micro-kernel (x86-64).
+    Avx512,
+    /// The packed GEMM with its 6 x 16 AVX2 + FMA micro-kernel (x86-64).
+    Avx2,
+    /// `matrixmultiply::sgemm` on fixed 64-row blocks of `c`, run on rayon (any CPU).
+    Portable,
+}
+
+impl GemmBackend {
+    /// Whether this CPU can run the backend.
+    pub fn is_available(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self {
+                GemmBackend::Portable => true,
+                GemmBackend::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+                GemmBackend::Avx2 => {
+                    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == GemmBackend::Portable
+        }
+    }
+}
+
+/// The fastest backend this CPU supports (detected on the first call, then cached).
+pub fn gemm_backend() -> GemmBackend {
+    static DETECTED: OnceLock<GemmBackend> = OnceLock::new();
+    *DETECTED.get_or_init(|| {
+        [GemmBackend::Avx512, GemmBackend::Avx2]
+            .into_iter()
+            .find(|b| b.is_available())
+            .unwrap_or(GemmBackend::Portable)
+    })
+}
+
+/// `c = a @ b` (or `c += a @ b` when `accumulate`), `c` row-major `[a.rows(), b.cols()]`,
+/// with the fastest backend of this CPU ([`gemm_backend`]). Without `accumulate` the old
+/// contents of `c` are never read (NaNs there do not propagate).
+pub fn sgemm(a: StridedMat, b: StridedMat, c: &mut [f32], accumulate: bool) {
+    sgemm_with(gemm_backend(), a, b, c, accumulate);
+}
+
+/// [`sgemm`] with a chosen backend (for tests and benchmarks); panics if the CPU lacks it.
+pub fn sgemm_with(backend: GemmBackend, a: StridedMat, b: StridedMat, c: &mut [f32], accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "sgemm: a is {m}x{k} but b is {}x{n}", b.rows);
+    assert_eq!(c.len(), m * n, "sgemm: c has {} elements, expected [{m}, {n}]", c.len());
+    assert!(backend.is_available(), "sgemm: this CPU cannot run the {backend:?} backend");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // An empty sum is zero.
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return;
+    }
+    match backend {
+        GemmBackend::Portable => sgemm_portable(a, b, c, accumulate),
+        #[cfg(target_arch = "x86_64")]
+        GemmBackend::Avx512 => gemm_packed::<avx512::Avx512>(a, b, c, accumulate),
+        #[cfg(target_arch = "x86_64")]
+        GemmBackend::Avx2 => gemm_packed::<avx2::Avx2>(a, b, c, accumulate),
+        #[cfg(not(target_arch = "x86_64"))]
+        GemmBackend::Avx512 | GemmBackend::Avx2 => unreachable!("sgemm: only Portable exists off x86-64"),
+    }
+}
+
+/// The portable path: one `matrixmultiply::sgemm` per fixed block of 64 rows of `c` (each
+/// repacks `b`, which is why this is slow for 128-row products), blocks on rayon.
+fn sgemm_portable(a: StridedMat, b: StridedMat, c: &mut [f32], accumulate: bool) {
+    let (k, n) = (a.cols, b.cols);
+    // beta = 0 makes matrixmultiply ignore the old contents of `c` entirely (NaNs included).
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    let run_block = |block: usize, c_block: &mut [f32]| {
+        let rows = c_block.len() / n;
+        // SAFETY: the block's rows are first_row..first_row + rows <= a.rows, so every
+        // element (first_row + i, p) of `a` and (p, j) of `b` that sgemm reads lies inside its
+        // slice (checked by StridedMat::new); `c_block` is an exclusive borrow of rows*n
+        // elements, written at i*n + j, aliasing neither input.
+        unsafe {
+            matrixmultiply::sgemm(
+                rows,
+                k,
+                n,
+                1.0,
+                a.ptr(block * PORTABLE_ROW_BLOCK, 0),
+                a.row_stride as isize,
+                a.col_stride as isize,
+                b.ptr(0, 0),
+                b.row_stride as isize,
+                b.col_stride as isize,
+                beta,
+                c_block.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+    };
+    let chunk = PORTABLE_ROW_BLOCK * n;
+    if a.rows > PORTABLE_ROW_BLOCK && should_parallelize(a.rows * k * n) {
+        c.par_chunks_mut(chunk).enumerate().for_each(|(i, o)| run_block(i, o));
+    } else {
+        c.chunks_mut(chunk).enumerate().for_each(|(i, o)| run_block(i, o));
+    }
+}
+
+/// A micro-kernel and the packing routines that feed it. The driver [`gemm_packed`] is
+/// generic over this, so an instruction set only has to supply these functions.
+trait MicroKernel {
+    /// Rows of the register tile of `c`.
+    const MR: usize;
+    /// Columns of the register tile of `c`.
+    const NR: usize;
+
+    /// Packs rows `i0..i0 + rows` (`rows <= MR`) and columns `p0..p0 + kc` of `a` into an
+    /// `a` panel with zero rows past `rows`: a row panel `dst[i * A_ROW_STRIDE + p]` if `a`'s
+    /// rows are contiguous, else a column panel `dst[p * MR + i]`.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's features, the block lies inside `a`, and `dst` is valid
+    /// for `MR * A_ROW_STRIDE` writes.
+    unsafe fn pack_a(dst: *mut f32, a: &StridedMat, i0: usize, rows: usize, p0: usize, kc: usize);
+
+    /// Packs rows `p0..p0 + kc` and columns `j0..j0 + cols` of `b` into `cols.div_ceil(NR)`
+    /// panels of `kc x NR`: column `j` goes to panel `t = j / NR` as
+    /// `dst[t * kc * NR + p * NR + j % NR]`, and the last panel is zero-padded.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's features, the block lies inside `b`, and `dst` is
+    /// 64-byte aligned and valid for `cols.div_ceil(NR) * kc * NR` writes.
+    unsafe fn pack_b(dst: *mut f32, b: &StridedMat, p0: usize, kc: usize, j0: usize, cols: usize);
+
+    /// The part of a tile of `rows x cols` (`rows <= MR`, `cols <= NR`) that
+    /// [`MicroKernel::kernel`] computes and writes: at least that, rounded up to the tile
+    /// sizes the kernel has code for.
+    fn tile_extent(rows: usize, cols: usize) -> (usize, usize);
+
+    /// `c[r x w] (+)= a[r x kc] * b_panel[kc x w]` with `(r, w) = tile_extent(rows, cols)`,
+    /// where `c` has row stride `ldc`; adds to `c` when `accumulate`, else overwrites it
+    /// without reading it. `a_row_stride` says where `a[i, p]` is: `a[p * MR + i]` (a column
+    /// panel) if it is 0, else `a[i * a_row_stride + p]` (a row panel, or `a` itself). Along
+    /// the way the kernel prefetches the lines of `prefetch` (at most one of each per step).
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's features; `a` holds `r` rows of `kc` steps as described;
+    /// `b` is a packed panel of `kc` steps, 64-byte aligned; `c` is valid for reads and
+    /// writes of an `r x w` tile with row stride `ldc`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel(
+        kc: usize,
+        rows: usize,
+        cols: usize,
+        a: *const f32,
+        a_row_stride: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        prefetch: [PrefetchLines; 2],
+    );
+}
+
+/// `count` cache lines at `start + q * stride` floats (`q < count`) for a micro-kernel to
+/// prefetch into L2 while it computes. The addresses may lie anywhere: a prefetch never faults.
+#[derive(Clone, Copy, Debug)]
+struct PrefetchLines {
+    start: *const f32,
+    stride: usize,
+    count: usize,
+}
+
+impl PrefetchLines {
+    const NONE: PrefetchLines = PrefetchLines { start: std::ptr::null(), stride: 0, count: 0 };
+}
+
+/// The cache lines of a block of `a` or `b` that a job will use next, handed out a few at a
+/// time to the micro-kernel calls before that. Copying an operand at full speed from L3 or
+/// memory waits on every line (the packing of `b` took 12-15 % of a 128x1000x1000 product,
+/// half of that hidden by this; the next strip of a big `a` gained about 10 % on the im2col
+/// shapes); the micro-kernel leaves the memory system idle, so it fetches them instead.
+///
+/// The block is a grid of cache lines: runs of contiguous floats (rows of a row-major
+/// matrix, columns of a transposed one), each some lines long. Each call gets one evenly
+/// strided segment along the longer side of the grid (`inner`), and the walk moves to the
+/// next `outer` position when a segment reaches the end.
+struct PrefetchWalk {
+    base: *const f32,
+    inner: usize,
+    inner_stride: usize,
+    outer: usize,
+    outer_stride: usize,
+    per_call: usize,
+    i: usize,
+    o: usize,
+}
+
+impl PrefetchWalk {
+    /// No prefetching.
+    const NONE: PrefetchWalk = PrefetchWalk {
+        base: std::ptr::null(),
+        inner: 0,
+        inner_stride: 0,
+        outer: 0,
+        outer_stride: 0,
+        per_call: 0,
+        i: 0,
+        o: 0,
+    };
+
+    /// The walk over `rows` and `cols` of `x`, spread over `calls` micro-kernel calls of at
+    /// most `max_per_call` lines each.
+    fn new(
+        x: &StridedMat,
+        rows: Range<usize>,
+        cols: Range<usize>,
+        calls: usize,
+        max_per_call: usize,
+    ) -> Self {
+        let (run_len, runs, run_stride) = if x.col_stride == 1 {
+            (cols.len(), rows.len(), x.row_stride)
+        } else if x.row_stride == 1 {
+            (rows.len(), cols.len(), x.col_stride)
+        } else {
+            return PrefetchWalk::NONE;
+        };
+        // One more line than the run needs, since a run need not start on a line boundary.
+        let lines = run_len.div_ceil(16) + 1;
+        let ((inner, inner_stride), (outer, outer_stride)) =
+            if lines >= runs { ((lines, 16), (runs, run_stride)) } else { ((runs, run_stride), (lines, 16)) };
+        // Twice the even share, as segments stop at the end of each inner stretch.
+        let per_call = (2 * (lines * runs).div_ceil(calls.max(1))).min(max_per_call);
+        let base = x.ptr(rows.start, cols.start);
+        PrefetchWalk { base, inner, inner_stride, outer, outer_stride, per_call, i: 0, o: 0 }
+    }
+
+    /// The next segment of the walk (empty once it is done).
+    fn next_lines(&mut self) -> PrefetchLines {
+        if self.o >= self.outer {
+            return PrefetchLines::NONE;
+        }
+        let count = self.per_call.min(self.inner - self.i);
+        let start = self.base.wrapping_add(self.i * self.inner_stride + self.o * self.outer_stride);
+        self.i += count;
+        if self.i == self.inner {
+            self.i = 0;
+            self.o += 1;
+        }
+        PrefetchLines { start, stride: self.inner_stride, count }
+    }
+}
+
+/// Whether the micro-kernel reads a row-contiguous `a` where it lies instead of from a packed
+/// copy. Copying `a` at full speed right before use waits on memory when `a` is too big for
+/// the caches (a quarter of the time of the 32768x1600x64 im2col product measured); the
+/// kernel instead reads each row slowly and in order, which the hardware prefetchers keep
+/// ahead of. Not when rows lie a multiple of 2 KiB apart: then the rows of a strip share a
+/// few L1 cache sets and evict each other.
+fn a_in_place(a: &StridedMat) -> bool {
+    a.rows_contiguous() && !(a.row_stride * 4).is_multiple_of(2048)
+}
+
+/// 64 bytes of floats: the unit of the pack buffers, so that packed panels are aligned for
+/// full-width vector loads.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Align64([f32; 16]);
+
+/// One thread's packing space, reused across calls so that a GEMM allocates nothing once the
+/// buffers have grown to the largest block seen.
+#[derive(Default)]
+struct PackBuffers {
+    a: Vec<Align64>,
+    b: Vec<Align64>,
+}
+
+thread_local! {
+    static PACK_BUFFERS: Cell<PackBuffers> =
+        const { Cell::new(PackBuffers { a: Vec::new(), b: Vec::new() }) };
+}
+
+/// Runs `f` with this thread's pack buffers. They are moved out for the duration, so a
+/// nested call on the same thread (rayon may run another job while this one waits) simply
+/// starts with fresh buffers instead of aliasing these.
+fn with_pack_buffers<R>(f: impl FnOnce(&mut PackBuffers) -> R) -> R {
+    let mut bufs = PACK_BUFFERS.take();
+    let result = f(&mut bufs);
+    PACK_BUFFERS.set(bufs);
+    result
+}
+
+/// A pointer to at least `floats` floats of `buf`, 64-byte aligned, growing it if needed.
+fn reserve_floats(buf: &mut Vec<Align64>, floats: usize) -> *mut f32 {
+    let units = floats.div_ceil(16);
+    if buf.len() < units {
+        buf.resize(units, Align64([0.0; 16]));
+    }
+    buf.as_mut_ptr().cast()
+}
+
+/// The scratch tile of edge tiles, aligned like the pack buffers.
+#[repr(C, align(64))]
+struct ScratchTile([f32; MAX_TILE]);
+
+/// `c`'s base pointer, shared by the jobs, which write disjoint rectangles of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: jobs write pairwise disjoint parts of `c` (see `gemm_packed`), and `c` is
+// exclusively borrowed for the whole call.
+unsafe impl Send for SharedOut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOut {}
+
+/// How [`gemm_packed`] cuts a product: K blocks of `kc`, and a grid of `m_jobs x n_jobs`
+/// jobs of `mb x nb` elements of `c` (the last row and column of jobs may be smaller). A
+/// function of the shape (and the tile size) alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Plan {
+    kc: usize,
+    mb: usize,
+    nb: usize,
+    m_jobs: usize,
+    n_jobs: usize,
+}
+
+impl Plan {
+    fn new(m: usize, k: usize, n: usize, mr: usize, nr: usize) -> Plan {
+        // Equal K blocks (rounded up to 16 steps), so that no block is a sliver.
+        let k_blocks = k.div_ceil(GEMM_KC);
+        let kc = k.div_ceil(k_blocks).next_multiple_of(16).min(GEMM_KC);
+        // Jobs as big as the cache budget allows...
+        let (m_tiles, n_tiles) = (m.div_ceil(mr), n.div_ceil(nr));
+        let (max_m_tiles, max_n_tiles) = ((GEMM_MC / mr).max(1), (GEMM_NC / nr).max(1));
+        let mut m_jobs = m_tiles.div_ceil(max_m_tiles);
+        let mut n_jobs = n_tiles.div_ceil(max_n_tiles);
+        // ...then split further, across the longer side of a job, until there are enough jobs
+        // for a few threads or they would get too small.
+        while m_jobs * n_jobs < MIN_JOBS {
+            let (tm, tn) = (m_tiles.div_ceil(m_jobs), n_tiles.div_ceil(n_jobs));
+            if tm * mr * tn * nr * k < 2 * JOB_MIN_WORK || (tm == 1 && tn == 1) {
+                break;
+            }
+            if (tn * nr >= tm * mr && tn > 1) || tm == 1 {
+                n_jobs += 1;
+            } else {
+                m_jobs += 1;
+            }
+        }
+        // Even out the jobs: the same number of tiles in each (but the last).
+        let tm = m_tiles.div_ceil(m_jobs);
+        let tn = n_tiles.div_ceil(n_jobs);
+        Plan { kc, mb: tm * mr, nb: tn * nr, m_jobs: m_tiles.div_ceil(tm), n_jobs: n_tiles.div_ceil(tn) }
+    }
+}
+
+/// The packed GEMM driver: cuts `c` into the jobs of [`Plan`] and runs them, on rayon when the
+/// product is big. The caller has checked that the CPU supports `K`.
+fn gemm_packed<K: MicroKernel>(a: StridedMat, b: StridedMat, c: &mut [f32], accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let plan = Plan::new(m, k, n, K::MR, K::NR);
+    let out = SharedOut(c.as_mut_ptr());
+    let jobs = plan.m_jobs * plan.n_jobs;
+    let job_cols = |job: usize| {
+        let jn = job % plan.n_jobs;
+        (jn * plan.nb)..((jn + 1) * plan.nb).min(n)
+    };
+    let run = |job: usize| {
+        let jm = job / plan.n_jobs;
+        let rows = (jm * plan.mb)..((jm + 1) * plan.mb).min(m);
+        // Rayon hands out runs of consecutive jobs, so the next job is usually this thread's.
+        let next_cols = (job + 1 < jobs).then(|| job_cols(job + 1));
+        let job = Job { a: &a, b: &b, c: out, ldc: n, rows, cols: job_cols(job), next_cols, kc: plan.kc };
+        // SAFETY: the CPU supports K (checked by sgemm_with); the job's rows and columns lie
+        // inside c (m x n, exclusively borrowed for this call), and distinct jobs own disjoint
+        // rectangles, so no two threads touch the same element.
+        with_pack_buffers(|bufs| unsafe { job.run::<K>(accumulate, bufs) });
+    };
+    if jobs > 1 && should_parallelize(m * k * n) {
+        (0..jobs).into_par_iter().for_each(run);
+    } else {
+        (0..jobs).for_each(run);
+    }
+}
+
+/// One job of [`gemm_packed`]: `c[rows, cols] (+)= a[rows, :] @ b[:, cols]`.
+struct Job<'a, 'b> {
+    a: &'a StridedMat<'b>,
+    b: &'a StridedMat<'b>,
+    c: SharedOut,
+    ldc: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    /// The columns of the job likely to run next on this thread, for prefetching.
+    next_cols: Option<Range<usize>>,
+    /// The K block size of the plan.
+    kc: usize,
+}
+
+impl Job<'_, '_> {
+    /// Loops K block -> strip of `a` -> panel of `b` -> micro-kernel.
+    ///
+    /// # Safety
+    /// The CPU supports `K`; `rows` and `cols` lie inside `c`, which is `a.rows x ldc`, and
+    /// no other thread accesses that rectangle during the call.
+    unsafe fn run<K: MicroKernel>(&self, accumulate: bool, bufs: &mut PackBuffers) {
+        let (a, b, (mr, nr), k) = (self.a, self.b, (K::MR, K::NR), self.a.cols);
+        let (rows, cols) = (self.rows.clone(), self.cols.clone());
+        let n_panels = cols.len().div_ceil(nr);
+        let in_place = a_in_place(a);
+        let prefetch_a = a.rows * a.cols * 4 > PREFETCH_MIN_BYTES;
+        let prefetch_b = b.rows * b.cols * 4 > PREFETCH_MIN_BYTES;
+        let a_panel = reserve_floats(&mut bufs.a, A_ROW_STRIDE * mr);
+        let b_block = reserve_floats(&mut bufs.b, self.kc * nr * n_panels);
+        let mut scratch = ScratchTile([0.0; MAX_TILE]);
+        let mut p0 = 0;
+        while p0 < k {
+            let kc = self.kc.min(k - p0);
+            // The first K block overwrites c unless the caller accumulates; later ones add.
+            let acc = accumulate || p0 > 0;
+            // SAFETY: rows p0..p0+kc <= k and the job's columns lie inside b; the
+            // n_panels*kc*nr floats fit the n_panels*self.kc*nr reserved, 64-byte aligned.
+            unsafe { K::pack_b(b_block, b, p0, kc, cols.start, cols.len()) };
+            // While computing this block, fetch the b that will be packed next.
+            let calls = rows.len().div_ceil(mr) * n_panels;
+            let mut prefetch_b = if !prefetch_b {
+                PrefetchWalk::NONE
+            } else if p0 + kc < k {
+                PrefetchWalk::new(b, (p0 + kc)..(p0 + kc + self.kc).min(k), cols.clone(), calls, kc)
+            } else if let Some(next) = self.next_cols.clone() {
+                PrefetchWalk::new(b, 0..self.kc.min(k), next, calls, kc)
+            } else {
+                PrefetchWalk::NONE
+            };
+            for i in rows.clone().step_by(mr) {
+                let h = mr.min(rows.end - i);
+                // The kernel reads whole tiles of rows, so a strip of another height is packed
+                // (zero-padded) even when `a` could be read in place.
+                let (a_strip, a_row_stride) = if in_place && K::tile_extent(h, nr).0 == h {
+                    (a.ptr(i, p0), a.row_stride)
+                } else {
+                    // SAFETY: rows i..i+h <= a.rows, columns p0..p0+kc <= k; the panel has
+                    // A_ROW_STRIDE*mr floats.
+                    unsafe { K::pack_a(a_panel, a, i, h, p0, kc) };
+                    (a_panel.cast_const(), if a.rows_contiguous() { A_ROW_STRIDE } else { 0 })
+                };
+                // And the next strip of a, while this one meets the job's columns.
+                let next_strip = (i + mr)..(i + 2 * mr).min(rows.end);
+                let mut prefetch_a = if prefetch_a && !next_strip.is_empty() {
+                    PrefetchWalk::new(a, next_strip, p0..p0 + kc, n_panels, kc)
+                } else {
+                    PrefetchWalk::NONE
+                };
+                for (t, j) in cols.clone().step_by(nr).enumerate() {
+                    let w = nr.min(cols.end - j);
+                    // In bounds: panel t of the block, and element (i, j) of c.
+                    let b_panel = b_block.wrapping_add(t * kc * nr).cast_const();
+                    let c_tile = self.c.0.wrapping_add(i * self.ldc + j);
+                    let prefetch = [prefetch_a.next_lines(), prefetch_b.next_lines()];
+                    if K::tile_extent(h, w) == (h, w) {
+                        // SAFETY: the tile (i..i+h, j..j+w) lies inside this job's part of c;
+                        // the strip and the panel hold kc steps.
+                        unsafe {
+                            K::kernel(
+                                kc,
+                                h,
+                                w,
+                                a_strip,
+                                a_row_stride,
+                                b_panel,
+                                c_tile,
+                                self.ldc,
+                                acc,
+                                prefetch,
+                            )
+                        };
+                        continue;
+                    }
+                    // The kernel would write past the edge of c: give it the scratch tile.
+                    let tile = scratch.0.as_mut_ptr();
+                    if acc {
+                        for r in 0..h {
+                            // SAFETY: row r < h of the tile has w elements inside c, and the
+                            // scratch rows are nr >= w floats.
+                            unsafe {
+                                std::ptr::copy_nonoverlapping(c_tile.add(r * self.ldc), tile.add(r * nr), w)
+                            };
+                        }
+                    }
+                    // SAFETY: the scratch tile is MR*NR <= MAX_TILE floats with row stride nr.
+                    unsafe { K::kernel(kc, h, w, a_strip, a_row_stride, b_panel, tile, nr, acc, prefetch) };
+                    for r in 0..h {
+                        // SAFETY: as above; only the h x w part inside c is written back.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(tile.add(r * nr), c_tile.add(r * self.ldc), w)
+                        };
+                    }
+                }
+            }
+            p0 += kc;
+        }
+    }
+}
+
+/// Packs `a` rows `i0..i0+rows`, columns `p0..p0+kc` into a row panel
+/// `dst[i * A_ROW_STRIDE + p]` (`a` row-contiguous: one copy per row), zero rows up to `mr`.
+///
+/// # Safety
+/// `a` is row-contiguous, the block lies inside it, and `dst` is valid for
+/// `mr * A_ROW_STRIDE` writes.
+unsafe fn pack_a_rows(
+    dst: *mut f32,
+    a: &StridedMat,
+    i0: usize,
+    rows: usize,
+    p0: usize,
+    kc: usize,
+    mr: usize,
+) {
+    for i in 0..mr {
+        // SAFETY: row i of the panel is A_ROW_STRIDE >= kc floats inside dst; row i0+i
+        // (i < rows) of a is contiguous from column p0 to p0+kc.
+        unsafe {
+            let row = dst.add(i * A_ROW_STRIDE);
+            if i < rows {
+                std::ptr::copy_nonoverlapping(a.ptr(i0 + i, p0), row, kc);
+            } else {
+                std::ptr::write_bytes(row, 0, kc);
+            }
+        }
+    }
+}
+
+/// Packs `a` rows `i0..i0+rows`, columns `p0..p0+kc` into a column panel `dst[p * mr + i]`
+/// element by element (any strides), zero-padding rows `rows..mr`.
+///
+/// # Safety
+/// `dst` is valid for `kc * mr` writes; the block lies inside `a`.
+unsafe fn pack_a_columns(
+    dst: *mut f32,
+    a: &StridedMat,
+    i0: usize,
+    rows: usize,
+    p0: usize,
+    kc: usize,
+    mr: usize,
+) {
+    for p in 0..kc {
+        for i in 0..mr {
+            let v = if i < rows { a.at(i0 + i, p0 + p) } else { 0.0 };
+            // SAFETY: p * mr + i < kc * mr.
+            unsafe { *dst.add(p * mr + i) = v };
+        }
+    }
+}
+
+/// Packs `b` rows `p0..p0+kc`, columns `j0..j0+cols` into `nr`-column panels (as
+/// [`MicroKernel::pack_b`]): copies of row segments when `b` is row-contiguous, else element
+/// by element.
+///
+/// # Safety
+/// `dst` is valid for `cols.div_ceil(nr) * kc * nr` writes; the block lies inside `b`.
+unsafe fn pack_b_generic(
+    dst: *mut f32,
+    b: &StridedMat,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    cols: usize,
+    nr: usize,
+) {
+    for t in 0..cols.div_ceil(nr) {
+        let w = nr.min(cols - t * nr);
+        for p in 0..kc {
+            // SAFETY: row p of panel t is nr floats inside dst.
+            let row = unsafe { std::slice::from_raw_parts_mut(dst.add((t * kc + p) * nr), nr) };
+            if b.col_stride == 1 {
+                let start = (p0 + p) * b.row_stride + j0 + t * nr;
+                row[..w].copy_from_slice(&b.data[start..start + w]);
+            } else {
+                for (j, v) in row[..w].iter_mut().enumerate() {
+                    *v = b.at(p0 + p, j0 + t * nr + j);
+                }
+            }
+            row[w..].fill(0.0);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+#[cfg(test)]
+mod tests;
