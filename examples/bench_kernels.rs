@@ -158,6 +158,12 @@ fn child(backends: &[GemmBackend], gemm_only: bool) {
 
 const USAGE: &str = "usage: bench_kernels [--backend all|portable|avx2|avx512] [--gemm-only] [--child]";
 
+/// One line on stderr, as every example reports a bad argument, and exit status 2.
+fn usage_error(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(2)
+}
+
 fn main() {
     let mut is_child = false;
     let mut gemm_only = false;
@@ -169,19 +175,13 @@ fn main() {
             "--gemm-only" => gemm_only = true,
             "--backend" => match args.next() {
                 Some(v) => backend = v,
-                None => {
-                    eprintln!("bench_kernels: --backend needs a value\n{USAGE}");
-                    std::process::exit(2);
-                }
+                None => usage_error("--backend: missing value"),
             },
             "--help" | "-h" => {
                 println!("{USAGE}");
                 return;
             }
-            other => {
-                eprintln!("bench_kernels: unknown argument {other:?}\n{USAGE}");
-                std::process::exit(2);
-            }
+            other => usage_error(&format!("unknown argument '{other}'")),
         }
     }
     let backends: Vec<GemmBackend> = match backend.as_str() {
@@ -192,10 +192,9 @@ fn main() {
         "portable" => vec![GemmBackend::Portable],
         "avx512" if GemmBackend::Avx512.is_available() => vec![GemmBackend::Avx512],
         "avx2" if GemmBackend::Avx2.is_available() => vec![GemmBackend::Avx2],
-        other => {
-            eprintln!("bench_kernels: backend {other:?} is unknown or not supported by this CPU\n{USAGE}");
-            std::process::exit(2);
-        }
+        other => usage_error(&format!(
+            "--backend: '{other}' is unknown or not supported by this CPU (expected all, portable, avx2 or avx512)"
+        )),
     };
     if is_child {
         return child(&backends, gemm_only);

@@ -240,6 +240,27 @@ impl Experiment {
         Ok(splits)
     }
 
+    /// The optimizers a command line runs: the experiment's figure with `--compare`, else the
+    /// one given (or the default).
+    pub fn optimizer_names(&self, args: &ExperimentArgs) -> Vec<String> {
+        if args.compare {
+            self.compare.iter().map(|s| s.to_string()).collect()
+        } else {
+            vec![args.optimizer.name.clone().unwrap_or_else(|| self.optimizer.to_string())]
+        }
+    }
+
+    /// Builds every optimizer the command line asks for, with the experiment's defaults
+    /// merged in, so a bad option (`--lr -1`, an option the optimizer does not have) is refused
+    /// before minutes go into loading and whitening the data.
+    pub fn check_options(&self, args: &ExperimentArgs) -> Result<(), CliError> {
+        for name in self.optimizer_names(args) {
+            let options = merge_options((self.defaults)(&name).0, &args.optimizer.options);
+            build(&name, &options)?;
+        }
+        Ok(())
+    }
+
     /// Trains one optimizer (given on the command line, or the experiment's default).
     pub fn run_one(&self, name: &str, args: &ExperimentArgs, data: &Splits) -> Result<RunResult, String> {
         let (defaults, default_schedule) = (self.defaults)(name);
@@ -365,6 +386,7 @@ pub fn run_main(experiment: &Experiment) {
         }
         Command::Run(a) => *a,
     };
+    cli::exit_on_error(experiment.check_options(&args));
     let data = cli::exit_on_error(experiment.load_data(&args));
     if !args.json {
         println!(
@@ -375,13 +397,8 @@ pub fn run_main(experiment: &Experiment) {
             data.source.display()
         );
     }
-    let names: Vec<String> = if args.compare {
-        experiment.compare.iter().map(|s| s.to_string()).collect()
-    } else {
-        vec![args.optimizer.name.clone().unwrap_or_else(|| experiment.optimizer.to_string())]
-    };
     let mut runs = Vec::new();
-    for name in &names {
+    for name in &experiment.optimizer_names(&args) {
         let result = cli::exit_on_error(experiment.run_one(name, &args, &data));
         if !args.json {
             for e in &result.history.epochs {

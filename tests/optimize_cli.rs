@@ -1,6 +1,8 @@
 //! `examples/optimize.rs` end to end: its argument parsing and run (`adamant::playground`),
 //! called directly, and the compiled example once, for its exit status and stderr.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command as Process;
 
@@ -175,25 +177,9 @@ fn bad_arguments_give_one_line_errors() {
     }
 }
 
-/// The compiled example, built if this test run did not build it (`cargo test --test ...`).
-fn example_binary() -> PathBuf {
-    // This test runs from target/<profile>/deps/; examples are in target/<profile>/examples/.
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
-    let mut build = Process::new(env!("CARGO"));
-    build.current_dir(env!("CARGO_MANIFEST_DIR")).args(["build", "--quiet", "--example", "optimize"]);
-    if profile_dir.ends_with("release") {
-        build.arg("--release");
-    }
-    let target_dir = profile_dir.parent().unwrap();
-    let status = build.arg("--target-dir").arg(target_dir).status().expect("cargo runs");
-    assert!(status.success(), "building the example failed");
-    profile_dir.join("examples").join(format!("optimize{}", std::env::consts::EXE_SUFFIX))
-}
-
 #[test]
 fn the_example_exits_2_with_one_line_on_stderr() {
-    let bin = example_binary();
+    let bin = common::example_binary("optimize");
     let out = Process::new(&bin).args(["--optimizer", "adam", "--lr", "abc"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "error: --lr: invalid number 'abc'\n");

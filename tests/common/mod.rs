@@ -1,0 +1,94 @@
+//! Helpers shared by the integration tests that run the compiled examples.
+// Each test crate uses only some of these.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Once;
+
+/// The compiled example `name`, building the examples first if this test run did not
+/// (`cargo test --test ...` builds only the test itself).
+pub fn example_binary(name: &str) -> PathBuf {
+    // Tests run from target/<profile>/deps/; examples are in target/<profile>/examples/.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let mut build = Command::new(env!("CARGO"));
+        build.current_dir(env!("CARGO_MANIFEST_DIR")).args(["build", "--quiet", "--examples"]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let target_dir = profile_dir.parent().unwrap();
+        let status = build.arg("--target-dir").arg(target_dir).status().expect("cargo runs");
+        assert!(status.success(), "building the examples failed");
+    });
+    profile_dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// A fresh scratch directory for one test, removed by [`Scratch`]'s drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// `$TMPDIR/adamant-<test>-<pid>`, emptied first.
+    pub fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("adamant-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Everything a checkpoint holds but its history (whose wall-clock seconds differ between
+/// runs), as text with every float as its bit pattern: two runs that reached the same state,
+/// to the bit, give equal strings. (The file bytes themselves are not compared: safetensors
+/// writes its metadata map in hash order, which differs between processes.)
+pub fn checkpoint_state(path: &std::path::Path) -> String {
+    use std::fmt::Write as _;
+    let c = adamant::checkpoint::Checkpoint::read(path).unwrap_or_else(|e| panic!("{e}"));
+    let bits = |t: &adamant::tensor::Tensor| -> Vec<u32> { t.data().iter().map(|x| x.to_bits()).collect() };
+    let mut s = format!("epoch {} step {} seed {}\n", c.epoch, c.step, c.seed);
+    for (name, t) in &c.model {
+        let _ = writeln!(s, "model {name} {:?} {:?}", t.shape(), bits(t));
+    }
+    let o = &c.optimizer;
+    let _ = writeln!(
+        s,
+        "optimizer {} {:?}",
+        o.kind,
+        o.scalars.iter().map(|(k, v)| (k, v.to_bits())).collect::<Vec<_>>()
+    );
+    for (name, p) in &o.params {
+        let _ = writeln!(
+            s,
+            "param {name} step {} {:?}",
+            p.step,
+            p.scalars.iter().map(|(k, v)| (k, v.to_bits())).collect::<Vec<_>>()
+        );
+        for (buffer, t) in &p.buffers {
+            let _ = writeln!(s, "  {buffer} {:?} {:?}", t.shape(), bits(t));
+        }
+    }
+    let scheduler = c.scheduler.iter().flatten().map(|(k, v)| (k.clone(), v.to_bits())).collect::<Vec<_>>();
+    let _ = writeln!(s, "scheduler {scheduler:?}");
+    s
+}
+
+/// Runs `mnist_mlp` on the bundled mnist-mini (500 test images) with `extra` arguments, logs
+/// and checkpoint in `out`, `threads` rayon threads.
+pub fn mnist_mlp_command(out: &std::path::Path, threads: usize, extra: &[&str]) -> Command {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/mnist-mini");
+    let mut command = Command::new(example_binary("mnist_mlp"));
+    command
+        .args(["--data", data, "--test-subset", "500", "--no-progress", "--out"])
+        .arg(out)
+        .args(extra)
+        .env("RAYON_NUM_THREADS", threads.to_string());
+    command
+}

@@ -1,0 +1,135 @@
+//! Bad arguments to every example: one line on stderr naming the argument, exit status 2,
+//! nothing on stdout, no panic and no backtrace, and no time spent loading data first.
+
+mod common;
+
+use std::process::Command;
+
+use adamant::checkpoint::Checkpoint;
+use std::time::{Duration, Instant};
+
+/// Every example, and whether it takes `--optimizer NAME` with the optimizer options.
+const EXAMPLES: &[(&str, bool)] = &[
+    ("quickstart", false),
+    ("mnist_logreg", true),
+    ("mnist_mlp", true),
+    ("cifar10_cnn", true),
+    ("mnist_vae", false),
+    ("optimize", true),
+    ("trace_adam", false),
+    ("bench", false),
+    ("bench_kernels", false),
+    ("data_info", false),
+];
+
+/// The bad command lines of the reliability issue, each with the flag its error must name.
+/// Examples that take an optimizer get `--optimizer adam` first, so that the error is about
+/// the bad value and not about a missing `--optimizer`.
+fn cases(takes_optimizer: bool) -> Vec<(Vec<&'static str>, &'static str)> {
+    let with_optimizer = |rest: &[&'static str]| -> Vec<&'static str> {
+        let mut line = if takes_optimizer { vec!["--optimizer", "adam"] } else { vec![] };
+        line.extend_from_slice(rest);
+        line
+    };
+    vec![
+        (vec!["--optimizer", "no-such-optimizer"], "--optimizer"),
+        (with_optimizer(&["--lr", "-0.1"]), "--lr"),
+        (with_optimizer(&["--lr", "NaN"]), "--lr"),
+        (vec!["--batch-size", "0"], "--batch-size"),
+        (vec!["--epochs", "three"], "--epochs"),
+        (vec!["--epochs", "-1"], "--epochs"),
+        (vec!["--data", "/nonexistent/adamant-data-dir"], "--data"),
+        (vec!["--no-such-flag"], "--no-such-flag"),
+    ]
+}
+
+#[test]
+fn every_example_refuses_bad_arguments_with_one_line() {
+    let mut failures = Vec::new();
+    for &(example, takes_optimizer) in EXAMPLES {
+        let bin = common::example_binary(example);
+        for (line, flag) in cases(takes_optimizer) {
+            let started = Instant::now();
+            let out = Command::new(&bin).args(&line).env("RUST_BACKTRACE", "1").output().unwrap();
+            let took = started.elapsed();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let problems = [
+                (out.status.code() != Some(2), format!("exit status {:?}, expected 2", out.status.code())),
+                (
+                    !out.stdout.is_empty(),
+                    format!("stdout not empty: {:?}", String::from_utf8_lossy(&out.stdout)),
+                ),
+                (stderr.lines().count() != 1, "stderr is not exactly one line".to_string()),
+                (!stderr.starts_with("error: "), "stderr does not start with 'error: '".to_string()),
+                (!stderr.contains(flag), format!("stderr does not name {flag}")),
+                (stderr.contains("panicked") || stderr.contains("backtrace"), "a panic".to_string()),
+                // Arguments are checked before any data is read or work starts.
+                (took > Duration::from_secs(5), format!("took {took:?}")),
+            ];
+            for (failed, why) in problems {
+                if failed {
+                    failures.push(format!("{example} {line:?}: {why}; stderr: {stderr:?}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn help_succeeds_for_every_example() {
+    for &(example, _) in EXAMPLES {
+        let out = Command::new(common::example_binary(example)).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{example} --help: {}", String::from_utf8_lossy(&out.stderr));
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.to_lowercase().contains("usage"), "{example} --help printed {help:?}");
+    }
+}
+
+/// `mnist_mlp` on mnist-mini with `extra` arguments, 2 threads.
+fn mnist_mlp(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    common::mnist_mlp_command(out, 2, extra).output().unwrap()
+}
+
+#[test]
+fn sgd_at_lr_1e6_stops_on_nan_naming_the_step_and_keeps_the_last_good_checkpoint() {
+    let scratch = common::Scratch::new("divergence");
+    // The issue's command: SGD at 1e6 overflows within a few steps of the start, before any
+    // checkpoint exists.
+    let out = mnist_mlp(&scratch.0.join("at-once"), &["--optimizer", "sgd", "--lr", "1e6", "--epochs", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("NaN/Inf") && stderr.contains("at step ") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(!scratch.0.join("at-once/mnist_mlp_sgd.ckpt").exists(), "a diverged state was checkpointed");
+
+    // One good epoch of 5 steps at lr 0.01, then the step schedule multiplies the rate by 1e8:
+    // epoch 2 diverges, and the checkpoint must still be epoch 1's, byte for byte.
+    let steps = ["--optimizer", "sgd", "--lr", "0.01", "--steps-per-epoch", "5", "--schedule", "step:5,1e8"];
+    let good = scratch.0.join("good");
+    let out = mnist_mlp(&good, &[&steps[..], &["--epochs", "1"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let diverged = scratch.0.join("diverged");
+    let out = mnist_mlp(&diverged, &[&steps[..], &["--epochs", "3"]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("NaN/Inf") && stderr.contains("epoch 2"), "{stderr}");
+    let checkpoint = diverged.join("mnist_mlp_sgd.ckpt");
+    assert!(stderr.contains(&checkpoint.display().to_string()), "{stderr}");
+    // The file holds epoch 1's state, the same as the run that stopped after epoch 1 (the
+    // bytes differ only in the wall-clock seconds of its history).
+    let kept = Checkpoint::read(&checkpoint).unwrap();
+    let reference = Checkpoint::read(&good.join("mnist_mlp_sgd.ckpt")).unwrap();
+    assert_eq!((kept.epoch, kept.step), (1, 5));
+    let bits = |c: &Checkpoint| -> Vec<(String, Vec<u32>)> {
+        c.model
+            .iter()
+            .map(|(name, t)| (name.clone(), t.data().iter().map(|x| x.to_bits()).collect()))
+            .collect()
+    };
+    assert!(bits(&kept) == bits(&reference), "the kept weights are not those of the last good epoch");
+    assert!(kept.model.iter().all(|(_, t)| t.data().iter().all(|x| x.is_finite())));
+}
