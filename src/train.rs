@@ -283,6 +283,7 @@ pub fn fit<M: Module + ?Sized>(
     let ckpt_path = config.out_dir.as_ref().map(|d| d.join(format!("{}.ckpt", config.name)));
     if let Some(dir) = &config.out_dir {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
+        remove_interrupted_writes(dir, &config.name).map_err(io_err(dir))?;
     }
 
     if let (true, Some(path)) = (config.resume, &ckpt_path) {
@@ -379,6 +380,23 @@ pub fn fit<M: Module + ?Sized>(
     Ok(history)
 }
 
+/// Deletes the temporary files that a process killed in the middle of writing this run's
+/// checkpoint or logs left in `dir` ([`adamant_layers::serialize::write_atomic`] writes
+/// `.FILE.tmp<pid>` and renames it over `FILE`): they never hold valid state, and a kill loop
+/// would otherwise pile them up.
+fn remove_interrupted_writes(dir: &Path, run: &str) -> io::Result<()> {
+    let prefixes =
+        [format!(".{run}.ckpt.tmp"), format!(".{run}_epochs.csv.tmp"), format!(".{run}_iterations.csv.tmp")];
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if prefixes.iter().any(|p| name.to_string_lossy().starts_with(p.as_str())) {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Opens the per-iteration CSV for appending, first dropping rows after `step` (written after
 /// the checkpoint a resumed run starts from) so the log matches the run exactly.
 fn open_iteration_log(path: &Path, step: u64) -> Result<io::BufWriter<fs::File>, TrainError> {
@@ -386,12 +404,11 @@ fn open_iteration_log(path: &Path, step: u64) -> Result<io::BufWriter<fs::File>,
     let mut kept = format!("{HEADER}\n");
     if step > 0 {
         if let Ok(old) = fs::read_to_string(path) {
-            for line in old.lines().skip(1) {
+            // A process killed mid-write can leave a last line without its newline ("1" of
+            // "17,2,..."): only whole lines count.
+            for line in old.split_inclusive('\n').skip(1).filter(|l| l.ends_with('\n')) {
                 match line.split(',').next().and_then(|s| s.parse::<u64>().ok()) {
-                    Some(s) if s <= step => {
-                        kept.push_str(line);
-                        kept.push('\n');
-                    }
+                    Some(s) if s <= step => kept.push_str(line),
                     _ => {}
                 }
             }
