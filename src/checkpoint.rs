@@ -175,8 +175,14 @@ impl Checkpoint {
                 return Err(format!("unexpected tensor '{name}'"));
             }
         }
+        // One history row per completed epoch: a resumed run starts at `epoch + 1`, so an epoch
+        // the history does not back (say 2^64 - 1, which overflows there) is a corrupt file.
+        let epoch = number("epoch")?;
+        if epoch != history.len() as u64 {
+            return Err(format!("metadata 'epoch' is {epoch} but 'history' holds {} epochs", history.len()));
+        }
         Ok(Checkpoint {
-            epoch: number("epoch")? as usize,
+            epoch: epoch as usize,
             step: number("step")?,
             seed: number("seed")?,
             model,
@@ -220,5 +226,52 @@ impl Checkpoint {
             s.load_state(state).expect("checked on a copy above");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(epoch: usize, epochs: usize) -> Checkpoint {
+        let row = |e: usize| EpochMetrics {
+            epoch: e,
+            step: 10 * e as u64,
+            train_loss: 0.5,
+            train_accuracy: None,
+            test_loss: 0.5,
+            test_accuracy: Some(0.75),
+            lr: 0.01,
+            seconds: 1.0,
+        };
+        Checkpoint {
+            epoch,
+            step: 10 * epoch as u64,
+            seed: 1,
+            model: vec![("w".to_string(), Tensor::ones(&[2]))],
+            optimizer: OptimizerState {
+                kind: "sgd".to_string(),
+                scalars: BTreeMap::from([("lr".to_string(), 0.01)]),
+                params: BTreeMap::new(),
+            },
+            scheduler: None,
+            history: (1..=epochs).map(row).collect(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let c = checkpoint(2, 2);
+        let back = Checkpoint::from_bytes(&c.to_bytes()).unwrap();
+        assert_eq!((back.epoch, back.step, back.seed, back.history), (2, 20, 1, c.history));
+    }
+
+    /// An epoch number the history does not back is an error: `u64::MAX` made a resumed run
+    /// overflow at `epoch + 1`.
+    #[test]
+    fn epoch_must_match_the_history() {
+        let e = Checkpoint::from_bytes(&checkpoint(usize::MAX, 1).to_bytes()).unwrap_err();
+        assert_eq!(e, "metadata 'epoch' is 18446744073709551615 but 'history' holds 1 epochs");
+        assert!(Checkpoint::from_bytes(&checkpoint(1, 0).to_bytes()).is_err());
     }
 }

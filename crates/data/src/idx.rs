@@ -39,23 +39,39 @@ pub struct IdxImages {
 /// Reads the whole file first: one `read` syscall sequence and then an in-memory inflate is
 /// much faster than inflating through a buffered file reader, and the data is needed whole.
 pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
-    let raw = fs::read(path).map_err(|e| DataError::io(path, e))?;
+    decompress(fs::read(path).map_err(|e| DataError::io(path, e))?, path)
+}
+
+/// `raw` gunzipped if it is a gzip stream (it starts with `1f 8b`), otherwise `raw` itself:
+/// what the IDX and CIFAR-10 readers do with a file's bytes before parsing them. `path` is
+/// only named in errors.
+pub fn decompress(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>, DataError> {
     if raw.len() < 2 || raw[..2] != [0x1f, 0x8b] {
         return Ok(raw);
     }
-    // The gzip trailer's ISIZE is the uncompressed size mod 2^32 (of the last member): a
-    // capacity hint that avoids repeated reallocation of a 47 MB buffer, never trusted further.
-    let hint = raw
-        .len()
-        .checked_sub(4)
-        .map_or(0, |at| u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]) as usize);
-    let mut out = Vec::with_capacity(hint.min(1 << 31));
+    let mut out = Vec::with_capacity(inflated_size_hint(&raw));
     // MultiGzDecoder: concatenated gzip members (as `cat a.gz b.gz` or some tools write) are
     // one valid stream; the plain GzDecoder would silently stop after the first member.
     MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| {
         DataError::format(path, "a complete gzip stream", format!("corrupt or truncated gzip data ({e})"))
     })?;
     Ok(out)
+}
+
+/// Deflate's best case: one compressed byte never inflates to more than 1,032 bytes (a
+/// 258-byte match costs at least 2 bits), so a gzip stream of `n` bytes holds at most `1032 n`.
+const MAX_INFLATE_RATIO: usize = 1032;
+
+/// A capacity for the inflated bytes of gzip stream `raw`: the trailer's ISIZE, the
+/// uncompressed size mod 2^32 (of the last member), which avoids repeated reallocation of a
+/// 47 MB buffer. It is never trusted further: a corrupt trailer (found by fuzzing: 21 bytes
+/// claiming 2 GB) cannot reserve more than the stream could inflate to, nor more than 2 GB.
+fn inflated_size_hint(raw: &[u8]) -> usize {
+    let trailer = raw
+        .len()
+        .checked_sub(4)
+        .map_or(0, |at| u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]) as usize);
+    trailer.min(raw.len().saturating_mul(MAX_INFLATE_RATIO)).min(1 << 31)
 }
 
 /// Describes a magic number for error messages: what kind of IDX file it would be, if any.
@@ -276,6 +292,26 @@ mod tests {
         }
         let e = parse_images(&bytes, p()).unwrap_err().to_string();
         assert!(e.contains("4294967295 x 4294967295 x 4294967295"), "{e}");
+    }
+
+    /// Found by fuzzing (`fuzz/corpus/idx`): a 21-byte gzip stream whose trailer claims
+    /// 2^31 inflated bytes made the reader reserve 2 GB before finding the stream corrupt.
+    #[test]
+    fn forged_gzip_size_reserves_no_more_than_the_stream_can_hold() {
+        let bytes = [
+            0x1f, 0x8b, 0xd6, 0x08, 0, 0, 0, 0, 0, 0, 0x01, 0xa2, 0x60, 0xdf, 0x60, 0x64, 0x60, 0x04, 0x1f,
+            0x8b, 0x80,
+        ];
+        assert_eq!(u32::from_le_bytes([0x04, 0x1f, 0x8b, 0x80]), 0x808b_1f04);
+        assert_eq!(inflated_size_hint(&bytes), 21 * MAX_INFLATE_RATIO);
+        let e = decompress(bytes.to_vec(), p()).unwrap_err().to_string();
+        assert!(e.starts_with("x.idx: expected a complete gzip stream, found corrupt or truncated"), "{e}");
+        // An honest trailer is used as it is.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &[7; 5000]).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(inflated_size_hint(&gz), 5000);
+        assert_eq!(decompress(gz, p()).unwrap(), [7; 5000]);
     }
 
     #[test]
