@@ -181,9 +181,17 @@ impl Checkpoint {
         if epoch != history.len() as u64 {
             return Err(format!("metadata 'epoch' is {epoch} but 'history' holds {} epochs", history.len()));
         }
+        // Likewise the step count continues at `step + 1`: it must be the last epoch's.
+        let step = number("step")?;
+        let last_step = history.last().map_or(0, |e| e.step);
+        if step != last_step {
+            return Err(format!(
+                "metadata 'step' is {step} but the last epoch of 'history' ended at step {last_step}"
+            ));
+        }
         Ok(Checkpoint {
             epoch: epoch as usize,
-            step: number("step")?,
+            step,
             seed: number("seed")?,
             model,
             optimizer: optimizer.ok_or("tensor 'optimizer' is missing")?,
@@ -273,5 +281,18 @@ mod tests {
         let e = Checkpoint::from_bytes(&checkpoint(usize::MAX, 1).to_bytes()).unwrap_err();
         assert_eq!(e, "metadata 'epoch' is 18446744073709551615 but 'history' holds 1 epochs");
         assert!(Checkpoint::from_bytes(&checkpoint(1, 0).to_bytes()).is_err());
+    }
+
+    /// A step count the history does not back is an error: `u64::MAX` would overflow at the
+    /// resumed run's first `step + 1`.
+    #[test]
+    fn step_must_match_the_history() {
+        let mut c = checkpoint(2, 2);
+        c.step = u64::MAX;
+        let e = Checkpoint::from_bytes(&c.to_bytes()).unwrap_err();
+        assert_eq!(
+            e,
+            "metadata 'step' is 18446744073709551615 but the last epoch of 'history' ended at step 20"
+        );
     }
 }

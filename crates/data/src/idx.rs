@@ -183,7 +183,11 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages, DataError> {
 
 /// Parses idx1 `u8` labels from bytes already read from `path`; every label must be in
 /// `0..num_classes`.
+///
+/// # Panics
+/// If `num_classes` is 0 (a caller's mistake, not a property of the file).
 pub fn parse_labels(bytes: &[u8], path: &Path, num_classes: usize) -> Result<Vec<usize>, DataError> {
+    assert!(num_classes > 0, "parse_labels: num_classes must be at least 1");
     let (_, data) = parse_header(bytes, path, LABELS_MAGIC, "labels")?;
     if let Some(i) = data.iter().position(|&l| l as usize >= num_classes) {
         return Err(DataError::format(
