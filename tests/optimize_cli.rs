@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command as Process;
 
 use adamant::playground::{execute, parse_args, Command, OptimizeArgs, Problem, Row};
@@ -26,11 +25,9 @@ fn run(line: &[&str]) -> (Vec<Row>, String) {
     (rows, String::from_utf8(out).expect("CSV is UTF-8"))
 }
 
-/// A scratch directory of this test process.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("adamant-optimize-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory of this test process, deleted when the test ends.
+fn scratch(name: &str) -> common::Scratch {
+    common::Scratch::new(&format!("optimize-{name}"))
 }
 
 #[test]
@@ -108,7 +105,6 @@ fn svg_is_written_with_the_path_over_contours() {
     let bad = args(&["--optimizer", "adam", "--steps", "1", "--svg", missing.to_str().unwrap()]);
     let e = execute(&bad, &mut Vec::new()).unwrap_err().to_string();
     assert!(e.starts_with(&format!("--svg: cannot write '{}': ", missing.display())), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

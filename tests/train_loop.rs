@@ -2,7 +2,9 @@
 //! resumes bit-identically, stops on NaN keeping the last good checkpoint, and refuses a
 //! corrupt checkpoint with an error naming it.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use adamant::checkpoint::Checkpoint;
 use adamant::data::Dataset;
@@ -29,10 +31,9 @@ fn model(seed: u64) -> Sequential {
     sequential![Dense::new(8, 16, &mut rng), ReLU, Dense::new(16, 3, &mut rng)]
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("adamant-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A scratch directory, deleted when the test ends.
+fn temp_dir(name: &str) -> common::Scratch {
+    common::Scratch::new(&format!("train-{name}"))
 }
 
 fn config(name: &str, dir: &Path, epochs: usize) -> FitConfig {

@@ -8,11 +8,27 @@ use adamant_layers::{load, nets, save, sequential, Dense, Module, SerializeError
 use adamant_tensor::{rng::seeded, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 
-fn temp_dir(name: &str) -> PathBuf {
+/// A scratch directory of this test process, deleted when dropped.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("adamant-serialize-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 fn values(m: &dyn Module) -> Vec<Tensor> {
@@ -38,7 +54,7 @@ fn save_then_load_is_bit_identical() {
         assert_eq!(bits(a), bits(b));
     }
     // No temporary file is left beside it.
-    let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let entries: Vec<_> = std::fs::read_dir(&*dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
 }
 
@@ -172,5 +188,5 @@ fn atomic_write_replaces_the_old_file_whole() {
     assert_eq!(std::fs::read(&path).unwrap(), b"new");
     // Writing into a directory that does not exist fails and leaves nothing behind.
     assert!(write_atomic(&dir.join("no/such/dir/f.bin"), b"x").is_err());
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(&*dir).unwrap().count(), 1);
 }
