@@ -14,12 +14,22 @@
 //! | [`data`] | `adamant-data` | MNIST / CIFAR-10 readers, batching, preprocessing |
 //!
 //! `use adamant::prelude::*;` brings the names a training script needs.
+//!
+//! With the default `mimalloc` feature, mimalloc is the global allocator of any program that
+//! links adamant: a training step allocates its activations and gradients afresh, and glibc's
+//! malloc would return those blocks to the OS and fault them back in every step (about half
+//! of the MLP step). Disable default features to pick your own allocator.
 
 pub use adamant_autodiff as autodiff;
 pub use adamant_data as data;
 pub use adamant_layers as layers;
 pub use adamant_optim as optim;
 pub use adamant_tensor as tensor;
+
+/// The global allocator (feature `mimalloc`, on by default): see the crate docs.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod bench;
 pub mod checkpoint;
