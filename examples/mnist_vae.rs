@@ -128,12 +128,7 @@ fn parse() -> Result<Option<Args>, CliError> {
             Long("batch-size") => {
                 a.batch_size = cli::parse_positive(&cli::value(&mut p, "--batch-size")?, "--batch-size")?
             }
-            Long("seed") => {
-                let v = cli::value(&mut p, "--seed")?;
-                a.seed = v.parse().map_err(|_| {
-                    CliError::invalid("--seed", format!("expected a whole number, got '{v}'"))
-                })?;
-            }
+            Long("seed") => a.seed = cli::parse_seed(&cli::value(&mut p, "--seed")?, "--seed")?,
             Long("data") => {
                 let dir = PathBuf::from(cli::os_value(&mut p, "--data")?);
                 if !dir.is_dir() {

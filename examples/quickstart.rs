@@ -45,12 +45,7 @@ fn parse_args() -> Result<Option<Args>, CliError> {
             Long("epochs") => {
                 a.epochs = cli::parse_positive(&cli::value(&mut parser, "--epochs")?, "--epochs")?
             }
-            Long("seed") => {
-                let v = cli::value(&mut parser, "--seed")?;
-                a.seed = v.parse().map_err(|_| {
-                    CliError::invalid("--seed", format!("expected a whole number, got '{v}'"))
-                })?;
-            }
+            Long("seed") => a.seed = cli::parse_seed(&cli::value(&mut parser, "--seed")?, "--seed")?,
             Long("out") => a.out = PathBuf::from(cli::os_value(&mut parser, "--out")?),
             other => return Err(cli::unexpected(other)),
         }

@@ -211,6 +211,13 @@ pub fn parse_positive(value: &str, flag: &str) -> Result<usize, CliError> {
     }
 }
 
+/// Parses a seed: any whole number that fits in a `u64`.
+pub fn parse_seed(value: &str, flag: &str) -> Result<u64, CliError> {
+    value
+        .parse()
+        .map_err(|_| CliError::invalid(flag, format!("expected a whole number, got {}", quoted(value))))
+}
+
 /// The optimizer chosen on a command line: its name and the options given.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OptimizerArgs {

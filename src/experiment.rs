@@ -123,12 +123,7 @@ where
                 a.batch_size =
                     Some(cli::parse_positive(&cli::value(&mut parser, "--batch-size")?, "--batch-size")?)
             }
-            Long("seed") => {
-                let v = cli::value(&mut parser, "--seed")?;
-                a.seed = v.parse().map_err(|_| {
-                    CliError::invalid("--seed", format!("expected a whole number, got '{v}'"))
-                })?;
-            }
+            Long("seed") => a.seed = cli::parse_seed(&cli::value(&mut parser, "--seed")?, "--seed")?,
             Long("data") => a.data = Some(PathBuf::from(cli::os_value(&mut parser, "--data")?)),
             Long("out") => a.out = Some(PathBuf::from(cli::os_value(&mut parser, "--out")?)),
             Long("json") => a.json = true,

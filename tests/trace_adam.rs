@@ -1,7 +1,8 @@
 //! `examples/trace_adam.rs`: the numbers it prints are what the real `Adam` did and what
 //! Algorithm 1 says, its arguments fail with one line, and the compiled example exits 2.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command as Process;
 
 use adamant::trace::{format_table, parse_args, trace, Command, TraceConfig};
@@ -137,25 +138,9 @@ fn arguments_parse_and_errors_are_one_line() {
     }
 }
 
-/// The compiled example, built if this test run did not build it (`cargo test --test ...`).
-fn example_binary() -> PathBuf {
-    // This test runs from target/<profile>/deps/; examples are in target/<profile>/examples/.
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
-    let mut build = Process::new(env!("CARGO"));
-    build.current_dir(env!("CARGO_MANIFEST_DIR")).args(["build", "--quiet", "--example", "trace_adam"]);
-    if profile_dir.ends_with("release") {
-        build.arg("--release");
-    }
-    let target_dir = profile_dir.parent().unwrap();
-    let status = build.arg("--target-dir").arg(target_dir).status().expect("cargo runs");
-    assert!(status.success(), "building the example failed");
-    profile_dir.join("examples").join(format!("trace_adam{}", std::env::consts::EXE_SUFFIX))
-}
-
 #[test]
 fn the_example_prints_the_table_and_exits_2_on_bad_arguments() {
-    let bin = example_binary();
+    let bin = common::example_binary("trace_adam");
     let out = Process::new(&bin).args(["--steps", "2"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let config = TraceConfig { steps: 2, ..TraceConfig::default() };
