@@ -280,10 +280,14 @@ pub fn fit<M: Module + ?Sized>(
     let mut history = History::default();
     let mut step: u64 = 0;
     let mut first_epoch = 1;
-    let ckpt_path = config.out_dir.as_ref().map(|d| d.join(format!("{}.ckpt", config.name)));
+    let out_file = |suffix: &str| config.out_dir.as_ref().map(|d| d.join(format!("{}{suffix}", config.name)));
+    let (ckpt_path, epochs_path, iter_log_path) =
+        (out_file(".ckpt"), out_file("_epochs.csv"), out_file("_iterations.csv"));
     if let Some(dir) = &config.out_dir {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        remove_interrupted_writes(dir, &config.name).map_err(io_err(dir))?;
+    }
+    for path in [&ckpt_path, &epochs_path, &iter_log_path].into_iter().flatten() {
+        adamant_layers::serialize::remove_interrupted_writes(path).map_err(io_err(path))?;
     }
 
     if let (true, Some(path)) = (config.resume, &ckpt_path) {
@@ -296,7 +300,6 @@ pub fn fit<M: Module + ?Sized>(
             history.epochs = ckpt.history;
         }
     }
-    let iter_log_path = config.out_dir.as_ref().map(|d| d.join(format!("{}_iterations.csv", config.name)));
     let mut iter_log = match &iter_log_path {
         Some(p) => Some(open_iteration_log(p, step)?),
         None => None,
@@ -364,10 +367,9 @@ pub fn fit<M: Module + ?Sized>(
         };
         history.epochs.push(metrics);
 
-        if let Some(dir) = &config.out_dir {
-            let epochs_path = dir.join(format!("{}_epochs.csv", config.name));
-            adamant_layers::serialize::write_atomic(&epochs_path, history.epochs_csv().as_bytes())
-                .map_err(io_err(&epochs_path))?;
+        if let Some(epochs_path) = &epochs_path {
+            adamant_layers::serialize::write_atomic(epochs_path, history.epochs_csv().as_bytes())
+                .map_err(io_err(epochs_path))?;
             if let (Some(log), Some(path)) = (iter_log.as_mut(), &iter_log_path) {
                 log.flush().map_err(io_err(path))?;
             }
@@ -378,23 +380,6 @@ pub fn fit<M: Module + ?Sized>(
         }
     }
     Ok(history)
-}
-
-/// Deletes the temporary files that a process killed in the middle of writing this run's
-/// checkpoint or logs left in `dir` ([`adamant_layers::serialize::write_atomic`] writes
-/// `.FILE.tmp<pid>` and renames it over `FILE`): they never hold valid state, and a kill loop
-/// would otherwise pile them up.
-fn remove_interrupted_writes(dir: &Path, run: &str) -> io::Result<()> {
-    let prefixes =
-        [format!(".{run}.ckpt.tmp"), format!(".{run}_epochs.csv.tmp"), format!(".{run}_iterations.csv.tmp")];
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if prefixes.iter().any(|p| name.to_string_lossy().starts_with(p.as_str())) {
-            fs::remove_file(entry.path())?;
-        }
-    }
-    Ok(())
 }
 
 /// Opens the per-iteration CSV for appending, first dropping rows after `step` (written after

@@ -114,7 +114,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SerializeError + '_ {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?;
-    let tmp = dir.join(format!(".{}.tmp{}", file_name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!("{}{}", temp_prefix(file_name), std::process::id()));
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -130,6 +130,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// The start of the names of [`write_atomic`]'s temporary files for `file_name`
+/// (`.NAME.tmp<pid>`).
+fn temp_prefix(file_name: &std::ffi::OsStr) -> String {
+    format!(".{}.tmp", file_name.to_string_lossy())
+}
+
+/// Deletes the temporary files that [`write_atomic`] calls for `path` left behind when their
+/// process was killed mid-write: they never hold a finished file, and repeated kills would
+/// pile them up. Call it before writing `path` again; no other process may be writing it.
+pub fn remove_interrupted_writes(path: &Path) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let Some(file_name) = path.file_name() else { return Ok(()) };
+    let prefix = temp_prefix(file_name);
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Encodes named `f32` tensors as safetensors bytes.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use adamant_layers::serialize::{load_tensors, save_tensors, write_atomic};
+use adamant_layers::serialize::{load_tensors, remove_interrupted_writes, save_tensors, write_atomic};
 use adamant_layers::{load, nets, save, sequential, Dense, Module, SerializeError};
 use adamant_tensor::{rng::seeded, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
@@ -189,4 +189,25 @@ fn atomic_write_replaces_the_old_file_whole() {
     // Writing into a directory that does not exist fails and leaves nothing behind.
     assert!(write_atomic(&dir.join("no/such/dir/f.bin"), b"x").is_err());
     assert_eq!(std::fs::read_dir(&*dir).unwrap().count(), 1);
+}
+
+#[test]
+fn interrupted_writes_are_removed_and_nothing_else() {
+    let dir = temp_dir("interrupted");
+    let path = dir.join("run.ckpt");
+    write_atomic(&path, b"good").unwrap();
+    // What killed write_atomic calls leave behind, and files that only look similar.
+    for name in [".run.ckpt.tmp123", ".run.ckpt.tmp9", ".run.ckptx.tmp1", "run.ckpt.tmp1", ".other.tmp1"] {
+        std::fs::write(dir.join(name), b"partial").unwrap();
+    }
+    remove_interrupted_writes(&path).unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(&*dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, [".other.tmp1", ".run.ckptx.tmp1", "run.ckpt", "run.ckpt.tmp1"]);
+    assert_eq!(std::fs::read(&path).unwrap(), b"good");
+    // A directory that does not exist has nothing to clean.
+    remove_interrupted_writes(&dir.join("none/run.ckpt")).unwrap();
 }
