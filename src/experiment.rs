@@ -36,6 +36,37 @@ pub enum Preprocess {
     None,
     /// ZCA whitening with this epsilon (the paper whitens CIFAR-10).
     Zca(f32),
+    /// `(x - mean) / std` with the training set's statistics: per colour channel for
+    /// `[N, C, H, W]` images (PyTorch's usual `transforms.Normalize` recipe for CIFAR-10), one
+    /// global mean and std for flat `[N, D]` inputs such as MNIST.
+    Standardize,
+}
+
+impl std::str::FromStr for Preprocess {
+    type Err = String;
+
+    /// `none`, `standardize`, `zca` (epsilon 1e-2) or `zca:EPS`.
+    fn from_str(s: &str) -> Result<Preprocess, String> {
+        match s {
+            "none" => Ok(Preprocess::None),
+            "standardize" => Ok(Preprocess::Standardize),
+            "zca" => Ok(Preprocess::Zca(1e-2)),
+            _ => match s.strip_prefix("zca:").map(str::parse::<f32>) {
+                Some(Ok(eps)) if eps.is_finite() && eps > 0.0 => Ok(Preprocess::Zca(eps)),
+                _ => Err(format!("'{s}': expected none, standardize, zca or zca:EPS with EPS > 0")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Preprocess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Preprocess::None => write!(f, "none"),
+            Preprocess::Standardize => write!(f, "standardize"),
+            Preprocess::Zca(eps) => write!(f, "zca:{eps}"),
+        }
+    }
 }
 
 /// One of the paper's experiments: data, model, defaults and the optimizers it compares.
@@ -87,6 +118,8 @@ pub struct ExperimentArgs {
     pub compare: bool,
     /// `--schedule SPEC` (see [`adamant_optim::Schedule`]'s spellings).
     pub schedule: Option<Schedule>,
+    /// `--preprocess P`: overrides the experiment's input preprocessing.
+    pub preprocess: Option<Preprocess>,
     /// `--train-subset N`: train on the first N examples only (quick checks).
     pub train_subset: Option<usize>,
     /// `--test-subset N`: evaluate on the first N test examples only.
@@ -134,6 +167,10 @@ where
                 let v = cli::value(&mut parser, "--schedule")?;
                 a.schedule =
                     Some(Schedule::from_str(&v).map_err(|e| CliError::invalid("--schedule", e.to_string()))?);
+            }
+            Long("preprocess") => {
+                let v = cli::value(&mut parser, "--preprocess")?;
+                a.preprocess = Some(v.parse().map_err(|e: String| CliError::invalid("--preprocess", e))?);
             }
             Long("train-subset") => {
                 a.train_subset =
@@ -203,6 +240,7 @@ impl Experiment {
              --resume              continue from the checkpoint in --out\n  \
              --compare             run {compare} with one seed; writes OUT/{name}.csv and OUT/{name}.svg\n  \
              --schedule SPEC       constant | inverse-sqrt | step:N[,G] | exp:G | warmup:N[,S] | cosine:T[,ETA] | warmup-cosine:W,T[,ETA]\n  \
+             --preprocess P        none | standardize | zca[:EPS] (default {preprocess}), fitted on the training set\n  \
              --train-subset N      train on the first N examples\n  --test-subset N       evaluate on the first N test examples\n  \
              --steps-per-epoch N   stop each epoch after N steps\n  --no-progress         no progress bar\n\n\
              Defaults of this experiment (command-line options override them):\n{defaults}\n\n{OPTIMIZER_USAGE}",
@@ -213,6 +251,7 @@ impl Experiment {
             dataset = self.dataset,
             compare = self.compare.join(", "),
             defaults = self.defaults_doc,
+            preprocess = self.preprocess,
         )
     }
 
@@ -227,11 +266,13 @@ impl Experiment {
         if let Some(n) = args.test_subset {
             splits.test = splits.test.take(n);
         }
-        if let Preprocess::Zca(eps) = self.preprocess {
-            let (train, test) = zca_whiten(&splits.train, &splits.test, eps);
-            splits.train = train;
-            splits.test = test;
-        }
+        let (train, test) = match args.preprocess.unwrap_or(self.preprocess) {
+            Preprocess::None => return Ok(splits),
+            Preprocess::Zca(eps) => zca_whiten(&splits.train, &splits.test, eps),
+            Preprocess::Standardize => standardize(&splits.train, &splits.test),
+        };
+        splits.train = train;
+        splits.test = test;
         Ok(splits)
     }
 
@@ -330,6 +371,19 @@ fn zca_whiten(train: &Dataset, test: &Dataset, epsilon: f32) -> (Dataset, Datase
     (whiten(train), whiten(test))
 }
 
+/// Standardisation fitted on the training images, applied to both splits: per channel for
+/// `[N, C, H, W]`, global for `[N, D]` (see [`Preprocess::Standardize`]).
+fn standardize(train: &Dataset, test: &Dataset) -> (Dataset, Dataset) {
+    use adamant_data::preprocess::{Normalizer, NormalizerOptions};
+    let normalizer = if train.images.shape().len() == 4 {
+        Normalizer::fit_per_channel(&train.images, NormalizerOptions::default())
+    } else {
+        Normalizer::fit_global(&train.images, NormalizerOptions::default())
+    };
+    let apply = |d: &Dataset| Dataset { images: normalizer.apply(&d.images), labels: d.labels.clone() };
+    (apply(train), apply(test))
+}
+
 /// Writes `OUT/<experiment>.csv` (per-iteration loss of every run) and `OUT/<experiment>.svg`
 /// (training cost against iterations, binned, log-scale y as in the paper).
 pub fn write_comparison(
@@ -426,5 +480,61 @@ pub fn run_main(experiment: &Experiment) {
         }
     } else {
         println!("logs and checkpoints: {}", out.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adamant_tensor::Tensor;
+
+    #[test]
+    fn preprocess_spellings_round_trip_and_bad_ones_are_refused() {
+        for p in [Preprocess::None, Preprocess::Standardize, Preprocess::Zca(1e-2), Preprocess::Zca(0.5)] {
+            assert_eq!(p.to_string().parse::<Preprocess>(), Ok(p));
+        }
+        assert_eq!("zca".parse::<Preprocess>(), Ok(Preprocess::Zca(1e-2)));
+        for bad in ["", "zca:", "zca:0", "zca:-1", "zca:nan", "standardise", "ZCA"] {
+            assert!(bad.parse::<Preprocess>().is_err(), "{bad:?} was accepted");
+        }
+        let Command::Run(a) = parse_args(["--preprocess", "standardize"]).unwrap() else { panic!("help") };
+        assert_eq!(a.preprocess, Some(Preprocess::Standardize));
+    }
+
+    #[test]
+    fn standardize_uses_training_statistics_per_channel_for_images() {
+        // Two channels with different offsets and scales; the test split shares them.
+        let image = |n: usize, shift: f32| {
+            let data: Vec<f32> = (0..n * 2 * 4)
+                .map(|i| {
+                    let c = (i / 4) % 2;
+                    let v = (i % 7) as f32 + shift;
+                    if c == 0 {
+                        v
+                    } else {
+                        100.0 + 10.0 * v
+                    }
+                })
+                .collect();
+            Dataset { images: Tensor::from_vec(data, &[n, 2, 2, 2]), labels: vec![0; n] }
+        };
+        let (train, test) = standardize(&image(6, 0.0), &image(3, 1.0));
+        for c in 0..2 {
+            let values: Vec<f64> = (0..6)
+                .flat_map(|n| (0..4).map(move |j| (n * 8 + c * 4 + j) as usize))
+                .map(|i| train.images.data()[i] as f64)
+                .collect();
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+            assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4, "channel {c}: mean {mean}, var {var}");
+        }
+        // The test split is shifted by one raw unit: by 1/std of channel 0, not re-centred.
+        let std0 = {
+            let raw: Vec<f64> = (0..6).flat_map(|n| (0..4).map(move |j| ((n * 8 + j) % 7) as f64)).collect();
+            let m = raw.iter().sum::<f64>() / 24.0;
+            (raw.iter().map(|v| (v - m).powi(2)).sum::<f64>() / 24.0).sqrt()
+        };
+        let shift = test.images.data()[0] - standardize(&image(6, 0.0), &image(3, 0.0)).1.images.data()[0];
+        assert!((shift as f64 - 1.0 / std0).abs() < 1e-5, "shift {shift}, 1/std {}", 1.0 / std0);
     }
 }

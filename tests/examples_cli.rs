@@ -40,6 +40,7 @@ fn cases(takes_optimizer: bool) -> Vec<(Vec<&'static str>, &'static str)> {
         (vec!["--epochs", "-1"], "--epochs"),
         (vec!["--data", "/nonexistent/adamant-data-dir"], "--data"),
         (vec!["--no-such-flag"], "--no-such-flag"),
+        (vec!["--preprocess", "zca:-1"], "--preprocess"),
     ]
 }
 
