@@ -7,6 +7,7 @@
 
 use super::parallel::{for_each_block_mut, for_each_chunk_mut, CHUNK};
 use super::reduce::{chunked_sum_f64, log_softmax_rows};
+use super::vecmath;
 
 /// How an elementwise loss combines its per-element terms into one scalar.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -132,30 +133,21 @@ pub fn bce_with_logits_forward(logits: &[f32], targets: &[f32], reduction: Reduc
     let op = "bce_with_logits_forward";
     check_same(op, ["logits", "targets"], logits.len(), targets.len());
     let total = chunked_sum_f64(logits.len(), |r| {
-        logits[r.clone()]
-            .iter()
-            .zip(&targets[r])
-            .map(|(&x, &t)| {
-                // The softplus tail lies in [0, ln 2], so f32 is accurate enough for it (and it
-                // is the costly part); the possibly cancelling linear part is done in f64.
-                let tail = (-x.abs()).exp().ln_1p() as f64;
+        let mut sum = 0.0;
+        let mut tails = [0.0f32; 256];
+        for (xs, ts) in logits[r.clone()].chunks(tails.len()).zip(targets[r].chunks(tails.len())) {
+            // The softplus tail lies in [0, ln 2], so f32 is accurate enough for it; it is the
+            // costly part, computed in a loop of its own so that it vectorises.
+            vecmath::softplus_tail_into(xs, &mut tails[..xs.len()]);
+            // The possibly cancelling linear part, in f64.
+            sum = xs.iter().zip(ts).zip(&tails).fold(sum, |acc, ((&x, &t), &tail)| {
                 let (x, t) = (x as f64, t as f64);
-                x.max(0.0) - x * t + tail
-            })
-            .sum()
+                acc + (x.max(0.0) - x * t + tail as f64)
+            });
+        }
+        sum
     });
     (total * reduction.factor(logits.len())) as f32
-}
-
-/// The logistic function, without overflow of `exp` for large `|x|`.
-#[inline]
-fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
 }
 
 /// Backward of [`bce_with_logits_forward`]: `dx += g * (sigmoid(logits) - targets)`, divided
@@ -174,7 +166,10 @@ pub fn bce_with_logits_backward(
     check_same(op, ["logits", "targets"], logits.len(), targets.len());
     check_same(op, ["logits", "dx"], logits.len(), dx.len());
     let scale = (g as f64 * reduction.factor(logits.len())) as f32;
-    accumulate(dx, |i| scale * (sigmoid(logits[i]) - targets[i]));
+    for_each_chunk_mut(dx, |c, d| {
+        let range = c * CHUNK..c * CHUNK + d.len();
+        vecmath::add_scaled_sigmoid_minus(&logits[range.clone()], &targets[range], scale, d);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ pub mod parallel;
 pub mod pool;
 pub mod reduce;
 pub mod unary;
+mod vecmath;
 
 pub use binary::*;
 pub use conv::*;

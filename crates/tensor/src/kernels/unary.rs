@@ -12,6 +12,7 @@
 //! finite input. `exp` itself overflows to `inf` above `x ~ 88.7`, as it must in `f32`.
 
 use super::parallel::{for_each_chunk_mut, CHUNK};
+use super::vecmath;
 
 /// Applies `f` elementwise from `x` into `out`, chunk by chunk.
 fn map_into(name: &str, x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send) {
@@ -69,18 +70,6 @@ fn accumulate(
     });
 }
 
-/// The logistic function in a form that never overflows: only `exp(-|x|)` is evaluated.
-#[inline]
-fn stable_sigmoid(x: f32) -> f32 {
-    let z = (-x.abs()).exp();
-    if x >= 0.0 {
-        1.0 / (1.0 + z)
-    } else {
-        // For x < 0, 1/(1+e^-x) = e^x/(1+e^x) = z/(1+z); this tends to 0 instead of 1/inf.
-        z / (1.0 + z)
-    }
-}
-
 // ----- forward ---------------------------------------------------------------------------
 
 /// `out = -x`, elementwise; `x` and `out` have the same length.
@@ -116,7 +105,8 @@ pub fn relu(x: &[f32], out: &mut [f32]) {
 
 /// `out = 1 / (1 + e^-x)`, elementwise and overflow-free; same lengths.
 pub fn sigmoid(x: &[f32], out: &mut [f32]) {
-    map_into("sigmoid", x, out, stable_sigmoid);
+    assert_eq!(x.len(), out.len(), "sigmoid: input has {} elements, output {}", x.len(), out.len());
+    for_each_chunk_mut(out, |i, o| vecmath::sigmoid_into(&x[i * CHUNK..i * CHUNK + o.len()], o));
 }
 
 /// `out = tanh(x)`, elementwise; same lengths.
@@ -126,9 +116,10 @@ pub fn tanh(x: &[f32], out: &mut [f32]) {
 
 /// `out = ln(1 + e^x)`, elementwise and overflow-free; same lengths.
 pub fn softplus(x: &[f32], out: &mut [f32]) {
-    // ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|): the exponent is never positive, and ln_1p
+    // ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|): the exponent is never positive, and log1p
     // keeps the small tail accurate for very negative x instead of rounding it to 0.
-    map_into("softplus", x, out, |v| v.max(0.0) + (-v.abs()).exp().ln_1p());
+    assert_eq!(x.len(), out.len(), "softplus: input has {} elements, output {}", x.len(), out.len());
+    for_each_chunk_mut(out, |i, o| vecmath::softplus_into(&x[i * CHUNK..i * CHUNK + o.len()], o));
 }
 
 /// `out = x + s`, elementwise; same lengths.
@@ -220,7 +211,17 @@ pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
 
 /// `dx += dy * sigmoid(x)` (gradient of [`softplus`], overflow-free); same lengths.
 pub fn softplus_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("softplus_backward", "x", x, dy, dx, |x, g| g * stable_sigmoid(x));
+    assert!(
+        x.len() == dy.len() && dy.len() == dx.len(),
+        "softplus_backward: x has {} elements, dy {}, dx {}",
+        x.len(),
+        dy.len(),
+        dx.len()
+    );
+    for_each_chunk_mut(dx, |i, d| {
+        let range = i * CHUNK..i * CHUNK + d.len();
+        vecmath::add_dy_times_sigmoid(&x[range.clone()], &dy[range], d);
+    });
 }
 
 /// `dx += dy * p * x^(p-1)` (gradient of [`powf`]; nothing when `p == 0`, like PyTorch).
