@@ -13,7 +13,9 @@
 //!
 //! Each finished run is appended to `OUT/mnist_vae_runs.csv`; with `--resume` finished runs
 //! are skipped and an interrupted one continues from its checkpoint, so the long grids can
-//! be spread over several sessions. `OUT/mnist_vae.svg` plots the final loss against
+//! be spread over several sessions. `--shard K/N` runs every N-th setting from the K-th, so
+//! N processes (or machines sharing OUT) can split a grid; a final run with `--resume` and no
+//! `--shard` collects their results and draws the plot. `OUT/mnist_vae.svg` plots the final loss against
 //! log10(alpha), one line per (beta1, beta2), with and without bias correction.
 
 use std::fmt::Write as _;
@@ -84,6 +86,8 @@ struct Args {
     quick: bool,
     reduced: bool,
     train_subset: Option<usize>,
+    /// `--shard K/N`: only the settings whose index is K modulo N.
+    shard: Option<(usize, usize)>,
 }
 
 const USAGE: &str = "\
@@ -101,6 +105,8 @@ Usage: cargo run --release --example mnist_vae -- [options]
   --out DIR             (default runs/mnist_vae)
   --train-subset N      train on the first N images
   --resume              skip finished runs, continue an interrupted one from its checkpoint
+  --shard K/N           run only settings K, K+N, K+2N, ... (0 <= K < N) and record them in
+                        OUT/mnist_vae_runs_shardKofN.csv; collect and plot with --resume, no --shard
   --json                print one final JSON line
 Every run uses Adam with eps 1e-8 and no weight decay; only beta1, beta2, alpha and the
 bias correction change.";
@@ -118,6 +124,7 @@ fn parse() -> Result<Option<Args>, CliError> {
         quick: false,
         reduced: false,
         train_subset: None,
+        shard: None,
     };
     while let Some(arg) = p.next()? {
         match arg {
@@ -148,14 +155,48 @@ fn parse() -> Result<Option<Args>, CliError> {
             Long("resume") => a.resume = true,
             Long("quick") => a.quick = true,
             Long("reduced") => a.reduced = true,
+            Long("shard") => a.shard = Some(parse_shard(&cli::value(&mut p, "--shard")?)?),
             other => return Err(cli::unexpected(other)),
         }
     }
     Ok(Some(a))
 }
 
-/// Finished runs recorded in `OUT/mnist_vae_runs.csv`: key -> (epochs, final train loss, test loss).
-fn finished(path: &Path) -> Vec<(String, usize, f64, f64)> {
+/// `K/N` with `N >= 1` and `K < N`.
+fn parse_shard(text: &str) -> Result<(usize, usize), CliError> {
+    let bad = || CliError::invalid("--shard", format!("'{text}': expected K/N with 0 <= K < N"));
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    match (k.parse::<usize>(), n.parse::<usize>()) {
+        (Ok(k), Ok(n)) if k < n => Ok((k, n)),
+        _ => Err(bad()),
+    }
+}
+
+/// The runs file of a whole sweep (`shard = None`) or of one shard of it.
+fn runs_file(out: &Path, shard: Option<(usize, usize)>) -> PathBuf {
+    match shard {
+        None => out.join("mnist_vae_runs.csv"),
+        Some((k, n)) => out.join(format!("mnist_vae_runs_shard{k}of{n}.csv")),
+    }
+}
+
+/// Finished runs recorded in `OUT/mnist_vae_runs.csv` and in any shard's runs file:
+/// key -> (epochs, final train loss, test loss).
+fn finished(out: &Path) -> Vec<(String, usize, f64, f64)> {
+    let Ok(entries) = std::fs::read_dir(out) else { return vec![] };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("mnist_vae_runs") && name.ends_with(".csv")
+        })
+        .collect();
+    files.sort();
+    files.iter().flat_map(|f| finished_in(f)).collect()
+}
+
+/// The runs recorded in one runs file.
+fn finished_in(path: &Path) -> Vec<(String, usize, f64, f64)> {
     let Ok(text) = std::fs::read_to_string(path) else { return vec![] };
     let parse = |line: &str| -> Option<(String, usize, f64, f64)> {
         let f: Vec<&str> = line.split(',').collect();
@@ -185,13 +226,16 @@ fn main() {
         splits.train = splits.train.take(n);
     }
     exit_on_error(std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display())));
-    let runs_path = args.out.join("mnist_vae_runs.csv");
-    let mut done = if args.resume { finished(&runs_path) } else { vec![] };
+    let runs_path = runs_file(&args.out, args.shard);
+    let mut done = if args.resume { finished(&args.out) } else { vec![] };
     done.retain(|(_, e, _, _)| *e == epochs);
     let mut csv = String::from("key,beta1,beta2,log10_lr,bias_correction,epochs,train_loss,test_loss\n");
     let started = std::time::Instant::now();
     let mut results: Vec<(Setting, f64)> = vec![];
     for (i, s) in settings.iter().enumerate() {
+        if args.shard.is_some_and(|(k, n)| i % n != k) {
+            continue;
+        }
         let key = s.key();
         let (train_loss, test_loss) = match done.iter().find(|d| d.0 == key) {
             Some(d) => (d.2, d.3),
@@ -250,8 +294,30 @@ fn main() {
         results.push((*s, train_loss));
     }
 
-    // Figure 4: loss after `epochs` against log10(alpha), one line per (beta1, beta2, bias
-    // correction). A diverged run (NaN) is plotted at the top of the chart as a cross-out.
+    // A shard holds part of the grid: the plot is drawn by the run that collects all shards.
+    let svg_path = if args.shard.is_none() { Some(plot_figure4(&results, epochs, &args.out)) } else { None };
+    if args.json {
+        let best = results.iter().filter(|r| r.1.is_finite()).min_by(|a, b| a.1.partial_cmp(&b.1).unwrap());
+        println!(
+            "{{\"experiment\": \"mnist_vae\", \"optimizer\": \"adam\", \"epochs\": {epochs}, \"train_loss\": {}, \
+             \"test_loss\": null, \"test_accuracy\": null, \"seconds\": {}}}",
+            best.map_or("null".to_string(), |b| b.1.to_string()),
+            started.elapsed().as_secs_f64()
+        );
+    } else if let Some(svg_path) = svg_path {
+        println!("runs: {}\nplot: {}", runs_path.display(), svg_path.display());
+    } else {
+        println!(
+            "runs: {}\nshard done: run again with --resume and without --shard to collect and plot",
+            runs_path.display()
+        );
+    }
+}
+
+/// Figure 4: loss after `epochs` against log10(alpha), one line per (beta1, beta2, bias
+/// correction), written to `OUT/mnist_vae.svg`. A diverged run (NaN) is plotted at the top of
+/// the chart as a cross-out.
+fn plot_figure4(results: &[(Setting, f64)], epochs: usize, out: &Path) -> PathBuf {
     let worst = results.iter().map(|r| r.1).filter(|l| l.is_finite()).fold(0.0f64, f64::max);
     let mut series = vec![];
     for bc in [true, false] {
@@ -276,20 +342,10 @@ fn main() {
         &series,
         false,
     ));
-    let svg_path = args.out.join("mnist_vae.svg");
+    let svg_path = out.join("mnist_vae.svg");
     exit_on_error(
         adamant::layers::serialize::write_atomic(&svg_path, svg.as_bytes())
             .map_err(|e| format!("{}: {e}", svg_path.display())),
     );
-    if args.json {
-        let best = results.iter().filter(|r| r.1.is_finite()).min_by(|a, b| a.1.partial_cmp(&b.1).unwrap());
-        println!(
-            "{{\"experiment\": \"mnist_vae\", \"optimizer\": \"adam\", \"epochs\": {epochs}, \"train_loss\": {}, \
-             \"test_loss\": null, \"test_accuracy\": null, \"seconds\": {}}}",
-            best.map_or("null".to_string(), |b| b.1.to_string()),
-            started.elapsed().as_secs_f64()
-        );
-    } else {
-        println!("runs: {}\nplot: {}", runs_path.display(), svg_path.display());
-    }
+    svg_path
 }

@@ -134,3 +134,57 @@ fn sgd_at_lr_1e6_stops_on_nan_naming_the_step_and_keeps_the_last_good_checkpoint
     assert!(bits(&kept) == bits(&reference), "the kept weights are not those of the last good epoch");
     assert!(kept.model.iter().all(|(_, t)| t.data().iter().all(|x| x.is_finite())));
 }
+
+/// `mnist_vae --quick` on 512 mnist-mini images for one epoch, into `out`, with `extra`.
+fn mnist_vae_quick(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/mnist-mini");
+    let output = Command::new(common::example_binary("mnist_vae"))
+        .args(["--quick", "--epochs", "1", "--train-subset", "512", "--data", data, "--out"])
+        .arg(out)
+        .args(extra)
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "mnist_vae {extra:?}: {}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+/// The rows of a VAE runs file, sorted (shards finish in their own order).
+fn sorted_rows(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut rows: Vec<String> = text.lines().skip(1).map(str::to_string).collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn vae_grid_split_into_shards_gives_the_results_of_one_sweep() {
+    let scratch = common::Scratch::new("vae-shards");
+    let (whole, sharded) = (scratch.join("whole"), scratch.join("sharded"));
+    mnist_vae_quick(&whole, &[]);
+    // Two shards of the eight-setting quick grid, then the collecting run, which trains nothing.
+    for shard in ["0/2", "1/2"] {
+        mnist_vae_quick(&sharded, &["--shard", shard]);
+    }
+    assert!(!sharded.join("mnist_vae.svg").exists(), "a shard drew the plot of a partial grid");
+    let shard_rows: Vec<String> = ["0of2", "1of2"]
+        .iter()
+        .flat_map(|s| sorted_rows(&sharded.join(format!("mnist_vae_runs_shard{s}.csv"))))
+        .collect();
+    assert_eq!(shard_rows.len(), 8, "{shard_rows:?}");
+    let collected = mnist_vae_quick(&sharded, &["--resume"]);
+    assert!(sharded.join("mnist_vae.svg").exists());
+    let whole_rows = sorted_rows(&whole.join("mnist_vae_runs.csv"));
+    assert_eq!(whole_rows.len(), 8, "{whole_rows:?}");
+    // Same seeds, same settings: the losses agree bit for bit (they are printed in full).
+    assert_eq!(sorted_rows(&sharded.join("mnist_vae_runs.csv")), whole_rows);
+    let stdout = String::from_utf8_lossy(&collected.stdout);
+    assert!(stdout.contains("plot:"), "{stdout}");
+
+    for bad in ["2/2", "1", "a/b", "0/0"] {
+        let out = Command::new(common::example_binary("mnist_vae")).args(["--shard", bad]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--shard {bad}: {stderr}");
+        assert!(stderr.contains("--shard"), "--shard {bad}: {stderr}");
+    }
+}
