@@ -14,12 +14,16 @@
 use super::parallel::{for_each_chunk_mut, CHUNK};
 use super::vecmath;
 
+/// Runs `kernel(x_chunk, out_chunk)` on matching chunks of `x` and `out` (equal lengths).
+fn map_chunked(name: &str, x: &[f32], out: &mut [f32], kernel: impl Fn(&[f32], &mut [f32]) + Sync + Send) {
+    assert_eq!(x.len(), out.len(), "{name}: input has {} elements, output {}", x.len(), out.len());
+    // Chunk `i` of `out` covers the same index range of `x`.
+    for_each_chunk_mut(out, |i, o| kernel(&x[i * CHUNK..i * CHUNK + o.len()], o));
+}
+
 /// Applies `f` elementwise from `x` into `out`, chunk by chunk.
 fn map_into(name: &str, x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send) {
-    assert_eq!(x.len(), out.len(), "{name}: input has {} elements, output {}", x.len(), out.len());
-    for_each_chunk_mut(out, |i, o| {
-        // Chunk `i` of `out` covers the same index range of `x`.
-        let xs = &x[i * CHUNK..i * CHUNK + o.len()];
+    map_chunked(name, x, out, |xs, o| {
         for (o, &v) in o.iter_mut().zip(xs) {
             *o = f(v);
         }
@@ -45,15 +49,15 @@ fn update_with(
     });
 }
 
-/// Adds `f(a, dy)` to `dx` elementwise, where `a` is the saved input or output of the forward
-/// (named `a_name` in panic messages).
-fn accumulate(
+/// Runs `kernel(a_chunk, dy_chunk, dx_chunk)` on matching chunks of the three slices, where
+/// `a` is the saved input or output of the forward (named `a_name` in panic messages).
+fn accumulate_chunked(
     name: &str,
     a_name: &str,
     a: &[f32],
     dy: &[f32],
     dx: &mut [f32],
-    f: impl Fn(f32, f32) -> f32 + Sync + Send,
+    kernel: impl Fn(&[f32], &[f32], &mut [f32]) + Sync + Send,
 ) {
     assert!(
         a.len() == dy.len() && dy.len() == dx.len(),
@@ -64,7 +68,22 @@ fn accumulate(
     );
     for_each_chunk_mut(dx, |i, d| {
         let range = i * CHUNK..i * CHUNK + d.len();
-        for ((d, &a), &g) in d.iter_mut().zip(&a[range.clone()]).zip(&dy[range]) {
+        kernel(&a[range.clone()], &dy[range], d);
+    });
+}
+
+/// Adds `f(a, dy)` to `dx` elementwise, where `a` is the saved input or output of the forward
+/// (named `a_name` in panic messages).
+fn accumulate(
+    name: &str,
+    a_name: &str,
+    a: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    f: impl Fn(f32, f32) -> f32 + Sync + Send,
+) {
+    accumulate_chunked(name, a_name, a, dy, dx, |a, dy, d| {
+        for ((d, &a), &g) in d.iter_mut().zip(a).zip(dy) {
             *d += f(a, g);
         }
     });
@@ -105,8 +124,7 @@ pub fn relu(x: &[f32], out: &mut [f32]) {
 
 /// `out = 1 / (1 + e^-x)`, elementwise and overflow-free; same lengths.
 pub fn sigmoid(x: &[f32], out: &mut [f32]) {
-    assert_eq!(x.len(), out.len(), "sigmoid: input has {} elements, output {}", x.len(), out.len());
-    for_each_chunk_mut(out, |i, o| vecmath::sigmoid_into(&x[i * CHUNK..i * CHUNK + o.len()], o));
+    map_chunked("sigmoid", x, out, vecmath::sigmoid_into);
 }
 
 /// `out = tanh(x)`, elementwise; same lengths.
@@ -118,8 +136,7 @@ pub fn tanh(x: &[f32], out: &mut [f32]) {
 pub fn softplus(x: &[f32], out: &mut [f32]) {
     // ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|): the exponent is never positive, and log1p
     // keeps the small tail accurate for very negative x instead of rounding it to 0.
-    assert_eq!(x.len(), out.len(), "softplus: input has {} elements, output {}", x.len(), out.len());
-    for_each_chunk_mut(out, |i, o| vecmath::softplus_into(&x[i * CHUNK..i * CHUNK + o.len()], o));
+    map_chunked("softplus", x, out, vecmath::softplus_into);
 }
 
 /// `out = x + s`, elementwise; same lengths.
@@ -211,17 +228,7 @@ pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
 
 /// `dx += dy * sigmoid(x)` (gradient of [`softplus`], overflow-free); same lengths.
 pub fn softplus_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    assert!(
-        x.len() == dy.len() && dy.len() == dx.len(),
-        "softplus_backward: x has {} elements, dy {}, dx {}",
-        x.len(),
-        dy.len(),
-        dx.len()
-    );
-    for_each_chunk_mut(dx, |i, d| {
-        let range = i * CHUNK..i * CHUNK + d.len();
-        vecmath::add_dy_times_sigmoid(&x[range.clone()], &dy[range], d);
-    });
+    accumulate_chunked("softplus_backward", "x", x, dy, dx, vecmath::add_dy_times_sigmoid);
 }
 
 /// `dx += dy * p * x^(p-1)` (gradient of [`powf`]; nothing when `p == 0`, like PyTorch).
