@@ -293,8 +293,19 @@ pub fn fit<M: Module + ?Sized>(
     if let (true, Some(path)) = (config.resume, &ckpt_path) {
         if path.exists() {
             let ckpt = Checkpoint::read(path)?;
+            // The checkpoint's learning rate wins (the optimizer state is restored whole, as
+            // with PyTorch's load_state_dict); say so when it differs from the configured one.
+            let base_lr = |o: &dyn Optimizer, s: Option<&Scheduler>| s.map_or(o.lr(), |s| s.base_lr());
+            let configured = base_lr(&*optimizer, scheduler.as_deref());
             ckpt.restore(model, optimizer, scheduler.as_deref_mut())
                 .map_err(|e| checkpoint::CheckpointError { path: path.clone(), message: e.message })?;
+            let restored = base_lr(&*optimizer, scheduler.as_deref());
+            if restored != configured {
+                eprintln!(
+                    "warning: resuming from {}: its learning rate {restored} replaces the configured {configured}",
+                    path.display()
+                );
+            }
             step = ckpt.step;
             first_epoch = ckpt.epoch + 1;
             history.epochs = ckpt.history;

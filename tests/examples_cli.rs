@@ -188,3 +188,23 @@ fn vae_grid_split_into_shards_gives_the_results_of_one_sweep() {
         assert!(stderr.contains("--shard"), "--shard {bad}: {stderr}");
     }
 }
+
+#[test]
+fn resume_says_when_the_checkpoint_learning_rate_replaces_the_given_one() {
+    let scratch = common::Scratch::new("resume-lr");
+    let short = ["--steps-per-epoch", "2", "--optimizer", "adam"];
+    let run = |extra: &[&str]| {
+        let out = mnist_mlp(&scratch.0, &[&short[..], extra].concat());
+        assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    run(&["--epochs", "1", "--lr", "0.001"]);
+    let same = run(&["--epochs", "2", "--lr", "0.001", "--resume"]);
+    assert!(!same.contains("warning"), "same learning rate, yet: {same}");
+    let other = run(&["--epochs", "3", "--lr", "0.01", "--resume"]);
+    assert!(
+        other.contains("warning: resuming from")
+            && other.contains("learning rate 0.001 replaces the configured 0.01"),
+        "{other}"
+    );
+}
