@@ -15,8 +15,8 @@
 //! are skipped and an interrupted one continues from its checkpoint, so the long grids can
 //! be spread over several sessions. `--shard K/N` runs every N-th setting from the K-th, so
 //! N processes (or machines sharing OUT) can split a grid; a final run with `--resume` and no
-//! `--shard` collects their results and draws the plot. `OUT/mnist_vae.svg` plots the final loss against
-//! log10(alpha), one line per (beta1, beta2), with and without bias correction.
+//! `--shard` collects their results and draws the plot. `OUT/mnist_vae.svg` plots the final
+//! loss against log10(alpha), one line per (beta1, beta2), with and without bias correction.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
