@@ -7,14 +7,14 @@
 //! cargo run --release --example mnist_logreg -- --compare --out runs/logreg
 //! ```
 
-use adamant::experiment::{run_main, BoxedModel, Experiment, Preprocess};
+use adamant::experiment::{run_main, BoxedModel, Experiment, Preprocess, RunLength};
 use adamant::layers::nets;
 use adamant::optim::{OptimizerOptions, Schedule};
 use adamant::tensor::rng::Rng;
 
-fn defaults(optimizer: &str) -> (OptimizerOptions, Schedule) {
+fn defaults(optimizer: &str) -> OptimizerOptions {
     let wd = Some(1e-4);
-    let o = match optimizer {
+    match optimizer {
         "sgd" => OptimizerOptions {
             lr: Some(0.3),
             momentum: Some(0.9),
@@ -24,9 +24,15 @@ fn defaults(optimizer: &str) -> (OptimizerOptions, Schedule) {
         },
         "adagrad" => OptimizerOptions { lr: Some(0.1), weight_decay: wd, ..Default::default() },
         _ => OptimizerOptions { lr: Some(0.03), weight_decay: wd, ..Default::default() },
-    };
-    let schedule = if optimizer == "adagrad" { Schedule::Constant } else { Schedule::InverseSqrt };
-    (o, schedule)
+    }
+}
+
+fn schedule(optimizer: &str, _: RunLength) -> Schedule {
+    if optimizer == "adagrad" {
+        Schedule::Constant
+    } else {
+        Schedule::InverseSqrt
+    }
 }
 
 fn model(rng: &mut Rng) -> BoxedModel {
@@ -43,6 +49,7 @@ fn main() {
         optimizer: "adam",
         compare: &["sgd", "adagrad", "adam"],
         defaults,
+        schedule,
         defaults_doc: "  every optimizer: --weight-decay 1e-4 (L2)\n  \
                        adam (and others not listed): --lr 0.03 with --schedule inverse-sqrt (alpha / sqrt(t), t = iteration)\n  \
                        sgd: --lr 0.3 --momentum 0.9 --nesterov, --schedule inverse-sqrt\n  \

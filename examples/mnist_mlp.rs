@@ -12,16 +12,15 @@ use adamant::layers::nets;
 use adamant::optim::{OptimizerOptions, Schedule};
 use adamant::tensor::rng::Rng;
 
-fn defaults(optimizer: &str) -> (OptimizerOptions, Schedule) {
-    let o = match optimizer {
+fn defaults(optimizer: &str) -> OptimizerOptions {
+    match optimizer {
         "sgd" => {
             OptimizerOptions { lr: Some(0.05), momentum: Some(0.9), nesterov: true, ..Default::default() }
         }
         "adagrad" => OptimizerOptions { lr: Some(0.01), ..Default::default() },
         "adadelta" => OptimizerOptions { lr: Some(1.0), ..Default::default() },
         _ => OptimizerOptions { lr: Some(1e-3), ..Default::default() },
-    };
-    (o, Schedule::Constant)
+    }
 }
 
 fn model(rng: &mut Rng) -> BoxedModel {
@@ -38,6 +37,7 @@ fn main() {
         optimizer: "adam",
         compare: &["adagrad", "rmsprop", "sgd", "adadelta", "adam"],
         defaults,
+        schedule: |_, _| Schedule::Constant,
         defaults_doc: "  constant learning rate (--schedule constant), no weight decay\n  \
                        adam, rmsprop (and others not listed): --lr 1e-3\n  \
                        sgd: --lr 0.05 --momentum 0.9 --nesterov\n  adagrad: --lr 0.01\n  adadelta: --lr 1.0",

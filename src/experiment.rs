@@ -85,14 +85,35 @@ pub struct Experiment {
     pub optimizer: &'static str,
     /// The optimizers `--compare` runs, in the paper's figure.
     pub compare: &'static [&'static str],
-    /// The experiment's defaults for an optimizer: options and learning-rate schedule.
-    pub defaults: fn(&str) -> (OptimizerOptions, Schedule),
+    /// The experiment's default options for an optimizer.
+    pub defaults: fn(&str) -> OptimizerOptions,
+    /// The experiment's default learning-rate schedule for an optimizer, given the run's
+    /// length, so that a decay can span the run (`--schedule` replaces it).
+    pub schedule: fn(&str, RunLength) -> Schedule,
     /// The defaults as text for `--help`.
     pub defaults_doc: &'static str,
     /// Builds the model from the seeded generator.
     pub model: fn(&mut Rng) -> BoxedModel,
     /// Input preprocessing.
     pub preprocess: Preprocess,
+}
+
+/// How long a run is, in the units schedules count: what a default schedule needs to span
+/// the whole run (a cosine decay over every step, say).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunLength {
+    /// Epochs of the run (`--epochs`, or the experiment's default).
+    pub epochs: usize,
+    /// Optimizer steps per epoch: the minibatches of the training set, capped by
+    /// `--steps-per-epoch`.
+    pub steps_per_epoch: usize,
+}
+
+impl RunLength {
+    /// Optimizer steps in the whole run.
+    pub fn steps(&self) -> u64 {
+        (self.epochs as u64) * (self.steps_per_epoch as u64)
+    }
 }
 
 /// The parsed command line of an experiment.
@@ -291,7 +312,7 @@ impl Experiment {
     /// before minutes go into loading and whitening the data.
     pub fn check_options(&self, args: &ExperimentArgs) -> Result<(), CliError> {
         for name in self.optimizer_names(args) {
-            let options = merge_options((self.defaults)(&name).0, &args.optimizer.options);
+            let options = merge_options((self.defaults)(&name), &args.optimizer.options);
             build(&name, &options)?;
         }
         Ok(())
@@ -299,17 +320,21 @@ impl Experiment {
 
     /// Trains one optimizer (given on the command line, or the experiment's default).
     pub fn run_one(&self, name: &str, args: &ExperimentArgs, data: &Splits) -> Result<RunResult, String> {
-        let (defaults, default_schedule) = (self.defaults)(name);
-        let options = merge_options(defaults, &args.optimizer.options);
+        let options = merge_options((self.defaults)(name), &args.optimizer.options);
         let mut optimizer = build(name, &options).map_err(|e| e.to_string())?;
-        let schedule = args.schedule.unwrap_or(default_schedule);
+        let (epochs, batch_size) =
+            (args.epochs.unwrap_or(self.epochs), args.batch_size.unwrap_or(self.batch_size));
+        let batches = data.train.len().div_ceil(batch_size);
+        let length =
+            RunLength { epochs, steps_per_epoch: args.steps_per_epoch.map_or(batches, |m| m.min(batches)) };
+        let schedule = args.schedule.unwrap_or_else(|| (self.schedule)(name, length));
         let mut scheduler = Scheduler::new(schedule, optimizer.lr());
         let mut model = (self.model)(&mut seeded(args.seed));
         let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(self.name));
         let config = FitConfig {
             name: format!("{}_{name}", self.name),
-            epochs: args.epochs.unwrap_or(self.epochs),
-            batch_size: args.batch_size.unwrap_or(self.batch_size),
+            epochs,
+            batch_size,
             seed: args.seed,
             out_dir: Some(out),
             resume: args.resume,

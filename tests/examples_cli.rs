@@ -208,3 +208,37 @@ fn resume_says_when_the_checkpoint_learning_rate_replaces_the_given_one() {
         "{other}"
     );
 }
+
+/// The learning rates of every step of a run, read from its iterations log.
+fn logged_rates(out: &std::path::Path, name: &str) -> Vec<f64> {
+    let log = std::fs::read_to_string(out.join(format!("{name}_iterations.csv"))).unwrap();
+    log.lines().skip(1).map(|line| line.rsplit(',').next().unwrap().parse().unwrap()).collect()
+}
+
+#[test]
+#[ignore = "needs ../shared/datasets (CIFAR-10)"]
+fn cifar10_cnn_anneals_the_rate_to_zero_over_the_run_by_default() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/cifar10-jpeg");
+    let scratch = common::Scratch::new("cnn-schedule");
+    let run = |extra: &[&str]| {
+        let out = Command::new(common::example_binary("cifar10_cnn"))
+            .args(["--data", data, "--train-subset", "640", "--test-subset", "100", "--epochs", "2"])
+            .args(["--steps-per-epoch", "3", "--no-progress", "--out"])
+            .arg(&scratch.0)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        logged_rates(&scratch.0, "cifar10_cnn_adam")
+    };
+    // Five batches per epoch, capped at three steps: the cosine spans the 6 steps run.
+    let annealed = run(&[]);
+    let cosine = |t: f64| 1e-3 * (1.0 + (std::f64::consts::PI * (t - 1.0) / 6.0).cos()) / 2.0;
+    assert_eq!(annealed.len(), 6, "{annealed:?}");
+    for (i, lr) in annealed.iter().enumerate() {
+        assert!((lr - cosine(i as f64 + 1.0)).abs() < 1e-9, "step {}: {lr} ({annealed:?})", i + 1);
+    }
+    std::fs::remove_dir_all(&scratch.0).unwrap();
+    let constant = run(&["--schedule", "constant"]);
+    assert!(constant.iter().all(|&lr| (lr - 1e-3).abs() < 1e-9), "{constant:?}");
+}
