@@ -12,6 +12,7 @@
 //! parallel path computes exactly what the serial one does.
 
 use super::parallel::{for_each_block_mut, should_parallelize};
+use super::vecmath::widest_simd;
 use rayon::prelude::*;
 
 /// Pooled output length along one axis: floor((size + 2*padding - kernel) / stride) + 1.
@@ -88,40 +89,139 @@ pub fn max_pool2d_forward(
         return;
     }
 
-    let pool_plane = |p: usize, o: &mut [f32], am: &mut [u32]| {
-        let xp = &x[p * plane_in..(p + 1) * plane_in];
-        for oy in 0..oh {
-            let (y_lo, y_hi) = window(oy, height, kernel, stride, padding);
-            for ox in 0..ow {
-                let (x_lo, x_hi) = window(ox, width, kernel, stride, padding);
-                // Start from -inf at the first real cell: padded cells (-inf) can never win,
-                // and an all -inf window still points at a real input, as in PyTorch.
-                let mut best = f32::NEG_INFINITY;
-                let mut best_i = y_lo * width + x_lo;
-                for iy in y_lo..y_hi {
-                    for (ix, &v) in xp[iy * width + x_lo..iy * width + x_hi].iter().enumerate() {
-                        // Strict `>` keeps the first maximum; NaN always takes over.
-                        if v > best || v.is_nan() {
-                            best = v;
-                            best_i = iy * width + x_lo + ix;
-                        }
-                    }
-                }
-                o[oy * ow + ox] = best;
-                am[oy * ow + ox] = best_i as u32;
-            }
-        }
+    let geometry = PlaneGeometry { height, width, kernel, stride, padding, out_h: oh, out_w: ow };
+    let pool_plane = |scratch: &mut Scratch, p: usize, o: &mut [f32], am: &mut [u32]| {
+        max_pool_plane(&x[p * plane_in..(p + 1) * plane_in], &geometry, scratch, o, am)
     };
     if should_parallelize(out.len() * kernel * kernel) {
         out.par_chunks_mut(plane_out)
             .zip(argmax.par_chunks_mut(plane_out))
             .enumerate()
-            .for_each(|(p, (o, am))| pool_plane(p, o, am));
+            .for_each_init(|| Scratch::new(&geometry), |scratch, (p, (o, am))| pool_plane(scratch, p, o, am));
     } else {
-        out.chunks_mut(plane_out)
-            .zip(argmax.chunks_mut(plane_out))
-            .enumerate()
-            .for_each(|(p, (o, am))| pool_plane(p, o, am));
+        let mut scratch = Scratch::new(&geometry);
+        for (p, (o, am)) in out.chunks_mut(plane_out).zip(argmax.chunks_mut(plane_out)).enumerate() {
+            pool_plane(&mut scratch, p, o, am);
+        }
+    }
+}
+
+/// Lanes of one vector step over an output row. Rows are padded to a multiple of this, so
+/// every step is a whole vector with no scalar remainder (8 is AVX2's width; AVX-512 does
+/// two steps at once).
+const LANES: usize = 8;
+
+/// The shape of one input plane and its pooled output.
+pub(crate) struct PlaneGeometry {
+    height: usize,
+    width: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    out_h: usize,
+    out_w: usize,
+}
+
+impl PlaneGeometry {
+    /// Output row length rounded up to whole [`LANES`] steps.
+    fn padded_out_w(&self) -> usize {
+        self.out_w.div_ceil(LANES) * LANES
+    }
+
+    /// Length of one phase of a row (see [`Scratch`]): window column `kx` of output `ox`
+    /// reads phase element `ox + kx / stride`.
+    fn phase_len(&self) -> usize {
+        self.padded_out_w() + (self.kernel - 1) / self.stride
+    }
+}
+
+/// Per-thread working memory of [`max_pool_plane`].
+///
+/// `phases` holds every input row of the plane, padded with -inf on both sides and split by
+/// position modulo the stride: phase `r` of a row is `padded[r], padded[r + s],
+/// padded[r + 2s], ...`. Then the input under window column `kx` of outputs `0, 1, 2, ...` of
+/// an output row is one contiguous run, `phase[kx % s][kx / s..]`, and each (row, column) of
+/// the window becomes one branch-free vector pass over the whole output row.
+pub(crate) struct Scratch {
+    phases: Vec<f32>,
+    /// `ox * stride` for each (padded) output column: the lane offsets of the argmax index.
+    lane_offsets: Vec<u32>,
+    best: Vec<f32>,
+    best_index: Vec<u32>,
+}
+
+impl Scratch {
+    fn new(g: &PlaneGeometry) -> Scratch {
+        let owp = g.padded_out_w();
+        Scratch {
+            phases: vec![f32::NEG_INFINITY; g.height * g.stride * g.phase_len()],
+            lane_offsets: (0..owp).map(|ox| (ox * g.stride) as u32).collect(),
+            best: vec![0.0; owp],
+            best_index: vec![0; owp],
+        }
+    }
+}
+
+widest_simd! {
+    /// Max-pools one `[H, W]` plane `xp` into `out` / `argmax` (`[OH, OW]` each).
+    ///
+    /// For each output row, the window's rows (real ones only: padded rows are all -inf and
+    /// could never win) and columns are visited in row-major order, each as a vector pass
+    /// over all outputs of the row: `take = v > best || v is NaN`, then select. This is the
+    /// scalar rule applied lane by lane in the same order, so values and first-maximum
+    /// argmax are exactly those of the plain loop; padded cells hold -inf and never win.
+    fn max_pool_plane(xp: &[f32], g: &PlaneGeometry, scratch: &mut Scratch, out: &mut [f32], argmax: &mut [u32]) {
+        let (w, k, s, pad) = (g.width, g.kernel, g.stride, g.padding);
+        let (phase_len, owp) = (g.phase_len(), g.padded_out_w());
+        let Scratch { phases, lane_offsets, best, best_index } = scratch;
+        // Split each row into its stride phases. Only the cells over real inputs are written:
+        // the others are padding, set to -inf once when the scratch was made.
+        for (row, phase_rows) in xp.chunks_exact(w).zip(phases.chunks_exact_mut(s * phase_len)) {
+            for (r, phase) in phase_rows.chunks_exact_mut(phase_len).enumerate() {
+                // Phase cell j is padded column j*s + r, input column j*s + r - padding.
+                let first = pad.saturating_sub(r).div_ceil(s);
+                let end = (w + pad).saturating_sub(r).div_ceil(s).min(phase_len);
+                if first < end {
+                    let inputs = row[first * s + r - pad..].iter().step_by(s);
+                    for (cell, &v) in phase[first..end].iter_mut().zip(inputs) {
+                        *cell = v;
+                    }
+                }
+            }
+        }
+        for oy in 0..g.out_h {
+            let (y_lo, y_hi) = window(oy, g.height, k, s, pad);
+            // Start from -inf at each window's first real cell, as the scalar rule does.
+            best.fill(f32::NEG_INFINITY);
+            for (ox, i) in best_index.iter_mut().enumerate() {
+                let x_lo = (ox * s).saturating_sub(pad);
+                *i = (y_lo * w + x_lo) as u32;
+            }
+            for iy in y_lo..y_hi {
+                let phase_rows = &phases[iy * s * phase_len..(iy + 1) * s * phase_len];
+                for kx in 0..k {
+                    let start = (kx % s) * phase_len + kx / s;
+                    let values = &phase_rows[start..start + owp];
+                    // Index of lane ox: iy*W + ox*s + kx - padding (wrapping: a padded lane's
+                    // index is never taken, since -inf never wins).
+                    let base = ((iy * w + kx) as u32).wrapping_sub(pad as u32);
+                    for (((b, bi), &v), &off) in
+                        best.iter_mut().zip(best_index.iter_mut()).zip(values).zip(lane_offsets.iter())
+                    {
+                        // The scalar rule as all-ones/all-zeros masks, with `|` rather than
+                        // `||` and bit blends rather than `if`: nothing for the compiler to
+                        // turn into a branch, so the lanes vectorise.
+                        let take = (v > *b) | v.is_nan();
+                        let mask = 0u32.wrapping_sub(take as u32);
+                        *b = f32::from_bits((v.to_bits() & mask) | (b.to_bits() & !mask));
+                        *bi = (base.wrapping_add(off) & mask) | (*bi & !mask);
+                    }
+                }
+            }
+            let ow = g.out_w;
+            out[oy * ow..(oy + 1) * ow].copy_from_slice(&best[..ow]);
+            argmax[oy * ow..(oy + 1) * ow].copy_from_slice(&best_index[..ow]);
+        }
     }
 }
 
@@ -254,7 +354,9 @@ mod tests {
     }
 
     /// (batch, channels, height, width, kernel, stride, padding)
-    const CASES: [(usize, usize, usize, usize, usize, usize, usize); 9] = [
+    /// Output rows of 3, 16, 19 and 35 columns cover part of a vector step, whole ones and
+    /// several steps plus a remainder.
+    const CASES: [(usize, usize, usize, usize, usize, usize, usize); 11] = [
         (1, 1, 7, 5, 3, 2, 1),
         (3, 2, 7, 5, 3, 2, 1),
         (2, 3, 32, 32, 3, 2, 1),
@@ -264,6 +366,8 @@ mod tests {
         (2, 1, 6, 7, 3, 1, 1),
         (1, 2, 5, 5, 5, 1, 2),
         (3, 1, 9, 4, 4, 3, 2),
+        (1, 2, 21, 37, 3, 2, 1),
+        (2, 1, 5, 37, 3, 1, 1),
     ];
 
     #[test]

@@ -127,6 +127,7 @@ macro_rules! widest_simd {
         }
     };
 }
+pub(crate) use widest_simd;
 
 widest_simd! {
     /// `out = ln(1 + e^x)` (overflow-free); `x` and `out` have the same length.
