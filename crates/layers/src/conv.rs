@@ -4,7 +4,7 @@ use adamant_autodiff::{Param, Var};
 use adamant_tensor::rng::Rng;
 
 use crate::init;
-use crate::module::Module;
+use crate::module::{LayerKind, Module};
 
 /// A 2-d convolution with PyTorch `nn.Conv2d` semantics (square kernel, stride and padding;
 /// no dilation or groups). Input `[N, C, H, W]`, weight `[OC, C, K, K]`, output
@@ -79,6 +79,10 @@ impl MaxPool2d {
 impl Module for MaxPool2d {
     fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
         x.max_pool2d(self.kernel, self.stride, self.padding)
+    }
+
+    fn kind(&self) -> LayerKind {
+        LayerKind::MaxPool
     }
 
     fn params(&self) -> Vec<&Param> {

@@ -2,10 +2,13 @@
 
 use adamant_autodiff::{Param, Var};
 
-use crate::module::Module;
+use crate::module::{LayerKind, Module};
 
 macro_rules! parameterless {
     ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
+        parameterless!($(#[$doc])* $name, LayerKind::Other, |$x| $body);
+    };
+    ($(#[$doc:meta])* $name:ident, $kind:expr, |$x:ident| $body:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default)]
         pub struct $name;
@@ -20,13 +23,16 @@ macro_rules! parameterless {
             fn params_mut(&mut self) -> Vec<&mut Param> {
                 Vec::new()
             }
+            fn kind(&self) -> LayerKind {
+                $kind
+            }
         }
     };
 }
 
 parameterless!(
     /// `max(x, 0)` (PyTorch `nn.ReLU`).
-    ReLU, |x| x.relu()
+    ReLU, LayerKind::ReLU, |x| x.relu()
 );
 parameterless!(
     /// The logistic function (PyTorch `nn.Sigmoid`).

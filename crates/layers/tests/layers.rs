@@ -205,3 +205,60 @@ fn model_training_step_reduces_the_loss() {
     let after = loss_at(&model);
     assert!(after < before * 0.2, "loss {before} -> {after}");
 }
+
+/// `Sequential` runs a ReLU after the max-pooling that follows it; this checks against the
+/// layers applied one by one in the written order: the same output, loss and gradients,
+/// bit for bit, including windows whose inputs are all negative.
+#[test]
+fn sequential_pools_before_relu_with_the_same_results() {
+    let mut rng = seeded(5);
+    let mut model = sequential![
+        Conv2d::new(2, 4, 3, 1, 1, &mut rng),
+        ReLU,
+        MaxPool2d::new(3, 2, 1),
+        Conv2d::new(4, 3, 3, 1, 1, &mut rng),
+        ReLU,
+        MaxPool2d::new(2, 2, 0),
+        Flatten,
+        Dense::new(3 * 2 * 2, 5, &mut rng),
+    ];
+    // A negative first bias, so that many windows hold only negative values.
+    let bias_down = |bias: &mut Param| bias.value_mut().data_mut().fill(-1.0);
+    bias_down(model.params_mut()[1]);
+    let x = Tensor::randn(&[3, 2, 9, 9], 0.0, 1.0, &mut rng);
+    let labels = [0, 3, 4];
+    let layers_in_order = |x: Var<'_>| -> Vec<f32> {
+        let mut rng = seeded(5);
+        let (mut c1, c2) = (Conv2d::new(2, 4, 3, 1, 1, &mut rng), Conv2d::new(4, 3, 3, 1, 1, &mut rng));
+        bias_down(c1.params_mut()[1]);
+        let d = Dense::new(3 * 2 * 2, 5, &mut rng);
+        let (p1, p2) = (MaxPool2d::new(3, 2, 1), MaxPool2d::new(2, 2, 0));
+        let h = p1.forward(c1.forward(x).relu());
+        let h = p2.forward(c2.forward(h).relu());
+        let logits = d.forward(h.flatten());
+        let grads = logits.cross_entropy(&labels).backward();
+        let mut all = logits.value().data().to_vec();
+        for p in c1.params().into_iter().chain(c2.params()).chain(d.params()) {
+            all.extend_from_slice(grads.get(p).unwrap().data());
+        }
+        all
+    };
+    let tape = Tape::new(Mode::Train, 0);
+    let want = layers_in_order(tape.constant(x.clone()));
+    let tape = Tape::new(Mode::Train, 0);
+    let logits = model.forward(tape.constant(x.clone()));
+    let grads = logits.cross_entropy(&labels).backward();
+    let mut got = logits.value().data().to_vec();
+    for p in model.params() {
+        got.extend_from_slice(grads.get(p).unwrap().data());
+    }
+    let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&got), bits(&want));
+    // The test means something only if some windows are all negative.
+    let tape = Tape::inference();
+    let mut c1 = Conv2d::new(2, 4, 3, 1, 1, &mut seeded(5));
+    bias_down(c1.params_mut()[1]);
+    let pooled = MaxPool2d::new(3, 2, 1).forward(c1.forward(tape.constant(x))).value();
+    let all_negative = pooled.data().iter().filter(|&&v| v < 0.0).count();
+    assert!(all_negative > 10, "{all_negative} of {} windows", pooled.numel());
+}
