@@ -106,11 +106,6 @@ pub fn max_pool2d_forward(
     }
 }
 
-/// Lanes of one vector step over an output row. Rows are padded to a multiple of this, so
-/// every step is a whole vector with no scalar remainder (8 is AVX2's width; AVX-512 does
-/// two steps at once).
-const LANES: usize = 8;
-
 /// The shape of one input plane and its pooled output.
 pub(crate) struct PlaneGeometry {
     height: usize,
@@ -123,104 +118,156 @@ pub(crate) struct PlaneGeometry {
 }
 
 impl PlaneGeometry {
-    /// Output row length rounded up to whole [`LANES`] steps.
-    fn padded_out_w(&self) -> usize {
-        self.out_w.div_ceil(LANES) * LANES
+    /// Window cells past the first that fall in the next phase row or column: `(k-1)/s`.
+    fn reach(&self) -> usize {
+        (self.kernel - 1) / self.stride
     }
 
-    /// Length of one phase of a row (see [`Scratch`]): window column `kx` of output `ox`
-    /// reads phase element `ox + kx / stride`.
+    /// Row length of the phase planes and of the working output: `OW + reach`.
+    fn row_len(&self) -> usize {
+        self.out_w + self.reach()
+    }
+
+    /// Rows of a phase plane: `OH + reach`.
+    fn phase_rows(&self) -> usize {
+        self.out_h + self.reach()
+    }
+
+    /// Floats of one phase plane: its rows, plus `reach` cells that the last row's window
+    /// columns run past (they only feed discarded output slots).
     fn phase_len(&self) -> usize {
-        self.padded_out_w() + (self.kernel - 1) / self.stride
+        self.phase_rows() * self.row_len() + self.reach()
     }
 }
 
-/// Per-thread working memory of [`max_pool_plane`].
+/// Per-thread working memory of [`max_pool_plane`], made for one geometry.
 ///
-/// `phases` holds every input row of the plane, padded with -inf on both sides and split by
-/// position modulo the stride: phase `r` of a row is `padded[r], padded[r + s],
-/// padded[r + 2s], ...`. Then the input under window column `kx` of outputs `0, 1, 2, ...` of
-/// an output row is one contiguous run, `phase[kx % s][kx / s..]`, and each (row, column) of
-/// the window becomes one branch-free vector pass over the whole output row.
+/// The padded plane (padding as -inf) is split into `stride x stride` phase planes by row
+/// and column position modulo the stride: phase `(ry, rx)` holds padded cells
+/// `(j*s + ry, i*s + rx)` at `[j][i]`, with rows of `OW + reach` cells. Output `(oy, ox)`
+/// lives at slot `oy * row_len + ox` of the working output, and window cell `(ky, kx)` of
+/// every output at once is then one contiguous run of phase `(ky % s, kx % s)` starting at
+/// `(ky / s) * row_len + kx / s`: a whole pooling layer is `k * k` long vector passes per
+/// plane, with no per-row or per-window loop overhead (planes of CNNs are small: 16x16
+/// outputs for CIFAR-10's first pooling).
 pub(crate) struct Scratch {
+    /// The `stride^2` phase planes; cells over padding hold -inf from creation on.
     phases: Vec<f32>,
-    /// `ox * stride` for each (padded) output column: the lane offsets of the argmax index.
-    lane_offsets: Vec<u32>,
+    /// `oy*s*W + ox*s` per slot: the argmax index of window cell (0, 0) without padding.
+    slot_offsets: Vec<u32>,
+    /// Per slot, the flat index of the first real cell of its window (the scalar rule's
+    /// starting argmax).
+    first_real: Vec<u32>,
     best: Vec<f32>,
     best_index: Vec<u32>,
 }
 
 impl Scratch {
     fn new(g: &PlaneGeometry) -> Scratch {
-        let owp = g.padded_out_w();
+        let (l, slots) = (g.row_len(), g.out_h * g.row_len());
+        let slot = |o: usize| (o / l, o % l);
         Scratch {
-            phases: vec![f32::NEG_INFINITY; g.height * g.stride * g.phase_len()],
-            lane_offsets: (0..owp).map(|ox| (ox * g.stride) as u32).collect(),
-            best: vec![0.0; owp],
-            best_index: vec![0; owp],
+            phases: vec![f32::NEG_INFINITY; g.stride * g.stride * g.phase_len()],
+            slot_offsets: (0..slots)
+                .map(|o| {
+                    let (oy, ox) = slot(o);
+                    (oy * g.stride * g.width + ox * g.stride) as u32
+                })
+                .collect(),
+            first_real: (0..slots)
+                .map(|o| {
+                    let (oy, ox) = slot(o);
+                    let y_lo = window(oy, g.height, g.kernel, g.stride, g.padding).0;
+                    let x_lo = (ox * g.stride).saturating_sub(g.padding);
+                    (y_lo * g.width + x_lo) as u32
+                })
+                .collect(),
+            best: vec![0.0; slots],
+            best_index: vec![0; slots],
         }
     }
+}
+
+/// `dst[i] = src[i * S]`, with the stride known at compile time and whole `S`-cell chunks,
+/// so that the loads vectorise (as shuffles) instead of running one bounds-checked cell at a
+/// time.
+#[inline(always)]
+fn gather_every<const S: usize>(dst: &mut [f32], src: &[f32]) {
+    let Some((last, head)) = dst.split_last_mut() else {
+        return;
+    };
+    let n = head.len();
+    for (d, chunk) in head.iter_mut().zip(src[..n * S].chunks_exact(S)) {
+        *d = chunk[0];
+    }
+    *last = src[n * S];
 }
 
 widest_simd! {
     /// Max-pools one `[H, W]` plane `xp` into `out` / `argmax` (`[OH, OW]` each).
     ///
-    /// For each output row, the window's rows (real ones only: padded rows are all -inf and
-    /// could never win) and columns are visited in row-major order, each as a vector pass
-    /// over all outputs of the row: `take = v > best || v is NaN`, then select. This is the
-    /// scalar rule applied lane by lane in the same order, so values and first-maximum
-    /// argmax are exactly those of the plain loop; padded cells hold -inf and never win.
+    /// Visits the window cells in row-major order, each as one vector pass over all output
+    /// slots: `take = v > best || v is NaN`, then a blend. That is the scalar rule applied
+    /// lane by lane in the scalar order, so the values and the first-maximum argmax are
+    /// exactly those of the plain loop; padded cells hold -inf and never win.
     fn max_pool_plane(xp: &[f32], g: &PlaneGeometry, scratch: &mut Scratch, out: &mut [f32], argmax: &mut [u32]) {
         let (w, k, s, pad) = (g.width, g.kernel, g.stride, g.padding);
-        let (phase_len, owp) = (g.phase_len(), g.padded_out_w());
-        let Scratch { phases, lane_offsets, best, best_index } = scratch;
-        // Split each row into its stride phases. Only the cells over real inputs are written:
-        // the others are padding, set to -inf once when the scratch was made.
-        for (row, phase_rows) in xp.chunks_exact(w).zip(phases.chunks_exact_mut(s * phase_len)) {
-            for (r, phase) in phase_rows.chunks_exact_mut(phase_len).enumerate() {
-                // Phase cell j is padded column j*s + r, input column j*s + r - padding.
-                let first = pad.saturating_sub(r).div_ceil(s);
-                let end = (w + pad).saturating_sub(r).div_ceil(s).min(phase_len);
-                if first < end {
-                    let inputs = row[first * s + r - pad..].iter().step_by(s);
-                    for (cell, &v) in phase[first..end].iter_mut().zip(inputs) {
-                        *cell = v;
+        let (l, phase_len) = (g.row_len(), g.phase_len());
+        let Scratch { phases, slot_offsets, first_real, best, best_index } = scratch;
+        // Fill the phase planes' cells over real inputs (the rest stay -inf).
+        for (phase_index, phase) in phases.chunks_exact_mut(phase_len).enumerate() {
+            let (ry, rx) = (phase_index / s, phase_index % s);
+            // Phase column i is input column i*s + rx - pad; these i are inside the row.
+            let first = pad.saturating_sub(rx).div_ceil(s);
+            let end = (w + pad).saturating_sub(rx).div_ceil(s).min(l);
+            if first >= end {
+                continue;
+            }
+            for j in 0..g.phase_rows() {
+                // Phase row j is input row j*s + ry - pad.
+                let Some(iy) = (j * s + ry).checked_sub(pad).filter(|&iy| iy < g.height) else {
+                    continue;
+                };
+                let src = &xp[iy * w + first * s + rx - pad..(iy + 1) * w];
+                let dst = &mut phase[j * l + first..j * l + end];
+                match s {
+                    1 => dst.copy_from_slice(&src[..dst.len()]),
+                    2 => gather_every::<2>(dst, src),
+                    _ => {
+                        for (d, &v) in dst.iter_mut().zip(src.iter().step_by(s)) {
+                            *d = v;
+                        }
                     }
                 }
             }
         }
-        for oy in 0..g.out_h {
-            let (y_lo, y_hi) = window(oy, g.height, k, s, pad);
-            // Start from -inf at each window's first real cell, as the scalar rule does.
-            best.fill(f32::NEG_INFINITY);
-            for (ox, i) in best_index.iter_mut().enumerate() {
-                let x_lo = (ox * s).saturating_sub(pad);
-                *i = (y_lo * w + x_lo) as u32;
-            }
-            for iy in y_lo..y_hi {
-                let phase_rows = &phases[iy * s * phase_len..(iy + 1) * s * phase_len];
-                for kx in 0..k {
-                    let start = (kx % s) * phase_len + kx / s;
-                    let values = &phase_rows[start..start + owp];
-                    // Index of lane ox: iy*W + ox*s + kx - padding (wrapping: a padded lane's
-                    // index is never taken, since -inf never wins).
-                    let base = ((iy * w + kx) as u32).wrapping_sub(pad as u32);
-                    for (((b, bi), &v), &off) in
-                        best.iter_mut().zip(best_index.iter_mut()).zip(values).zip(lane_offsets.iter())
-                    {
-                        // The scalar rule as all-ones/all-zeros masks, with `|` rather than
-                        // `||` and bit blends rather than `if`: nothing for the compiler to
-                        // turn into a branch, so the lanes vectorise.
-                        let take = (v > *b) | v.is_nan();
-                        let mask = 0u32.wrapping_sub(take as u32);
-                        *b = f32::from_bits((v.to_bits() & mask) | (b.to_bits() & !mask));
-                        *bi = (base.wrapping_add(off) & mask) | (*bi & !mask);
-                    }
+        best.fill(f32::NEG_INFINITY);
+        best_index.copy_from_slice(first_real);
+        for ky in 0..k {
+            for kx in 0..k {
+                let phase = &phases[((ky % s) * s + kx % s) * phase_len..][..phase_len];
+                let start = (ky / s) * l + kx / s;
+                let values = &phase[start..start + best.len()];
+                // Index of slot (oy, ox): (oy*s + ky - pad)*W + ox*s + kx - pad, wrapping for
+                // padded cells, whose index is never taken (-inf never wins).
+                let base = ((ky * w + kx) as u32).wrapping_sub((pad * w + pad) as u32);
+                for (((b, bi), &v), &off) in
+                    best.iter_mut().zip(best_index.iter_mut()).zip(values).zip(slot_offsets.iter())
+                {
+                    // The scalar rule as all-ones/all-zeros masks, with `|` rather than `||`
+                    // and bit blends rather than `if`: nothing for the compiler to turn into
+                    // a branch, so the slots vectorise.
+                    let take = (v > *b) | v.is_nan();
+                    let mask = 0u32.wrapping_sub(take as u32);
+                    *b = f32::from_bits((v.to_bits() & mask) | (b.to_bits() & !mask));
+                    *bi = (base.wrapping_add(off) & mask) | (*bi & !mask);
                 }
             }
-            let ow = g.out_w;
-            out[oy * ow..(oy + 1) * ow].copy_from_slice(&best[..ow]);
-            argmax[oy * ow..(oy + 1) * ow].copy_from_slice(&best_index[..ow]);
+        }
+        let ow = g.out_w;
+        for (oy, (o, am)) in out.chunks_exact_mut(ow).zip(argmax.chunks_exact_mut(ow)).enumerate() {
+            o.copy_from_slice(&best[oy * l..oy * l + ow]);
+            am.copy_from_slice(&best_index[oy * l..oy * l + ow]);
         }
     }
 }
