@@ -322,26 +322,22 @@ impl Experiment {
     pub fn run_one(&self, name: &str, args: &ExperimentArgs, data: &Splits) -> Result<RunResult, String> {
         let options = merge_options((self.defaults)(name), &args.optimizer.options);
         let mut optimizer = build(name, &options).map_err(|e| e.to_string())?;
-        let (epochs, batch_size) =
-            (args.epochs.unwrap_or(self.epochs), args.batch_size.unwrap_or(self.batch_size));
-        let batches = data.train.len().div_ceil(batch_size);
-        let length =
-            RunLength { epochs, steps_per_epoch: args.steps_per_epoch.map_or(batches, |m| m.min(batches)) };
-        let schedule = args.schedule.unwrap_or_else(|| (self.schedule)(name, length));
-        let mut scheduler = Scheduler::new(schedule, optimizer.lr());
-        let mut model = (self.model)(&mut seeded(args.seed));
-        let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(self.name));
         let config = FitConfig {
             name: format!("{}_{name}", self.name),
-            epochs,
-            batch_size,
+            epochs: args.epochs.unwrap_or(self.epochs),
+            batch_size: args.batch_size.unwrap_or(self.batch_size),
             seed: args.seed,
-            out_dir: Some(out),
+            out_dir: Some(args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(self.name))),
             resume: args.resume,
             progress: !args.no_progress && !args.json,
             eval_batch_size: 1000,
             max_steps_per_epoch: args.steps_per_epoch,
         };
+        let length =
+            RunLength { epochs: config.epochs, steps_per_epoch: config.steps_per_epoch(data.train.len()) };
+        let schedule = args.schedule.unwrap_or_else(|| (self.schedule)(name, length));
+        let mut scheduler = Scheduler::new(schedule, optimizer.lr());
+        let mut model = (self.model)(&mut seeded(args.seed));
         let task: &dyn Task<BoxedModel> = &Classification;
         let history =
             fit(&mut model, task, optimizer.as_mut(), Some(&mut scheduler), &data.train, &data.test, &config)

@@ -85,6 +85,15 @@ impl Default for FitConfig {
     }
 }
 
+impl FitConfig {
+    /// Optimizer steps [`fit`] takes per epoch on `examples` training examples: one per
+    /// minibatch (the last may be short), capped by `max_steps_per_epoch`.
+    pub fn steps_per_epoch(&self, examples: usize) -> usize {
+        let batches = examples.div_ceil(self.batch_size);
+        self.max_steps_per_epoch.map_or(batches, |m| m.min(batches))
+    }
+}
+
 /// Metrics of one epoch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EpochMetrics {
@@ -328,7 +337,8 @@ pub fn fit<M: Module + ?Sized>(
                 epoch: epoch as u64,
             },
         );
-        let steps_this_epoch = config.max_steps_per_epoch.map_or(batches.len(), |m| m.min(batches.len()));
+        let steps_this_epoch = config.steps_per_epoch(train.len());
+        debug_assert!(steps_this_epoch <= batches.len());
         let bar = progress_bar(config, epoch, steps_this_epoch);
         let started = Instant::now();
         let (mut loss_sum, mut seen, mut correct, mut has_logits) = (0.0f64, 0usize, 0usize, false);
