@@ -6,12 +6,12 @@
 //! bench/compare_pytorch.sh                                              # side by side with torch_paper_nets.py
 //! ```
 //!
-//! The nets, the step and the statistics live in `adamant::bench`; this is the command line.
+//! The nets, the step and the statistics live in `adamant_lab::bench`; this is the command line.
 
 use std::io::Write;
 
-use adamant::bench::{parse_args, peak_rss_mb, run, Command, USAGE};
-use adamant::cli::{exit_on_error, CliError};
+use adamant_lab::bench::{parse_args, peak_rss_mb, run, Command, USAGE};
+use adamant_lab::cli::{exit_on_error, CliError};
 
 fn main() {
     let args = match exit_on_error(parse_args(std::env::args_os().skip(1))) {

@@ -13,10 +13,10 @@
 //! cargo run --release --example cifar10_cnn -- --preprocess zca --schedule constant   # as the paper
 //! ```
 
-use adamant::experiment::{run_main, BoxedModel, Experiment, Preprocess, RunLength};
 use adamant::layers::nets;
 use adamant::optim::{OptimizerOptions, Schedule};
 use adamant::tensor::rng::Rng;
+use adamant_lab::experiment::{run_main, BoxedModel, Experiment, Preprocess, RunLength};
 
 fn defaults(optimizer: &str) -> OptimizerOptions {
     match optimizer {

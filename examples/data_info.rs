@@ -15,10 +15,10 @@ use std::io::{self, ErrorKind, Write as _};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use adamant::cli::{self, exit_on_error, CliError};
 use adamant::data::locate::{self, DATASETS};
 use adamant::data::{Dataset, Splits};
-use lexopt::prelude::*;
+use adamant_lab::cli::{self, exit_on_error, CliError};
+use adamant_lab::lexopt::prelude::*;
 
 const USAGE: &str = "\
 Usage: data_info --dataset NAME [--data DIR] [--download]
@@ -41,7 +41,7 @@ struct Args {
 
 /// `None` for `--help`.
 fn parse_args() -> Result<Option<Args>, CliError> {
-    let mut parser = lexopt::Parser::from_env();
+    let mut parser = adamant_lab::lexopt::Parser::from_env();
     let (mut dataset, mut data, mut download) = (None, None, false);
     while let Some(arg) = parser.next()? {
         match arg {

@@ -7,10 +7,10 @@
 //! cargo run --release --example mnist_logreg -- --compare --out runs/logreg
 //! ```
 
-use adamant::experiment::{run_main, BoxedModel, Experiment, Preprocess, RunLength};
 use adamant::layers::nets;
 use adamant::optim::{OptimizerOptions, Schedule};
 use adamant::tensor::rng::Rng;
+use adamant_lab::experiment::{run_main, BoxedModel, Experiment, Preprocess, RunLength};
 
 fn defaults(optimizer: &str) -> OptimizerOptions {
     let wd = Some(1e-4);

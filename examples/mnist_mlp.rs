@@ -7,10 +7,10 @@
 //! cargo run --release --example mnist_mlp -- --compare --epochs 5 --out runs/mlp
 //! ```
 
-use adamant::experiment::{run_main, BoxedModel, Experiment, Preprocess};
 use adamant::layers::nets;
 use adamant::optim::{OptimizerOptions, Schedule};
 use adamant::tensor::rng::Rng;
+use adamant_lab::experiment::{run_main, BoxedModel, Experiment, Preprocess};
 
 fn defaults(optimizer: &str) -> OptimizerOptions {
     match optimizer {

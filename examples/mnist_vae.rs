@@ -22,14 +22,14 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use adamant::autodiff::Var;
-use adamant::cli::{self, exit_on_error, CliError};
 use adamant::data;
 use adamant::layers::nets::Vae;
 use adamant::optim::{Adam, AdamConfig};
-use adamant::plot::{line_chart, Series};
 use adamant::tensor::rng::seeded;
 use adamant::train::{fit, FitConfig, StepOutput, Task};
-use lexopt::prelude::*;
+use adamant_lab::cli::{self, exit_on_error, CliError};
+use adamant_lab::lexopt::prelude::*;
+use adamant_lab::plot::{line_chart, Series};
 
 /// The VAE's negative evidence lower bound per example (no accuracy).
 struct VaeLoss;
@@ -112,7 +112,7 @@ Every run uses Adam with eps 1e-8 and no weight decay; only beta1, beta2, alpha 
 bias correction change.";
 
 fn parse() -> Result<Option<Args>, CliError> {
-    let mut p = lexopt::Parser::from_env();
+    let mut p = adamant_lab::lexopt::Parser::from_env();
     let mut a = Args {
         epochs: None,
         batch_size: 128,
@@ -288,7 +288,7 @@ fn main() {
         );
         // Written after every run: an interrupted sweep resumes from here.
         exit_on_error(
-            adamant::layers::serialize::write_atomic(&runs_path, csv.as_bytes())
+            adamant::tensor::io::write_atomic(&runs_path, csv.as_bytes())
                 .map_err(|e| format!("{}: {e}", runs_path.display())),
         );
         results.push((*s, train_loss));
@@ -344,7 +344,7 @@ fn plot_figure4(results: &[(Setting, f64)], epochs: usize, out: &Path) -> PathBu
     ));
     let svg_path = out.join("mnist_vae.svg");
     exit_on_error(
-        adamant::layers::serialize::write_atomic(&svg_path, svg.as_bytes())
+        adamant::tensor::io::write_atomic(&svg_path, svg.as_bytes())
             .map_err(|e| format!("{}: {e}", svg_path.display())),
     );
     svg_path

@@ -6,13 +6,13 @@
 //! cargo run --release --example optimize -- --help
 //! ```
 //!
-//! The optimizer flags are those of every adamant example (`adamant::cli`); the problems, the
-//! run loop and the plot live in `adamant::playground`, where the tests call them.
+//! The optimizer flags are those of every adamant example (`adamant_lab::cli`); the problems, the
+//! run loop and the plot live in `adamant_lab::playground`, where the tests call them.
 
 use std::io::{self, ErrorKind};
 
-use adamant::cli::{exit_on_error, OPTIMIZER_USAGE};
-use adamant::playground::{execute, parse_args, Command, ExecuteError, USAGE};
+use adamant_lab::cli::{exit_on_error, OPTIMIZER_USAGE};
+use adamant_lab::playground::{execute, parse_args, Command, ExecuteError, USAGE};
 
 fn main() {
     match exit_on_error(parse_args(std::env::args_os().skip(1))) {

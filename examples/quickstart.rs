@@ -12,13 +12,13 @@
 
 use std::path::PathBuf;
 
-use adamant::cli::{self, exit_on_error, CliError};
 use adamant::data;
 use adamant::layers::nets;
 use adamant::optim::{Adam, AdamConfig, Schedule, Scheduler};
-use adamant::plot::{line_chart, Series};
 use adamant::tensor::rng::seeded;
 use adamant::train::{fit, Classification, FitConfig};
+use adamant_lab::cli::{self, exit_on_error, CliError};
+use adamant_lab::plot::{line_chart, Series};
 
 const BATCH: usize = 128;
 const USAGE: &str = "quickstart: the MNIST MLP with Adam on the bundled datasets/mnist-mini, offline
@@ -36,9 +36,9 @@ struct Args {
 
 /// The command line, or `None` for `--help`.
 fn parse_args() -> Result<Option<Args>, CliError> {
-    use lexopt::prelude::*;
+    use adamant_lab::lexopt::prelude::*;
     let mut a = Args { epochs: 10, seed: 0, out: PathBuf::from("runs/quickstart") };
-    let mut parser = lexopt::Parser::from_env();
+    let mut parser = adamant_lab::lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => return Ok(None),
@@ -110,7 +110,7 @@ fn main() {
         exit_on_error(line_chart("quickstart: MLP + Adam on mnist-mini", "epoch", "loss", &series, true));
     let svg_path = out.join("quickstart.svg");
     exit_on_error(
-        adamant::layers::serialize::write_atomic(&svg_path, svg.as_bytes())
+        adamant::tensor::io::write_atomic(&svg_path, svg.as_bytes())
             .map_err(|e| format!("{}: {e}", svg_path.display())),
     );
     let last = history.last().expect("at least one epoch");

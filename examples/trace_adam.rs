@@ -7,11 +7,11 @@
 //!
 //! Each line is one step t: the gradient g, the moments m and v as the real optimizer
 //! (`adamant::optim::Adam`) stores them, the corrected m_hat and v_hat, and how far the
-//! parameter moved. The tracing lives in `adamant::trace`, where the tests call it; the tour's
+//! parameter moved. The tracing lives in `adamant_lab::trace`, where the tests call it; the tour's
 //! chapter on bias correction (`docs/tour/06-bias-correction.md`) reads this output.
 
-use adamant::cli::exit_on_error;
-use adamant::trace::{format_table, parse_args, trace, Command, USAGE};
+use adamant_lab::cli::exit_on_error;
+use adamant_lab::trace::{format_table, parse_args, trace, Command, USAGE};
 
 fn main() {
     match exit_on_error(parse_args(std::env::args_os().skip(1))) {

@@ -1,39 +1,165 @@
 //! Training checkpoints: model parameters, optimizer state, scheduler position, epoch, step,
 //! seed and the per-epoch history, in one safetensors file written atomically.
 //!
-//! Layout: each parameter is an `F32` tensor `model/<name>`; the optimizer's own safetensors
-//! encoding ([`adamant_optim::OptimizerState::to_bytes`]) is the `U8` tensor `optimizer`; the
-//! rest is metadata. One file means one atomic rename: a crash leaves either the previous
-//! checkpoint or the new one, never a mix.
+//! Layout, in the one codec of [`adamant_tensor::io`]: each parameter is the tensor
+//! `model/<name>`; the optimizer's buffers are the tensors `optimizer/<param>/<buffer>` and
+//! its scalars metadata keys starting with `optimizer/`
+//! ([`OptimizerState::write_into`]); the rest is metadata. One file means one atomic
+//! rename: a crash leaves either the previous checkpoint or the new one, never a mix.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use adamant_layers::serialize::{assign, write_atomic};
+use adamant_layers::serialize::{assign, AssignError};
 use adamant_layers::Module;
-use adamant_optim::{Optimizer, OptimizerState, Scheduler};
+use adamant_optim::{Optimizer, OptimizerState, Scheduler, StateError};
+use adamant_tensor::io::{decode, encode, write_atomic, CodecError, TensorFile};
 use adamant_tensor::Tensor;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::train::{EpochMetrics, History};
+use crate::history::{EpochMetrics, History};
 
-/// Why a checkpoint could not be written, read or restored.
+/// Why a checkpoint file could not be written, read or used.
 #[derive(Debug)]
-pub struct CheckpointError {
-    /// The checkpoint file.
-    pub path: PathBuf,
-    /// What was wrong.
-    pub message: String,
+pub enum CheckpointError {
+    /// The file could not be read or written.
+    Io {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The file is not a valid checkpoint.
+    Decode {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: DecodeError,
+    },
+    /// The checkpoint does not fit the run's model, optimizer or schedule.
+    Restore {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What does not fit.
+        source: RestoreError,
+    },
+}
+
+impl CheckpointError {
+    /// The checkpoint file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            CheckpointError::Io { path, .. }
+            | CheckpointError::Decode { path, .. }
+            | CheckpointError::Restore { path, .. } => path,
+        }
+    }
 }
 
 impl fmt::Display for CheckpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "checkpoint {}: {}", self.path.display(), self.message)
+        let path = self.path().display();
+        match self {
+            CheckpointError::Io { source, .. } => write!(f, "checkpoint {path}: {source}"),
+            CheckpointError::Decode { source, .. } => write!(f, "checkpoint {path}: {source}"),
+            CheckpointError::Restore { source, .. } => write!(f, "checkpoint {path}: {source}"),
+        }
     }
 }
 
-impl std::error::Error for CheckpointError {}
+impl std::error::Error for CheckpointError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CheckpointError::Io { source, .. } => Some(source),
+            CheckpointError::Decode { source, .. } => Some(source),
+            CheckpointError::Restore { source, .. } => Some(source),
+        }
+    }
+}
+
+/// Why bytes are not a valid checkpoint ([`Checkpoint::from_bytes`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum DecodeError {
+    /// Not a safetensors file of `f32` tensors.
+    Codec(CodecError),
+    /// The optimizer's part is malformed.
+    OptimizerState(StateError),
+    /// A safetensors file, but not a consistent adamant checkpoint (what is wrong).
+    Invalid(String),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Codec(e) => write!(f, "{e}"),
+            DecodeError::OptimizerState(e) => write!(f, "{e}"),
+            DecodeError::Invalid(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DecodeError::Codec(e) => Some(e),
+            DecodeError::OptimizerState(e) => Some(e),
+            DecodeError::Invalid(_) => None,
+        }
+    }
+}
+
+/// Why a checkpoint does not fit a run ([`Checkpoint::restore`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RestoreError {
+    /// It holds another optimizer's state.
+    OptimizerKind {
+        /// The optimizer of the checkpoint.
+        saved: String,
+        /// The optimizer of this run.
+        configured: String,
+    },
+    /// The optimizer state does not fit the model or the optimizer.
+    OptimizerState(StateError),
+    /// One has a learning-rate schedule and the other not.
+    ScheduleMissing {
+        /// Whether the checkpoint has one.
+        saved: bool,
+    },
+    /// The scheduler's saved state does not fit the run's scheduler.
+    Schedule(StateError),
+    /// The saved parameters do not fit the model.
+    Model(AssignError),
+}
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestoreError::OptimizerKind { saved, configured } => {
+                write!(f, "it holds the state of optimizer '{saved}', this run uses '{configured}'")
+            }
+            RestoreError::OptimizerState(e) => write!(f, "{e}"),
+            RestoreError::ScheduleMissing { saved: true } => {
+                write!(f, "it has a learning-rate schedule, this run has none")
+            }
+            RestoreError::ScheduleMissing { saved: false } => {
+                write!(f, "it has no learning-rate schedule, this run has one")
+            }
+            RestoreError::Schedule(e) => write!(f, "schedule: {e}"),
+            RestoreError::Model(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for RestoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RestoreError::OptimizerState(e) | RestoreError::Schedule(e) => Some(e),
+            RestoreError::Model(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// The saved state of a training run.
 #[derive(Clone, Debug)]
@@ -53,6 +179,11 @@ pub struct Checkpoint {
     /// Metrics of every completed epoch.
     pub history: Vec<EpochMetrics>,
 }
+
+/// Name prefixes of the model's and the optimizer's entries in the file.
+const MODEL: &str = "model/";
+const OPTIMIZER: &str = "optimizer/";
+const SCHEDULER: &str = "scheduler.";
 
 impl Checkpoint {
     /// Captures the current state of a run.
@@ -76,10 +207,11 @@ impl Checkpoint {
         }
     }
 
-    /// The checkpoint as safetensors bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut meta = HashMap::new();
-        meta.insert("adamant.checkpoint".to_string(), "1".to_string());
+    /// The checkpoint as safetensors bytes. Two model parameters with one name are an error
+    /// naming it.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, CodecError> {
+        let mut meta = BTreeMap::new();
+        meta.insert("adamant.checkpoint".to_string(), "2".to_string());
         meta.insert("epoch".to_string(), self.epoch.to_string());
         meta.insert("step".to_string(), self.step.to_string());
         meta.insert("seed".to_string(), self.seed.to_string());
@@ -87,114 +219,90 @@ impl Checkpoint {
             "history".to_string(),
             History { epochs: self.history.clone(), iterations: vec![] }.epochs_csv(),
         );
-        if let Some(s) = &self.scheduler {
-            for (k, v) in s {
-                meta.insert(format!("scheduler.{k}"), format!("{:016x}", v.to_bits()));
-            }
+        for (k, v) in self.scheduler.iter().flatten() {
+            meta.insert(format!("{SCHEDULER}{k}"), format!("{:016x}", v.to_bits()));
         }
-        let model_bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .model
-            .iter()
-            .map(|(n, t)| {
-                (
-                    format!("model/{n}"),
-                    t.shape().to_vec(),
-                    t.data().iter().flat_map(|x| x.to_le_bytes()).collect(),
-                )
-            })
-            .collect();
-        let optimizer_bytes = self.optimizer.to_bytes();
-        let mut views: Vec<(String, TensorView)> = model_bytes
-            .iter()
-            .map(|(n, s, d)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), d).expect("sizes agree")))
-            .collect();
-        views.push((
-            "optimizer".to_string(),
-            TensorView::new(Dtype::U8, vec![optimizer_bytes.len()], &optimizer_bytes).expect("sizes agree"),
-        ));
-        safetensors::serialize(views, Some(meta)).expect("checkpoint is always serialisable")
+        let mut tensors: Vec<(String, Tensor)> =
+            self.model.iter().map(|(n, t)| (format!("{MODEL}{n}"), t.clone())).collect();
+        self.optimizer.write_into(OPTIMIZER, &mut tensors, &mut meta);
+        let named: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        encode(&named, &meta)
     }
 
     /// Writes the checkpoint atomically (temp file, fsync, rename).
     pub fn write(&self, path: &Path) -> Result<(), CheckpointError> {
-        write_atomic(path, &self.to_bytes())
-            .map_err(|e| CheckpointError { path: path.to_path_buf(), message: format!("cannot write: {e}") })
+        let bytes = self.to_bytes().map_err(|e| CheckpointError::Decode {
+            path: path.to_path_buf(),
+            source: DecodeError::Codec(e),
+        })?;
+        write_atomic(path, &bytes).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })
     }
 
     /// Reads and fully decodes a checkpoint; every defect is an error naming the file.
     pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
-        let err = |message: String| CheckpointError { path: path.to_path_buf(), message };
-        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        Checkpoint::from_bytes(&bytes).map_err(err)
+        let bytes =
+            std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+        Checkpoint::from_bytes(&bytes)
+            .map_err(|source| CheckpointError::Decode { path: path.to_path_buf(), source })
     }
 
     /// Decodes [`Checkpoint::to_bytes`]; the error says what is wrong.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, String> {
-        let (_, metadata) =
-            SafeTensors::read_metadata(bytes).map_err(|e| format!("not a valid checkpoint file: {e}"))?;
-        let st = SafeTensors::deserialize(bytes).map_err(|e| format!("not a valid checkpoint file: {e}"))?;
-        let meta = metadata.metadata().clone().unwrap_or_default();
-        if meta.get("adamant.checkpoint").map(String::as_str) != Some("1") {
-            return Err("not an adamant checkpoint (no 'adamant.checkpoint' metadata)".to_string());
+    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, DecodeError> {
+        let invalid = |why: String| DecodeError::Invalid(why);
+        let TensorFile { mut tensors, metadata: meta } = decode(bytes).map_err(DecodeError::Codec)?;
+        if meta.get("adamant.checkpoint").map(String::as_str) != Some("2") {
+            return Err(invalid(match meta.get("adamant.checkpoint") {
+                Some(v) => format!("checkpoint format '{v}' is not this version's ('2')"),
+                None => "not an adamant checkpoint (no 'adamant.checkpoint' metadata)".to_string(),
+            }));
         }
-        let field = |k: &str| meta.get(k).ok_or_else(|| format!("metadata '{k}' is missing"));
-        let number = |k: &str| -> Result<u64, String> {
-            field(k)?.parse().map_err(|_| format!("metadata '{k}' is not a number: '{}'", meta[k]))
+        let field = |k: &str| meta.get(k).ok_or_else(|| invalid(format!("metadata '{k}' is missing")));
+        let number = |k: &str| -> Result<u64, DecodeError> {
+            let v = field(k)?;
+            v.parse().map_err(|_| invalid(format!("metadata '{k}' is not a number: '{v}'")))
         };
-        let history =
-            History::parse_epochs_csv(field("history")?).ok_or("metadata 'history' is malformed")?;
+        let history = History::parse_epochs_csv(field("history")?)
+            .ok_or_else(|| invalid("metadata 'history' is malformed".to_string()))?;
         let mut scheduler = BTreeMap::new();
         for (k, v) in &meta {
-            if let Some(name) = k.strip_prefix("scheduler.") {
-                let bits = u64::from_str_radix(v, 16).map_err(|_| format!("metadata '{k}' is malformed"))?;
+            if let Some(name) = k.strip_prefix(SCHEDULER) {
+                let bits = u64::from_str_radix(v, 16)
+                    .map_err(|_| invalid(format!("metadata '{k}' is malformed")))?;
                 scheduler.insert(name.to_string(), f64::from_bits(bits));
             }
         }
-        let mut model = Vec::new();
-        let mut optimizer = None;
-        let mut names = st.names();
-        names.sort_unstable();
-        for name in names {
-            let view = st.tensor(name).map_err(|e| format!("tensor '{name}': {e}"))?;
-            if name == "optimizer" {
-                if view.dtype() != Dtype::U8 {
-                    return Err(format!("tensor 'optimizer' has dtype {:?}, expected U8", view.dtype()));
-                }
-                optimizer = Some(OptimizerState::from_bytes(view.data()).map_err(|e| e.to_string())?);
-            } else if let Some(pname) = name.strip_prefix("model/") {
-                if view.dtype() != Dtype::F32 {
-                    return Err(format!("tensor '{name}' has dtype {:?}, expected F32", view.dtype()));
-                }
-                let values = view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                model.push((pname.to_string(), Tensor::from_vec(values, view.shape())));
-            } else {
-                return Err(format!("unexpected tensor '{name}'"));
+        let optimizer =
+            OptimizerState::read_from(OPTIMIZER, &mut tensors, &meta).map_err(DecodeError::OptimizerState)?;
+        let mut model = Vec::with_capacity(tensors.len());
+        for (name, t) in tensors {
+            match name.strip_prefix(MODEL) {
+                Some(pname) => model.push((pname.to_string(), t)),
+                None => return Err(invalid(format!("unexpected tensor '{name}'"))),
             }
         }
         // One history row per completed epoch: a resumed run starts at `epoch + 1`, so an epoch
         // the history does not back (say 2^64 - 1, which overflows there) is a corrupt file.
         let epoch = number("epoch")?;
         if epoch != history.len() as u64 {
-            return Err(format!("metadata 'epoch' is {epoch} but 'history' holds {} epochs", history.len()));
+            return Err(invalid(format!(
+                "metadata 'epoch' is {epoch} but 'history' holds {} epochs",
+                history.len()
+            )));
         }
         // Likewise the step count continues at `step + 1`: it must be the last epoch's.
         let step = number("step")?;
         let last_step = history.last().map_or(0, |e| e.step);
         if step != last_step {
-            return Err(format!(
+            return Err(invalid(format!(
                 "metadata 'step' is {step} but the last epoch of 'history' ended at step {last_step}"
-            ));
+            )));
         }
         Ok(Checkpoint {
             epoch: epoch as usize,
             step,
             seed: number("seed")?,
             model,
-            optimizer: optimizer.ok_or("tensor 'optimizer' is missing")?,
+            optimizer,
             scheduler: (!scheduler.is_empty()).then_some(scheduler),
             history,
         })
@@ -207,28 +315,26 @@ impl Checkpoint {
         model: &mut M,
         optimizer: &mut dyn Optimizer,
         scheduler: Option<&mut Scheduler>,
-    ) -> Result<(), CheckpointError> {
-        let err = |message: String| CheckpointError { path: PathBuf::from("(in memory)"), message };
+    ) -> Result<(), RestoreError> {
         if self.optimizer.kind != optimizer.name() {
-            return Err(err(format!(
-                "it holds the state of optimizer '{}', this run uses '{}'",
-                self.optimizer.kind,
-                optimizer.name()
-            )));
+            return Err(RestoreError::OptimizerKind {
+                saved: self.optimizer.kind.clone(),
+                configured: optimizer.name().to_string(),
+            });
         }
-        self.optimizer.validate(&model.params()).map_err(|e| err(e.to_string()))?;
+        self.optimizer.validate(&model.params()).map_err(RestoreError::OptimizerState)?;
         if self.scheduler.is_some() != scheduler.is_some() {
-            return Err(err("the run's learning-rate schedule differs from the checkpoint's".to_string()));
+            return Err(RestoreError::ScheduleMissing { saved: self.scheduler.is_some() });
         }
         if let (Some(s), Some(state)) = (scheduler.as_deref(), &self.scheduler) {
             // Try the scheduler state on a copy first: nothing may change unless all fits.
-            s.clone().load_state(state).map_err(|e| err(e.to_string()))?;
+            s.clone().load_state(state).map_err(RestoreError::Schedule)?;
         }
         let before = optimizer.state_dict();
-        optimizer.load_state_dict(self.optimizer.clone()).map_err(|e| err(e.to_string()))?;
-        if let Err(e) = assign(model, self.model.clone(), Path::new("checkpoint")) {
+        optimizer.load_state_dict(self.optimizer.clone()).map_err(RestoreError::OptimizerState)?;
+        if let Err(e) = assign(model, self.model.clone()) {
             optimizer.load_state_dict(before).expect("restoring the previous state");
-            return Err(err(e.to_string()));
+            return Err(RestoreError::Model(e));
         }
         if let (Some(s), Some(state)) = (scheduler, &self.scheduler) {
             s.load_state(state).expect("checked on a copy above");
@@ -270,7 +376,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let c = checkpoint(2, 2);
-        let back = Checkpoint::from_bytes(&c.to_bytes()).unwrap();
+        let back = Checkpoint::from_bytes(&c.to_bytes().unwrap()).unwrap();
         assert_eq!((back.epoch, back.step, back.seed, back.history), (2, 20, 1, c.history));
     }
 
@@ -278,9 +384,10 @@ mod tests {
     /// overflow at `epoch + 1`.
     #[test]
     fn epoch_must_match_the_history() {
-        let e = Checkpoint::from_bytes(&checkpoint(usize::MAX, 1).to_bytes()).unwrap_err();
+        let e =
+            Checkpoint::from_bytes(&checkpoint(usize::MAX, 1).to_bytes().unwrap()).unwrap_err().to_string();
         assert_eq!(e, "metadata 'epoch' is 18446744073709551615 but 'history' holds 1 epochs");
-        assert!(Checkpoint::from_bytes(&checkpoint(1, 0).to_bytes()).is_err());
+        assert!(Checkpoint::from_bytes(&checkpoint(1, 0).to_bytes().unwrap()).is_err());
     }
 
     /// A step count the history does not back is an error: `u64::MAX` would overflow at the
@@ -289,7 +396,7 @@ mod tests {
     fn step_must_match_the_history() {
         let mut c = checkpoint(2, 2);
         c.step = u64::MAX;
-        let e = Checkpoint::from_bytes(&c.to_bytes()).unwrap_err();
+        let e = Checkpoint::from_bytes(&c.to_bytes().unwrap()).unwrap_err().to_string();
         assert_eq!(
             e,
             "metadata 'step' is 18446744073709551615 but the last epoch of 'history' ended at step 20"

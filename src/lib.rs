@@ -37,13 +37,8 @@ mod allocator;
 #[global_allocator]
 static GLOBAL: allocator::KeepingMiMalloc = allocator::KeepingMiMalloc;
 
-pub mod bench;
 pub mod checkpoint;
-pub mod cli;
-pub mod experiment;
-pub mod playground;
-pub mod plot;
-pub mod trace;
+pub mod history;
 pub mod train;
 
 /// The names most training scripts use, in one import.

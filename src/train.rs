@@ -17,9 +17,11 @@ use adamant_data::batch::{BatchOptions, Batches};
 use adamant_data::Dataset;
 use adamant_layers::{correct_count, Module};
 use adamant_optim::{Optimizer, Scheduler};
+use adamant_tensor::io::{remove_interrupted_writes, write_atomic};
 use adamant_tensor::rng;
 
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{Checkpoint, CheckpointError};
+pub use crate::history::{EpochMetrics, History};
 
 /// What a model computes for a batch: the loss, and the logits if the task is classification.
 pub struct StepOutput<'t> {
@@ -61,7 +63,8 @@ pub struct FitConfig {
     pub out_dir: Option<PathBuf>,
     /// Continue from `<out_dir>/<name>.ckpt` if it exists.
     pub resume: bool,
-    /// Draw a progress bar on stderr (hidden anyway when stderr is not a terminal).
+    /// Draw a progress bar on stderr (with the cargo feature `progress`; hidden anyway when
+    /// stderr is not a terminal).
     pub progress: bool,
     /// Batch size of evaluation passes.
     pub eval_batch_size: usize,
@@ -94,102 +97,6 @@ impl FitConfig {
     }
 }
 
-/// Metrics of one epoch.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpochMetrics {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    /// Global step count at the end of the epoch.
-    pub step: u64,
-    /// Mean training loss over the epoch's minibatches (train mode, as it was optimised).
-    pub train_loss: f64,
-    /// Fraction of training examples classified correctly during the epoch, if applicable.
-    pub train_accuracy: Option<f64>,
-    /// Mean loss on the test set (eval mode).
-    pub test_loss: f64,
-    /// Test accuracy in [0, 1], if applicable.
-    pub test_accuracy: Option<f64>,
-    /// Learning rate at the last step of the epoch.
-    pub lr: f32,
-    /// Wall time of the epoch's training steps, in seconds (evaluation excluded).
-    pub seconds: f64,
-}
-
-impl EpochMetrics {
-    /// Header of the per-epoch CSV.
-    pub const CSV_HEADER: &'static str =
-        "epoch,step,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds";
-
-    fn csv_row(&self) -> String {
-        let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
-        format!(
-            "{},{},{},{},{},{},{},{}",
-            self.epoch,
-            self.step,
-            self.train_loss,
-            opt(self.train_accuracy),
-            self.test_loss,
-            opt(self.test_accuracy),
-            self.lr,
-            self.seconds
-        )
-    }
-
-    fn from_csv_row(row: &str) -> Option<EpochMetrics> {
-        let f: Vec<&str> = row.split(',').collect();
-        if f.len() != 8 {
-            return None;
-        }
-        let opt = |s: &str| if s.is_empty() { Some(None) } else { s.parse().ok().map(Some) };
-        Some(EpochMetrics {
-            epoch: f[0].parse().ok()?,
-            step: f[1].parse().ok()?,
-            train_loss: f[2].parse().ok()?,
-            train_accuracy: opt(f[3])?,
-            test_loss: f[4].parse().ok()?,
-            test_accuracy: opt(f[5])?,
-            lr: f[6].parse().ok()?,
-            seconds: f[7].parse().ok()?,
-        })
-    }
-}
-
-/// Everything a run measured.
-#[derive(Clone, Debug, Default)]
-pub struct History {
-    /// One entry per completed epoch (including those before a resume).
-    pub epochs: Vec<EpochMetrics>,
-    /// `(step, loss)` of every training step of this process (not those before a resume).
-    pub iterations: Vec<(u64, f32)>,
-}
-
-impl History {
-    /// The metrics of the last completed epoch.
-    pub fn last(&self) -> Option<&EpochMetrics> {
-        self.epochs.last()
-    }
-
-    /// Total training wall time over all epochs, in seconds.
-    pub fn seconds(&self) -> f64 {
-        self.epochs.iter().map(|e| e.seconds).sum()
-    }
-
-    /// The per-epoch CSV (header and one row per epoch).
-    pub fn epochs_csv(&self) -> String {
-        let mut s = format!("{}\n", EpochMetrics::CSV_HEADER);
-        for e in &self.epochs {
-            s.push_str(&e.csv_row());
-            s.push('\n');
-        }
-        s
-    }
-
-    /// Parses [`History::epochs_csv`] (used to restore the history from a checkpoint).
-    pub fn parse_epochs_csv(text: &str) -> Option<Vec<EpochMetrics>> {
-        text.lines().skip(1).filter(|l| !l.is_empty()).map(EpochMetrics::from_csv_row).collect()
-    }
-}
-
 /// Why training stopped early.
 #[derive(Debug)]
 pub enum TrainError {
@@ -212,7 +119,7 @@ pub enum TrainError {
         source: io::Error,
     },
     /// A checkpoint could not be read or does not fit the model and optimizer.
-    Checkpoint(checkpoint::CheckpointError),
+    Checkpoint(CheckpointError),
 }
 
 impl fmt::Display for TrainError {
@@ -234,10 +141,18 @@ impl fmt::Display for TrainError {
     }
 }
 
-impl std::error::Error for TrainError {}
+impl std::error::Error for TrainError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TrainError::NonFinite { .. } => None,
+            TrainError::Io { source, .. } => Some(source),
+            TrainError::Checkpoint(e) => Some(e),
+        }
+    }
+}
 
-impl From<checkpoint::CheckpointError> for TrainError {
-    fn from(e: checkpoint::CheckpointError) -> Self {
+impl From<CheckpointError> for TrainError {
+    fn from(e: CheckpointError) -> Self {
         TrainError::Checkpoint(e)
     }
 }
@@ -296,7 +211,7 @@ pub fn fit<M: Module + ?Sized>(
         fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
     for path in [&ckpt_path, &epochs_path, &iter_log_path].into_iter().flatten() {
-        adamant_layers::serialize::remove_interrupted_writes(path).map_err(io_err(path))?;
+        remove_interrupted_writes(path).map_err(io_err(path))?;
     }
 
     if let (true, Some(path)) = (config.resume, &ckpt_path) {
@@ -307,7 +222,7 @@ pub fn fit<M: Module + ?Sized>(
             let base_lr = |o: &dyn Optimizer, s: Option<&Scheduler>| s.map_or(o.lr(), |s| s.base_lr());
             let configured = base_lr(&*optimizer, scheduler.as_deref());
             ckpt.restore(model, optimizer, scheduler.as_deref_mut())
-                .map_err(|e| checkpoint::CheckpointError { path: path.clone(), message: e.message })?;
+                .map_err(|source| CheckpointError::Restore { path: path.clone(), source })?;
             let restored = base_lr(&*optimizer, scheduler.as_deref());
             if restored != configured {
                 eprintln!(
@@ -339,7 +254,7 @@ pub fn fit<M: Module + ?Sized>(
         );
         let steps_this_epoch = config.steps_per_epoch(train.len());
         debug_assert!(steps_this_epoch <= batches.len());
-        let bar = progress_bar(config, epoch, steps_this_epoch);
+        let bar = Progress::new(config, epoch, steps_this_epoch);
         let started = Instant::now();
         let (mut loss_sum, mut seen, mut correct, mut has_logits) = (0.0f64, 0usize, 0usize, false);
         for batch in batches.take(steps_this_epoch) {
@@ -369,12 +284,10 @@ pub fn fit<M: Module + ?Sized>(
             if let (Some(log), Some(path)) = (iter_log.as_mut(), &iter_log_path) {
                 writeln!(log, "{step},{epoch},{loss},{}", optimizer.lr()).map_err(io_err(path))?;
             }
-            bar.inc(1);
-            let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("loss {loss:.4}  {rate:.0} ex/s"));
+            bar.step(loss, seen as f64 / started.elapsed().as_secs_f64().max(1e-9));
         }
         let seconds = started.elapsed().as_secs_f64();
-        bar.finish_and_clear();
+        bar.finish();
         let (test_loss, test_accuracy) = evaluate(&*model, task, test, config.eval_batch_size);
         let metrics = EpochMetrics {
             epoch,
@@ -389,8 +302,7 @@ pub fn fit<M: Module + ?Sized>(
         history.epochs.push(metrics);
 
         if let Some(epochs_path) = &epochs_path {
-            adamant_layers::serialize::write_atomic(epochs_path, history.epochs_csv().as_bytes())
-                .map_err(io_err(epochs_path))?;
+            write_atomic(epochs_path, history.epochs_csv().as_bytes()).map_err(io_err(epochs_path))?;
             if let (Some(log), Some(path)) = (iter_log.as_mut(), &iter_log_path) {
                 log.flush().map_err(io_err(path))?;
             }
@@ -420,21 +332,58 @@ fn open_iteration_log(path: &Path, step: u64) -> Result<io::BufWriter<fs::File>,
             }
         }
     }
-    adamant_layers::serialize::write_atomic(path, kept.as_bytes()).map_err(io_err(path))?;
+    write_atomic(path, kept.as_bytes()).map_err(io_err(path))?;
     let file = fs::OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
     Ok(io::BufWriter::new(file))
 }
 
-fn progress_bar(config: &FitConfig, epoch: usize, steps: usize) -> indicatif::ProgressBar {
-    if !config.progress {
-        return indicatif::ProgressBar::hidden();
+/// The progress bar of one epoch on stderr (cargo feature `progress`; hidden anyway when
+/// stderr is not a terminal). Without the feature every method does nothing.
+struct Progress {
+    #[cfg(feature = "progress")]
+    bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    #[cfg(feature = "progress")]
+    fn new(config: &FitConfig, epoch: usize, steps: usize) -> Progress {
+        if !config.progress {
+            return Progress { bar: indicatif::ProgressBar::hidden() };
+        }
+        let bar = indicatif::ProgressBar::new(steps as u64);
+        let style = indicatif::ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+        )
+        .expect("valid template")
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(format!("{epoch}/{}", config.epochs));
+        Progress { bar }
     }
-    let bar = indicatif::ProgressBar::new(steps as u64);
-    let style =
-        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-            .expect("valid template")
-            .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(format!("{epoch}/{}", config.epochs));
-    bar
+
+    #[cfg(not(feature = "progress"))]
+    fn new(_config: &FitConfig, _epoch: usize, _steps: usize) -> Progress {
+        Progress {}
+    }
+
+    /// One step done, with its loss and the epoch's examples per second so far.
+    fn step(&self, _loss: f32, _examples_per_second: f64) {
+        #[cfg(feature = "progress")]
+        if !self.bar.is_hidden() {
+            self.bar.inc(1);
+            self.bar.set_message(format!("loss {_loss:.4}  {_examples_per_second:.0} ex/s"));
+        }
+    }
+
+    /// Leaves the bar where it stopped (training failed).
+    fn abandon(&self) {
+        #[cfg(feature = "progress")]
+        self.bar.abandon();
+    }
+
+    /// Removes the finished bar.
+    fn finish(&self) {
+        #[cfg(feature = "progress")]
+        self.bar.finish();
+    }
 }

@@ -1,7 +1,7 @@
 //! The benchmark harness runs every net and measures something sensible: finite, positive
 //! timings whose phases add up, and a training step that actually trains.
 
-use adamant::bench::{peak_rss_mb, run, Net};
+use adamant_lab::bench::{peak_rss_mb, run, Net};
 
 #[test]
 fn every_net_runs_and_reports_finite_positive_timings() {

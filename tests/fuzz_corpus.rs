@@ -111,7 +111,7 @@ fn checkpoint_after<M: Module>(
         .collect();
     let history = History { epochs, iterations: vec![] };
     let n = history.epochs.len();
-    Checkpoint::capture(&*model, optimizer, scheduler.as_deref(), n, steps, 7, &history).to_bytes()
+    Checkpoint::capture(&*model, optimizer, scheduler.as_deref(), n, steps, 7, &history).to_bytes().unwrap()
 }
 
 /// The seed inputs of every target, `fuzz/corpus/<target>/seed-*`: small valid files and a
@@ -206,7 +206,7 @@ fn seed_corpus_generator() {
     let mut epoch_max = Checkpoint::from_bytes(&adam_ckpt).unwrap();
     epoch_max.epoch = usize::MAX;
     seeds.extend([
-        ("checkpoint", "epoch-max.ckpt", epoch_max.to_bytes()),
+        ("checkpoint", "epoch-max.ckpt", epoch_max.to_bytes().unwrap()),
         ("checkpoint", "adam-cosine.ckpt", adam_ckpt.clone()),
         ("checkpoint", "adagrad.ckpt", adagrad_ckpt.clone()),
         // Well-formed but restored with default options, which have no momentum buffer.

@@ -1,11 +1,11 @@
-//! `examples/optimize.rs` end to end: its argument parsing and run (`adamant::playground`),
+//! `examples/optimize.rs` end to end: its argument parsing and run (`adamant_lab::playground`),
 //! called directly, and the compiled example once, for its exit status and stderr.
 
 mod common;
 
 use std::process::Command as Process;
 
-use adamant::playground::{execute, parse_args, Command, OptimizeArgs, Problem, Row};
+use adamant_lab::playground::{execute, parse_args, Command, OptimizeArgs, Problem, Row};
 
 fn args(line: &[&str]) -> OptimizeArgs {
     match parse_args(line) {

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command as Process;
 
-use adamant::trace::{format_table, parse_args, trace, Command, TraceConfig};
+use adamant_lab::trace::{format_table, parse_args, trace, Command, TraceConfig};
 
 /// Algorithm 1 in f64 on `f(x) = x^2 / 2`, from the same start: `(x, m, v, update)` per step.
 fn algorithm_1(c: &TraceConfig, bias_correction: bool) -> Vec<(f64, f64, f64, f64)> {

@@ -4,12 +4,17 @@
 //! validate everything they read, lookup and checksummed download, minibatches with a seeded
 //! shuffle, and preprocessing (normalisation, ZCA whitening).
 //!
+//! Cargo features (none on by default): `download` fetches missing datasets over HTTP from
+//! their mirrors, checked by sha256; `https` adds TLS for HTTPS mirrors; `zca` adds ZCA
+//! whitening ([`preprocess`]'s `Zca`, with faer's eigendecomposition).
+//!
 //! Every failure to read outside data is a [`DataError`] naming the file and what was
 //! expected versus found; nothing here panics on bad input.
 
 pub mod batch;
 pub mod cifar;
 mod dataset;
+#[cfg(feature = "download")]
 pub mod download;
 mod error;
 pub mod idx;
@@ -23,4 +28,6 @@ pub use error::DataError;
 pub use locate::{
     cifar10, fashion_mnist, find, load, mnist, mnist_mini, CIFAR10, FASHION_MNIST, MNIST, MNIST_MINI,
 };
-pub use preprocess::{Normalizer, NormalizerOptions, Zca, ZcaOptions};
+pub use preprocess::{Normalizer, NormalizerOptions};
+#[cfg(feature = "zca")]
+pub use preprocess::{Zca, ZcaOptions};

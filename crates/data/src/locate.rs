@@ -98,7 +98,7 @@ pub const FASHION_MNIST: DatasetSpec = DatasetSpec {
 /// CIFAR-10 (Alex Krizhevsky, Vinod Nair and Geoffrey Hinton): 50,000 + 10,000 32x32 colour
 /// images in ten classes, in the binary version's files.
 ///
-/// Downloaded as one archive ([`crate::download::CIFAR10_ARCHIVE`], verified by its sha256);
+/// Downloaded as one archive ([`crate::spec::CIFAR10_ARCHIVE`], verified by its sha256);
 /// the per-file sha256 are those of the ORIGINAL uncompressed `.bin` files (as pinned by
 /// torchvision-ruby), checked on extraction. `batches.meta.txt` (class names) is
 /// read when present but not required. Local copies are never checked against these sums
@@ -132,7 +132,7 @@ pub const CIFAR10: DatasetSpec = DatasetSpec {
         },
     ],
     mirrors: &["https://www.cs.toronto.edu/~kriz/"],
-    packaging: crate::download::CIFAR10_ARCHIVE,
+    packaging: crate::spec::CIFAR10_ARCHIVE,
 };
 
 /// The subset of MNIST bundled in the repository (`datasets/mnist-mini/`): the first 10,000
@@ -349,8 +349,8 @@ pub fn load(spec: &DatasetSpec, dir: Option<&Path>, allow_download: bool) -> Res
         Ok(found) => found,
         Err(DataError::NotFound { dataset, mut searched }) if dir.is_none() && allow_download => {
             let target = download_dir(spec);
-            if let Err(e) = crate::download::download(spec, &target) {
-                searched.push(format!("download into {}: {e}", target.display()));
+            if let Err(why) = fetch(spec, &target) {
+                searched.push(format!("download into {}: {why}", target.display()));
                 return Err(DataError::NotFound { dataset, searched });
             }
             find(spec, Some(&target))?
@@ -358,6 +358,19 @@ pub fn load(spec: &DatasetSpec, dir: Option<&Path>, allow_download: bool) -> Res
         Err(e) => return Err(e),
     };
     read_dir(spec, &found)
+}
+
+/// Downloads `spec` into `target` (cargo feature `download`).
+#[cfg(feature = "download")]
+fn fetch(spec: &DatasetSpec, target: &Path) -> Result<(), String> {
+    crate::download::download(spec, target).map_err(|e| e.to_string())
+}
+
+/// Without the cargo feature `download` there is no HTTP client to fetch with: say so, so
+/// that the error lists it after the places searched.
+#[cfg(not(feature = "download"))]
+fn fetch(_spec: &DatasetSpec, _target: &Path) -> Result<(), String> {
+    Err("not attempted: adamant-data was built without its `download` feature".to_string())
 }
 
 /// MNIST from `dir` if given, else from the first place [`find`] lists, else downloaded.

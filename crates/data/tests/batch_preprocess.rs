@@ -1,9 +1,8 @@
 //! Minibatches (`batch.rs`) and preprocessing (`preprocess.rs`) on small synthetic data.
 
 use adamant_data::batch::{batches_per_epoch, BatchOptions, Batches};
-use adamant_data::preprocess::{Normalizer, NormalizerOptions, Zca, ZcaOptions};
+use adamant_data::preprocess::{Normalizer, NormalizerOptions};
 use adamant_data::Dataset;
-use adamant_tensor::kernels::parallel::{with_mode, Mode};
 use adamant_tensor::{rng, Tensor};
 
 // ----- helpers ------------------------------------------------------------------------------
@@ -39,66 +38,6 @@ fn moments(v: &[f64]) -> (f64, f64) {
     let mean = v.iter().sum::<f64>() / v.len() as f64;
     let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / v.len() as f64;
     (mean, var.sqrt())
-}
-
-/// Biased covariance `X_c^T X_c / n` of row-major `[n, d]` data, naively in f64.
-fn covariance(x: &[f32], n: usize, d: usize) -> Vec<f64> {
-    let mut mean = vec![0.0; d];
-    for row in x.chunks(d) {
-        for (m, &v) in mean.iter_mut().zip(row) {
-            *m += v as f64 / n as f64;
-        }
-    }
-    let mut cov = vec![0.0; d * d];
-    for row in x.chunks(d) {
-        let c: Vec<f64> = row.iter().zip(&mean).map(|(&v, m)| v as f64 - m).collect();
-        for i in 0..d {
-            for j in 0..d {
-                cov[i * d + j] += c[i] * c[j];
-            }
-        }
-    }
-    cov.iter().map(|v| v / n as f64).collect()
-}
-
-/// Row-major `[d, d]` product in f64.
-fn matmul64(a: &[f64], b: &[f64], d: usize) -> Vec<f64> {
-    let mut out = vec![0.0; d * d];
-    for i in 0..d {
-        for k in 0..d {
-            let aik = a[i * d + k];
-            for j in 0..d {
-                out[i * d + j] += aik * b[k * d + j];
-            }
-        }
-    }
-    out
-}
-
-fn max_abs_from_identity(m: &[f64], d: usize) -> f64 {
-    (0..d * d).map(|i| (m[i] - if i / d == i % d { 1.0 } else { 0.0 }).abs()).fold(0.0, f64::max)
-}
-
-/// `[n, d]` data with strongly correlated features and a non-zero mean: `z A + offset` with
-/// `z` standard normal and `A` the identity plus a shared component and random noise.
-fn correlated(n: usize, d: usize, seed: u64) -> Tensor {
-    let z = Tensor::randn(&[n, d], 0.0, 1.0, &mut rng::seeded(seed));
-    let noise = Tensor::randn(&[d, d], 0.0, 0.3, &mut rng::seeded(seed + 1000));
-    let a: Vec<f32> =
-        (0..d * d).map(|i| noise.data()[i] + 0.8 + if i / d == i % d { 1.0 } else { 0.0 }).collect();
-    let mut x = vec![0.0f32; n * d];
-    for r in 0..n {
-        for k in 0..d {
-            let zk = z.data()[r * d + k];
-            for j in 0..d {
-                x[r * d + j] += zk * a[k * d + j];
-            }
-        }
-    }
-    for (i, v) in x.iter_mut().enumerate() {
-        *v = 0.5 + 0.1 * *v + 0.01 * (i % d) as f32;
-    }
-    Tensor::from_vec(x, &[n, d])
 }
 
 // ----- batches ------------------------------------------------------------------------------
@@ -295,143 +234,214 @@ fn normalizer_rejects_a_different_channel_count() {
     let _ = norm.apply(&Tensor::zeros(&[2, 4, 4, 5]));
 }
 
-// ----- ZCA ----------------------------------------------------------------------------------
-
-#[test]
-fn zca_whitened_training_covariance_is_the_identity_up_to_epsilon() {
-    let (n, d) = (3000, 12);
-    let x = correlated(n, d, 10);
-    let cov = covariance(x.data(), n, d);
-    let max_corr = (0..d * d)
-        .filter(|i| i / d != i % d)
-        .map(|i| cov[i].abs() / (cov[(i / d) * (d + 1)] * cov[(i % d) * (d + 1)]).sqrt())
-        .fold(0.0, f64::max);
-    assert!(max_corr > 0.5, "the synthetic features should be correlated, max |corr| = {max_corr}");
-
-    let epsilon = 1e-8;
-    let zca = Zca::fit(&x, ZcaOptions { epsilon });
-    let lambda_min = zca.eigenvalues()[0];
-    assert!(lambda_min > 1e-4, "smallest eigenvalue {lambda_min}");
-    let white = zca.apply(&x);
-    assert_eq!(white.shape(), &[n, d]);
-    // Whitened variance along eigenvector i is lambda_i / (lambda_i + epsilon): the largest
-    // deviation from 1 is epsilon / (lambda_min + epsilon), plus f32 rounding.
-    let tol = epsilon / (lambda_min + epsilon) + 5e-5;
-    let dev = max_abs_from_identity(&covariance(white.data(), n, d), d);
-    assert!(dev < tol, "whitened covariance differs from I by {dev} (tolerance {tol})");
-    // ... and the whitened data has zero mean.
-    for (j, (m, _)) in channel_moments(&white).into_iter().enumerate() {
-        assert!(m.abs() < 1e-5, "feature {j}: mean {m}");
-    }
-}
-
-#[test]
-fn zca_matrix_is_symmetric_and_inverts_the_regularised_covariance() {
-    // Sizes past one covariance block (512 rows), one band (256 features) and one apply block
-    // (1024 rows), so every boundary of the blocked code is crossed.
-    let (n, d) = (1100, 300);
-    let x = correlated(n, d, 20);
-    let epsilon = 0.05;
-    let zca = Zca::fit(&x, ZcaOptions { epsilon });
-    let w = zca.matrix();
-    assert_eq!(w.shape(), &[d, d]);
-    for i in 0..d {
-        for j in 0..i {
-            assert_eq!(w.data()[i * d + j], w.data()[j * d + i], "W[{i},{j}] vs W[{j},{i}]");
+/// `[n, d]` data with strongly correlated features and a non-zero mean: `z A + offset` with
+/// `z` standard normal and `A` the identity plus a shared component and random noise.
+fn correlated(n: usize, d: usize, seed: u64) -> Tensor {
+    let z = Tensor::randn(&[n, d], 0.0, 1.0, &mut rng::seeded(seed));
+    let noise = Tensor::randn(&[d, d], 0.0, 0.3, &mut rng::seeded(seed + 1000));
+    let a: Vec<f32> =
+        (0..d * d).map(|i| noise.data()[i] + 0.8 + if i / d == i % d { 1.0 } else { 0.0 }).collect();
+    let mut x = vec![0.0f32; n * d];
+    for r in 0..n {
+        for k in 0..d {
+            let zk = z.data()[r * d + k];
+            for j in 0..d {
+                x[r * d + j] += zk * a[k * d + j];
+            }
         }
     }
-    // W = U (L + eps)^-1/2 U^T, so W (C + eps I) W = I whatever the eigenvectors.
-    let mut c = covariance(x.data(), n, d);
-    for i in 0..d {
-        c[i * d + i] += epsilon;
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = 0.5 + 0.1 * *v + 0.01 * (i % d) as f32;
     }
-    let w64: Vec<f64> = w.data().iter().map(|&v| v as f64).collect();
-    let dev = max_abs_from_identity(&matmul64(&matmul64(&w64, &c, d), &w64, d), d);
-    assert!(dev < 1e-4, "W (C + eps I) W differs from I by {dev}");
-    // Eigenvalues ascending, and the trace of the whitened covariance is
-    // sum lambda / (lambda + eps).
-    assert!(zca.eigenvalues().windows(2).all(|p| p[0] <= p[1]));
-    let white = zca.apply(&x);
-    let cw = covariance(white.data(), n, d);
-    let trace: f64 = (0..d).map(|i| cw[i * d + i]).sum();
-    let want: f64 = zca.eigenvalues().iter().map(|&l| l.max(0.0) / (l.max(0.0) + epsilon)).sum();
-    assert!((trace - want).abs() < 1e-5 * want, "trace {trace} vs {want}");
+    Tensor::from_vec(x, &[n, d])
 }
 
-#[test]
-fn zca_applies_the_training_statistics_to_other_data_and_keeps_the_shape() {
-    let (n, d) = (800, 12);
-    let train = correlated(n, d, 30).reshape(&[n, 3, 2, 2]);
-    let zca = Zca::fit(&train, ZcaOptions::default());
-    assert_eq!(zca.dim(), d);
-    let means: Vec<f64> = (0..d)
-        .map(|j| train.data().iter().skip(j).step_by(d).map(|&v| v as f64).sum::<f64>() / n as f64)
-        .collect();
-    for (j, (got, want)) in zca.mean().iter().zip(&means).enumerate() {
-        assert!((got - want).abs() < 1e-9, "feature {j}: mean {got} vs {want}");
+// ----- ZCA (cargo feature `zca`) -----------------------------------------------------------
+
+#[cfg(feature = "zca")]
+mod zca {
+    use super::*;
+    use adamant_data::preprocess::{Zca, ZcaOptions};
+    use adamant_tensor::kernels::parallel::{with_mode, Mode};
+
+    /// Biased covariance `X_c^T X_c / n` of row-major `[n, d]` data, naively in f64.
+    fn covariance(x: &[f32], n: usize, d: usize) -> Vec<f64> {
+        let mut mean = vec![0.0; d];
+        for row in x.chunks(d) {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += v as f64 / n as f64;
+            }
+        }
+        let mut cov = vec![0.0; d * d];
+        for row in x.chunks(d) {
+            let c: Vec<f64> = row.iter().zip(&mean).map(|(&v, m)| v as f64 - m).collect();
+            for i in 0..d {
+                for j in 0..d {
+                    cov[i * d + j] += c[i] * c[j];
+                }
+            }
+        }
+        cov.iter().map(|v| v / n as f64).collect()
     }
-    // Other data, shifted by 1 in every feature.
-    let test = correlated(100, d, 31).map(|v| v + 1.0).reshape(&[100, 3, 2, 2]);
-    let out = zca.apply(&test);
-    assert_eq!(out.shape(), &[100, 3, 2, 2]);
-    let w = zca.matrix().data();
-    for r in 0..100 {
-        for j in 0..d {
-            let want: f64 =
-                (0..d).map(|k| (test.data()[r * d + k] as f64 - zca.mean()[k]) * w[k * d + j] as f64).sum();
-            let got = out.data()[r * d + j] as f64;
-            assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "row {r}, feature {j}: {got} vs {want}");
+
+    /// Row-major `[d, d]` product in f64.
+    fn matmul64(a: &[f64], b: &[f64], d: usize) -> Vec<f64> {
+        let mut out = vec![0.0; d * d];
+        for i in 0..d {
+            for k in 0..d {
+                let aik = a[i * d + k];
+                for j in 0..d {
+                    out[i * d + j] += aik * b[k * d + j];
+                }
+            }
+        }
+        out
+    }
+
+    fn max_abs_from_identity(m: &[f64], d: usize) -> f64 {
+        (0..d * d).map(|i| (m[i] - if i / d == i % d { 1.0 } else { 0.0 }).abs()).fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn zca_whitened_training_covariance_is_the_identity_up_to_epsilon() {
+        let (n, d) = (3000, 12);
+        let x = correlated(n, d, 10);
+        let cov = covariance(x.data(), n, d);
+        let max_corr = (0..d * d)
+            .filter(|i| i / d != i % d)
+            .map(|i| cov[i].abs() / (cov[(i / d) * (d + 1)] * cov[(i % d) * (d + 1)]).sqrt())
+            .fold(0.0, f64::max);
+        assert!(max_corr > 0.5, "the synthetic features should be correlated, max |corr| = {max_corr}");
+
+        let epsilon = 1e-8;
+        let zca = Zca::fit(&x, ZcaOptions { epsilon });
+        let lambda_min = zca.eigenvalues()[0];
+        assert!(lambda_min > 1e-4, "smallest eigenvalue {lambda_min}");
+        let white = zca.apply(&x);
+        assert_eq!(white.shape(), &[n, d]);
+        // Whitened variance along eigenvector i is lambda_i / (lambda_i + epsilon): the largest
+        // deviation from 1 is epsilon / (lambda_min + epsilon), plus f32 rounding.
+        let tol = epsilon / (lambda_min + epsilon) + 5e-5;
+        let dev = max_abs_from_identity(&covariance(white.data(), n, d), d);
+        assert!(dev < tol, "whitened covariance differs from I by {dev} (tolerance {tol})");
+        // ... and the whitened data has zero mean.
+        for (j, (m, _)) in channel_moments(&white).into_iter().enumerate() {
+            assert!(m.abs() < 1e-5, "feature {j}: mean {m}");
         }
     }
-    // Centred on the training mean, the shifted set does not come out centred.
-    let out_means = channel_moments(&out.reshape(&[100, d]));
-    assert!(out_means.iter().any(|(m, _)| m.abs() > 0.5), "{out_means:?}");
-}
 
-#[test]
-fn zca_fit_and_apply_do_not_depend_on_the_thread_count() {
-    let x = correlated(1100, 130, 40);
-    let serial = with_mode(Mode::Serial, || Zca::fit(&x, ZcaOptions::default()));
-    let parallel = with_mode(Mode::Parallel, || Zca::fit(&x, ZcaOptions::default()));
-    assert_eq!(serial.matrix(), parallel.matrix());
-    assert_eq!(serial.eigenvalues(), parallel.eigenvalues());
-    let a = with_mode(Mode::Serial, || serial.apply(&x));
-    let b = with_mode(Mode::Parallel, || serial.apply(&x));
-    assert_eq!(a, b);
-}
+    #[test]
+    fn zca_matrix_is_symmetric_and_inverts_the_regularised_covariance() {
+        // Sizes past one covariance block (512 rows), one band (256 features) and one apply block
+        // (1024 rows), so every boundary of the blocked code is crossed.
+        let (n, d) = (1100, 300);
+        let x = correlated(n, d, 20);
+        let epsilon = 0.05;
+        let zca = Zca::fit(&x, ZcaOptions { epsilon });
+        let w = zca.matrix();
+        assert_eq!(w.shape(), &[d, d]);
+        for i in 0..d {
+            for j in 0..i {
+                assert_eq!(w.data()[i * d + j], w.data()[j * d + i], "W[{i},{j}] vs W[{j},{i}]");
+            }
+        }
+        // W = U (L + eps)^-1/2 U^T, so W (C + eps I) W = I whatever the eigenvectors.
+        let mut c = covariance(x.data(), n, d);
+        for i in 0..d {
+            c[i * d + i] += epsilon;
+        }
+        let w64: Vec<f64> = w.data().iter().map(|&v| v as f64).collect();
+        let dev = max_abs_from_identity(&matmul64(&matmul64(&w64, &c, d), &w64, d), d);
+        assert!(dev < 1e-4, "W (C + eps I) W differs from I by {dev}");
+        // Eigenvalues ascending, and the trace of the whitened covariance is
+        // sum lambda / (lambda + eps).
+        assert!(zca.eigenvalues().windows(2).all(|p| p[0] <= p[1]));
+        let white = zca.apply(&x);
+        let cw = covariance(white.data(), n, d);
+        let trace: f64 = (0..d).map(|i| cw[i * d + i]).sum();
+        let want: f64 = zca.eigenvalues().iter().map(|&l| l.max(0.0) / (l.max(0.0) + epsilon)).sum();
+        assert!((trace - want).abs() < 1e-5 * want, "trace {trace} vs {want}");
+    }
 
-#[test]
-#[should_panic(expected = "epsilon must be positive")]
-fn zca_rejects_a_zero_epsilon() {
-    let _ = Zca::fit(&correlated(10, 3, 1), ZcaOptions { epsilon: 0.0 });
-}
+    #[test]
+    fn zca_applies_the_training_statistics_to_other_data_and_keeps_the_shape() {
+        let (n, d) = (800, 12);
+        let train = correlated(n, d, 30).reshape(&[n, 3, 2, 2]);
+        let zca = Zca::fit(&train, ZcaOptions::default());
+        assert_eq!(zca.dim(), d);
+        let means: Vec<f64> = (0..d)
+            .map(|j| train.data().iter().skip(j).step_by(d).map(|&v| v as f64).sum::<f64>() / n as f64)
+            .collect();
+        for (j, (got, want)) in zca.mean().iter().zip(&means).enumerate() {
+            assert!((got - want).abs() < 1e-9, "feature {j}: mean {got} vs {want}");
+        }
+        // Other data, shifted by 1 in every feature.
+        let test = correlated(100, d, 31).map(|v| v + 1.0).reshape(&[100, 3, 2, 2]);
+        let out = zca.apply(&test);
+        assert_eq!(out.shape(), &[100, 3, 2, 2]);
+        let w = zca.matrix().data();
+        for r in 0..100 {
+            for j in 0..d {
+                let want: f64 = (0..d)
+                    .map(|k| (test.data()[r * d + k] as f64 - zca.mean()[k]) * w[k * d + j] as f64)
+                    .sum();
+                let got = out.data()[r * d + j] as f64;
+                assert!(
+                    (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                    "row {r}, feature {j}: {got} vs {want}"
+                );
+            }
+        }
+        // Centred on the training mean, the shifted set does not come out centred.
+        let out_means = channel_moments(&out.reshape(&[100, d]));
+        assert!(out_means.iter().any(|(m, _)| m.abs() > 0.5), "{out_means:?}");
+    }
 
-#[test]
-#[should_panic(expected = "fitted on 3 features per example")]
-fn zca_rejects_data_with_another_feature_count() {
-    let zca = Zca::fit(&correlated(10, 3, 1), ZcaOptions::default());
-    let _ = zca.apply(&Tensor::zeros(&[2, 4]));
-}
+    #[test]
+    fn zca_fit_and_apply_do_not_depend_on_the_thread_count() {
+        let x = correlated(1100, 130, 40);
+        let serial = with_mode(Mode::Serial, || Zca::fit(&x, ZcaOptions::default()));
+        let parallel = with_mode(Mode::Parallel, || Zca::fit(&x, ZcaOptions::default()));
+        assert_eq!(serial.matrix(), parallel.matrix());
+        assert_eq!(serial.eigenvalues(), parallel.eigenvalues());
+        let a = with_mode(Mode::Serial, || serial.apply(&x));
+        let b = with_mode(Mode::Parallel, || serial.apply(&x));
+        assert_eq!(a, b);
+    }
 
-/// Times the fit and the application on CIFAR-10's training shape (random pixels; the time
-/// depends on the shape only). Run with
-/// `cargo test --release -p adamant-data -- --ignored --nocapture zca_timing`.
-#[test]
-#[ignore = "slow: ZCA timing on CIFAR-10 shapes"]
-fn zca_timing_on_cifar10_shapes() {
-    let (n, d) = (50_000, 3 * 32 * 32);
-    let x = Tensor::rand_uniform(&[n, 3, 32, 32], 0.0, 1.0, &mut rng::seeded(1));
-    let start = std::time::Instant::now();
-    let zca = Zca::fit(&x, ZcaOptions::default());
-    let fit = start.elapsed();
-    let start = std::time::Instant::now();
-    let white = zca.apply(&x);
-    let apply = start.elapsed();
-    println!("ZCA on [{n}, 3, 32, 32]: fit {fit:.2?}, apply {apply:.2?}");
-    assert_eq!(white.shape(), x.shape());
-    // Uniform pixels have variance 1/12; with N/D = 16.3 the sample covariance's eigenvalues
-    // lie within the Marchenko-Pastur bounds (1 +- sqrt(D/N))^2 / 12 = [0.047, 0.130].
-    let (lo, hi) = (zca.eigenvalues()[0], zca.eigenvalues()[d - 1]);
-    assert!(lo > 0.04 && hi < 0.14, "eigenvalues in [{lo}, {hi}]");
-    assert!(fit.as_secs_f64() < 120.0, "fitting ZCA took {fit:?}, budget 2 minutes");
+    #[test]
+    #[should_panic(expected = "epsilon must be positive")]
+    fn zca_rejects_a_zero_epsilon() {
+        let _ = Zca::fit(&correlated(10, 3, 1), ZcaOptions { epsilon: 0.0 });
+    }
+
+    #[test]
+    #[should_panic(expected = "fitted on 3 features per example")]
+    fn zca_rejects_data_with_another_feature_count() {
+        let zca = Zca::fit(&correlated(10, 3, 1), ZcaOptions::default());
+        let _ = zca.apply(&Tensor::zeros(&[2, 4]));
+    }
+
+    /// Times the fit and the application on CIFAR-10's training shape (random pixels; the time
+    /// depends on the shape only). Run with
+    /// `cargo test --release -p adamant-data -- --ignored --nocapture zca_timing`.
+    #[test]
+    #[ignore = "slow: ZCA timing on CIFAR-10 shapes"]
+    fn zca_timing_on_cifar10_shapes() {
+        let (n, d) = (50_000, 3 * 32 * 32);
+        let x = Tensor::rand_uniform(&[n, 3, 32, 32], 0.0, 1.0, &mut rng::seeded(1));
+        let start = std::time::Instant::now();
+        let zca = Zca::fit(&x, ZcaOptions::default());
+        let fit = start.elapsed();
+        let start = std::time::Instant::now();
+        let white = zca.apply(&x);
+        let apply = start.elapsed();
+        println!("ZCA on [{n}, 3, 32, 32]: fit {fit:.2?}, apply {apply:.2?}");
+        assert_eq!(white.shape(), x.shape());
+        // Uniform pixels have variance 1/12; with N/D = 16.3 the sample covariance's eigenvalues
+        // lie within the Marchenko-Pastur bounds (1 +- sqrt(D/N))^2 / 12 = [0.047, 0.130].
+        let (lo, hi) = (zca.eigenvalues()[0], zca.eigenvalues()[d - 1]);
+        assert!(lo > 0.04 && hi < 0.14, "eigenvalues in [{lo}, {hi}]");
+        assert!(fit.as_secs_f64() < 120.0, "fitting ZCA took {fit:?}, budget 2 minutes");
+    }
 }

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use adamant_data::download::{download_with, DownloadOptions, CIFAR10_ARCHIVE};
+use adamant_data::download::{download_with, DownloadOptions};
+use adamant_data::spec::CIFAR10_ARCHIVE;
 use adamant_data::spec::{DataFile, DatasetSpec, Packaging};
 use adamant_data::DataError;
 use flate2::read::MultiGzDecoder;

@@ -1,24 +1,25 @@
-//! Saving and loading parameters in the safetensors format.
+//! Saving and loading a model's parameters.
 //!
-//! A file maps parameter names to little-endian `F32` tensors, so Python's `safetensors`
-//! and PyTorch's `load_state_dict` read what adamant writes, and the other way round.
-//! Loading checks everything before changing anything: a missing name, an extra name, a
-//! wrong shape or a wrong dtype is an error naming the parameter, and the model is left as
-//! it was. Writing goes to a temporary file that is synced and then renamed over the target,
-//! so a crash never leaves a half-written file under the final name.
+//! A file maps parameter names (`Module::named_params`, PyTorch's `state_dict` keys) to
+//! little-endian `F32` tensors in the safetensors format of [`adamant_tensor::io`], so
+//! Python's `safetensors` and PyTorch's `load_state_dict` read what adamant writes, and the
+//! other way round. Loading checks everything before changing anything: a missing name, an
+//! extra name, a wrong shape or a wrong dtype is an error naming the parameter, and the model
+//! is left as it was. Saving refuses two parameters with one name (a struct of modules whose
+//! fields are not named apart) with an error naming it. Files are written atomically.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
+use adamant_tensor::io::{decode, encode, write_atomic, CodecError};
 use adamant_tensor::Tensor;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::module::Module;
 
-/// Why a safetensors file could not be written or read into a model.
+/// Why a safetensors file could not be written, or read into a model.
 #[derive(Debug)]
 pub enum SerializeError {
     /// The file could not be read or written.
@@ -28,46 +29,20 @@ pub enum SerializeError {
         /// The underlying error.
         source: io::Error,
     },
-    /// The file is not a valid safetensors file.
-    Format {
+    /// The file is not a safetensors file of `F32` tensors, or (when saving) two parameters
+    /// have one name.
+    Codec {
         /// The file.
         path: PathBuf,
-        /// What the parser reported.
-        message: String,
+        /// What was wrong.
+        source: CodecError,
     },
-    /// The model has a parameter the file lacks.
-    Missing {
+    /// The file's tensors do not fit the model.
+    Mismatch {
         /// The file.
         path: PathBuf,
-        /// The parameter name.
-        name: String,
-    },
-    /// The file has a tensor the model does not.
-    Unexpected {
-        /// The file.
-        path: PathBuf,
-        /// The tensor name.
-        name: String,
-    },
-    /// A tensor's shape differs from the parameter's.
-    Shape {
-        /// The file.
-        path: PathBuf,
-        /// The parameter name.
-        name: String,
-        /// The parameter's shape.
-        expected: Vec<usize>,
-        /// The shape in the file.
-        found: Vec<usize>,
-    },
-    /// A tensor is not `F32`.
-    Dtype {
-        /// The file.
-        path: PathBuf,
-        /// The tensor name.
-        name: String,
-        /// The dtype in the file.
-        found: String,
+        /// Which parameter does not fit, and how.
+        source: AssignError,
     },
 }
 
@@ -75,23 +50,8 @@ impl fmt::Display for SerializeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SerializeError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            SerializeError::Format { path, message } => {
-                write!(f, "{}: not a valid safetensors file: {message}", path.display())
-            }
-            SerializeError::Missing { path, name } => {
-                write!(f, "{}: parameter '{name}' of the model is missing from the file", path.display())
-            }
-            SerializeError::Unexpected { path, name } => {
-                write!(f, "{}: tensor '{name}' in the file is not a parameter of the model", path.display())
-            }
-            SerializeError::Shape { path, name, expected, found } => write!(
-                f,
-                "{}: parameter '{name}' has shape {found:?} in the file, the model expects {expected:?}",
-                path.display()
-            ),
-            SerializeError::Dtype { path, name, found } => {
-                write!(f, "{}: tensor '{name}' has dtype {found} in the file, expected F32", path.display())
-            }
+            SerializeError::Codec { path, source } => write!(f, "{}: {source}", path.display()),
+            SerializeError::Mismatch { path, source } => write!(f, "{}: {source}", path.display()),
         }
     }
 }
@@ -100,122 +60,86 @@ impl std::error::Error for SerializeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SerializeError::Io { source, .. } => Some(source),
-            _ => None,
+            SerializeError::Codec { source, .. } => Some(source),
+            SerializeError::Mismatch { source, .. } => Some(source),
         }
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SerializeError + '_ {
-    move |source| SerializeError::Io { path: path.to_path_buf(), source }
+/// Why named tensors do not fit a model's parameters ([`assign`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AssignError {
+    /// The model has a parameter the tensors lack.
+    Missing {
+        /// The parameter name.
+        name: String,
+    },
+    /// A tensor is not a parameter of the model.
+    Unexpected {
+        /// The tensor name.
+        name: String,
+    },
+    /// A tensor's shape differs from the parameter's.
+    Shape {
+        /// The parameter name.
+        name: String,
+        /// The parameter's shape.
+        expected: Vec<usize>,
+        /// The tensor's shape.
+        found: Vec<usize>,
+    },
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, and a
-/// sync of the directory so the rename itself is durable.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?;
-    let tmp = dir.join(format!("{}{}", temp_prefix(file_name), std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Persist the directory entry too (not possible on every platform: best effort).
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// The start of the names of [`write_atomic`]'s temporary files for `file_name`
-/// (`.NAME.tmp<pid>`).
-fn temp_prefix(file_name: &std::ffi::OsStr) -> String {
-    format!(".{}.tmp", file_name.to_string_lossy())
-}
-
-/// Deletes the temporary files that [`write_atomic`] calls for `path` left behind when their
-/// process was killed mid-write: they never hold a finished file, and repeated kills would
-/// pile them up. Call it before writing `path` again; no other process may be writing it.
-pub fn remove_interrupted_writes(path: &Path) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let Some(file_name) = path.file_name() else { return Ok(()) };
-    let prefix = temp_prefix(file_name);
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            fs::remove_file(entry.path())?;
+impl fmt::Display for AssignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AssignError::Missing { name } => {
+                write!(f, "parameter '{name}' of the model is missing from the file")
+            }
+            AssignError::Unexpected { name } => {
+                write!(f, "tensor '{name}' in the file is not a parameter of the model")
+            }
+            AssignError::Shape { name, expected, found } => {
+                write!(
+                    f,
+                    "parameter '{name}' has shape {found:?} in the file, the model expects {expected:?}"
+                )
+            }
         }
     }
-    Ok(())
 }
 
-/// Encodes named `f32` tensors as safetensors bytes.
-pub fn encode_tensors(tensors: &[(String, &Tensor)]) -> Result<Vec<u8>, safetensors::SafeTensorError> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .iter()
-        .map(|(name, t)| {
-            (name.clone(), t.data().iter().flat_map(|x| x.to_le_bytes()).collect(), t.shape().to_vec())
-        })
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(name, data, shape)| Ok((name.as_str(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
-        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    safetensors::serialize(views, None)
+impl std::error::Error for AssignError {}
+
+/// Encodes named `f32` tensors as safetensors bytes (no metadata); two tensors with one name
+/// are an error naming it.
+pub fn encode_tensors(tensors: &[(String, &Tensor)]) -> Result<Vec<u8>, CodecError> {
+    let named: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    encode(&named, &BTreeMap::new())
 }
 
 /// Writes named tensors to a safetensors file, atomically.
 pub fn save_tensors(tensors: &[(String, &Tensor)], path: impl AsRef<Path>) -> Result<(), SerializeError> {
     let path = path.as_ref();
     let bytes = encode_tensors(tensors)
-        .map_err(|e| SerializeError::Format { path: path.to_path_buf(), message: e.to_string() })?;
-    write_atomic(path, &bytes).map_err(io_err(path))
+        .map_err(|source| SerializeError::Codec { path: path.to_path_buf(), source })?;
+    write_atomic(path, &bytes).map_err(|source| SerializeError::Io { path: path.to_path_buf(), source })
 }
 
-/// Decodes safetensors bytes into named `f32` tensors, sorted by name; `path` is only used
-/// in error messages.
-pub fn decode_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>, SerializeError> {
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| SerializeError::Format { path: path.to_path_buf(), message: e.to_string() })?;
-    let mut names: Vec<&str> = st.names();
-    names.sort_unstable();
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let view = st
-            .tensor(name)
-            .map_err(|e| SerializeError::Format { path: path.to_path_buf(), message: e.to_string() })?;
-        if view.dtype() != Dtype::F32 {
-            return Err(SerializeError::Dtype {
-                path: path.to_path_buf(),
-                name: name.to_string(),
-                found: format!("{:?}", view.dtype()),
-            });
-        }
-        let data: Vec<f32> =
-            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        out.push((name.to_string(), Tensor::from_vec(data, view.shape())));
-    }
-    Ok(out)
+/// Decodes safetensors bytes into named `f32` tensors, sorted by name.
+pub fn decode_tensors(bytes: &[u8]) -> Result<Vec<(String, Tensor)>, CodecError> {
+    Ok(decode(bytes)?.tensors)
 }
 
 /// Reads every tensor of a safetensors file (all must be `F32`), sorted by name.
 pub fn load_tensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>, SerializeError> {
     let path = path.as_ref();
-    let bytes = fs::read(path).map_err(io_err(path))?;
-    decode_tensors(&bytes, path)
+    let bytes = fs::read(path).map_err(|source| SerializeError::Io { path: path.to_path_buf(), source })?;
+    decode_tensors(&bytes).map_err(|source| SerializeError::Codec { path: path.to_path_buf(), source })
 }
 
-/// Saves a model's parameters under their names (`named_params`), atomically.
+/// Saves a model's parameters under their names (`named_params`), atomically. Two
+/// parameters with one name are an error naming it, and nothing is written.
 pub fn save<M: Module + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
     let named: Vec<(String, &Tensor)> =
         model.named_params().into_iter().map(|(n, p)| (n, p.value())).collect();
@@ -227,26 +151,21 @@ pub fn save<M: Module + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<(),
 pub fn load<M: Module + ?Sized>(model: &mut M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
     let path = path.as_ref();
     let loaded = load_tensors(path)?;
-    assign(model, loaded, path)
+    assign(model, loaded).map_err(|source| SerializeError::Mismatch { path: path.to_path_buf(), source })
 }
 
 /// Assigns named tensors to a model's parameters after checking names and shapes; on any
-/// error the model is unchanged. `path` is only used in error messages.
-pub fn assign<M: Module + ?Sized>(
-    model: &mut M,
-    tensors: Vec<(String, Tensor)>,
-    path: &Path,
-) -> Result<(), SerializeError> {
+/// error the model is unchanged.
+pub fn assign<M: Module + ?Sized>(model: &mut M, tensors: Vec<(String, Tensor)>) -> Result<(), AssignError> {
     let mut by_name: HashMap<String, Tensor> = tensors.into_iter().collect();
     let expected: Vec<(String, Vec<usize>)> =
         model.named_params().into_iter().map(|(n, p)| (n, p.shape().to_vec())).collect();
     // Check everything first ...
     for (name, shape) in &expected {
         match by_name.get(name) {
-            None => return Err(SerializeError::Missing { path: path.to_path_buf(), name: name.clone() }),
+            None => return Err(AssignError::Missing { name: name.clone() }),
             Some(t) if t.shape() != shape.as_slice() => {
-                return Err(SerializeError::Shape {
-                    path: path.to_path_buf(),
+                return Err(AssignError::Shape {
                     name: name.clone(),
                     expected: shape.clone(),
                     found: t.shape().to_vec(),
@@ -259,7 +178,7 @@ pub fn assign<M: Module + ?Sized>(
         let mut extra: Vec<&String> =
             by_name.keys().filter(|k| !expected.iter().any(|(n, _)| n == *k)).collect();
         extra.sort();
-        return Err(SerializeError::Unexpected { path: path.to_path_buf(), name: extra[0].clone() });
+        return Err(AssignError::Unexpected { name: extra[0].clone() });
     }
     // ... then change the model.
     for p in model.params_mut() {

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use adamant_autodiff::Param;
+use adamant_tensor::io::{self, TensorFile};
 use adamant_tensor::Tensor;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 /// One parameter's saved state.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +59,8 @@ pub enum StateError {
         /// The saved shape.
         found: Vec<usize>,
     },
+    /// The bytes are not a valid safetensors file of `f32` tensors.
+    Codec(io::CodecError),
     /// The bytes are not a valid saved state.
     Format {
         /// What was wrong.
@@ -77,12 +79,20 @@ impl fmt::Display for StateError {
             StateError::Shape { what, expected, found } => {
                 write!(f, "optimizer state: {what} has shape {found:?}, the parameter {expected:?}")
             }
+            StateError::Codec(e) => write!(f, "invalid optimizer state: {e}"),
             StateError::Format { message } => write!(f, "invalid optimizer state: {message}"),
         }
     }
 }
 
-impl std::error::Error for StateError {}
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StateError::Codec(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 fn format_err(message: impl Into<String>) -> StateError {
     StateError::Format { message: message.into() }
@@ -127,45 +137,46 @@ impl OptimizerState {
         Ok(())
     }
 
-    /// Encodes the state as a safetensors file: tensors named `"{param}/{buffer}"`, and the
-    /// kind, steps and scalars in the metadata.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut meta = HashMap::new();
-        meta.insert("adamant.kind".to_string(), self.kind.clone());
+    /// Adds the state to a file being assembled: each buffer as the tensor
+    /// `"{prefix}{param}/{buffer}"`, and the kind, the steps and the scalars as metadata keys
+    /// starting with `prefix`. A checkpoint puts the optimizer beside the model this way,
+    /// in one file with one codec ([`adamant_tensor::io`]).
+    pub fn write_into(
+        &self,
+        prefix: &str,
+        tensors: &mut Vec<(String, Tensor)>,
+        metadata: &mut BTreeMap<String, String>,
+    ) {
+        metadata.insert(format!("{prefix}adamant.kind"), self.kind.clone());
         for (k, v) in &self.scalars {
-            meta.insert(format!("scalar.{k}"), f64_to_hex(*v));
+            metadata.insert(format!("{prefix}scalar.{k}"), f64_to_hex(*v));
         }
-        let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         for (name, p) in &self.params {
-            meta.insert(format!("step.{name}"), p.step.to_string());
+            metadata.insert(format!("{prefix}step.{name}"), p.step.to_string());
             for (k, v) in &p.scalars {
-                meta.insert(format!("pscalar.{name}/{k}"), f64_to_hex(*v));
+                metadata.insert(format!("{prefix}pscalar.{name}/{k}"), f64_to_hex(*v));
             }
             for (b, t) in &p.buffers {
-                data.push((
-                    format!("{name}/{b}"),
-                    t.shape().to_vec(),
-                    t.data().iter().flat_map(|x| x.to_le_bytes()).collect(),
-                ));
+                tensors.push((format!("{prefix}{name}/{b}"), t.clone()));
             }
         }
-        let views: Vec<(&str, TensorView)> = data
-            .iter()
-            .map(|(n, s, d)| (n.as_str(), TensorView::new(Dtype::F32, s.clone(), d).expect("sizes agree")))
-            .collect();
-        safetensors::serialize(views, Some(meta)).expect("optimizer state is always serialisable")
     }
 
-    /// Decodes [`OptimizerState::to_bytes`]. Every malformed input is an error, not a panic.
-    pub fn from_bytes(bytes: &[u8]) -> Result<OptimizerState, StateError> {
-        let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| format_err(e.to_string()))?;
-        let st = SafeTensors::deserialize(bytes).map_err(|e| format_err(e.to_string()))?;
-        let meta = metadata.metadata().clone().unwrap_or_default();
-        let kind =
-            meta.get("adamant.kind").ok_or_else(|| format_err("no 'adamant.kind' in the metadata"))?.clone();
+    /// Reads back what [`OptimizerState::write_into`] added under `prefix`, taking its
+    /// tensors out of `tensors` (the rest stay, for the caller to read). Every malformed
+    /// entry is an error, not a panic.
+    pub fn read_from(
+        prefix: &str,
+        tensors: &mut Vec<(String, Tensor)>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<OptimizerState, StateError> {
+        let kind = metadata
+            .get(&format!("{prefix}adamant.kind"))
+            .ok_or_else(|| format_err(format!("no '{prefix}adamant.kind' in the metadata")))?
+            .clone();
         let mut scalars = BTreeMap::new();
         let mut params: BTreeMap<String, SavedParamState> = BTreeMap::new();
-        for (k, v) in &meta {
+        for (k, v) in metadata.iter().filter_map(|(k, v)| Some((k.strip_prefix(prefix)?, v))) {
             if let Some(name) = k.strip_prefix("scalar.") {
                 scalars.insert(name.to_string(), hex_to_f64(v)?);
             } else if let Some(name) = k.strip_prefix("step.") {
@@ -177,23 +188,34 @@ impl OptimizerState {
                 param_entry(&mut params, name).scalars.insert(s.to_string(), value);
             }
         }
-        for name in st.names() {
+        let (mine, others): (Vec<_>, Vec<_>) =
+            std::mem::take(tensors).into_iter().partition(|(name, _)| name.starts_with(prefix));
+        *tensors = others;
+        for (name, t) in mine {
+            let key = &name[prefix.len()..];
             let (pname, b) =
-                name.rsplit_once('/').ok_or_else(|| format_err(format!("bad tensor name '{name}'")))?;
-            let view = st.tensor(name).map_err(|e| format_err(e.to_string()))?;
-            if view.dtype() != Dtype::F32 {
-                return Err(format_err(format!(
-                    "tensor '{name}' has dtype {:?}, expected F32",
-                    view.dtype()
-                )));
-            }
-            let values: Vec<f32> =
-                view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                key.rsplit_once('/').ok_or_else(|| format_err(format!("bad tensor name '{name}'")))?;
             let p = params
                 .get_mut(pname)
                 .ok_or_else(|| format_err(format!("tensor '{name}' has no step for its parameter")))?;
-            p.buffers.insert(b.to_string(), Tensor::from_vec(values, view.shape()));
+            p.buffers.insert(b.to_string(), t);
         }
         Ok(OptimizerState { kind, scalars, params })
+    }
+
+    /// Encodes the state as a safetensors file of its own: tensors named
+    /// `"{param}/{buffer}"`, and the kind, steps and scalars in the metadata.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let (mut tensors, mut metadata) = (Vec::new(), BTreeMap::new());
+        self.write_into("", &mut tensors, &mut metadata);
+        let named: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        // The names are unique: `param/buffer` pairs come from two maps.
+        io::encode(&named, &metadata).expect("optimizer state is always encodable")
+    }
+
+    /// Decodes [`OptimizerState::to_bytes`]. Every malformed input is an error, not a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Result<OptimizerState, StateError> {
+        let TensorFile { mut tensors, metadata } = io::decode(bytes).map_err(StateError::Codec)?;
+        OptimizerState::read_from("", &mut tensors, &metadata)
     }
 }

@@ -10,11 +10,14 @@
 //!   `log_softmax`, ...). Each is tested against a naive reference loop, and large inputs
 //!   are split over rayon's threads with a fixed chunking, so that results are bit-identical
 //!   whatever the number of threads.
+//! * [`io`] is the one file format (named tensors in safetensors, with metadata) and the
+//!   atomic write every file of adamant goes through.
 //! * [`rng`] gives the project's one portable, seedable random generator (ChaCha8).
 //!
 //! Shape errors are programmer errors: they panic with a message naming the op and the
 //! shapes involved.
 
+pub mod io;
 pub mod kernels;
 pub mod rng;
 mod shape;

@@ -8,7 +8,7 @@
 //! except `m_hat` and `v_hat`, which are the two divisions of Algorithm 1.
 //!
 //! ```
-//! use adamant::trace::{trace, TraceConfig};
+//! use adamant_lab::trace::{trace, TraceConfig};
 //!
 //! let rows = trace(&TraceConfig::default());
 //! let first = &rows[0];
@@ -21,9 +21,9 @@
 use std::ffi::OsString;
 use std::fmt::Write as _;
 
-use adamant_autodiff::{Mode, Param, Tape};
-use adamant_optim::{Adam, AdamConfig, Optimizer};
-use adamant_tensor::Tensor;
+use adamant::autodiff::{Mode, Param, Tape};
+use adamant::optim::{Adam, AdamConfig, Optimizer};
+use adamant::tensor::Tensor;
 
 use crate::cli::{self, CliError};
 
@@ -80,7 +80,7 @@ pub struct TraceRow {
 }
 
 /// The toy loss `x^2 / 2` on a tape; its gradient is `x`.
-fn loss_and_grad(x: &Param) -> adamant_autodiff::Gradients {
+fn loss_and_grad(x: &Param) -> adamant::autodiff::Gradients {
     let tape = Tape::new(Mode::Train, 0);
     let loss = tape.param(x).square().sum() * 0.5;
     loss.backward()

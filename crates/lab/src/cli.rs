@@ -6,7 +6,7 @@
 //! each example adds only its own flags:
 //!
 //! ```
-//! use adamant::cli::{self, CliError, OptimizerArgs};
+//! use adamant_lab::cli::{self, CliError, OptimizerArgs};
 //! use lexopt::prelude::*;
 //!
 //! fn parse(args: &[&str]) -> Result<(OptimizerArgs, usize), CliError> {
@@ -44,7 +44,7 @@ use std::ffi::OsString;
 use std::fmt::{self, Display};
 use std::str::FromStr;
 
-use adamant_optim::{build, Optimizer, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
+use adamant::optim::{build, Optimizer, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
 
 /// The usage lines of the optimizer flags, for an example's `--help` text.
 pub const OPTIMIZER_USAGE: &str = "\

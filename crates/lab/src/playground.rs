@@ -7,7 +7,7 @@
 //! [`execute`] are the example's whole command line, here so that tests can call them.
 //!
 //! ```
-//! use adamant::playground::{run, Problem};
+//! use adamant_lab::playground::{run, Problem};
 //! use adamant::optim::{build, OptimizerOptions};
 //!
 //! let mut adam = build("adam", &OptimizerOptions { lr: Some(0.1), ..Default::default() }).unwrap();
@@ -22,10 +22,10 @@ use std::fmt;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use adamant_autodiff::{Mode, Param, Tape, Var};
-use adamant_layers::serialize::write_atomic;
-use adamant_optim::Optimizer;
-use adamant_tensor::Tensor;
+use adamant::autodiff::{Mode, Param, Tape, Var};
+use adamant::optim::Optimizer;
+use adamant::tensor::io::write_atomic;
+use adamant::tensor::Tensor;
 use plotters::prelude::*;
 
 use crate::cli::{self, CliError, OptimizerArgs};

@@ -25,12 +25,12 @@ use std::fmt::{self, Write as _};
 use std::str::FromStr;
 use std::time::Instant;
 
-use adamant_autodiff::{Mode, Tape, Var};
-use adamant_layers::nets::{self, Vae};
-use adamant_layers::{Module, Sequential};
-use adamant_optim::{Adam, AdamConfig, Optimizer};
-use adamant_tensor::rng::{self, seeded};
-use adamant_tensor::Tensor;
+use adamant::autodiff::{Mode, Tape, Var};
+use adamant::layers::nets::{self, Vae};
+use adamant::layers::{Module, Sequential};
+use adamant::optim::{Adam, AdamConfig, Optimizer};
+use adamant::tensor::rng::{self, seeded};
+use adamant::tensor::Tensor;
 
 use crate::cli::{self, CliError};
 

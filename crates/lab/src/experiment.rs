@@ -16,15 +16,15 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use adamant_data::{locate, Dataset, Splits};
-use adamant_layers::Module;
-use adamant_optim::{build, OptimizerOptions, Schedule, Scheduler};
-use adamant_tensor::rng::{seeded, Rng};
+use adamant::data::{locate, Dataset, Splits};
+use adamant::layers::Module;
+use adamant::optim::{build, OptimizerOptions, Schedule, Scheduler};
+use adamant::tensor::rng::{seeded, Rng};
 use lexopt::prelude::*;
 
 use crate::cli::{self, CliError, OptimizerArgs, OPTIMIZER_USAGE};
 use crate::plot::{binned, line_chart, Series};
-use crate::train::{fit, Classification, FitConfig, History, Task};
+use adamant::train::{fit, Classification, FitConfig, History, Task};
 
 /// A model as experiments build it.
 pub type BoxedModel = Box<dyn Module + Send + Sync>;
@@ -137,7 +137,7 @@ pub struct ExperimentArgs {
     pub resume: bool,
     /// `--compare`: run every optimizer of the experiment's figure.
     pub compare: bool,
-    /// `--schedule SPEC` (see [`adamant_optim::Schedule`]'s spellings).
+    /// `--schedule SPEC` (see [`adamant::optim::Schedule`]'s spellings).
     pub schedule: Option<Schedule>,
     /// `--preprocess P`: overrides the experiment's input preprocessing.
     pub preprocess: Option<Preprocess>,
@@ -386,7 +386,7 @@ fn describe(name: &str, o: &OptimizerOptions, schedule: &Schedule) -> String {
 /// ZCA whitening fitted on the training images, applied to both splits (images keep their
 /// NCHW shape).
 fn zca_whiten(train: &Dataset, test: &Dataset, epsilon: f32) -> (Dataset, Dataset) {
-    use adamant_data::preprocess::{Zca, ZcaOptions};
+    use adamant::data::preprocess::{Zca, ZcaOptions};
     let zca = Zca::fit(&train.images, ZcaOptions { epsilon: epsilon as f64 });
     let whiten = |d: &Dataset| Dataset { images: zca.apply(&d.images), labels: d.labels.clone() };
     (whiten(train), whiten(test))
@@ -395,7 +395,7 @@ fn zca_whiten(train: &Dataset, test: &Dataset, epsilon: f32) -> (Dataset, Datase
 /// Standardisation fitted on the training images, applied to both splits: per channel for
 /// `[N, C, H, W]`, global for `[N, D]` (see [`Preprocess::Standardize`]).
 fn standardize(train: &Dataset, test: &Dataset) -> (Dataset, Dataset) {
-    use adamant_data::preprocess::{Normalizer, NormalizerOptions};
+    use adamant::data::preprocess::{Normalizer, NormalizerOptions};
     let normalizer = if train.images.shape().len() == 4 {
         Normalizer::fit_per_channel(&train.images, NormalizerOptions::default())
     } else {
@@ -420,7 +420,7 @@ pub fn write_comparison(
         }
     }
     let csv_path = out.join(format!("{experiment}.csv"));
-    adamant_layers::serialize::write_atomic(&csv_path, csv.as_bytes())
+    adamant::tensor::io::write_atomic(&csv_path, csv.as_bytes())
         .map_err(|e| format!("{}: {e}", csv_path.display()))?;
     let steps = runs.iter().map(|r| r.history.iterations.len()).max().unwrap_or(0);
     // About 60 points per curve: the trend of the paper's figures, not minibatch noise.
@@ -441,7 +441,7 @@ pub fn write_comparison(
         true,
     )?;
     let svg_path = out.join(format!("{experiment}.svg"));
-    adamant_layers::serialize::write_atomic(&svg_path, svg.as_bytes())
+    adamant::tensor::io::write_atomic(&svg_path, svg.as_bytes())
         .map_err(|e| format!("{}: {e}", svg_path.display()))?;
     Ok((csv_path, svg_path))
 }
@@ -507,7 +507,7 @@ pub fn run_main(experiment: &Experiment) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use adamant_tensor::Tensor;
+    use adamant::tensor::Tensor;
 
     #[test]
     fn preprocess_spellings_round_trip_and_bad_ones_are_refused() {
