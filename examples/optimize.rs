@@ -11,12 +11,12 @@
 
 use std::io::{self, ErrorKind};
 
-use adamant_lab::cli::{exit_on_error, OPTIMIZER_USAGE};
+use adamant_lab::cli::{exit_on_error, optimizer_usage};
 use adamant_lab::playground::{execute, parse_args, Command, ExecuteError, USAGE};
 
 fn main() {
     match exit_on_error(parse_args(std::env::args_os().skip(1))) {
-        Command::Help => print!("{USAGE}\n{OPTIMIZER_USAGE}"),
+        Command::Help => print!("{USAGE}\n{}", optimizer_usage()),
         Command::Run(args) => match execute(&args, &mut io::stdout().lock()) {
             Ok(_) => {}
             // A reader that stopped early (`| head`) is not an error.

@@ -44,28 +44,18 @@ use std::ffi::OsString;
 use std::fmt::{self, Display};
 use std::str::FromStr;
 
+use adamant::optim::options::{self, OptionKind, OptionValue, OPTIONS};
 use adamant::optim::{build, Optimizer, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
 
-/// The usage lines of the optimizer flags, for an example's `--help` text.
-pub const OPTIMIZER_USAGE: &str = "\
-Optimizer (torch.optim's names, defaults and formulas; an omitted option takes the default):
-  --optimizer NAME                sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta
-  --lr F                          learning rate (all)
-  --betas F,F                     moment decay rates (adam, adamw, adamax, nadam, radam)
-  --eps F                         denominator term (all but sgd)
-  --weight-decay F                L2 penalty; decoupled in adamw (all)
-  --amsgrad                       keep the maximum second moment (adam, adamw)
-  --momentum F                    (sgd, rmsprop)
-  --dampening F                   (sgd)
-  --nesterov                      Nesterov momentum (sgd)
-  --alpha F                       smoothing constant (rmsprop)
-  --centered                      divide by the centred variance (rmsprop)
-  --rho F                         decay rate (adadelta)
-  --lr-decay F                    (adagrad)
-  --initial-accumulator-value F   (adagrad)
-  --momentum-decay F              (nadam)
-  --no-bias-correction            Adam without Algorithm 1's bias correction (adam)
-";
+/// The usage lines of the optimizer flags, for an example's `--help` text: generated from
+/// the options table and the registry of `adamant_optim::options`, so a new optimizer or
+/// hyperparameter appears here by itself.
+pub fn optimizer_usage() -> String {
+    format!(
+        "Optimizer (torch.optim's names, defaults and formulas; an omitted option takes the default):\n{}",
+        options::usage()
+    )
+}
 
 /// A command-line error; its `Display` is one line naming the argument and the problem.
 #[derive(Debug)]
@@ -121,7 +111,7 @@ impl Display for CliError {
             }
             CliError::InvalidNumber { flag, value } => write!(f, "{flag}: invalid number {}", quoted(value)),
             CliError::Invalid { flag, reason } => write!(f, "{flag}: {reason}"),
-            CliError::Options(e) => write!(f, "{e}"),
+            CliError::Options(e) => f.write_str(&e.as_flags()),
         }
     }
 }
@@ -235,33 +225,28 @@ impl OptimizerArgs {
     /// own flags or report it; `Err` for a recognised flag with a missing or bad value.
     pub fn parse_flag(&mut self, name: &str, parser: &mut lexopt::Parser) -> Result<bool, CliError> {
         let flag = format!("--{name}");
-        let o = &mut self.options;
-        let number = |parser: &mut lexopt::Parser| parse_f32(&value(parser, &flag)?, &flag).map(Some);
-        match name {
-            "optimizer" => {
-                let optimizer = value(parser, &flag)?;
-                if !OPTIMIZER_NAMES.contains(&optimizer.as_str()) {
-                    return Err(OptionsError::UnknownOptimizer(optimizer).into());
-                }
-                self.name = Some(optimizer);
+        if name == "optimizer" {
+            let optimizer = value(parser, &flag)?;
+            if !OPTIMIZER_NAMES.contains(&optimizer.as_str()) {
+                return Err(OptionsError::UnknownOptimizer(optimizer).into());
             }
-            "lr" => o.lr = number(parser)?,
-            "betas" => o.betas = Some(parse_pair(&value(parser, &flag)?, &flag, "0.9,0.999")?),
-            "eps" => o.eps = number(parser)?,
-            "weight-decay" => o.weight_decay = number(parser)?,
-            "amsgrad" => o.amsgrad = true,
-            "momentum" => o.momentum = number(parser)?,
-            "dampening" => o.dampening = number(parser)?,
-            "nesterov" => o.nesterov = true,
-            "alpha" => o.alpha = number(parser)?,
-            "centered" => o.centered = true,
-            "rho" => o.rho = number(parser)?,
-            "lr-decay" => o.lr_decay = number(parser)?,
-            "initial-accumulator-value" => o.initial_accumulator_value = number(parser)?,
-            "momentum-decay" => o.momentum_decay = number(parser)?,
-            "no-bias-correction" => o.no_bias_correction = true,
-            _ => return Ok(false),
+            self.name = Some(optimizer);
+            return Ok(true);
         }
+        // `--weight-decay` is the table's `weight_decay`; the underscore spelling is not a flag.
+        let Some(spec) = OPTIONS.iter().find(|s| !name.contains('_') && s.name == name.replace('-', "_"))
+        else {
+            return Ok(false);
+        };
+        let given = match spec.kind {
+            OptionKind::Number => OptionValue::Number(parse_f32(&value(parser, &flag)?, &flag)?),
+            OptionKind::Pair => {
+                let (a, b) = parse_pair(&value(parser, &flag)?, &flag, "0.9,0.999")?;
+                OptionValue::Pair(a, b)
+            }
+            OptionKind::Switch => OptionValue::Switch,
+        };
+        self.options.set(spec.name, given)?;
         Ok(true)
     }
 
@@ -279,36 +264,26 @@ impl OptimizerArgs {
     /// The optimizer and the options given, as flags: `sgd --lr 0.01 --momentum 0.9`, or
     /// `adam (defaults)` when none were given. For plot titles and logs.
     pub fn describe(&self) -> String {
-        let o = &self.options;
-        let numbers = [
-            ("--lr", o.lr),
-            ("--eps", o.eps),
-            ("--weight-decay", o.weight_decay),
-            ("--momentum", o.momentum),
-            ("--dampening", o.dampening),
-            ("--alpha", o.alpha),
-            ("--rho", o.rho),
-            ("--lr-decay", o.lr_decay),
-            ("--initial-accumulator-value", o.initial_accumulator_value),
-            ("--momentum-decay", o.momentum_decay),
-        ];
-        let switches = [
-            ("--amsgrad", o.amsgrad),
-            ("--nesterov", o.nesterov),
-            ("--centered", o.centered),
-            ("--no-bias-correction", o.no_bias_correction),
-        ];
         let mut parts: Vec<String> = vec![self.name.clone().unwrap_or_else(|| "(no optimizer)".to_string())];
-        if let Some((b1, b2)) = o.betas {
-            parts.push(format!("--betas {b1},{b2}"));
-        }
-        parts.extend(numbers.iter().filter_map(|(flag, x)| x.map(|x| format!("{flag} {x}"))));
-        parts.extend(switches.iter().filter(|(_, on)| *on).map(|(flag, _)| flag.to_string()));
+        parts.extend(describe_options(&self.options));
         if parts.len() == 1 {
             parts.push("(defaults)".to_string());
         }
         parts.join(" ")
     }
+}
+
+/// The options given, as flags in the table's order: `--lr 0.01`, `--amsgrad`.
+pub fn describe_options(o: &OptimizerOptions) -> Vec<String> {
+    OPTIONS
+        .iter()
+        .filter_map(|spec| {
+            o.get(spec.name).map(|v| match v {
+                OptionValue::Switch => spec.flag(),
+                v => format!("{} {v}", spec.flag()),
+            })
+        })
+        .collect()
 }
 
 /// The value of `r`, or: print `error: <message>` to stderr and exit with status 2 (the
@@ -427,7 +402,7 @@ mod tests {
     fn builds_every_optimizer_with_defaults_and_with_options() {
         for name in OPTIMIZER_NAMES {
             let o = parse(&["--optimizer", name]).unwrap();
-            assert_eq!(o.build().unwrap().name(), *name);
+            assert_eq!(o.build().unwrap().name(), name);
         }
         let o = parse(&["--optimizer", "rmsprop", "--lr", "0.05", "--centered"]).unwrap();
         assert_eq!(o.build().unwrap().lr(), 0.05);
@@ -462,13 +437,14 @@ mod tests {
 
     #[test]
     fn options_the_optimizer_refuses_are_errors() {
+        assert_eq!(error(&["--optimizer", "adam", "--lr", "-0.1"]), "--lr must be >= 0, got -0.1");
         assert_eq!(
-            error(&["--optimizer", "adam", "--lr", "-0.1"]),
-            "--lr: learning rate must be a finite number >= 0, got -0.1"
+            error(&["--optimizer", "adam", "--momentum", "0.9"]),
+            "--momentum is not an option of adam"
         );
-        assert_eq!(error(&["--optimizer", "adam", "--momentum", "0.9"]), "--momentum: not an option of adam");
-        assert_eq!(error(&["--optimizer", "sgd", "--betas", "0.9,0.99"]), "--betas: not an option of sgd");
-        assert!(error(&["--optimizer", "adam", "--betas", "1.5,0.999"]).starts_with("--betas: "));
+        assert_eq!(error(&["--optimizer", "sgd", "--betas", "0.9,0.99"]), "--betas is not an option of sgd");
+        assert!(error(&["--optimizer", "adam", "--betas", "1.5,0.999"])
+            .starts_with("--betas must be in [0, 1), got 1.5"));
     }
 
     #[test]

@@ -12,19 +12,73 @@
 //! An experiment's documented defaults (learning rate, schedule, weight decay, per optimizer)
 //! apply first; options given on the command line override them one by one.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use adamant::data::{locate, Dataset, Splits};
+use adamant::data::{locate, DataError, Dataset, Splits};
 use adamant::layers::Module;
+use adamant::optim::OptionsError;
 use adamant::optim::{build, OptimizerOptions, Schedule, Scheduler};
+use adamant::tensor::io::write_atomic;
 use adamant::tensor::rng::{seeded, Rng};
 use lexopt::prelude::*;
 
-use crate::cli::{self, CliError, OptimizerArgs, OPTIMIZER_USAGE};
+use crate::cli::{self, CliError, OptimizerArgs};
 use crate::plot::{binned, line_chart, Series};
-use adamant::train::{fit, Classification, FitConfig, History, Task};
+use adamant::train::{fit, Classification, FitConfig, History, Task, TrainError};
+
+/// Why an experiment could not run to the end; `Display` is one line for `main`.
+#[derive(Debug)]
+pub enum ExperimentError {
+    /// The experiment names a dataset the data crate does not know (a bug in the example).
+    UnknownDataset(String),
+    /// The data could not be found, downloaded or read.
+    Data(DataError),
+    /// An optimizer option is invalid or does not apply.
+    Options(OptionsError),
+    /// Training stopped: divergence, a log that could not be written, a bad checkpoint.
+    Train(TrainError),
+    /// An output file could not be written.
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A figure could not be drawn (the plotting library's message).
+    Plot(String),
+}
+
+impl fmt::Display for ExperimentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExperimentError::UnknownDataset(name) => write!(f, "unknown dataset '{name}'"),
+            ExperimentError::Data(e) => write!(f, "{e}"),
+            ExperimentError::Options(e) => f.write_str(&e.as_flags()),
+            ExperimentError::Train(e) => write!(f, "{e}"),
+            ExperimentError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            ExperimentError::Plot(message) => write!(f, "drawing the figure: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ExperimentError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExperimentError::Data(e) => Some(e),
+            ExperimentError::Options(e) => Some(e),
+            ExperimentError::Train(e) => Some(e),
+            ExperimentError::Io { source, .. } => Some(source),
+            ExperimentError::UnknownDataset(_) | ExperimentError::Plot(_) => None,
+        }
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> ExperimentError + '_ {
+    move |source| ExperimentError::Io { path: path.to_path_buf(), source }
+}
 
 /// A model as experiments build it.
 pub type BoxedModel = Box<dyn Module + Send + Sync>;
@@ -227,27 +281,6 @@ where
     Ok(Command::Run(Box::new(a)))
 }
 
-/// `defaults` overridden by every option set in `given`.
-pub fn merge_options(defaults: OptimizerOptions, given: &OptimizerOptions) -> OptimizerOptions {
-    OptimizerOptions {
-        lr: given.lr.or(defaults.lr),
-        betas: given.betas.or(defaults.betas),
-        eps: given.eps.or(defaults.eps),
-        weight_decay: given.weight_decay.or(defaults.weight_decay),
-        amsgrad: given.amsgrad || defaults.amsgrad,
-        momentum: given.momentum.or(defaults.momentum),
-        dampening: given.dampening.or(defaults.dampening),
-        nesterov: given.nesterov || defaults.nesterov,
-        alpha: given.alpha.or(defaults.alpha),
-        centered: given.centered || defaults.centered,
-        rho: given.rho.or(defaults.rho),
-        lr_decay: given.lr_decay.or(defaults.lr_decay),
-        initial_accumulator_value: given.initial_accumulator_value.or(defaults.initial_accumulator_value),
-        momentum_decay: given.momentum_decay.or(defaults.momentum_decay),
-        no_bias_correction: given.no_bias_correction || defaults.no_bias_correction,
-    }
-}
-
 impl Experiment {
     /// The `--help` text.
     pub fn usage(&self) -> String {
@@ -264,7 +297,7 @@ impl Experiment {
              --preprocess P        none | standardize | zca[:EPS] (default {preprocess}), fitted on the training set\n  \
              --train-subset N      train on the first N examples\n  --test-subset N       evaluate on the first N test examples\n  \
              --steps-per-epoch N   stop each epoch after N steps\n  --no-progress         no progress bar\n\n\
-             Defaults of this experiment (command-line options override them):\n{defaults}\n\n{OPTIMIZER_USAGE}",
+             Defaults of this experiment (command-line options override them):\n{defaults}\n\n{optimizer_usage}",
             name = self.name,
             about = self.about,
             epochs = self.epochs,
@@ -273,14 +306,15 @@ impl Experiment {
             compare = self.compare.join(", "),
             defaults = self.defaults_doc,
             preprocess = self.preprocess,
+            optimizer_usage = cli::optimizer_usage(),
         )
     }
 
     /// Loads the experiment's data (subsets and preprocessing applied).
-    pub fn load_data(&self, args: &ExperimentArgs) -> Result<Splits, String> {
+    pub fn load_data(&self, args: &ExperimentArgs) -> Result<Splits, ExperimentError> {
         let spec = locate::spec_by_name(self.dataset)
-            .ok_or_else(|| format!("unknown dataset '{}'", self.dataset))?;
-        let mut splits = locate::load(spec, args.data.as_deref(), true).map_err(|e| e.to_string())?;
+            .ok_or_else(|| ExperimentError::UnknownDataset(self.dataset.to_string()))?;
+        let mut splits = locate::load(spec, args.data.as_deref(), true).map_err(ExperimentError::Data)?;
         if let Some(n) = args.train_subset {
             splits.train = splits.train.take(n);
         }
@@ -312,16 +346,21 @@ impl Experiment {
     /// before minutes go into loading and whitening the data.
     pub fn check_options(&self, args: &ExperimentArgs) -> Result<(), CliError> {
         for name in self.optimizer_names(args) {
-            let options = merge_options((self.defaults)(&name), &args.optimizer.options);
+            let options = args.optimizer.options.or(&(self.defaults)(&name));
             build(&name, &options)?;
         }
         Ok(())
     }
 
     /// Trains one optimizer (given on the command line, or the experiment's default).
-    pub fn run_one(&self, name: &str, args: &ExperimentArgs, data: &Splits) -> Result<RunResult, String> {
-        let options = merge_options((self.defaults)(name), &args.optimizer.options);
-        let mut optimizer = build(name, &options).map_err(|e| e.to_string())?;
+    pub fn run_one(
+        &self,
+        name: &str,
+        args: &ExperimentArgs,
+        data: &Splits,
+    ) -> Result<RunResult, ExperimentError> {
+        let options = args.optimizer.options.or(&(self.defaults)(name));
+        let mut optimizer = build(name, &options).map_err(ExperimentError::Options)?;
         let config = FitConfig {
             name: format!("{}_{name}", self.name),
             epochs: args.epochs.unwrap_or(self.epochs),
@@ -341,7 +380,7 @@ impl Experiment {
         let task: &dyn Task<BoxedModel> = &Classification;
         let history =
             fit(&mut model, task, optimizer.as_mut(), Some(&mut scheduler), &data.train, &data.test, &config)
-                .map_err(|e| e.to_string())?;
+                .map_err(ExperimentError::Train)?;
         Ok(RunResult {
             optimizer: name.to_string(),
             description: describe(name, &options, &schedule),
@@ -411,8 +450,8 @@ pub fn write_comparison(
     experiment: &str,
     out: &Path,
     runs: &[RunResult],
-) -> Result<(PathBuf, PathBuf), String> {
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+) -> Result<(PathBuf, PathBuf), ExperimentError> {
+    std::fs::create_dir_all(out).map_err(io_error(out))?;
     let mut csv = String::from("optimizer,step,loss\n");
     for r in runs {
         for (step, loss) in &r.history.iterations {
@@ -420,8 +459,7 @@ pub fn write_comparison(
         }
     }
     let csv_path = out.join(format!("{experiment}.csv"));
-    adamant::tensor::io::write_atomic(&csv_path, csv.as_bytes())
-        .map_err(|e| format!("{}: {e}", csv_path.display()))?;
+    write_atomic(&csv_path, csv.as_bytes()).map_err(io_error(&csv_path))?;
     let steps = runs.iter().map(|r| r.history.iterations.len()).max().unwrap_or(0);
     // About 60 points per curve: the trend of the paper's figures, not minibatch noise.
     let bin = (steps / 60).max(1);
@@ -439,10 +477,10 @@ pub fn write_comparison(
         "training cost",
         &series,
         true,
-    )?;
+    )
+    .map_err(ExperimentError::Plot)?;
     let svg_path = out.join(format!("{experiment}.svg"));
-    adamant::tensor::io::write_atomic(&svg_path, svg.as_bytes())
-        .map_err(|e| format!("{}: {e}", svg_path.display()))?;
+    write_atomic(&svg_path, svg.as_bytes()).map_err(io_error(&svg_path))?;
     Ok((csv_path, svg_path))
 }
 

@@ -421,7 +421,7 @@ Problem:
 /// What the command line asked for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    /// `--help`: print [`USAGE`] and [`cli::OPTIMIZER_USAGE`].
+    /// `--help`: print [`USAGE`] and [`cli::optimizer_usage`].
     Help,
     /// Run an optimizer.
     Run(OptimizeArgs),

@@ -5,6 +5,7 @@ use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
 use crate::optimizer::{optimizer_common, Optimizer};
+use crate::options::{FromOptions, OptionReader, OptionsError};
 
 /// Options of [`Adadelta`]; `Default` gives `torch.optim.Adadelta`'s defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -22,6 +23,20 @@ pub struct AdadeltaConfig {
 impl Default for AdadeltaConfig {
     fn default() -> Self {
         AdadeltaConfig { lr: 1.0, rho: 0.9, eps: 1e-6, weight_decay: 0.0 }
+    }
+}
+
+impl FromOptions for Adadelta {
+    const NAME: &'static str = "adadelta";
+
+    fn from_options(o: &OptionReader<'_>) -> Result<Adadelta, OptionsError> {
+        let d = AdadeltaConfig::default();
+        Ok(Adadelta::new(AdadeltaConfig {
+            lr: o.number("lr", d.lr)?,
+            rho: o.number("rho", d.rho)?,
+            eps: o.number("eps", d.eps)?,
+            weight_decay: o.number("weight_decay", d.weight_decay)?,
+        }))
     }
 }
 

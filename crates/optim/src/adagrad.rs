@@ -5,6 +5,7 @@ use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
 use crate::optimizer::{optimizer_common, Optimizer};
+use crate::options::{FromOptions, OptionReader, OptionsError};
 
 /// Options of [`Adagrad`]; `Default` gives `torch.optim.Adagrad`'s defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -30,6 +31,21 @@ impl Default for AdagradConfig {
             initial_accumulator_value: 0.0,
             eps: 1e-10,
         }
+    }
+}
+
+impl FromOptions for Adagrad {
+    const NAME: &'static str = "adagrad";
+
+    fn from_options(o: &OptionReader<'_>) -> Result<Adagrad, OptionsError> {
+        let d = AdagradConfig::default();
+        Ok(Adagrad::new(AdagradConfig {
+            lr: o.number("lr", d.lr)?,
+            lr_decay: o.number("lr_decay", d.lr_decay)?,
+            weight_decay: o.number("weight_decay", d.weight_decay)?,
+            initial_accumulator_value: o.number("initial_accumulator_value", d.initial_accumulator_value)?,
+            eps: o.number("eps", d.eps)?,
+        }))
     }
 }
 

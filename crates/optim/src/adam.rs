@@ -6,6 +6,7 @@ use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
 use crate::optimizer::{optimizer_common, Optimizer};
+use crate::options::{FromOptions, OptionReader, OptionsError};
 
 /// Options of [`Adam`]; `Default` gives `torch.optim.Adam`'s defaults and the paper's
 /// recommended settings (alpha = 0.001, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8).
@@ -36,6 +37,22 @@ impl Default for AdamConfig {
             amsgrad: false,
             bias_correction: true,
         }
+    }
+}
+
+impl FromOptions for Adam {
+    const NAME: &'static str = "adam";
+
+    fn from_options(o: &OptionReader<'_>) -> Result<Adam, OptionsError> {
+        let d = AdamConfig::default();
+        Ok(Adam::new(AdamConfig {
+            lr: o.number("lr", d.lr)?,
+            betas: o.pair("betas", d.betas)?,
+            eps: o.number("eps", d.eps)?,
+            weight_decay: o.number("weight_decay", d.weight_decay)?,
+            amsgrad: o.switch("amsgrad"),
+            bias_correction: !o.switch("no_bias_correction"),
+        }))
     }
 }
 
@@ -240,6 +257,21 @@ pub struct AdamWConfig {
 impl Default for AdamWConfig {
     fn default() -> Self {
         AdamWConfig { lr: 1e-3, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 1e-2, amsgrad: false }
+    }
+}
+
+impl FromOptions for AdamW {
+    const NAME: &'static str = "adamw";
+
+    fn from_options(o: &OptionReader<'_>) -> Result<AdamW, OptionsError> {
+        let d = AdamWConfig::default();
+        Ok(AdamW::new(AdamWConfig {
+            lr: o.number("lr", d.lr)?,
+            betas: o.pair("betas", d.betas)?,
+            eps: o.number("eps", d.eps)?,
+            weight_decay: o.number("weight_decay", d.weight_decay)?,
+            amsgrad: o.switch("amsgrad"),
+        }))
     }
 }
 

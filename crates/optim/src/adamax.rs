@@ -5,6 +5,7 @@ use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
 use crate::optimizer::{optimizer_common, Optimizer};
+use crate::options::{FromOptions, OptionReader, OptionsError};
 
 /// Options of [`Adamax`]; `Default` gives `torch.optim.Adamax`'s defaults (the paper's
 /// recommended alpha = 0.002, beta1 = 0.9, beta2 = 0.999).
@@ -23,6 +24,20 @@ pub struct AdamaxConfig {
 impl Default for AdamaxConfig {
     fn default() -> Self {
         AdamaxConfig { lr: 2e-3, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.0 }
+    }
+}
+
+impl FromOptions for Adamax {
+    const NAME: &'static str = "adamax";
+
+    fn from_options(o: &OptionReader<'_>) -> Result<Adamax, OptionsError> {
+        let d = AdamaxConfig::default();
+        Ok(Adamax::new(AdamaxConfig {
+            lr: o.number("lr", d.lr)?,
+            betas: o.pair("betas", d.betas)?,
+            eps: o.number("eps", d.eps)?,
+            weight_decay: o.number("weight_decay", d.weight_decay)?,
+        }))
     }
 }
 

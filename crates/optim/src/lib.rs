@@ -47,7 +47,7 @@ pub use clip::{clip_grad_norm, clip_grad_value, global_norm};
 pub use core::{Hyper, ParamGroup, ParamState, Selector};
 pub use nadam::{NAdam, NAdamConfig};
 pub use optimizer::Optimizer;
-pub use options::{build, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
+pub use options::{build, FromOptions, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
 pub use radam::{RAdam, RAdamConfig};
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use schedule::{Schedule, ScheduleError, Scheduler};

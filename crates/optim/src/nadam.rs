@@ -6,6 +6,7 @@ use adamant_tensor::Tensor;
 use crate::adamax::lerp;
 use crate::core::{Core, ParamState};
 use crate::optimizer::{optimizer_common, Optimizer};
+use crate::options::{FromOptions, OptionReader, OptionsError};
 
 /// Options of [`NAdam`]; `Default` gives `torch.optim.NAdam`'s defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,6 +35,22 @@ impl Default for NAdamConfig {
             momentum_decay: 4e-3,
             decoupled_weight_decay: false,
         }
+    }
+}
+
+impl FromOptions for NAdam {
+    const NAME: &'static str = "nadam";
+
+    fn from_options(o: &OptionReader<'_>) -> Result<NAdam, OptionsError> {
+        let d = NAdamConfig::default();
+        Ok(NAdam::new(NAdamConfig {
+            lr: o.number("lr", d.lr)?,
+            betas: o.pair("betas", d.betas)?,
+            eps: o.number("eps", d.eps)?,
+            weight_decay: o.number("weight_decay", d.weight_decay)?,
+            momentum_decay: o.number("momentum_decay", d.momentum_decay)?,
+            ..d
+        }))
     }
 }
 

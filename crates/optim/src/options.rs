@@ -1,318 +1,601 @@
-//! Building an optimizer by name from command-line style options.
+//! Building an optimizer by name: one table of every hyperparameter, one line of registration
+//! per optimizer.
 //!
-//! [`OptimizerOptions`] has one optional field per `torch.optim` hyperparameter; [`build`]
-//! makes the named optimizer with the given options and `torch.optim`'s defaults for the
-//! rest. An option the optimizer does not have, or an invalid value, is an error naming it.
+//! [`options_table!`](crate::options) below is the only place a hyperparameter is declared:
+//! its name (`weight_decay`, spelled `--weight-decay` on a command line), its kind (a number,
+//! a pair, or a switch), its valid range and its help text. The struct [`OptimizerOptions`]
+//! (one optional field per hyperparameter), the range checks, the command-line parsing of
+//! `adamant-lab` and its usage text are all generated from that table.
+//!
+//! Each optimizer's own file implements [`FromOptions`]: its name, and how it reads the
+//! options it has into its config; the defaults are the config's `Default`, i.e.
+//! `torch.optim`'s. [`REGISTRY`] lists the optimizers, one line each. An option that an
+//! optimizer does not read is "not an option of" it: nothing else records which optimizer
+//! has which option, so that list cannot drift from the code.
+//!
+//! ```
+//! use adamant_optim::options::{build, OptimizerOptions};
+//!
+//! let sgd = build("sgd", &OptimizerOptions { lr: Some(0.1), momentum: Some(0.9), ..Default::default() });
+//! assert_eq!(sgd.unwrap().lr(), 0.1);
+//! let e = build("adam", &OptimizerOptions { momentum: Some(0.9), ..Default::default() }).err().unwrap();
+//! assert_eq!(e.to_string(), "momentum is not an option of adam");
+//! let e = build("adam", &OptimizerOptions { lr: Some(-1.0), ..Default::default() }).err().unwrap();
+//! assert_eq!(e.to_string(), "lr must be >= 0, got -1");
+//! ```
 
+use std::cell::RefCell;
 use std::fmt;
 
-use crate::{
-    Adadelta, AdadeltaConfig, Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, Adamax,
-    AdamaxConfig, NAdam, NAdamConfig, Optimizer, RAdam, RAdamConfig, RmsProp, RmsPropConfig, Sgd, SgdConfig,
-};
+use crate::{Adadelta, Adagrad, Adam, AdamW, Adamax, NAdam, Optimizer, RAdam, RmsProp, Sgd};
 
-/// The names [`build`] accepts.
-pub const OPTIMIZER_NAMES: &[&str] =
-    &["sgd", "adam", "adamw", "adamax", "nadam", "radam", "adagrad", "rmsprop", "adadelta"];
+/// Every optimizer [`build`] knows, in the order of the usage text: one line each.
+pub const REGISTRY: &[Registration] = &[
+    register::<Sgd>(),
+    register::<Adam>(),
+    register::<AdamW>(),
+    register::<Adamax>(),
+    register::<NAdam>(),
+    register::<RAdam>(),
+    register::<Adagrad>(),
+    register::<RmsProp>(),
+    register::<Adadelta>(),
+];
 
-/// Hyperparameters as given on a command line; `None` means the optimizer's default.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct OptimizerOptions {
-    /// `--lr`
-    pub lr: Option<f32>,
-    /// `--betas B1,B2`
-    pub betas: Option<(f32, f32)>,
-    /// `--eps`
-    pub eps: Option<f32>,
-    /// `--weight-decay`
-    pub weight_decay: Option<f32>,
-    /// `--amsgrad` (adam, adamw)
-    pub amsgrad: bool,
-    /// `--momentum` (sgd, rmsprop)
-    pub momentum: Option<f32>,
-    /// `--dampening` (sgd)
-    pub dampening: Option<f32>,
-    /// `--nesterov` (sgd)
-    pub nesterov: bool,
-    /// `--alpha` (rmsprop's smoothing constant)
-    pub alpha: Option<f32>,
-    /// `--centered` (rmsprop)
-    pub centered: bool,
-    /// `--rho` (adadelta)
-    pub rho: Option<f32>,
-    /// `--lr-decay` (adagrad)
-    pub lr_decay: Option<f32>,
-    /// `--initial-accumulator-value` (adagrad)
-    pub initial_accumulator_value: Option<f32>,
-    /// `--momentum-decay` (nadam)
-    pub momentum_decay: Option<f32>,
-    /// `--no-bias-correction` (adam)
-    pub no_bias_correction: bool,
+/// How an option is written and stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionKind {
+    /// One number (`--lr 0.001`), stored as `Option<f32>`.
+    Number,
+    /// Two numbers (`--betas 0.9,0.999`), stored as `Option<(f32, f32)>`.
+    Pair,
+    /// A switch without a value (`--amsgrad`), stored as `bool` (`false`: not given).
+    Switch,
 }
 
-/// Why [`build`] refused.
+/// The valid values of a number (each number of a pair): `low <= x` (or `low < x`) and
+/// `x < high` (or `x <= high`). NaN is never valid, nor an infinity.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Range {
+    /// The lower bound.
+    pub low: f32,
+    /// Whether `low` itself is excluded.
+    pub low_open: bool,
+    /// The upper bound (`f32::INFINITY`: none).
+    pub high: f32,
+    /// Whether `high` itself is included.
+    pub high_closed: bool,
+}
+
+impl Range {
+    /// `[0, inf)`: rates, decays, terms that must not be negative.
+    pub const NON_NEGATIVE: Range =
+        Range { low: 0.0, low_open: false, high: f32::INFINITY, high_closed: false };
+    /// `[0, 1)`: moment decay rates, which must forget.
+    pub const UNIT_OPEN: Range = Range { low: 0.0, low_open: false, high: 1.0, high_closed: false };
+    /// `[0, 1]`.
+    pub const UNIT: Range = Range { low: 0.0, low_open: false, high: 1.0, high_closed: true };
+
+    /// Whether `x` is in the range (and finite).
+    pub fn contains(&self, x: f32) -> bool {
+        let low_ok = if self.low_open { x > self.low } else { x >= self.low };
+        let high_ok = if self.high_closed { x <= self.high } else { x < self.high };
+        x.is_finite() && low_ok && high_ok
+    }
+}
+
+impl fmt::Display for Range {
+    /// `>= 0`, `> 0`, or `in [0, 1)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let low = if self.low_open { ">" } else { ">=" };
+        if self.high == f32::INFINITY {
+            write!(f, "{low} {}", self.low)
+        } else {
+            let (l, h) = (if self.low_open { "(" } else { "[" }, if self.high_closed { "]" } else { ")" });
+            write!(f, "in {l}{}, {}{h}", self.low, self.high)
+        }
+    }
+}
+
+/// One hyperparameter, as declared in the table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptionSpec {
+    /// The name: a field of [`OptimizerOptions`], and `--name` with `-` for `_` on a command
+    /// line.
+    pub name: &'static str,
+    /// How it is written.
+    pub kind: OptionKind,
+    /// Its valid values (numbers and pairs).
+    pub range: Range,
+    /// One line of help: the table entry's doc comment (with the leading space rustdoc keeps;
+    /// [`OptionSpec::help`] trims it).
+    pub help_doc: &'static str,
+}
+
+impl OptionSpec {
+    /// The one line of help.
+    pub fn help(&self) -> &'static str {
+        self.help_doc.trim()
+    }
+
+    /// The command-line spelling: `--weight-decay`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.name.replace('_', "-"))
+    }
+}
+
+/// A value of an option, whatever its kind.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OptionValue {
+    /// A number.
+    Number(f32),
+    /// Two numbers.
+    Pair(f32, f32),
+    /// A switch that is on.
+    Switch,
+}
+
+impl fmt::Display for OptionValue {
+    /// As it is written on a command line after the flag: `0.001`, `0.9,0.999`, `1e-8`, or
+    /// nothing for a switch.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Small numbers in exponent form: 1e-8, not 0.00000001.
+        let number = |x: f32| if x != 0.0 && x.abs() < 1e-3 { format!("{x:e}") } else { format!("{x}") };
+        match *self {
+            OptionValue::Number(x) => f.write_str(&number(x)),
+            OptionValue::Pair(a, b) => write!(f, "{},{}", number(a), number(b)),
+            OptionValue::Switch => Ok(()),
+        }
+    }
+}
+
+/// The Rust type that stores an option of each kind.
+macro_rules! option_type {
+    (Number) => { Option<f32> };
+    (Pair) => { Option<(f32, f32)> };
+    (Switch) => { bool };
+}
+
+/// The value stored for an option of each kind, if it was given.
+macro_rules! option_value {
+    (Number, $x:expr) => {
+        $x.map(OptionValue::Number)
+    };
+    (Pair, $x:expr) => {
+        $x.map(|(a, b)| OptionValue::Pair(a, b))
+    };
+    (Switch, $x:expr) => {
+        $x.then_some(OptionValue::Switch)
+    };
+}
+
+/// Stores `$v` into the field of an option of each kind; `None` if the kinds differ.
+macro_rules! option_store {
+    (Number, $field:expr, $v:expr) => {
+        if let OptionValue::Number(x) = $v {
+            $field = Some(x);
+            Some(())
+        } else {
+            None
+        }
+    };
+    (Pair, $field:expr, $v:expr) => {
+        if let OptionValue::Pair(a, b) = $v {
+            $field = Some((a, b));
+            Some(())
+        } else {
+            None
+        }
+    };
+    (Switch, $field:expr, $v:expr) => {
+        if let OptionValue::Switch = $v {
+            $field = true;
+            Some(())
+        } else {
+            None
+        }
+    };
+}
+
+/// Generates [`OptimizerOptions`], [`OPTIONS`] and the generic accessors from one table.
+macro_rules! options_table {
+    ($( $(#[doc = $doc:literal])+ $field:ident: $kind:ident $(in $range:expr)?; )*) => {
+        /// Hyperparameters as given by a user or a command line; `None` (or `false` for a
+        /// switch) means the optimizer's default. One field per entry of [`OPTIONS`].
+        #[derive(Clone, Debug, Default, PartialEq)]
+        pub struct OptimizerOptions {
+            $( $(#[doc = $doc])+ pub $field: option_type!($kind), )*
+        }
+
+        /// Every hyperparameter of every optimizer: the one table.
+        pub const OPTIONS: &[OptionSpec] = &[
+            $( OptionSpec {
+                name: stringify!($field),
+                kind: OptionKind::$kind,
+                range: options_table!(@range $($range)?),
+                help_doc: concat!($($doc),+),
+            }, )*
+        ];
+
+        impl OptimizerOptions {
+            /// The value of option `name` if it was given.
+            pub fn get(&self, name: &str) -> Option<OptionValue> {
+                match name {
+                    $( stringify!($field) => option_value!($kind, self.$field), )*
+                    _ => None,
+                }
+            }
+
+            /// Sets option `name`; an error if there is no such option or `value` is of
+            /// another kind. The range is checked when an optimizer is built.
+            pub fn set(&mut self, name: &str, value: OptionValue) -> Result<(), OptionsError> {
+                let stored = match name {
+                    $( stringify!($field) => option_store!($kind, self.$field, value), )*
+                    _ => return Err(OptionsError::UnknownOption(name.to_string())),
+                };
+                stored.ok_or_else(|| OptionsError::Invalid {
+                    option: spec(name).name,
+                    reason: format!("takes {:?}, got {value:?}", spec(name).kind),
+                })
+            }
+
+            /// The options given here, with `defaults` for the rest (an experiment's own
+            /// defaults under a user's choices).
+            pub fn or(&self, defaults: &OptimizerOptions) -> OptimizerOptions {
+                OptimizerOptions {
+                    $( $field: options_table!(@or $kind, self.$field, defaults.$field), )*
+                }
+            }
+        }
+    };
+    (@range) => { Range::NON_NEGATIVE };
+    (@range $range:expr) => { $range };
+    (@or Switch, $a:expr, $b:expr) => { $a || $b };
+    (@or $kind:ident, $a:expr, $b:expr) => { $a.or($b) };
+}
+
+options_table! {
+    /// learning rate
+    lr: Number;
+    /// moment decay rates beta1,beta2
+    betas: Pair in Range::UNIT_OPEN;
+    /// term added to the denominator
+    eps: Number;
+    /// L2 penalty (decoupled in adamw)
+    weight_decay: Number;
+    /// keep the maximum of the second moment (AMSGrad)
+    amsgrad: Switch;
+    /// momentum factor
+    momentum: Number;
+    /// dampening of the momentum
+    dampening: Number in Range::UNIT;
+    /// Nesterov momentum
+    nesterov: Switch;
+    /// smoothing constant of the squared-gradient average
+    alpha: Number in Range::UNIT;
+    /// divide by the centred (variance) estimate
+    centered: Switch;
+    /// decay rate of the running averages
+    rho: Number in Range::UNIT;
+    /// learning-rate decay
+    lr_decay: Number;
+    /// starting value of the sum of squares
+    initial_accumulator_value: Number;
+    /// momentum decay psi
+    momentum_decay: Number;
+    /// Adam without Algorithm 1's bias correction
+    no_bias_correction: Switch;
+}
+
+/// The table entry of option `name`. Panics if there is none: optimizers read options by
+/// their table names, so a misspelt name is a bug in the optimizer.
+fn spec(name: &str) -> &'static OptionSpec {
+    OPTIONS
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("option '{name}' is not in the options table (options.rs)"))
+}
+
+/// Why an optimizer could not be built from options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OptionsError {
-    /// The optimizer name is not one of [`OPTIMIZER_NAMES`].
+    /// The optimizer name is not in [`REGISTRY`].
     UnknownOptimizer(String),
+    /// No option has this name.
+    UnknownOption(String),
     /// An option was given to an optimizer that does not have it.
     NotApplicable {
-        /// The option, as spelled on the command line.
+        /// The option's table name (`momentum`).
         option: &'static str,
         /// The optimizer.
         optimizer: String,
     },
-    /// An option's value is out of range.
+    /// An option's value is invalid.
     Invalid {
-        /// The option, as spelled on the command line.
+        /// The option's table name (`weight_decay`).
         option: &'static str,
-        /// What is wrong with it.
+        /// What is wrong, as the rest of a sentence starting with the option's name
+        /// (`must be >= 0, got -1`).
         reason: String,
     },
+}
+
+impl OptionsError {
+    /// The message with the option spelled as a command-line flag (`--weight-decay must be
+    /// >= 0, got -1`), as a command line reports it.
+    pub fn as_flags(&self) -> String {
+        let flag = |option: &str| format!("--{}", option.replace('_', "-"));
+        match self {
+            OptionsError::UnknownOptimizer(_) => format!("--optimizer: {self}"),
+            OptionsError::UnknownOption(name) => format!("unknown option {}", flag(name)),
+            OptionsError::NotApplicable { option, optimizer } => {
+                format!("{} is not an option of {optimizer}", flag(option))
+            }
+            OptionsError::Invalid { option, reason } => format!("{} {reason}", flag(option)),
+        }
+    }
 }
 
 impl fmt::Display for OptionsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OptionsError::UnknownOptimizer(name) => {
-                write!(
-                    f,
-                    "--optimizer: unknown optimizer '{name}' (expected one of: {})",
-                    OPTIMIZER_NAMES.join(", ")
-                )
+                write!(f, "unknown optimizer '{name}' (expected one of: {})", OPTIMIZER_NAMES.join(", "))
             }
+            OptionsError::UnknownOption(name) => write!(f, "unknown option '{name}'"),
             OptionsError::NotApplicable { option, optimizer } => {
-                write!(f, "{option}: not an option of {optimizer}")
+                write!(f, "{option} is not an option of {optimizer}")
             }
-            OptionsError::Invalid { option, reason } => write!(f, "{option}: {reason}"),
+            OptionsError::Invalid { option, reason } => write!(f, "{option} {reason}"),
         }
     }
 }
 
 impl std::error::Error for OptionsError {}
 
-fn invalid(option: &'static str, reason: impl Into<String>) -> OptionsError {
-    OptionsError::Invalid { option, reason: reason.into() }
+/// What an optimizer reads its options through: each value is the one given or the
+/// optimizer's default, checked against the table's range. It also records which options
+/// the optimizer read, which is how [`build`] knows the options an optimizer has.
+pub struct OptionReader<'a> {
+    given: &'a OptimizerOptions,
+    optimizer: &'static str,
+    read: RefCell<Vec<(&'static str, OptionValue)>>,
 }
 
-/// Checks `lo <= x` (or `lo < x` when `open_low`) and `x < hi` (or `x <= hi` when `closed_high`).
-fn check_range(
-    option: &'static str,
-    x: f32,
-    lo: f32,
-    open_low: bool,
-    hi: f32,
-    closed_high: bool,
-) -> Result<f32, OptionsError> {
-    let low_ok = if open_low { x > lo } else { x >= lo };
-    let high_ok = if closed_high { x <= hi } else { x < hi };
-    // NaN fails both comparisons.
-    if !low_ok || !high_ok {
-        let l = if open_low { "(" } else { "[" };
-        let h = if closed_high { "]" } else { ")" };
-        return Err(invalid(option, format!("{x} is outside {l}{lo}, {hi}{h}")));
-    }
-    Ok(x)
-}
-
-impl OptimizerOptions {
-    fn lr_or(&self, default: f32) -> Result<f32, OptionsError> {
-        let lr = self.lr.unwrap_or(default);
-        if !lr.is_finite() || lr < 0.0 {
-            return Err(invalid("--lr", format!("learning rate must be a finite number >= 0, got {lr}")));
-        }
-        Ok(lr)
-    }
-    fn eps_or(&self, default: f32) -> Result<f32, OptionsError> {
-        check_range("--eps", self.eps.unwrap_or(default), 0.0, false, f32::INFINITY, false)
-    }
-    fn weight_decay_or(&self, default: f32) -> Result<f32, OptionsError> {
-        check_range("--weight-decay", self.weight_decay.unwrap_or(default), 0.0, false, f32::INFINITY, false)
-    }
-    fn betas_or(&self, default: (f32, f32)) -> Result<(f32, f32), OptionsError> {
-        let (b1, b2) = self.betas.unwrap_or(default);
-        Ok((
-            check_range("--betas", b1, 0.0, false, 1.0, false)?,
-            check_range("--betas", b2, 0.0, false, 1.0, false)?,
-        ))
+impl OptionReader<'_> {
+    fn record(&self, name: &'static str, default: OptionValue) {
+        self.read.borrow_mut().push((name, default));
     }
 
-    /// Errors if any option outside `allowed` was given.
-    fn only(&self, optimizer: &str, allowed: &[&'static str]) -> Result<(), OptionsError> {
-        let given: [(&'static str, bool); 15] = [
-            ("--lr", self.lr.is_some()),
-            ("--betas", self.betas.is_some()),
-            ("--eps", self.eps.is_some()),
-            ("--weight-decay", self.weight_decay.is_some()),
-            ("--amsgrad", self.amsgrad),
-            ("--momentum", self.momentum.is_some()),
-            ("--dampening", self.dampening.is_some()),
-            ("--nesterov", self.nesterov),
-            ("--alpha", self.alpha.is_some()),
-            ("--centered", self.centered),
-            ("--rho", self.rho.is_some()),
-            ("--lr-decay", self.lr_decay.is_some()),
-            ("--initial-accumulator-value", self.initial_accumulator_value.is_some()),
-            ("--momentum-decay", self.momentum_decay.is_some()),
-            ("--no-bias-correction", self.no_bias_correction),
-        ];
-        match given.iter().find(|(name, set)| *set && !allowed.contains(name)) {
-            Some((option, _)) => {
-                Err(OptionsError::NotApplicable { option, optimizer: optimizer.to_string() })
-            }
-            None => Ok(()),
+    fn check(&self, spec: &'static OptionSpec, x: f32) -> Result<f32, OptionsError> {
+        if spec.range.contains(x) {
+            Ok(x)
+        } else {
+            Err(OptionsError::Invalid {
+                option: spec.name,
+                reason: format!("must be {}, got {x}", spec.range),
+            })
         }
     }
+
+    /// The number option `name`, or `default`.
+    pub fn number(&self, name: &'static str, default: f32) -> Result<f32, OptionsError> {
+        let spec = spec(name);
+        debug_assert_eq!(spec.kind, OptionKind::Number, "option '{name}'");
+        self.record(spec.name, OptionValue::Number(default));
+        let x = match self.given.get(name) {
+            Some(OptionValue::Number(x)) => x,
+            _ => default,
+        };
+        self.check(spec, x)
+    }
+
+    /// The pair option `name`, or `default`.
+    pub fn pair(&self, name: &'static str, default: (f32, f32)) -> Result<(f32, f32), OptionsError> {
+        let spec = spec(name);
+        debug_assert_eq!(spec.kind, OptionKind::Pair, "option '{name}'");
+        self.record(spec.name, OptionValue::Pair(default.0, default.1));
+        let (a, b) = match self.given.get(name) {
+            Some(OptionValue::Pair(a, b)) => (a, b),
+            _ => default,
+        };
+        Ok((self.check(spec, a)?, self.check(spec, b)?))
+    }
+
+    /// Whether the switch `name` was given (switches are off by default).
+    pub fn switch(&self, name: &'static str) -> bool {
+        let spec = spec(name);
+        debug_assert_eq!(spec.kind, OptionKind::Switch, "option '{name}'");
+        self.record(spec.name, OptionValue::Switch);
+        self.given.get(name).is_some()
+    }
+
+    /// An error about option `name` for a check across options (`needs momentum > 0`).
+    pub fn invalid(&self, name: &'static str, reason: impl Into<String>) -> OptionsError {
+        OptionsError::Invalid { option: spec(name).name, reason: reason.into() }
+    }
+
+    /// The optimizer being built.
+    pub fn optimizer(&self) -> &'static str {
+        self.optimizer
+    }
 }
 
-const COMMON: [&str; 4] = ["--lr", "--betas", "--eps", "--weight-decay"];
+/// An optimizer that [`build`] can make by name: implemented in the optimizer's own file,
+/// listed in [`REGISTRY`].
+pub trait FromOptions: Optimizer + Send + Sized + 'static {
+    /// The name on command lines (`"adam"`).
+    const NAME: &'static str;
 
-/// Makes the optimizer `name` with `options` over `torch.optim`'s defaults.
+    /// The optimizer with the options in `o`: read every option the optimizer has, each
+    /// with its default (`torch.optim`'s), before any check across options.
+    fn from_options(o: &OptionReader<'_>) -> Result<Self, OptionsError>;
+}
+
+/// One line of [`REGISTRY`]: an optimizer's name and how to build it.
+#[derive(Clone, Copy)]
+pub struct Registration {
+    /// The name [`build`] takes.
+    pub name: &'static str,
+    build: fn(&OptionReader<'_>) -> Result<Box<dyn Optimizer + Send>, OptionsError>,
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// The registration of optimizer `T`.
+pub const fn register<T: FromOptions>() -> Registration {
+    Registration { name: T::NAME, build: build_boxed::<T> }
+}
+
+fn build_boxed<T: FromOptions>(o: &OptionReader<'_>) -> Result<Box<dyn Optimizer + Send>, OptionsError> {
+    Ok(Box::new(T::from_options(o)?))
+}
+
+/// The names [`build`] accepts, in [`REGISTRY`]'s order.
+pub const OPTIMIZER_NAMES: [&str; REGISTRY.len()] = {
+    let mut names = [""; REGISTRY.len()];
+    let mut i = 0;
+    while i < REGISTRY.len() {
+        names[i] = REGISTRY[i].name;
+        i += 1;
+    }
+    names
+};
+
+impl Registration {
+    /// The options this optimizer has, with its defaults, in the order it reads them.
+    pub fn options(&self) -> Vec<(&'static str, OptionValue)> {
+        let none = OptimizerOptions::default();
+        let reader = OptionReader { given: &none, optimizer: self.name, read: RefCell::new(Vec::new()) };
+        // With no option given every value is a default, which is valid: building cannot fail.
+        (self.build)(&reader).unwrap_or_else(|e| panic!("{} with its defaults: {e}", self.name));
+        reader.read.into_inner()
+    }
+}
+
+/// The registration of optimizer `name`.
+pub fn registration(name: &str) -> Result<&'static Registration, OptionsError> {
+    REGISTRY.iter().find(|r| r.name == name).ok_or_else(|| OptionsError::UnknownOptimizer(name.to_string()))
+}
+
+/// Makes the optimizer `name` with `options` over its defaults (`torch.optim`'s). An option
+/// it does not have, or a value out of range, is an error naming the option.
 pub fn build(name: &str, options: &OptimizerOptions) -> Result<Box<dyn Optimizer + Send>, OptionsError> {
-    let o = options;
-    Ok(match name {
-        "sgd" => {
-            o.only(name, &["--lr", "--weight-decay", "--momentum", "--dampening", "--nesterov"])?;
-            let d = SgdConfig::default();
-            let momentum = check_range(
-                "--momentum",
-                o.momentum.unwrap_or(d.momentum),
-                0.0,
-                false,
-                f32::INFINITY,
-                false,
-            )?;
-            let dampening =
-                check_range("--dampening", o.dampening.unwrap_or(d.dampening), 0.0, false, 1.0, true)?;
-            if o.nesterov && (momentum <= 0.0 || dampening != 0.0) {
-                return Err(invalid("--nesterov", "needs --momentum > 0 and --dampening 0"));
+    let registration = registration(name)?;
+    let has = registration.options();
+    if let Some(spec) =
+        OPTIONS.iter().find(|s| options.get(s.name).is_some() && !has.iter().any(|(n, _)| *n == s.name))
+    {
+        return Err(OptionsError::NotApplicable { option: spec.name, optimizer: name.to_string() });
+    }
+    let reader =
+        OptionReader { given: options, optimizer: registration.name, read: RefCell::new(Vec::new()) };
+    (registration.build)(&reader)
+}
+
+/// The usage text of the optimizer options, generated from [`OPTIONS`] and [`REGISTRY`]:
+/// for each option its flag, its help, and which optimizers have it with which default.
+pub fn usage() -> String {
+    let per_optimizer: Vec<(&str, Vec<(&str, OptionValue)>)> =
+        REGISTRY.iter().map(|r| (r.name, r.options())).collect();
+    let mut out = format!("  {:<32}{}\n", "--optimizer NAME", OPTIMIZER_NAMES.join(", "));
+    for spec in OPTIONS {
+        let argument = match spec.kind {
+            OptionKind::Number => " F",
+            OptionKind::Pair => " F,F",
+            OptionKind::Switch => "",
+        };
+        // Optimizers with the same default together: "0.001 (sgd, adam), 0.01 (adagrad)".
+        let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+        for (optimizer, options) in &per_optimizer {
+            if let Some((_, default)) = options.iter().find(|(n, _)| *n == spec.name) {
+                let default = default.to_string();
+                match groups.iter_mut().find(|(d, _)| *d == default) {
+                    Some((_, names)) => names.push(optimizer),
+                    None => groups.push((default, vec![optimizer])),
+                }
             }
-            Box::new(Sgd::new(SgdConfig {
-                lr: o.lr_or(d.lr)?,
-                momentum,
-                dampening,
-                weight_decay: o.weight_decay_or(d.weight_decay)?,
-                nesterov: o.nesterov,
-            }))
         }
-        "adam" => {
-            o.only(name, &[COMMON.as_slice(), &["--amsgrad", "--no-bias-correction"]].concat())?;
-            let d = AdamConfig::default();
-            Box::new(Adam::new(AdamConfig {
-                lr: o.lr_or(d.lr)?,
-                betas: o.betas_or(d.betas)?,
-                eps: o.eps_or(d.eps)?,
-                weight_decay: o.weight_decay_or(d.weight_decay)?,
-                amsgrad: o.amsgrad,
-                bias_correction: !o.no_bias_correction,
-            }))
+        let defaults: Vec<String> = groups
+            .iter()
+            .map(
+                |(d, names)| {
+                    if d.is_empty() {
+                        names.join(", ")
+                    } else {
+                        format!("{d} ({})", names.join(", "))
+                    }
+                },
+            )
+            .collect();
+        let flag = format!("{}{argument}", spec.flag());
+        out.push_str(&format!("  {flag:<32}{}: {}\n", spec.help(), defaults.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_optimizer_builds_with_its_defaults_and_reads_only_table_options() {
+        for r in REGISTRY {
+            let built = build(r.name, &OptimizerOptions::default()).unwrap();
+            assert_eq!(built.name(), r.name, "the registered name is the optimizer's own");
+            assert!(!r.options().is_empty());
         }
-        "adamw" => {
-            o.only(name, &[COMMON.as_slice(), &["--amsgrad"]].concat())?;
-            let d = AdamWConfig::default();
-            Box::new(AdamW::new(AdamWConfig {
-                lr: o.lr_or(d.lr)?,
-                betas: o.betas_or(d.betas)?,
-                eps: o.eps_or(d.eps)?,
-                weight_decay: o.weight_decay_or(d.weight_decay)?,
-                amsgrad: o.amsgrad,
-            }))
+        assert_eq!(OPTIMIZER_NAMES.len(), REGISTRY.len());
+    }
+
+    #[test]
+    fn every_option_belongs_to_some_optimizer() {
+        for spec in OPTIONS {
+            assert!(
+                REGISTRY.iter().any(|r| r.options().iter().any(|(n, _)| *n == spec.name)),
+                "option '{}' is read by no optimizer",
+                spec.name
+            );
         }
-        "adamax" => {
-            o.only(name, &COMMON)?;
-            let d = AdamaxConfig::default();
-            Box::new(Adamax::new(AdamaxConfig {
-                lr: o.lr_or(d.lr)?,
-                betas: o.betas_or(d.betas)?,
-                eps: o.eps_or(d.eps)?,
-                weight_decay: o.weight_decay_or(d.weight_decay)?,
-            }))
-        }
-        "nadam" => {
-            o.only(name, &[COMMON.as_slice(), &["--momentum-decay"]].concat())?;
-            let d = NAdamConfig::default();
-            let momentum_decay = check_range(
-                "--momentum-decay",
-                o.momentum_decay.unwrap_or(d.momentum_decay),
-                0.0,
-                false,
-                f32::INFINITY,
-                false,
-            )?;
-            Box::new(NAdam::new(NAdamConfig {
-                lr: o.lr_or(d.lr)?,
-                betas: o.betas_or(d.betas)?,
-                eps: o.eps_or(d.eps)?,
-                weight_decay: o.weight_decay_or(d.weight_decay)?,
-                momentum_decay,
-                ..d
-            }))
-        }
-        "radam" => {
-            o.only(name, &COMMON)?;
-            let d = RAdamConfig::default();
-            Box::new(RAdam::new(RAdamConfig {
-                lr: o.lr_or(d.lr)?,
-                betas: o.betas_or(d.betas)?,
-                eps: o.eps_or(d.eps)?,
-                weight_decay: o.weight_decay_or(d.weight_decay)?,
-                ..d
-            }))
-        }
-        "adagrad" => {
-            o.only(name, &["--lr", "--eps", "--weight-decay", "--lr-decay", "--initial-accumulator-value"])?;
-            let d = AdagradConfig::default();
-            Box::new(Adagrad::new(AdagradConfig {
-                lr: o.lr_or(d.lr)?,
-                lr_decay: check_range(
-                    "--lr-decay",
-                    o.lr_decay.unwrap_or(d.lr_decay),
-                    0.0,
-                    false,
-                    f32::INFINITY,
-                    false,
-                )?,
-                weight_decay: o.weight_decay_or(d.weight_decay)?,
-                initial_accumulator_value: check_range(
-                    "--initial-accumulator-value",
-                    o.initial_accumulator_value.unwrap_or(d.initial_accumulator_value),
-                    0.0,
-                    false,
-                    f32::INFINITY,
-                    false,
-                )?,
-                eps: o.eps_or(d.eps)?,
-            }))
-        }
-        "rmsprop" => {
-            o.only(name, &["--lr", "--eps", "--weight-decay", "--alpha", "--momentum", "--centered"])?;
-            let d = RmsPropConfig::default();
-            Box::new(RmsProp::new(RmsPropConfig {
-                lr: o.lr_or(d.lr)?,
-                alpha: check_range("--alpha", o.alpha.unwrap_or(d.alpha), 0.0, false, 1.0, true)?,
-                eps: o.eps_or(d.eps)?,
-                weight_decay: o.weight_decay_or(d.weight_decay)?,
-                momentum: check_range(
-                    "--momentum",
-                    o.momentum.unwrap_or(d.momentum),
-                    0.0,
-                    false,
-                    f32::INFINITY,
-                    false,
-                )?,
-                centered: o.centered,
-            }))
-        }
-        "adadelta" => {
-            o.only(name, &["--lr", "--eps", "--weight-decay", "--rho"])?;
-            let d = AdadeltaConfig::default();
-            Box::new(Adadelta::new(AdadeltaConfig {
-                lr: o.lr_or(d.lr)?,
-                rho: check_range("--rho", o.rho.unwrap_or(d.rho), 0.0, false, 1.0, true)?,
-                eps: o.eps_or(d.eps)?,
-                weight_decay: o.weight_decay_or(d.weight_decay)?,
-            }))
-        }
-        other => return Err(OptionsError::UnknownOptimizer(other.to_string())),
-    })
+    }
+
+    #[test]
+    fn errors_name_the_option_and_the_command_line_adds_the_dashes() {
+        let o = OptimizerOptions { weight_decay: Some(-1.0), ..Default::default() };
+        let e = build("adamw", &o).err().unwrap();
+        assert_eq!(e.to_string(), "weight_decay must be >= 0, got -1");
+        assert_eq!(e.as_flags(), "--weight-decay must be >= 0, got -1");
+        let o = OptimizerOptions { betas: Some((0.9, 1.0)), ..Default::default() };
+        assert_eq!(build("adam", &o).err().unwrap().to_string(), "betas must be in [0, 1), got 1");
+        let o = OptimizerOptions { nesterov: true, ..Default::default() };
+        assert_eq!(build("adam", &o).err().unwrap().as_flags(), "--nesterov is not an option of adam");
+        assert!(matches!(build("adamz", &o), Err(OptionsError::UnknownOptimizer(_))));
+    }
+
+    #[test]
+    fn set_get_and_or() {
+        let mut o = OptimizerOptions::default();
+        o.set("lr", OptionValue::Number(0.5)).unwrap();
+        o.set("amsgrad", OptionValue::Switch).unwrap();
+        assert_eq!(o.get("lr"), Some(OptionValue::Number(0.5)));
+        assert!(o.set("lr", OptionValue::Pair(1.0, 2.0)).is_err());
+        assert!(matches!(o.set("lrr", OptionValue::Number(1.0)), Err(OptionsError::UnknownOption(_))));
+        let defaults = OptimizerOptions { lr: Some(0.1), eps: Some(1e-3), ..Default::default() };
+        let merged = o.or(&defaults);
+        assert_eq!((merged.lr, merged.eps, merged.amsgrad), (Some(0.5), Some(1e-3), true));
+    }
+
+    #[test]
+    fn usage_lists_each_option_with_its_optimizers_and_defaults() {
+        let text = usage();
+        assert_eq!(text.lines().count(), OPTIONS.len() + 1);
+        let line = |flag: &str| text.lines().find(|l| l.trim_start().starts_with(flag)).unwrap().to_string();
+        assert!(line("--momentum F").ends_with("momentum factor: 0 (sgd, rmsprop)"), "{text}");
+        assert!(line("--amsgrad").ends_with("(AMSGrad): adam, adamw"), "{text}");
+        assert!(line("--betas F,F").contains("0.9,0.999 (adam, adamw, adamax, nadam, radam)"), "{text}");
+    }
 }

@@ -6,6 +6,7 @@ use adamant_tensor::Tensor;
 use crate::adamax::lerp;
 use crate::core::{Core, ParamState};
 use crate::optimizer::{optimizer_common, Optimizer};
+use crate::options::{FromOptions, OptionReader, OptionsError};
 
 /// Options of [`RAdam`]; `Default` gives `torch.optim.RAdam`'s defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,6 +32,21 @@ impl Default for RAdamConfig {
             weight_decay: 0.0,
             decoupled_weight_decay: false,
         }
+    }
+}
+
+impl FromOptions for RAdam {
+    const NAME: &'static str = "radam";
+
+    fn from_options(o: &OptionReader<'_>) -> Result<RAdam, OptionsError> {
+        let d = RAdamConfig::default();
+        Ok(RAdam::new(RAdamConfig {
+            lr: o.number("lr", d.lr)?,
+            betas: o.pair("betas", d.betas)?,
+            eps: o.number("eps", d.eps)?,
+            weight_decay: o.number("weight_decay", d.weight_decay)?,
+            ..d
+        }))
     }
 }
 

@@ -6,6 +6,7 @@ use adamant_tensor::Tensor;
 use crate::adamax::lerp;
 use crate::core::{Core, ParamState};
 use crate::optimizer::{optimizer_common, Optimizer};
+use crate::options::{FromOptions, OptionReader, OptionsError};
 
 /// Options of [`RmsProp`]; `Default` gives `torch.optim.RMSprop`'s defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -27,6 +28,22 @@ pub struct RmsPropConfig {
 impl Default for RmsPropConfig {
     fn default() -> Self {
         RmsPropConfig { lr: 1e-2, alpha: 0.99, eps: 1e-8, weight_decay: 0.0, momentum: 0.0, centered: false }
+    }
+}
+
+impl FromOptions for RmsProp {
+    const NAME: &'static str = "rmsprop";
+
+    fn from_options(o: &OptionReader<'_>) -> Result<RmsProp, OptionsError> {
+        let d = RmsPropConfig::default();
+        Ok(RmsProp::new(RmsPropConfig {
+            lr: o.number("lr", d.lr)?,
+            alpha: o.number("alpha", d.alpha)?,
+            eps: o.number("eps", d.eps)?,
+            weight_decay: o.number("weight_decay", d.weight_decay)?,
+            momentum: o.number("momentum", d.momentum)?,
+            centered: o.switch("centered"),
+        }))
     }
 }
 

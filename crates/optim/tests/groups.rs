@@ -59,24 +59,32 @@ fn parameters_without_gradient_are_left_alone_and_take_no_step() {
 fn every_name_builds_and_reports_its_name() {
     for name in adamant_optim::OPTIMIZER_NAMES {
         let opt = build(name, &OptimizerOptions::default()).unwrap();
-        assert_eq!(opt.name(), *name);
+        assert_eq!(opt.name(), name);
     }
 }
 
 #[test]
 fn build_rejects_bad_options_with_one_line_errors() {
     let cases: Vec<(&str, OptimizerOptions, &str)> = vec![
-        ("sgdd", OptimizerOptions::default(), "--optimizer: unknown optimizer 'sgdd'"),
-        ("adam", OptimizerOptions { lr: Some(-1.0), ..Default::default() }, "--lr"),
-        ("adam", OptimizerOptions { lr: Some(f32::NAN), ..Default::default() }, "--lr"),
-        ("adam", OptimizerOptions { betas: Some((0.9, 1.0)), ..Default::default() }, "--betas"),
-        ("sgd", OptimizerOptions { amsgrad: true, ..Default::default() }, "--amsgrad: not an option of sgd"),
-        ("sgd", OptimizerOptions { nesterov: true, ..Default::default() }, "--nesterov"),
-        ("rmsprop", OptimizerOptions { alpha: Some(1.5), ..Default::default() }, "--alpha"),
+        ("sgdd", OptimizerOptions::default(), "unknown optimizer 'sgdd'"),
+        ("adam", OptimizerOptions { lr: Some(-1.0), ..Default::default() }, "lr must be >= 0, got -1"),
+        ("adam", OptimizerOptions { lr: Some(f32::NAN), ..Default::default() }, "lr must be >= 0, got NaN"),
+        (
+            "adam",
+            OptimizerOptions { betas: Some((0.9, 1.0)), ..Default::default() },
+            "betas must be in [0, 1), got 1",
+        ),
+        ("sgd", OptimizerOptions { amsgrad: true, ..Default::default() }, "amsgrad is not an option of sgd"),
+        ("sgd", OptimizerOptions { nesterov: true, ..Default::default() }, "nesterov needs momentum > 0"),
+        (
+            "rmsprop",
+            OptimizerOptions { alpha: Some(1.5), ..Default::default() },
+            "alpha must be in [0, 1], got 1.5",
+        ),
         (
             "adamw",
             OptimizerOptions { no_bias_correction: true, ..Default::default() },
-            "--no-bias-correction",
+            "no_bias_correction is not an option of adamw",
         ),
     ];
     for (name, opts, want) in cases {

@@ -124,7 +124,7 @@ fn settings() -> Vec<(&'static str, &'static str, OptimizerOptions)> {
 
 #[test]
 fn settings_cover_every_optimizer() {
-    for name in adamant_optim::OPTIMIZER_NAMES {
+    for name in &adamant_optim::OPTIMIZER_NAMES {
         assert!(settings().iter().any(|(n, _, _)| n == name), "no resume setting for {name}");
     }
 }
