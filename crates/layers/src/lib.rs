@@ -31,9 +31,9 @@ pub mod serialize;
 mod simple;
 
 pub use adamant_autodiff::Reduction;
-pub use conv::{Conv2d, MaxPool2d};
+pub use conv::{Conv2d, MaxPool2d, MaxPool2dReLU};
 pub use dense::Dense;
 pub use metrics::{accuracy, correct_count};
-pub use module::{gradcheck_module, LayerKind, Module, Sequential};
+pub use module::{gradcheck_module, Module, Sequential};
 pub use serialize::{load, save, SerializeError};
-pub use simple::{Dropout, Flatten, ReLU, Sigmoid, Softplus, Tanh};
+pub use simple::{Dropout, Flatten, Identity, ReLU, Sigmoid, Softplus, Tanh};

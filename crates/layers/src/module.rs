@@ -39,26 +39,10 @@ pub trait Module {
     fn num_params(&self) -> usize {
         self.params().iter().map(|p| p.numel()).sum()
     }
-
-    /// What [`Sequential`] may know about this layer to run a sequence faster
-    /// ([`LayerKind::Other`] unless a layer says otherwise).
-    fn kind(&self) -> LayerKind {
-        LayerKind::Other
-    }
 }
 
-/// The layers [`Sequential`] treats specially. Only a speed matter: results do not change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LayerKind {
-    /// [`ReLU`](crate::ReLU).
-    ReLU,
-    /// [`MaxPool2d`](crate::MaxPool2d).
-    MaxPool,
-    /// Any other layer.
-    Other,
-}
-
-/// Modules applied one after the other (PyTorch's `nn.Sequential`).
+/// Modules applied one after the other (PyTorch's `nn.Sequential`), exactly in the order
+/// listed.
 ///
 /// Child `i`'s parameters are named `"{i}.{name}"`, as in PyTorch, so a `Sequential` of the
 /// same layers in the same order has the same `state_dict` keys.
@@ -96,31 +80,9 @@ macro_rules! sequential {
 }
 
 impl Module for Sequential {
-    /// Applies the layers in order, except that a ReLU directly followed by a max-pooling
-    /// layer runs after it. The two commute: ReLU is monotone, so the window maximum of
-    /// `relu(x)` is `relu` of the window maximum of `x`, and when that maximum is positive the
-    /// first-maximum rule picks the same element either way; when it is not, the output is
-    /// zero and the gradient is zero whichever element gets it. Pooling first, the ReLU (and
-    /// the activation it saves) is stride^2 times smaller; for the CIFAR-10 CNN that removes
-    /// a pass over 8M elements and their gradient per layer. The only possible difference is
-    /// the sign of such a zero: pooling first keeps a -0.0 input's sign.
+    /// Applies the layers in order.
     fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
-        let mut h = x;
-        let mut i = 0;
-        while i < self.layers.len() {
-            let layer = &self.layers[i];
-            match self.layers.get(i + 1) {
-                Some(next) if layer.kind() == LayerKind::ReLU && next.kind() == LayerKind::MaxPool => {
-                    h = layer.forward(next.forward(h));
-                    i += 2;
-                }
-                _ => {
-                    h = layer.forward(h);
-                    i += 1;
-                }
-            }
-        }
-        h
+        self.layers.iter().fold(x, |h, layer| layer.forward(h))
     }
 
     fn params(&self) -> Vec<&Param> {
@@ -188,8 +150,5 @@ impl<M: Module + ?Sized> Module for Box<M> {
     }
     fn prefix_names(&mut self, prefix: &str) {
         (**self).prefix_names(prefix)
-    }
-    fn kind(&self) -> LayerKind {
-        (**self).kind()
     }
 }

@@ -4,7 +4,7 @@
 use adamant_autodiff::{Param, Reduction, Var};
 use adamant_tensor::rng::Rng;
 
-use crate::{sequential, Conv2d, Dense, Dropout, Flatten, MaxPool2d, Module, ReLU, Sequential};
+use crate::{sequential, Conv2d, Dense, Dropout, Flatten, Identity, MaxPool2dReLU, Module, ReLU, Sequential};
 
 /// Logistic regression on MNIST: 784 -> 10 (softmax in the loss). 7,850 parameters.
 pub fn logistic_regression(rng: &mut Rng) -> Sequential {
@@ -39,18 +39,23 @@ pub fn mlp_without_dropout(rng: &mut Rng) -> Sequential {
 
 /// The CIFAR-10 network c64-c64-c128-1000: three stages of conv 5x5 pad 2 + ReLU + max-pool
 /// 3x3 stride 2 pad 1 (32 -> 16 -> 8 -> 4), then FC 2048 -> 1000 ReLU, dropout 0.5, FC 10.
-/// 2,371,266 parameters.
+/// 2,371,266 parameters, named as the reference script's `nn.Sequential`: `0.*`, `3.*`,
+/// `6.*`, `10.*`, `13.*`.
+///
+/// Each stage's ReLU and max-pool run as one [`MaxPool2dReLU`] (pooling first, on a 4x
+/// smaller tensor); an [`Identity`] holds the ReLU's index so that the parameter names stay
+/// PyTorch's.
 pub fn cnn(rng: &mut Rng) -> Sequential {
     sequential![
         Conv2d::new(3, 64, 5, 1, 2, rng),
-        ReLU,
-        MaxPool2d::new(3, 2, 1),
+        Identity,
+        MaxPool2dReLU::new(3, 2, 1),
         Conv2d::new(64, 64, 5, 1, 2, rng),
-        ReLU,
-        MaxPool2d::new(3, 2, 1),
+        Identity,
+        MaxPool2dReLU::new(3, 2, 1),
         Conv2d::new(64, 128, 5, 1, 2, rng),
-        ReLU,
-        MaxPool2d::new(3, 2, 1),
+        Identity,
+        MaxPool2dReLU::new(3, 2, 1),
         Flatten,
         Dense::new(2048, 1000, rng),
         ReLU,

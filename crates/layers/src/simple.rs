@@ -2,13 +2,10 @@
 
 use adamant_autodiff::{Param, Var};
 
-use crate::module::{LayerKind, Module};
+use crate::module::Module;
 
 macro_rules! parameterless {
     ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
-        parameterless!($(#[$doc])* $name, LayerKind::Other, |$x| $body);
-    };
-    ($(#[$doc:meta])* $name:ident, $kind:expr, |$x:ident| $body:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default)]
         pub struct $name;
@@ -23,16 +20,13 @@ macro_rules! parameterless {
             fn params_mut(&mut self) -> Vec<&mut Param> {
                 Vec::new()
             }
-            fn kind(&self) -> LayerKind {
-                $kind
-            }
         }
     };
 }
 
 parameterless!(
     /// `max(x, 0)` (PyTorch `nn.ReLU`).
-    ReLU, LayerKind::ReLU, |x| x.relu()
+    ReLU, |x| x.relu()
 );
 parameterless!(
     /// The logistic function (PyTorch `nn.Sigmoid`).
@@ -49,6 +43,13 @@ parameterless!(
 parameterless!(
     /// Flattens every axis after the batch axis (PyTorch `nn.Flatten`).
     Flatten, |x| x.flatten()
+);
+parameterless!(
+    /// Returns its input (PyTorch `nn.Identity`): holds a place in a [`Sequential`] so that
+    /// the layers after it keep their index, and with it their parameter names.
+    ///
+    /// [`Sequential`]: crate::Sequential
+    Identity, |x| x
 );
 
 /// Inverted dropout (PyTorch `nn.Dropout(p)`): in training, zeroes each element with
