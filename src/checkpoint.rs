@@ -216,7 +216,9 @@ impl Checkpoint {
                 optimizer.name()
             )));
         }
-        self.optimizer.validate(&model.params()).map_err(|e| err(e.to_string()))?;
+        // params_mut: the parameters named by their paths, as the optimizer saw them.
+        let params: Vec<&adamant_autodiff::Param> = model.params_mut().into_iter().map(|p| &*p).collect();
+        self.optimizer.validate(&params).map_err(|e| err(e.to_string()))?;
         if self.scheduler.is_some() != scheduler.is_some() {
             return Err(err("the run's learning-rate schedule differs from the checkpoint's".to_string()));
         }

@@ -3,12 +3,12 @@
 use adamant_autodiff::{Param, Var};
 use adamant_tensor::rng::Rng;
 
-use crate::init;
-use crate::module::Module;
+use crate::{init, Module};
 
 /// A 2-d convolution with PyTorch `nn.Conv2d` semantics (square kernel, stride and padding;
 /// no dilation or groups). Input `[N, C, H, W]`, weight `[OC, C, K, K]`, output
-/// `[N, OC, OH, OW]`.
+/// `[N, OC, OH, OW]`. Parameters `weight` and `bias`.
+#[derive(Module)]
 pub struct Conv2d {
     /// `[out_channels, in_channels, kernel, kernel]`.
     pub weight: Param,
@@ -48,18 +48,10 @@ impl Module for Conv2d {
             self.padding,
         )
     }
-
-    fn params(&self) -> Vec<&Param> {
-        std::iter::once(&self.weight).chain(self.bias.as_ref()).collect()
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        std::iter::once(&mut self.weight).chain(self.bias.as_mut()).collect()
-    }
 }
 
 /// 2-d max-pooling (PyTorch `nn.MaxPool2d(kernel, stride, padding)`), with `-inf` padding.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Module)]
 pub struct MaxPool2d {
     /// Window size.
     pub kernel: usize,
@@ -80,14 +72,6 @@ impl Module for MaxPool2d {
     fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
         x.max_pool2d(self.kernel, self.stride, self.padding)
     }
-
-    fn params(&self) -> Vec<&Param> {
-        Vec::new()
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        Vec::new()
-    }
 }
 
 /// `ReLU` then [`MaxPool2d`] in one layer, computed the cheaper way round: pool first, then
@@ -102,7 +86,7 @@ impl Module for MaxPool2d {
 /// the first zero of the window, so a window whose first cell is negative and whose largest
 /// value is `-0.0` gives `-0.0` here and `+0.0` from `ReLU` then `MaxPool2d` (they compare
 /// equal; a later layer's sum sees the difference only if all its terms are zeros).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Module)]
 pub struct MaxPool2dReLU {
     /// Window size.
     pub kernel: usize,
@@ -122,13 +106,5 @@ impl MaxPool2dReLU {
 impl Module for MaxPool2dReLU {
     fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
         x.max_pool2d(self.kernel, self.stride, self.padding).relu()
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        Vec::new()
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        Vec::new()
     }
 }

@@ -1,10 +1,12 @@
 //! The four networks of the Adam paper, exactly as `shared/bench/torch_paper_nets.py`
 //! defines them, with PyTorch-compatible parameter names.
 
-use adamant_autodiff::{Param, Reduction, Var};
+use adamant_autodiff::{Reduction, Var};
 use adamant_tensor::rng::Rng;
 
-use crate::{sequential, Conv2d, Dense, Dropout, Flatten, Identity, MaxPool2dReLU, Module, ReLU, Sequential};
+use crate::{
+    sequential, Conv2d, Dense, Dropout, Flatten, Identity, MaxPool2dReLU, Module, Params, ReLU, Sequential,
+};
 
 /// Logistic regression on MNIST: 784 -> 10 (softmax in the loss). 7,850 parameters.
 pub fn logistic_regression(rng: &mut Rng) -> Sequential {
@@ -67,7 +69,8 @@ pub fn cnn(rng: &mut Rng) -> Sequential {
 /// The variational autoencoder of the paper's bias-correction study: 784-500 softplus ->
 /// 50-d mean and log-variance -> reparameterised sample -> 50-500 softplus -> 784 logits of a
 /// Bernoulli decoder. 860,884 parameters, named as the reference script's `enc`, `mu`, `lv`,
-/// `dec`, `out`.
+/// `dec`, `out` (`enc.weight`, `enc.bias`, ...).
+#[derive(Module)]
 pub struct Vae {
     /// Encoder hidden layer, 784 -> 500.
     pub enc: Dense,
@@ -91,11 +94,9 @@ impl Vae {
             dec: Dense::new(50, 500, rng),
             out: Dense::new(500, 784, rng),
         };
-        vae.enc.prefix_names("enc.");
-        vae.mu.prefix_names("mu.");
-        vae.lv.prefix_names("lv.");
-        vae.dec.prefix_names("dec.");
-        vae.out.prefix_names("out.");
+        // Name each Param by its path now, as `Sequential::new` does, so that `params()`
+        // shows `enc.weight` before the first step too.
+        vae.params_mut();
         vae
     }
 
@@ -120,16 +121,5 @@ impl Module for Vae {
     /// The reconstruction logits.
     fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
         self.forward_parts(x).0
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        [&self.enc, &self.mu, &self.lv, &self.dec, &self.out].into_iter().flat_map(|l| l.params()).collect()
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        [&mut self.enc, &mut self.mu, &mut self.lv, &mut self.dec, &mut self.out]
-            .into_iter()
-            .flat_map(|l| l.params_mut())
-            .collect()
     }
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use adamant_tensor::Tensor;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::module::Module;
+use crate::module::Params;
 
 /// Why a safetensors file could not be written or read into a model.
 #[derive(Debug)]
@@ -215,8 +215,8 @@ pub fn load_tensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>, Ser
     decode_tensors(&bytes, path)
 }
 
-/// Saves a model's parameters under their names (`named_params`), atomically.
-pub fn save<M: Module + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
+/// Saves a model's parameters under their paths (`named_params`), atomically.
+pub fn save<M: Params + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
     let named: Vec<(String, &Tensor)> =
         model.named_params().into_iter().map(|(n, p)| (n, p.value())).collect();
     save_tensors(&named, path)
@@ -224,7 +224,7 @@ pub fn save<M: Module + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<(),
 
 /// Loads a model's parameters from a file holding exactly the model's names and shapes.
 /// On any error the model is unchanged.
-pub fn load<M: Module + ?Sized>(model: &mut M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
+pub fn load<M: Params + ?Sized>(model: &mut M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
     let path = path.as_ref();
     let loaded = load_tensors(path)?;
     assign(model, loaded, path)
@@ -232,7 +232,7 @@ pub fn load<M: Module + ?Sized>(model: &mut M, path: impl AsRef<Path>) -> Result
 
 /// Assigns named tensors to a model's parameters after checking names and shapes; on any
 /// error the model is unchanged. `path` is only used in error messages.
-pub fn assign<M: Module + ?Sized>(
+pub fn assign<M: Params + ?Sized>(
     model: &mut M,
     tensors: Vec<(String, Tensor)>,
     path: &Path,
@@ -261,7 +261,7 @@ pub fn assign<M: Module + ?Sized>(
         extra.sort();
         return Err(SerializeError::Unexpected { path: path.to_path_buf(), name: extra[0].clone() });
     }
-    // ... then change the model.
+    // ... then change the model (`params_mut` names each parameter by its path).
     for p in model.params_mut() {
         let value = by_name.remove(p.name()).expect("checked above");
         p.set_value(value);

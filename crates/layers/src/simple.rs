@@ -1,24 +1,18 @@
 //! Layers without parameters: activations, dropout, flatten.
 
-use adamant_autodiff::{Param, Var};
+use adamant_autodiff::Var;
 
-use crate::module::Module;
+use crate::Module;
 
 macro_rules! parameterless {
     ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, Default)]
+        #[derive(Clone, Copy, Debug, Default, Module)]
         pub struct $name;
 
         impl Module for $name {
             fn forward<'t>(&self, $x: Var<'t>) -> Var<'t> {
                 $body
-            }
-            fn params(&self) -> Vec<&Param> {
-                Vec::new()
-            }
-            fn params_mut(&mut self) -> Vec<&mut Param> {
-                Vec::new()
             }
         }
     };
@@ -54,7 +48,7 @@ parameterless!(
 
 /// Inverted dropout (PyTorch `nn.Dropout(p)`): in training, zeroes each element with
 /// probability `p` and scales the rest by `1 / (1 - p)`; the identity in evaluation.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Module)]
 pub struct Dropout {
     /// Probability of zeroing an element, in `[0, 1)`.
     pub p: f32,
@@ -74,11 +68,5 @@ impl Dropout {
 impl Module for Dropout {
     fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
         x.dropout(self.p)
-    }
-    fn params(&self) -> Vec<&Param> {
-        Vec::new()
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        Vec::new()
     }
 }

@@ -3,7 +3,7 @@
 use adamant_autodiff::{gradcheck, GradcheckOptions, Mode, Param, Tape, Var};
 use adamant_layers::{
     gradcheck_module, nets, sequential, Conv2d, Dense, Dropout, Flatten, Identity, MaxPool2d, MaxPool2dReLU,
-    Module, ReLU, Sigmoid, Softplus, Tanh,
+    Module, Params, ReLU, Sigmoid, Softplus, Tanh,
 };
 use adamant_tensor::{rng::seeded, Tensor};
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use adamant_layers::serialize::{load_tensors, remove_interrupted_writes, save_tensors, write_atomic};
-use adamant_layers::{load, nets, save, sequential, Dense, Module, SerializeError};
+use adamant_layers::{load, nets, save, sequential, Dense, Module, Params, SerializeError};
 use adamant_tensor::{rng::seeded, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 
