@@ -7,7 +7,7 @@
 //! it was. Writing goes to a temporary file that is synced and then renamed over the target,
 //! so a crash never leaves a half-written file under the final name.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -69,6 +69,13 @@ pub enum SerializeError {
         /// The dtype in the file.
         found: String,
     },
+    /// Two parameters (or tensors to write) have the same name, so one would be lost.
+    Duplicate {
+        /// The file.
+        path: PathBuf,
+        /// The name used twice.
+        name: String,
+    },
 }
 
 impl fmt::Display for SerializeError {
@@ -92,6 +99,12 @@ impl fmt::Display for SerializeError {
             SerializeError::Dtype { path, name, found } => {
                 write!(f, "{}: tensor '{name}' has dtype {found} in the file, expected F32", path.display())
             }
+            SerializeError::Duplicate { path, name } => write!(
+                f,
+                "{}: two parameters are named '{name}'; each needs its own name (a container \
+                 must give its children distinct prefixes, as #[derive(Module)] does)",
+                path.display()
+            ),
         }
     }
 }
@@ -174,9 +187,19 @@ pub fn encode_tensors(tensors: &[(String, &Tensor)]) -> Result<Vec<u8>, safetens
     safetensors::serialize(views, None)
 }
 
-/// Writes named tensors to a safetensors file, atomically.
+/// The first name that occurs a second time, if any.
+fn first_duplicate<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = HashSet::new();
+    names.into_iter().find(|name| !seen.insert(*name))
+}
+
+/// Writes named tensors to a safetensors file, atomically. Two tensors of the same name are
+/// an error ([`SerializeError::Duplicate`]), and nothing is written.
 pub fn save_tensors(tensors: &[(String, &Tensor)], path: impl AsRef<Path>) -> Result<(), SerializeError> {
     let path = path.as_ref();
+    if let Some(name) = first_duplicate(tensors.iter().map(|(name, _)| name.as_str())) {
+        return Err(SerializeError::Duplicate { path: path.to_path_buf(), name: name.to_string() });
+    }
     let bytes = encode_tensors(tensors)
         .map_err(|e| SerializeError::Format { path: path.to_path_buf(), message: e.to_string() })?;
     write_atomic(path, &bytes).map_err(io_err(path))
@@ -215,7 +238,8 @@ pub fn load_tensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>, Ser
     decode_tensors(&bytes, path)
 }
 
-/// Saves a model's parameters under their paths (`named_params`), atomically.
+/// Saves a model's parameters under their paths (`named_params`), atomically; two
+/// parameters with the same path are an error naming it ([`SerializeError::Duplicate`]).
 pub fn save<M: Params + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
     let named: Vec<(String, &Tensor)> =
         model.named_params().into_iter().map(|(n, p)| (n, p.value())).collect();
@@ -240,6 +264,9 @@ pub fn assign<M: Params + ?Sized>(
     let mut by_name: HashMap<String, Tensor> = tensors.into_iter().collect();
     let expected: Vec<(String, Vec<usize>)> =
         model.named_params().into_iter().map(|(n, p)| (n, p.shape().to_vec())).collect();
+    if let Some(name) = first_duplicate(expected.iter().map(|(name, _)| name.as_str())) {
+        return Err(SerializeError::Duplicate { path: path.to_path_buf(), name: name.to_string() });
+    }
     // Check everything first ...
     for (name, shape) in &expected {
         match by_name.get(name) {
