@@ -322,7 +322,9 @@ impl Checkpoint {
                 configured: optimizer.name().to_string(),
             });
         }
-        self.optimizer.validate(&model.params()).map_err(RestoreError::OptimizerState)?;
+        // params_mut: the parameters named by their paths, as the optimizer saw them.
+        let params: Vec<&adamant_autodiff::Param> = model.params_mut().into_iter().map(|p| &*p).collect();
+        self.optimizer.validate(&params).map_err(RestoreError::OptimizerState)?;
         if self.scheduler.is_some() != scheduler.is_some() {
             return Err(RestoreError::ScheduleMissing { saved: self.scheduler.is_some() });
         }

@@ -25,7 +25,15 @@
 
 pub use adamant_autodiff as autodiff;
 pub use adamant_data as data;
-pub use adamant_layers as layers;
+/// The layers crate, `adamant-layers`: [`Module`](layers::Module) and [`Params`](layers::Params),
+/// layers, losses, initialisers, the paper's nets, save/load.
+pub mod layers {
+    /// `#[derive(Module)]` (see [`Params`]), expanding to paths through `::adamant::layers`
+    /// so that a crate depending on `adamant` alone can use it.
+    pub use adamant_derive::ModuleViaFacade as Module;
+    #[doc(no_inline)]
+    pub use adamant_layers::*;
+}
 pub use adamant_optim as optim;
 pub use adamant_tensor as tensor;
 

@@ -18,7 +18,7 @@ use std::time::Instant;
 use adamant::autodiff::{Mode, Tape};
 use adamant::checkpoint::Checkpoint;
 use adamant::data::{cifar, idx};
-use adamant::layers::{sequential, serialize, Dense, Module};
+use adamant::layers::{sequential, serialize, Dense, Module, Params};
 use adamant::optim::{build, Optimizer, OptimizerOptions, Schedule, Scheduler};
 use adamant::tensor::{rng::seeded, Tensor};
 use adamant::train::{EpochMetrics, History};

@@ -13,7 +13,7 @@ use std::path::Path;
 use adamant::autodiff::{Mode, Tape};
 use adamant::checkpoint::Checkpoint;
 use adamant::data::{cifar, idx};
-use adamant::layers::{sequential, serialize, Dense, Module, ReLU, Sequential};
+use adamant::layers::{sequential, serialize, Dense, Module, Params, ReLU, Sequential};
 use adamant::optim::{build, OptimizerOptions, Schedule, Scheduler};
 use adamant::tensor::{rng::seeded, Tensor};
 

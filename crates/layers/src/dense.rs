@@ -3,11 +3,11 @@
 use adamant_autodiff::{Param, Var};
 use adamant_tensor::rng::Rng;
 
-use crate::init;
-use crate::module::Module;
+use crate::{init, Module};
 
 /// A fully connected layer with PyTorch `nn.Linear` semantics: `y = x W^T + b`, the weight
-/// stored `[out_features, in_features]`.
+/// stored `[out_features, in_features]`. Parameters `weight` and `bias`.
+#[derive(Module)]
 pub struct Dense {
     /// `[out_features, in_features]`.
     pub weight: Param,
@@ -49,13 +49,5 @@ impl Module for Dense {
             Some(b) => y + tape.param(b),
             None => y,
         }
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        std::iter::once(&self.weight).chain(self.bias.as_ref()).collect()
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        std::iter::once(&mut self.weight).chain(self.bias.as_mut()).collect()
     }
 }

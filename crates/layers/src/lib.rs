@@ -1,13 +1,14 @@
 //! # adamant-layers
 //!
-//! What models are built from: the [`Module`] trait, layers with PyTorch `torch.nn`
-//! semantics ([`Dense`], [`Conv2d`], [`MaxPool2d`], [`Dropout`], activations, [`Flatten`],
-//! [`Sequential`]), initialisers with PyTorch's formulas ([`init`]), an accuracy metric, the
-//! paper's four networks ([`nets`]) and safetensors save/load ([`serialize`]).
+//! What models are built from: the [`Params`] and [`Module`] traits with
+//! `#[derive(Module)]`, layers with PyTorch `torch.nn` semantics ([`Dense`], [`Conv2d`],
+//! [`MaxPool2d`], [`Dropout`], activations, [`Flatten`], [`Sequential`]), initialisers with
+//! PyTorch's formulas ([`init`]), an accuracy metric, the paper's four networks ([`nets`])
+//! and safetensors save/load ([`serialize`]).
 //!
 //! ```
 //! use adamant_autodiff::{Mode, Tape};
-//! use adamant_layers::{sequential, Dense, Module, ReLU};
+//! use adamant_layers::{sequential, Dense, Module, Params, ReLU};
 //! use adamant_tensor::{rng::seeded, Tensor};
 //!
 //! let mut rng = seeded(0);
@@ -21,6 +22,10 @@
 //! assert_eq!(grads.len(), 4);
 //! ```
 
+// `#[derive(Module)]` expands to paths through `::adamant_layers`, which this crate's own
+// derived layers and nets must be able to name too.
+extern crate self as adamant_layers;
+
 mod conv;
 mod dense;
 pub mod init;
@@ -31,9 +36,14 @@ pub mod serialize;
 mod simple;
 
 pub use adamant_autodiff::Reduction;
-pub use conv::{Conv2d, MaxPool2d};
+/// `#[derive(Module)]`: implements [`Params`] for a struct of modules, naming each
+/// parameter by its field path (`fc1.weight`, `blocks.0.ln_1.bias`); see [`Params`].
+pub use adamant_derive::Module;
+pub use conv::{Conv2d, MaxPool2d, MaxPool2dReLU};
 pub use dense::Dense;
 pub use metrics::{accuracy, correct_count};
-pub use module::{gradcheck_module, LayerKind, Module, Sequential};
+#[doc(hidden)]
+pub use module::__private;
+pub use module::{gradcheck_module, Module, Params, Sequential};
 pub use serialize::{load, save, SerializeError};
-pub use simple::{Dropout, Flatten, ReLU, Sigmoid, Softplus, Tanh};
+pub use simple::{Dropout, Flatten, Identity, ReLU, Sigmoid, Softplus, Tanh};

@@ -1,10 +1,12 @@
 //! The four networks of the Adam paper, exactly as `shared/bench/torch_paper_nets.py`
 //! defines them, with PyTorch-compatible parameter names.
 
-use adamant_autodiff::{Param, Reduction, Var};
+use adamant_autodiff::{Reduction, Var};
 use adamant_tensor::rng::Rng;
 
-use crate::{sequential, Conv2d, Dense, Dropout, Flatten, MaxPool2d, Module, ReLU, Sequential};
+use crate::{
+    sequential, Conv2d, Dense, Dropout, Flatten, Identity, MaxPool2dReLU, Module, Params, ReLU, Sequential,
+};
 
 /// Logistic regression on MNIST: 784 -> 10 (softmax in the loss). 7,850 parameters.
 pub fn logistic_regression(rng: &mut Rng) -> Sequential {
@@ -39,18 +41,23 @@ pub fn mlp_without_dropout(rng: &mut Rng) -> Sequential {
 
 /// The CIFAR-10 network c64-c64-c128-1000: three stages of conv 5x5 pad 2 + ReLU + max-pool
 /// 3x3 stride 2 pad 1 (32 -> 16 -> 8 -> 4), then FC 2048 -> 1000 ReLU, dropout 0.5, FC 10.
-/// 2,371,266 parameters.
+/// 2,371,266 parameters, named as the reference script's `nn.Sequential`: `0.*`, `3.*`,
+/// `6.*`, `10.*`, `13.*`.
+///
+/// Each stage's ReLU and max-pool run as one [`MaxPool2dReLU`] (pooling first, on a 4x
+/// smaller tensor); an [`Identity`] holds the ReLU's index so that the parameter names stay
+/// PyTorch's.
 pub fn cnn(rng: &mut Rng) -> Sequential {
     sequential![
         Conv2d::new(3, 64, 5, 1, 2, rng),
-        ReLU,
-        MaxPool2d::new(3, 2, 1),
+        Identity,
+        MaxPool2dReLU::new(3, 2, 1),
         Conv2d::new(64, 64, 5, 1, 2, rng),
-        ReLU,
-        MaxPool2d::new(3, 2, 1),
+        Identity,
+        MaxPool2dReLU::new(3, 2, 1),
         Conv2d::new(64, 128, 5, 1, 2, rng),
-        ReLU,
-        MaxPool2d::new(3, 2, 1),
+        Identity,
+        MaxPool2dReLU::new(3, 2, 1),
         Flatten,
         Dense::new(2048, 1000, rng),
         ReLU,
@@ -62,7 +69,8 @@ pub fn cnn(rng: &mut Rng) -> Sequential {
 /// The variational autoencoder of the paper's bias-correction study: 784-500 softplus ->
 /// 50-d mean and log-variance -> reparameterised sample -> 50-500 softplus -> 784 logits of a
 /// Bernoulli decoder. 860,884 parameters, named as the reference script's `enc`, `mu`, `lv`,
-/// `dec`, `out`.
+/// `dec`, `out` (`enc.weight`, `enc.bias`, ...).
+#[derive(Module)]
 pub struct Vae {
     /// Encoder hidden layer, 784 -> 500.
     pub enc: Dense,
@@ -86,11 +94,9 @@ impl Vae {
             dec: Dense::new(50, 500, rng),
             out: Dense::new(500, 784, rng),
         };
-        vae.enc.prefix_names("enc.");
-        vae.mu.prefix_names("mu.");
-        vae.lv.prefix_names("lv.");
-        vae.dec.prefix_names("dec.");
-        vae.out.prefix_names("out.");
+        // Name each Param by its path now, as `Sequential::new` does, so that `params()`
+        // shows `enc.weight` before the first step too.
+        vae.params_mut();
         vae
     }
 
@@ -115,16 +121,5 @@ impl Module for Vae {
     /// The reconstruction logits.
     fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
         self.forward_parts(x).0
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        [&self.enc, &self.mu, &self.lv, &self.dec, &self.out].into_iter().flat_map(|l| l.params()).collect()
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        [&mut self.enc, &mut self.mu, &mut self.lv, &mut self.dec, &mut self.out]
-            .into_iter()
-            .flat_map(|l| l.params_mut())
-            .collect()
     }
 }

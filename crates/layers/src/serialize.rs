@@ -1,6 +1,6 @@
 //! Saving and loading a model's parameters.
 //!
-//! A file maps parameter names (`Module::named_params`, PyTorch's `state_dict` keys) to
+//! A file maps parameter names (`Params::named_params`, PyTorch's `state_dict` keys) to
 //! little-endian `F32` tensors in the safetensors format of [`adamant_tensor::io`], so
 //! Python's `safetensors` and PyTorch's `load_state_dict` read what adamant writes, and the
 //! other way round. Loading checks everything before changing anything: a missing name, an
@@ -8,7 +8,7 @@
 //! is left as it was. Saving refuses two parameters with one name (a struct of modules whose
 //! fields are not named apart) with an error naming it. Files are written atomically.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::io;
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use adamant_tensor::io::{decode, encode, write_atomic, CodecError};
 use adamant_tensor::Tensor;
 
-use crate::module::Module;
+use crate::module::Params;
 
 /// Why a safetensors file could not be written, or read into a model.
 #[derive(Debug)]
@@ -79,6 +79,11 @@ pub enum AssignError {
         /// The tensor name.
         name: String,
     },
+    /// Two parameters of the model have the same path, so one would be lost.
+    Duplicate {
+        /// The name used twice.
+        name: String,
+    },
     /// A tensor's shape differs from the parameter's.
     Shape {
         /// The parameter name.
@@ -99,6 +104,11 @@ impl fmt::Display for AssignError {
             AssignError::Unexpected { name } => {
                 write!(f, "tensor '{name}' in the file is not a parameter of the model")
             }
+            AssignError::Duplicate { name } => write!(
+                f,
+                "two parameters are named '{name}'; each needs its own name (a container must give \
+                 its children distinct prefixes, as #[derive(Module)] does)"
+            ),
             AssignError::Shape { name, expected, found } => {
                 write!(
                     f,
@@ -138,28 +148,44 @@ pub fn load_tensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>, Ser
     decode_tensors(&bytes).map_err(|source| SerializeError::Codec { path: path.to_path_buf(), source })
 }
 
+/// The first name that occurs twice.
+fn first_duplicate<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = HashSet::new();
+    names.into_iter().find(|name| !seen.insert(*name))
+}
+
 /// Saves a model's parameters under their names (`named_params`), atomically. Two
-/// parameters with one name are an error naming it, and nothing is written.
-pub fn save<M: Module + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
+/// parameters with one name are an error naming it ([`AssignError::Duplicate`]), and nothing
+/// is written.
+pub fn save<M: Params + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
+    let path = path.as_ref();
     let named: Vec<(String, &Tensor)> =
         model.named_params().into_iter().map(|(n, p)| (n, p.value())).collect();
+    if let Some(name) = first_duplicate(named.iter().map(|(n, _)| n.as_str())) {
+        let source = AssignError::Duplicate { name: name.to_string() };
+        return Err(SerializeError::Mismatch { path: path.to_path_buf(), source });
+    }
     save_tensors(&named, path)
 }
 
 /// Loads a model's parameters from a file holding exactly the model's names and shapes.
 /// On any error the model is unchanged.
-pub fn load<M: Module + ?Sized>(model: &mut M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
+pub fn load<M: Params + ?Sized>(model: &mut M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
     let path = path.as_ref();
     let loaded = load_tensors(path)?;
     assign(model, loaded).map_err(|source| SerializeError::Mismatch { path: path.to_path_buf(), source })
 }
 
 /// Assigns named tensors to a model's parameters after checking names and shapes; on any
-/// error the model is unchanged.
-pub fn assign<M: Module + ?Sized>(model: &mut M, tensors: Vec<(String, Tensor)>) -> Result<(), AssignError> {
+/// error the model is unchanged. Two parameters of the model with one path are an error
+/// naming it.
+pub fn assign<M: Params + ?Sized>(model: &mut M, tensors: Vec<(String, Tensor)>) -> Result<(), AssignError> {
     let mut by_name: HashMap<String, Tensor> = tensors.into_iter().collect();
     let expected: Vec<(String, Vec<usize>)> =
         model.named_params().into_iter().map(|(n, p)| (n, p.shape().to_vec())).collect();
+    if let Some(name) = first_duplicate(expected.iter().map(|(name, _)| name.as_str())) {
+        return Err(AssignError::Duplicate { name: name.to_string() });
+    }
     // Check everything first ...
     for (name, shape) in &expected {
         match by_name.get(name) {
@@ -180,7 +206,7 @@ pub fn assign<M: Module + ?Sized>(model: &mut M, tensors: Vec<(String, Tensor)>)
         extra.sort();
         return Err(AssignError::Unexpected { name: extra[0].clone() });
     }
-    // ... then change the model.
+    // ... then change the model (`params_mut` names each parameter by its path).
     for p in model.params_mut() {
         let value = by_name.remove(p.name()).expect("checked above");
         p.set_value(value);

@@ -1,30 +1,18 @@
 //! Layers without parameters: activations, dropout, flatten.
 
-use adamant_autodiff::{Param, Var};
+use adamant_autodiff::Var;
 
-use crate::module::{LayerKind, Module};
+use crate::Module;
 
 macro_rules! parameterless {
     ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
-        parameterless!($(#[$doc])* $name, LayerKind::Other, |$x| $body);
-    };
-    ($(#[$doc:meta])* $name:ident, $kind:expr, |$x:ident| $body:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, Default)]
+        #[derive(Clone, Copy, Debug, Default, Module)]
         pub struct $name;
 
         impl Module for $name {
             fn forward<'t>(&self, $x: Var<'t>) -> Var<'t> {
                 $body
-            }
-            fn params(&self) -> Vec<&Param> {
-                Vec::new()
-            }
-            fn params_mut(&mut self) -> Vec<&mut Param> {
-                Vec::new()
-            }
-            fn kind(&self) -> LayerKind {
-                $kind
             }
         }
     };
@@ -32,7 +20,7 @@ macro_rules! parameterless {
 
 parameterless!(
     /// `max(x, 0)` (PyTorch `nn.ReLU`).
-    ReLU, LayerKind::ReLU, |x| x.relu()
+    ReLU, |x| x.relu()
 );
 parameterless!(
     /// The logistic function (PyTorch `nn.Sigmoid`).
@@ -50,10 +38,17 @@ parameterless!(
     /// Flattens every axis after the batch axis (PyTorch `nn.Flatten`).
     Flatten, |x| x.flatten()
 );
+parameterless!(
+    /// Returns its input (PyTorch `nn.Identity`): holds a place in a [`Sequential`] so that
+    /// the layers after it keep their index, and with it their parameter names.
+    ///
+    /// [`Sequential`]: crate::Sequential
+    Identity, |x| x
+);
 
 /// Inverted dropout (PyTorch `nn.Dropout(p)`): in training, zeroes each element with
 /// probability `p` and scales the rest by `1 / (1 - p)`; the identity in evaluation.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Module)]
 pub struct Dropout {
     /// Probability of zeroing an element, in `[0, 1)`.
     pub p: f32,
@@ -73,11 +68,5 @@ impl Dropout {
 impl Module for Dropout {
     fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
         x.dropout(self.p)
-    }
-    fn params(&self) -> Vec<&Param> {
-        Vec::new()
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        Vec::new()
     }
 }

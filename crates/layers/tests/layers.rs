@@ -2,8 +2,8 @@
 
 use adamant_autodiff::{gradcheck, GradcheckOptions, Mode, Param, Tape, Var};
 use adamant_layers::{
-    gradcheck_module, nets, sequential, Conv2d, Dense, Dropout, Flatten, MaxPool2d, Module, ReLU, Sigmoid,
-    Softplus, Tanh,
+    gradcheck_module, nets, sequential, Conv2d, Dense, Dropout, Flatten, Identity, MaxPool2d, MaxPool2dReLU,
+    Module, Params, ReLU, Sigmoid, Softplus, Tanh,
 };
 use adamant_tensor::{rng::seeded, Tensor};
 
@@ -206,54 +206,50 @@ fn model_training_step_reduces_the_loss() {
     assert!(after < before * 0.2, "loss {before} -> {after}");
 }
 
-/// `Sequential` runs a ReLU after the max-pooling that follows it; this checks against the
-/// layers applied one by one in the written order: the same output, loss and gradients,
-/// bit for bit, including windows whose inputs are all negative.
+/// `MaxPool2dReLU` pools first and applies the ReLU after; this checks it against `ReLU`
+/// then `MaxPool2d` as separate layers in a `Sequential` (which runs exactly what it lists):
+/// the same output, loss and gradients, bit for bit, including windows whose inputs are all
+/// negative. `Identity` keeps the fused model's parameter names those of the explicit one.
 #[test]
-fn sequential_pools_before_relu_with_the_same_results() {
-    let mut rng = seeded(5);
-    let mut model = sequential![
-        Conv2d::new(2, 4, 3, 1, 1, &mut rng),
-        ReLU,
-        MaxPool2d::new(3, 2, 1),
-        Conv2d::new(4, 3, 3, 1, 1, &mut rng),
-        ReLU,
-        MaxPool2d::new(2, 2, 0),
-        Flatten,
-        Dense::new(3 * 2 * 2, 5, &mut rng),
-    ];
-    // A negative first bias, so that many windows hold only negative values.
-    let bias_down = |bias: &mut Param| bias.value_mut().data_mut().fill(-1.0);
-    bias_down(model.params_mut()[1]);
-    let x = Tensor::randn(&[3, 2, 9, 9], 0.0, 1.0, &mut rng);
-    let labels = [0, 3, 4];
-    let layers_in_order = |x: Var<'_>| -> Vec<f32> {
+fn maxpool_relu_matches_relu_then_maxpool_bit_for_bit() {
+    let bias_down = |bias: &mut adamant_autodiff::Param| bias.value_mut().data_mut().fill(-1.0);
+    let build = |fused: bool| {
         let mut rng = seeded(5);
-        let (mut c1, c2) = (Conv2d::new(2, 4, 3, 1, 1, &mut rng), Conv2d::new(4, 3, 3, 1, 1, &mut rng));
-        bias_down(c1.params_mut()[1]);
+        let (c1, c2) = (Conv2d::new(2, 4, 3, 1, 1, &mut rng), Conv2d::new(4, 3, 3, 1, 1, &mut rng));
         let d = Dense::new(3 * 2 * 2, 5, &mut rng);
-        let (p1, p2) = (MaxPool2d::new(3, 2, 1), MaxPool2d::new(2, 2, 0));
-        let h = p1.forward(c1.forward(x).relu());
-        let h = p2.forward(c2.forward(h).relu());
-        let logits = d.forward(h.flatten());
+        let mut model = if fused {
+            sequential![
+                c1,
+                Identity,
+                MaxPool2dReLU::new(3, 2, 1),
+                c2,
+                Identity,
+                MaxPool2dReLU::new(2, 2, 0),
+                Flatten,
+                d
+            ]
+        } else {
+            sequential![c1, ReLU, MaxPool2d::new(3, 2, 1), c2, ReLU, MaxPool2d::new(2, 2, 0), Flatten, d]
+        };
+        // A negative first bias, so that many windows hold only negative values.
+        bias_down(model.params_mut()[1]);
+        model
+    };
+    let x = Tensor::randn(&[3, 2, 9, 9], 0.0, 1.0, &mut seeded(6));
+    let labels = [0, 3, 4];
+    let run = |model: &adamant_layers::Sequential| {
+        let tape = Tape::new(Mode::Train, 0);
+        let logits = model.forward(tape.constant(x.clone()));
         let grads = logits.cross_entropy(&labels).backward();
         let mut all = logits.value().data().to_vec();
-        for p in c1.params().into_iter().chain(c2.params()).chain(d.params()) {
+        for p in model.params() {
             all.extend_from_slice(grads.get(p).unwrap().data());
         }
-        all
+        all.iter().map(|e| e.to_bits()).collect::<Vec<_>>()
     };
-    let tape = Tape::new(Mode::Train, 0);
-    let want = layers_in_order(tape.constant(x.clone()));
-    let tape = Tape::new(Mode::Train, 0);
-    let logits = model.forward(tape.constant(x.clone()));
-    let grads = logits.cross_entropy(&labels).backward();
-    let mut got = logits.value().data().to_vec();
-    for p in model.params() {
-        got.extend_from_slice(grads.get(p).unwrap().data());
-    }
-    let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&got), bits(&want));
+    let (fused, explicit) = (build(true), build(false));
+    assert_eq!(names(&fused), names(&explicit));
+    assert_eq!(run(&fused), run(&explicit));
     // The test means something only if some windows are all negative.
     let tape = Tape::inference();
     let mut c1 = Conv2d::new(2, 4, 3, 1, 1, &mut seeded(5));
@@ -261,4 +257,43 @@ fn sequential_pools_before_relu_with_the_same_results() {
     let pooled = MaxPool2d::new(3, 2, 1).forward(c1.forward(tape.constant(x))).value();
     let all_negative = pooled.data().iter().filter(|&&v| v < 0.0).count();
     assert!(all_negative > 10, "{all_negative} of {} windows", pooled.numel());
+}
+
+/// The one difference `MaxPool2dReLU`'s docs admit, pinned down: a window whose first cell is
+/// negative and whose largest value is `-0.0` gives `-0.0` fused and `+0.0` from `ReLU` then
+/// `MaxPool2d`; every other output and every gradient is bit-identical. (This also shows
+/// that `Sequential` no longer runs the ReLU after the pooling.)
+#[test]
+fn maxpool_relu_differs_only_in_the_sign_of_an_all_nonpositive_window() {
+    // One 2x8 plane, four 2x2 windows; window w is (row 0, cols 2w..2w+2) then row 1.
+    let windows: [[f32; 4]; 4] = [
+        [-1.0, -0.0, -2.0, 0.0],  // first cell negative, first zero -0.0: the difference
+        [-0.0, -1.0, 0.0, -2.0],  // first cell -0.0: -0.0 both ways
+        [-1.0, -2.0, -3.0, -4.0], // all negative: +0.0 both ways
+        [0.5, 2.0, -1.0, 2.0],    // positive maximum, tied: the first 2.0 gets the gradient
+    ];
+    let mut plane = vec![0.0f32; 16];
+    for (w, cells) in windows.iter().enumerate() {
+        for (c, &v) in cells.iter().enumerate() {
+            plane[(c / 2) * 8 + 2 * w + c % 2] = v;
+        }
+    }
+    let run = |model: &dyn Module| {
+        let x = adamant_autodiff::Param::new("x", Tensor::from_vec(plane.clone(), &[1, 1, 2, 8]));
+        let tape = Tape::new(Mode::Train, 0);
+        let y = model.forward(tape.param(&x));
+        let weights = tape.constant(Tensor::from_vec(vec![0.5, -0.25, 2.0, 3.0], &[1, 1, 1, 4]));
+        let grads = (y * weights).sum().backward();
+        let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        (bits(&y.value()), bits(grads.get(&x).unwrap()))
+    };
+    let (fused_y, fused_dx) = run(&sequential![MaxPool2dReLU::new(2, 2, 0)]);
+    let (explicit_y, explicit_dx) = run(&sequential![ReLU, MaxPool2d::new(2, 2, 0)]);
+    let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+    assert_eq!(fused_y, bits(&[-0.0, -0.0, 0.0, 2.0]));
+    assert_eq!(explicit_y, bits(&[0.0, -0.0, 0.0, 2.0]));
+    let mut dx = vec![0.0f32; 16];
+    dx[7] = 3.0; // window 3's first 2.0: row 0, column 7
+    assert_eq!(fused_dx, bits(&dx));
+    assert_eq!(explicit_dx, bits(&dx));
 }

@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use adamant_layers::serialize::{load_tensors, save_tensors, AssignError};
-use adamant_layers::{load, nets, save, sequential, Dense, Module, SerializeError};
+use adamant_autodiff::Param;
+use adamant_layers::serialize::{assign, load_tensors, save_tensors, AssignError};
+use adamant_layers::{load, nets, save, sequential, Dense, Module, Params, SerializeError};
 use adamant_tensor::io::{remove_interrupted_writes, write_atomic, CodecError};
 use adamant_tensor::{rng::seeded, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
@@ -223,4 +224,54 @@ fn interrupted_writes_are_removed_and_nothing_else() {
     assert_eq!(std::fs::read(&path).unwrap(), b"good");
     // A directory that does not exist has nothing to clean.
     remove_interrupted_writes(&dir.join("none/run.ckpt")).unwrap();
+}
+
+/// What `prefix_names` used to make easy to get wrong: a container that forgets to prefix
+/// its children, so both children's parameters are called `weight` and `bias`.
+struct Forgetful {
+    a: Dense,
+    b: Dense,
+}
+
+impl Params for Forgetful {
+    fn visit_params<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Param)) {
+        self.a.visit_params(prefix, f);
+        self.b.visit_params(prefix, f);
+    }
+    fn visit_params_mut<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Param)) {
+        self.a.visit_params_mut(prefix, f);
+        self.b.visit_params_mut(prefix, f);
+    }
+}
+
+#[test]
+fn duplicate_names_are_an_error_naming_them_not_a_panic() {
+    let dir = temp_dir("duplicates");
+    let path = dir.join("model.safetensors");
+    let mut rng = seeded(4);
+    let mut model = Forgetful { a: Dense::new(2, 3, &mut rng), b: Dense::new(3, 1, &mut rng) };
+
+    let e = save(&model, &path).unwrap_err();
+    assert!(
+        matches!(&e, SerializeError::Mismatch { source: AssignError::Duplicate { name }, .. } if name == "weight"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("two parameters are named 'weight'"), "{e}");
+    assert!(!path.exists(), "nothing is written");
+
+    let (w, b) = (Tensor::ones(&[1]), Tensor::zeros(&[1]));
+    let named = [("w".to_string(), &w), ("b".to_string(), &b), ("w".to_string(), &b)];
+    let e = save_tensors(&named, &path).unwrap_err();
+    assert!(
+        matches!(&e, SerializeError::Codec { source: CodecError::DuplicateName(name), .. } if name == "w"),
+        "{e:?}"
+    );
+
+    // Loading into such a model is refused too, before anything changes.
+    let before: Vec<Tensor> = model.params().iter().map(|p| p.value().clone()).collect();
+    let tensors = model.named_params().into_iter().map(|(n, p)| (n, p.value().clone())).collect();
+    let e = assign(&mut model, tensors).unwrap_err();
+    assert_eq!(e, AssignError::Duplicate { name: "weight".to_string() });
+    let after: Vec<Tensor> = model.params().iter().map(|p| p.value().clone()).collect();
+    assert_eq!(before, after);
 }
