@@ -25,7 +25,7 @@ use adamant::autodiff::Var;
 use adamant::data;
 use adamant::layers::nets::Vae;
 use adamant::optim::{Adam, AdamConfig};
-use adamant::tensor::rng::seeded;
+use adamant::tensor::rng::{self, Purpose};
 use adamant::train::{fit, FitConfig, StepOutput, Task};
 use adamant_lab::cli::{self, exit_on_error, CliError};
 use adamant_lab::lexopt::prelude::*;
@@ -240,7 +240,7 @@ fn main() {
         let (train_loss, test_loss) = match done.iter().find(|d| d.0 == key) {
             Some(d) => (d.2, d.3),
             None => {
-                let mut model = Vae::new(&mut seeded(args.seed));
+                let mut model = Vae::new(&mut rng::stream(args.seed, Purpose::Init, 0));
                 let mut adam = Adam::new(AdamConfig {
                     lr: 10f32.powf(s.log10_lr),
                     betas: (s.beta1, s.beta2),

@@ -1,10 +1,13 @@
 //! The training loop: epochs over minibatches, evaluation, logs, checkpoints and resume.
 //!
-//! One step follows the data path of `DESIGN.md`: a fresh seeded [`Tape`], parameters read
-//! into it, the task's loss, `backward`, the tape dropped, the optimizer's in-place update.
-//! Everything random is derived from the run's seed: the shuffle of epoch `e` from
-//! `mix(seed, e)` and the tape of step `s` from `mix(seed, s)`, so a run resumed from a
-//! checkpoint continues exactly as the uninterrupted run would have.
+//! One step is the framework's data path: a fresh seeded [`Tape`], the batch entered as a
+//! constant and the parameters read into it, the task's loss, `backward`, the tape dropped
+//! (every intermediate buffer with it), the optimizer's in-place update.
+//! Everything random is derived from the run's seed through streams separated by purpose
+//! ([`rng::stream`]): the shuffle of epoch `e` from `(seed, Shuffle, e)` and the tape of step
+//! `s` (its dropout masks and noise) from `(seed, Step, s)`, so a run resumed from a
+//! checkpoint continues exactly as the uninterrupted run would have, and no two purposes ever
+//! draw the same numbers.
 
 use std::fmt;
 use std::fs;
@@ -18,7 +21,7 @@ use adamant_data::Dataset;
 use adamant_layers::{correct_count, Module};
 use adamant_optim::{Optimizer, Scheduler};
 use adamant_tensor::io::{remove_interrupted_writes, write_atomic};
-use adamant_tensor::rng;
+use adamant_tensor::rng::{self, Purpose};
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
 pub use crate::history::{EpochMetrics, History};
@@ -262,7 +265,7 @@ pub fn fit<M: Module + ?Sized>(
             if let Some(s) = scheduler.as_deref_mut() {
                 s.step(optimizer);
             }
-            let tape = Tape::new(Mode::Train, rng::mix(config.seed, step));
+            let tape = Tape::new(Mode::Train, rng::stream_seed(config.seed, Purpose::Step, step));
             let out = task.forward(model, tape.constant(batch.images), &batch.labels);
             let loss = out.loss.item();
             if !loss.is_finite() {

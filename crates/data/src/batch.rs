@@ -14,14 +14,15 @@
 //! }
 //! ```
 //!
-//! The order of epoch `e` is the permutation drawn from `rng::seeded(rng::mix(seed, e))`:
+//! The order of epoch `e` is the permutation drawn from `rng::stream(seed, Purpose::Shuffle, e)`:
 //! it depends only on `(seed, e)`, so a run resumed at epoch 17 sees exactly the order it
 //! would have seen without the interruption, without replaying epochs 0..17. An epoch costs
 //! one index vector; each batch gathers only its own rows, so the dataset is never copied.
 
 use std::iter::FusedIterator;
 
-use adamant_tensor::{rng, Tensor};
+use adamant_tensor::rng::{self, Purpose};
+use adamant_tensor::Tensor;
 
 use crate::Dataset;
 
@@ -118,7 +119,7 @@ impl<'a> Batches<'a> {
             dataset.images.shape()
         );
         let order = if options.shuffle {
-            Tensor::permutation(n, &mut rng::seeded(rng::mix(options.seed, options.epoch)))
+            Tensor::permutation(n, &mut rng::stream(options.seed, Purpose::Shuffle, options.epoch))
         } else {
             (0..n).collect()
         };

@@ -70,8 +70,8 @@ fn epochs_differ_and_seed_epoch_reproduces_the_order() {
     }
     let e5_again = visit_order(&data, options(16, true, false, 7, 5));
     assert_eq!(visit_order(&data, options(16, true, false, 7, 5)), e5_again);
-    // The documented contract: the permutation drawn from rng::seeded(rng::mix(seed, epoch)).
-    let expected = Tensor::permutation(200, &mut rng::seeded(rng::mix(7, 5)));
+    // The documented contract: the permutation drawn from the shuffle stream of the epoch.
+    let expected = Tensor::permutation(200, &mut rng::stream(7, rng::Purpose::Shuffle, 5));
     assert_eq!(e5_again, expected);
     assert_eq!(Batches::new(&data, options(16, true, false, 7, 5)).order(), &expected[..]);
 }

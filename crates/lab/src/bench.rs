@@ -1,9 +1,10 @@
 //! The training-step benchmark: the paper's nets timed exactly as PyTorch times them.
 //!
-//! `shared/bench/torch_paper_nets.py` is the reference: batch 128, `f32`, one fixed batch of
+//! PyTorch's reference script `torch_paper_nets.py` (kept outside this repository;
+//! `bench/compare_pytorch.sh` runs it from `$TORCH_PAPER_NETS`) is the reference: batch 128, `f32`, one fixed batch of
 //! synthetic data of the right shape, PyTorch's default initialisation, `Adam(lr=1e-3)`, and
 //! per net `warmup` untimed steps followed by `steps` timed ones. This module measures the
-//! same thing on adamant's own data path (`DESIGN.md`, "The data path of one training step"),
+//! same thing on adamant's own data path (one training step as `adamant::train` takes it),
 //! so the two can be compared net by net and ratio by ratio:
 //!
 //! ```text
@@ -29,7 +30,7 @@ use adamant::autodiff::{Mode, Tape, Var};
 use adamant::layers::nets::{self, Vae};
 use adamant::layers::{Module, Sequential};
 use adamant::optim::{Adam, AdamConfig, Optimizer};
-use adamant::tensor::rng::{self, seeded};
+use adamant::tensor::rng::{self, seeded, Purpose};
 use adamant::tensor::Tensor;
 
 use crate::cli::{self, CliError};
@@ -158,7 +159,7 @@ enum Model {
 impl Model {
     /// The net with PyTorch's default initialisation drawn from `seed`.
     fn new(net: Net, seed: u64) -> Model {
-        let rng = &mut seeded(seed);
+        let rng = &mut rng::stream(seed, Purpose::Init, 0);
         match net {
             Net::LogReg => Model::Classifier(nets::logistic_regression(rng)),
             Net::Mlp => Model::Classifier(nets::mlp(rng)),
@@ -312,12 +313,12 @@ pub fn run(net: Net, steps: usize, warmup: usize) -> BenchResult {
     let seed = 0;
     let mut model = Model::new(net, seed);
     let mut optimizer = Adam::new(AdamConfig::default());
-    let (images, labels) = make_batch(net, rng::mix(seed, 1));
+    let (images, labels) = make_batch(net, rng::stream_seed(seed, Purpose::Data, 0));
     let (mut fwd, mut bwd, mut opt, mut total) = (vec![], vec![], vec![], vec![]);
     let mut losses = Vec::with_capacity(warmup + steps);
     for step in 0..warmup + steps {
         let t0 = Instant::now();
-        let tape = Tape::new(Mode::Train, rng::mix(seed, step as u64));
+        let tape = Tape::new(Mode::Train, rng::stream_seed(seed, Purpose::Step, step as u64));
         // `clone` is O(1): the tape shares the batch's storage, as torch reuses `x`.
         let loss = model.loss(tape.constant(images.clone()), &labels);
         let t1 = Instant::now();
@@ -379,7 +380,7 @@ pub fn peak_rss_mb() -> Option<f64> {
 /// The usage text of `examples/bench.rs`.
 pub const USAGE: &str = "\
 Times one training step (forward incl. loss, backward, Adam step) of the Adam paper's nets,
-batch 128, synthetic data, as shared/bench/torch_paper_nets.py does in PyTorch.
+batch 128, synthetic data, as PyTorch's torch_paper_nets.py does (bench/compare_pytorch.sh).
 
 Usage: cargo run --release --example bench -- [options]
 

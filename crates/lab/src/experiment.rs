@@ -22,7 +22,7 @@ use adamant::layers::Module;
 use adamant::optim::OptionsError;
 use adamant::optim::{build, OptimizerOptions, Schedule, Scheduler};
 use adamant::tensor::io::write_atomic;
-use adamant::tensor::rng::{seeded, Rng};
+use adamant::tensor::rng::{self, Purpose, Rng};
 use lexopt::prelude::*;
 
 use crate::cli::{self, CliError, OptimizerArgs};
@@ -376,7 +376,7 @@ impl Experiment {
             RunLength { epochs: config.epochs, steps_per_epoch: config.steps_per_epoch(data.train.len()) };
         let schedule = args.schedule.unwrap_or_else(|| (self.schedule)(name, length));
         let mut scheduler = Scheduler::new(schedule, optimizer.lr());
-        let mut model = (self.model)(&mut seeded(args.seed));
+        let mut model = (self.model)(&mut rng::stream(args.seed, Purpose::Init, 0));
         let task: &dyn Task<BoxedModel> = &Classification;
         let history =
             fit(&mut model, task, optimizer.as_mut(), Some(&mut scheduler), &data.train, &data.test, &config)

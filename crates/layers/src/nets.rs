@@ -1,5 +1,5 @@
-//! The four networks of the Adam paper, exactly as `shared/bench/torch_paper_nets.py`
-//! defines them, with PyTorch-compatible parameter names.
+//! The four networks of the Adam paper, exactly as PyTorch's reference script
+//! `torch_paper_nets.py` (run by `bench/compare_pytorch.sh`) defines them, with PyTorch-compatible parameter names.
 
 use adamant_autodiff::{Reduction, Var};
 use adamant_tensor::rng::Rng;

@@ -22,6 +22,52 @@ pub fn mix(a: u64, b: u64) -> u64 {
     splitmix64(splitmix64(a) ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
+/// What a random stream is for. Streams of different purposes are derived with different
+/// constants, so the shuffle of epoch 3 and the dropout of step 3 never share numbers, and
+/// adding a use of randomness of one purpose does not shift the streams of another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// Initialising parameters (index: 0, or the model's number when a run builds several).
+    Init,
+    /// The order of the training examples (index: the epoch).
+    Shuffle,
+    /// The tape of a training step: dropout masks and the noise drawn in a forward pass, such
+    /// as a VAE's reparameterisation (index: the global step).
+    Step,
+    /// Drawing from a trained model, such as sampling text (index: the sample).
+    Sample,
+    /// Choosing data: subsets, splits and augmentation (index: what the caller numbers).
+    Data,
+}
+
+impl Purpose {
+    /// A distinct odd constant per purpose (digits of pi), mixed into the seed first.
+    fn key(self) -> u64 {
+        match self {
+            Purpose::Init => 0x243F_6A88_85A3_08D3,
+            Purpose::Shuffle => 0x1319_8A2E_0370_7345,
+            Purpose::Step => 0xA409_3822_299F_31D1,
+            Purpose::Sample => 0x082E_FA98_EC4E_6C89,
+            Purpose::Data => 0x4528_21E6_38D0_1377,
+        }
+    }
+}
+
+/// The seed of stream `index` of `purpose` under a run's `seed`: `mix(mix(seed, key), index)`
+/// with a constant per purpose. Use it where a seed is wanted (a [`Tape`]'s step seed); use
+/// [`stream`] where a generator is.
+///
+/// [`Tape`]: https://docs.rs/adamant-autodiff
+pub fn stream_seed(seed: u64, purpose: Purpose, index: u64) -> u64 {
+    mix(mix(seed, purpose.key()), index)
+}
+
+/// A generator for stream `index` of `purpose` under a run's `seed` (see [`stream_seed`]):
+/// `stream(seed, Purpose::Shuffle, epoch)` orders epoch `epoch`.
+pub fn stream(seed: u64, purpose: Purpose, index: u64) -> Rng {
+    seeded(stream_seed(seed, purpose, index))
+}
+
 /// The SplitMix64 finaliser: a cheap bijective hash of a `u64`.
 pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -62,6 +108,25 @@ mod tests {
             })
             .collect();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn streams_of_different_purposes_do_not_collide() {
+        use std::collections::HashSet;
+        let purposes = [Purpose::Init, Purpose::Shuffle, Purpose::Step, Purpose::Sample, Purpose::Data];
+        let mut seen = HashSet::new();
+        for seed in 0..4 {
+            for p in purposes {
+                for index in 0..64 {
+                    assert!(seen.insert(stream_seed(seed, p, index)), "{seed} {p:?} {index}");
+                }
+            }
+        }
+        // The old scheme gave the shuffle of epoch e and the tape of step e one seed.
+        assert_ne!(stream_seed(0, Purpose::Shuffle, 3), stream_seed(0, Purpose::Step, 3));
+        let a: u64 = stream(5, Purpose::Init, 0).random();
+        let b: u64 = stream(5, Purpose::Init, 0).random();
+        assert_eq!(a, b, "a stream is a pure function of (seed, purpose, index)");
     }
 
     #[test]
