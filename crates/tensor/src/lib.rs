@@ -11,6 +11,8 @@
 //!   are split over rayon's threads with a fixed chunking, so that results are bit-identical
 //!   whatever the number of threads.
 //! * [`rng`] gives the project's one portable, seedable random generator (ChaCha8).
+//! * `testing` (hidden from these docs) holds the helpers the tests of every crate share:
+//!   seeded inputs, tolerance and bit comparisons, the serial-versus-parallel check.
 //!
 //! Shape errors are programmer errors: they panic with a message naming the op and the
 //! shapes involved.
@@ -19,6 +21,8 @@ pub mod kernels;
 pub mod rng;
 mod shape;
 mod tensor;
+#[doc(hidden)]
+pub mod testing;
 
 pub use shape::{broadcast_shapes, numel, strides};
 pub use tensor::Tensor;

@@ -256,14 +256,9 @@ pub fn gaussian_kl_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::parallel::{with_mode, Mode};
     use crate::rng::seeded;
-    use crate::Tensor;
+    use crate::testing::{assert_par_eq_serial, bits, close, randn};
     use rand::Rng as _;
-
-    fn randn(n: usize, seed: u64) -> Vec<f32> {
-        Tensor::randn(&[n], 0.0, 1.0, &mut seeded(seed)).into_vec()
-    }
 
     fn uniform01(n: usize, seed: u64) -> Vec<f32> {
         let mut rng = seeded(seed);
@@ -273,21 +268,6 @@ mod tests {
     fn labels(rows: usize, cols: usize, seed: u64) -> Vec<usize> {
         let mut rng = seeded(seed);
         (0..rows).map(|_| rng.random_range(0..cols)).collect()
-    }
-
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|x| x.to_bits()).collect()
-    }
-
-    fn assert_par_eq_serial<T: PartialEq + std::fmt::Debug>(f: impl Fn() -> T) -> T {
-        let s = with_mode(Mode::Serial, &f);
-        let p = with_mode(Mode::Parallel, &f);
-        assert_eq!(s, p, "parallel result differs from serial");
-        s
-    }
-
-    fn close(a: f64, b: f64, tol: f64) -> bool {
-        (a - b).abs() <= tol * (1.0 + b.abs())
     }
 
     /// Central finite differences of `loss` at `x`, in f64 on the f32 loss values; the step

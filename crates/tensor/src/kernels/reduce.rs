@@ -491,36 +491,7 @@ pub fn log_softmax_backward(y: &[f32], dy: &[f32], rows: usize, cols: usize, dx:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::parallel::{with_mode, Mode};
-    use crate::rng::seeded;
-    use crate::Tensor;
-
-    fn randn(n: usize, seed: u64) -> Vec<f32> {
-        Tensor::randn(&[n], 0.0, 1.0, &mut seeded(seed)).into_vec()
-    }
-
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|x| x.to_bits()).collect()
-    }
-
-    /// Runs `f` serially and in parallel and asserts bit-identical results.
-    fn assert_par_eq_serial<T: PartialEq + std::fmt::Debug>(f: impl Fn() -> T) -> T {
-        let s = with_mode(Mode::Serial, &f);
-        let p = with_mode(Mode::Parallel, &f);
-        assert_eq!(s, p, "parallel result differs from serial");
-        s
-    }
-
-    fn close(a: f64, b: f64, tol: f64) -> bool {
-        (a - b).abs() <= tol * (1.0 + b.abs())
-    }
-
-    fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
-        assert_eq!(got.len(), want.len(), "{what}: length");
-        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-            assert!(close(g as f64, w, tol), "{what}[{i}]: got {g}, want {w}");
-        }
-    }
+    use crate::testing::{assert_close, assert_par_eq_serial, bits, close, randn};
 
     /// Naive reference for axis reductions: (sum, first max value, first argmax) per output.
     fn naive_axis(x: &[f32], shape: &[usize], axis: usize) -> (Vec<f64>, Vec<f32>, Vec<usize>) {

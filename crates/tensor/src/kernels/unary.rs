@@ -246,8 +246,7 @@ pub fn powf_backward(x: &[f32], p: f32, dy: &[f32], dx: &mut [f32]) {
 mod tests {
     use super::*;
     use crate::kernels::parallel::{with_mode, Mode};
-    use crate::rng::seeded;
-    use crate::Tensor;
+    use crate::testing::{assert_bits_eq, assert_close, assert_par_eq_serial_bits, normal};
 
     type Forward = fn(&[f32], &mut [f32]);
     type Backward = fn(&[f32], &[f32], &mut [f32]);
@@ -256,12 +255,8 @@ mod tests {
     /// last one (the naive comparison catches chunk-offset mistakes there).
     const LENS: [usize; 3] = [1, 7, 2 * CHUNK + 5];
 
-    fn randn(n: usize, std: f32, seed: u64) -> Vec<f32> {
-        Tensor::randn(&[n], 0.0, std, &mut seeded(seed)).into_vec()
-    }
-
     fn positive(n: usize, seed: u64) -> Vec<f32> {
-        randn(n, 1.0, seed).into_iter().map(|v| v.abs() + 0.1).collect()
+        normal(n, 0.0, 1.0, seed).into_iter().map(|v| v.abs() + 0.1).collect()
     }
 
     fn fwd(f: impl Fn(&[f32], &mut [f32]), x: &[f32]) -> Vec<f32> {
@@ -270,32 +265,10 @@ mod tests {
         out
     }
 
-    fn assert_bits_eq(a: &[f32], b: &[f32], what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert_eq!(x.to_bits(), y.to_bits(), "{what}: element {i}: {x} vs {y}");
-        }
-    }
-
-    fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
-        assert_eq!(got.len(), want.len(), "{what}: lengths");
-        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-            let err = (g as f64 - w).abs();
-            assert!(err <= tol * (1.0 + w.abs()), "{what}: element {i}: got {g}, want {w}");
-        }
-    }
-
-    /// Runs `f` forced serial and forced parallel and asserts identical bits.
-    fn assert_serial_eq_parallel(what: &str, f: impl Fn() -> Vec<f32>) {
-        let s = with_mode(Mode::Serial, &f);
-        let p = with_mode(Mode::Parallel, &f);
-        assert_bits_eq(&s, &p, what);
-    }
-
     /// Forward kernel vs a naive per-element loop, exact to the bit, on every length in LENS.
     fn check_forward_exact(k: Forward, naive: fn(f32) -> f32, domain_positive: bool) {
         for (s, &n) in LENS.iter().enumerate() {
-            let x = if domain_positive { positive(n, s as u64) } else { randn(n, 2.0, s as u64) };
+            let x = if domain_positive { positive(n, s as u64) } else { normal(n, 0.0, 2.0, s as u64) };
             let want: Vec<f32> = x.iter().map(|&v| naive(v)).collect();
             let got = with_mode(Mode::Parallel, || fwd(k, &x));
             assert_bits_eq(&got, &want, "forward vs naive");
@@ -306,9 +279,10 @@ mod tests {
     /// `dx` so that overwriting instead of accumulating fails.
     fn check_backward_exact(k: Backward, naive: fn(f32, f32) -> f32, domain_positive: bool) {
         for (s, &n) in LENS.iter().enumerate() {
-            let a = if domain_positive { positive(n, 10 + s as u64) } else { randn(n, 2.0, 10 + s as u64) };
-            let dy = randn(n, 1.0, 20 + s as u64);
-            let dx0 = randn(n, 1.0, 30 + s as u64);
+            let a =
+                if domain_positive { positive(n, 10 + s as u64) } else { normal(n, 0.0, 2.0, 10 + s as u64) };
+            let dy = normal(n, 0.0, 1.0, 20 + s as u64);
+            let dx0 = normal(n, 0.0, 1.0, 30 + s as u64);
             let mut want = dx0.clone();
             for i in 0..n {
                 want[i] += naive(a[i], dy[i]);
@@ -393,7 +367,7 @@ mod tests {
     #[test]
     fn sigmoid_matches_textbook_formula_in_f64() {
         for (s, &n) in LENS.iter().enumerate() {
-            let x = randn(n, 4.0, s as u64);
+            let x = normal(n, 0.0, 4.0, s as u64);
             let want: Vec<f64> = x.iter().map(|&v| 1.0 / (1.0 + (-(v as f64)).exp())).collect();
             let got = with_mode(Mode::Parallel, || fwd(sigmoid, &x));
             assert_close(&got, &want, 1e-6, "sigmoid");
@@ -403,7 +377,7 @@ mod tests {
     #[test]
     fn softplus_matches_textbook_formula_in_f64() {
         for (s, &n) in LENS.iter().enumerate() {
-            let x = randn(n, 4.0, s as u64);
+            let x = normal(n, 0.0, 4.0, s as u64);
             let want: Vec<f64> = x.iter().map(|&v| (v as f64).exp().ln_1p()).collect();
             let got = with_mode(Mode::Parallel, || fwd(softplus, &x));
             assert_close(&got, &want, 1e-6, "softplus");
@@ -413,7 +387,7 @@ mod tests {
     #[test]
     fn scalar_ops_match_naive() {
         for (s, &n) in LENS.iter().enumerate() {
-            let x = randn(n, 2.0, s as u64);
+            let x = normal(n, 0.0, 2.0, s as u64);
             let xp = positive(n, s as u64);
             with_mode(Mode::Parallel, || {
                 let mut out = vec![0.0; n];
@@ -557,8 +531,8 @@ mod tests {
     #[test]
     fn softplus_backward_matches_textbook_formula_in_f64() {
         for (s, &n) in LENS.iter().enumerate() {
-            let x = randn(n, 4.0, s as u64);
-            let dy = randn(n, 1.0, 40 + s as u64);
+            let x = normal(n, 0.0, 4.0, s as u64);
+            let dy = normal(n, 0.0, 1.0, 40 + s as u64);
             let want: Vec<f64> =
                 x.iter().zip(&dy).map(|(&x, &g)| 0.5 + g as f64 / (1.0 + (-(x as f64)).exp())).collect();
             let mut got = vec![0.5; n];
@@ -659,8 +633,8 @@ mod tests {
     #[test]
     fn in_place_helpers_match_naive() {
         for (s, &n) in LENS.iter().enumerate() {
-            let x = randn(n, 1.0, s as u64);
-            let y0 = randn(n, 1.0, 100 + s as u64);
+            let x = normal(n, 0.0, 1.0, s as u64);
+            let y0 = normal(n, 0.0, 1.0, 100 + s as u64);
             with_mode(Mode::Parallel, || {
                 let mut y = y0.clone();
                 axpy(-0.3, &x, &mut y);
@@ -714,10 +688,10 @@ mod tests {
     #[test]
     fn every_kernel_is_bit_identical_serial_and_parallel() {
         let n = 3 * CHUNK + 17;
-        let x = randn(n, 3.0, 7);
+        let x = normal(n, 0.0, 3.0, 7);
         let xp = positive(n, 8);
-        let dy = randn(n, 1.0, 9);
-        let dx0 = randn(n, 1.0, 10);
+        let dy = normal(n, 0.0, 1.0, 9);
+        let dx0 = normal(n, 0.0, 1.0, 10);
         let forwards: [(&str, Forward, &[f32]); 9] = [
             ("neg", neg, &x),
             ("exp", exp, &x),
@@ -730,11 +704,11 @@ mod tests {
             ("softplus", softplus, &x),
         ];
         for (name, k, input) in forwards {
-            assert_serial_eq_parallel(name, || fwd(k, input));
+            assert_par_eq_serial_bits(name, || fwd(k, input));
         }
-        assert_serial_eq_parallel("add_scalar", || fwd(|x, o| add_scalar(x, 0.1, o), &x));
-        assert_serial_eq_parallel("mul_scalar", || fwd(|x, o| mul_scalar(x, 0.1, o), &x));
-        assert_serial_eq_parallel("powf", || fwd(|x, o| powf(x, 0.3, o), &xp));
+        assert_par_eq_serial_bits("add_scalar", || fwd(|x, o| add_scalar(x, 0.1, o), &x));
+        assert_par_eq_serial_bits("mul_scalar", || fwd(|x, o| mul_scalar(x, 0.1, o), &x));
+        assert_par_eq_serial_bits("powf", || fwd(|x, o| powf(x, 0.3, o), &xp));
 
         let backwards: [(&str, Backward, &[f32]); 10] = [
             ("neg_backward", |_, dy, dx| neg_backward(dy, dx), &x),
@@ -749,23 +723,23 @@ mod tests {
             ("powf_backward", |x, dy, dx| powf_backward(x, 1.3, dy, dx), &xp),
         ];
         for (name, k, a) in backwards {
-            assert_serial_eq_parallel(name, || {
+            assert_par_eq_serial_bits(name, || {
                 let mut dx = dx0.clone();
                 k(a, &dy, &mut dx);
                 dx
             });
         }
-        assert_serial_eq_parallel("axpy", || {
+        assert_par_eq_serial_bits("axpy", || {
             let mut y = dx0.clone();
             axpy(0.7, &x, &mut y);
             y
         });
-        assert_serial_eq_parallel("add_assign", || {
+        assert_par_eq_serial_bits("add_assign", || {
             let mut y = dx0.clone();
             add_assign(&x, &mut y);
             y
         });
-        assert_serial_eq_parallel("scale_in_place", || {
+        assert_par_eq_serial_bits("scale_in_place", || {
             let mut y = dx0.clone();
             scale_in_place(&mut y, 0.7);
             y
