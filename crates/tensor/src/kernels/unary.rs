@@ -1,8 +1,9 @@
 //! Elementwise kernels: activations, scalar arithmetic, in-place updates and their gradients.
 //!
 //! Every function here works on flat slices of equal length, so the shape of the tensor does
-//! not matter. Forward kernels overwrite `out`; backward kernels (`*_backward`) add their
-//! contribution to `dx`, because the autodiff tape sums gradients into preallocated buffers.
+//! not matter. Each function's backward (`*_backward`) follows it: forward kernels overwrite
+//! `out`; backward kernels add their contribution to `dx`, because the autodiff tape sums
+//! gradients into preallocated buffers.
 //! All loops run through [`for_each_chunk_mut`], so slices longer than the parallel
 //! threshold are split over rayon's threads in fixed [`CHUNK`]-sized pieces; since each
 //! element is computed on its own, the result does not depend on the number of threads.
@@ -89,11 +90,16 @@ fn accumulate(
     });
 }
 
-// ----- forward ---------------------------------------------------------------------------
+// ----- elementwise functions, each forward followed by its backward ----------------------
 
 /// `out = -x`, elementwise; `x` and `out` have the same length.
 pub fn neg(x: &[f32], out: &mut [f32]) {
     map_into("neg", x, out, |v| -v);
+}
+
+/// `dx += -dy` (gradient of [`neg`]); `dy` and `dx` have the same length.
+pub fn neg_backward(dy: &[f32], dx: &mut [f32]) {
+    update_with("neg_backward", ("dy", "dx"), dy, dx, |g, d| d - g);
 }
 
 /// `out = e^x`, elementwise; `x` and `out` have the same length.
@@ -101,9 +107,19 @@ pub fn exp(x: &[f32], out: &mut [f32]) {
     map_into("exp", x, out, f32::exp);
 }
 
+/// `dx += dy * y` where `y = exp(x)` is the saved output (gradient of [`exp`]); same lengths.
+pub fn exp_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("exp_backward", "y", y, dy, dx, |y, g| g * y);
+}
+
 /// `out = ln x`, elementwise (`-inf` at 0, NaN below, as in PyTorch); same lengths.
 pub fn log(x: &[f32], out: &mut [f32]) {
     map_into("log", x, out, f32::ln);
+}
+
+/// `dx += dy / x` (gradient of [`log`]); `x`, `dy`, `dx` have the same length.
+pub fn log_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("log_backward", "x", x, dy, dx, |x, g| g / x);
 }
 
 /// `out = sqrt(x)`, elementwise (NaN for negative `x`); same lengths.
@@ -111,9 +127,19 @@ pub fn sqrt(x: &[f32], out: &mut [f32]) {
     map_into("sqrt", x, out, f32::sqrt);
 }
 
+/// `dx += dy * 0.5 / y` where `y = sqrt(x)` is the saved output (gradient of [`sqrt`]).
+pub fn sqrt_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("sqrt_backward", "y", y, dy, dx, |y, g| g * 0.5 / y);
+}
+
 /// `out = x^2`, elementwise; same lengths.
 pub fn square(x: &[f32], out: &mut [f32]) {
     map_into("square", x, out, |v| v * v);
+}
+
+/// `dx += 2 * x * dy` (gradient of [`square`]); `x`, `dy`, `dx` have the same length.
+pub fn square_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("square_backward", "x", x, dy, dx, |x, g| 2.0 * x * g);
 }
 
 /// `out = max(x, 0)`, elementwise, propagating NaN (as PyTorch does); same lengths.
@@ -122,14 +148,29 @@ pub fn relu(x: &[f32], out: &mut [f32]) {
     map_into("relu", x, out, |v| if v < 0.0 { 0.0 } else { v });
 }
 
+/// `dx += dy` where `x > 0`, else nothing (gradient of [`relu`], 0 at `x == 0` like PyTorch).
+pub fn relu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("relu_backward", "x", x, dy, dx, |x, g| if x > 0.0 { g } else { 0.0 });
+}
+
 /// `out = 1 / (1 + e^-x)`, elementwise and overflow-free; same lengths.
 pub fn sigmoid(x: &[f32], out: &mut [f32]) {
     map_chunked("sigmoid", x, out, vecmath::sigmoid_into);
 }
 
+/// `dx += dy * y * (1 - y)` where `y = sigmoid(x)` is the saved output; same lengths.
+pub fn sigmoid_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("sigmoid_backward", "y", y, dy, dx, |y, g| g * y * (1.0 - y));
+}
+
 /// `out = tanh(x)`, elementwise; same lengths.
 pub fn tanh(x: &[f32], out: &mut [f32]) {
     map_into("tanh", x, out, f32::tanh);
+}
+
+/// `dx += dy * (1 - y^2)` where `y = tanh(x)` is the saved output; same lengths.
+pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("tanh_backward", "y", y, dy, dx, |y, g| g * (1.0 - y * y));
 }
 
 /// `out = ln(1 + e^x)`, elementwise and overflow-free; same lengths.
@@ -138,6 +179,29 @@ pub fn softplus(x: &[f32], out: &mut [f32]) {
     // keeps the small tail accurate for very negative x instead of rounding it to 0.
     map_chunked("softplus", x, out, vecmath::softplus_into);
 }
+
+/// `dx += dy * sigmoid(x)` (gradient of [`softplus`], overflow-free); same lengths.
+pub fn softplus_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate_chunked("softplus_backward", "x", x, dy, dx, vecmath::add_dy_times_sigmoid);
+}
+
+/// `out = x^p`, elementwise (`f32::powf`); same lengths.
+pub fn powf(x: &[f32], p: f32, out: &mut [f32]) {
+    map_into("powf", x, out, |v| v.powf(p));
+}
+
+/// `dx += dy * p * x^(p-1)` (gradient of [`powf`]; nothing when `p == 0`, like PyTorch).
+pub fn powf_backward(x: &[f32], p: f32, dy: &[f32], dx: &mut [f32]) {
+    if p == 0.0 {
+        // x^0 is constant; PyTorch returns a zero gradient here rather than 0 * x^-1, which
+        // would be NaN at x == 0.
+        accumulate("powf_backward", "x", x, dy, dx, |_, _| 0.0);
+        return;
+    }
+    accumulate("powf_backward", "x", x, dy, dx, |x, g| g * p * x.powf(p - 1.0));
+}
+
+// ----- scalar arithmetic (backward: `add_assign` and `axpy` below) ----------------------
 
 /// `out = x + s`, elementwise; same lengths.
 pub fn add_scalar(x: &[f32], s: f32, out: &mut [f32]) {
@@ -149,12 +213,7 @@ pub fn mul_scalar(x: &[f32], s: f32, out: &mut [f32]) {
     map_into("mul_scalar", x, out, |v| v * s);
 }
 
-/// `out = x^p`, elementwise (`f32::powf`); same lengths.
-pub fn powf(x: &[f32], p: f32, out: &mut [f32]) {
-    map_into("powf", x, out, |v| v.powf(p));
-}
-
-// ----- in place --------------------------------------------------------------------------
+// ----- in place: the updates gradients are accumulated with -----------------------------
 
 /// `y += alpha * x`, elementwise; `x` and `y` have the same length.
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
@@ -182,64 +241,6 @@ pub fn add_scalar_in_place(y: &mut [f32], s: f32) {
             *y += s;
         }
     });
-}
-
-// ----- backward (accumulate into dx) -----------------------------------------------------
-
-/// `dx += -dy` (gradient of [`neg`]); `dy` and `dx` have the same length.
-pub fn neg_backward(dy: &[f32], dx: &mut [f32]) {
-    update_with("neg_backward", ("dy", "dx"), dy, dx, |g, d| d - g);
-}
-
-/// `dx += dy * y` where `y = exp(x)` is the saved output (gradient of [`exp`]); same lengths.
-pub fn exp_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("exp_backward", "y", y, dy, dx, |y, g| g * y);
-}
-
-/// `dx += dy / x` (gradient of [`log`]); `x`, `dy`, `dx` have the same length.
-pub fn log_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("log_backward", "x", x, dy, dx, |x, g| g / x);
-}
-
-/// `dx += dy * 0.5 / y` where `y = sqrt(x)` is the saved output (gradient of [`sqrt`]).
-pub fn sqrt_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("sqrt_backward", "y", y, dy, dx, |y, g| g * 0.5 / y);
-}
-
-/// `dx += 2 * x * dy` (gradient of [`square`]); `x`, `dy`, `dx` have the same length.
-pub fn square_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("square_backward", "x", x, dy, dx, |x, g| 2.0 * x * g);
-}
-
-/// `dx += dy` where `x > 0`, else nothing (gradient of [`relu`], 0 at `x == 0` like PyTorch).
-pub fn relu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("relu_backward", "x", x, dy, dx, |x, g| if x > 0.0 { g } else { 0.0 });
-}
-
-/// `dx += dy * y * (1 - y)` where `y = sigmoid(x)` is the saved output; same lengths.
-pub fn sigmoid_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("sigmoid_backward", "y", y, dy, dx, |y, g| g * y * (1.0 - y));
-}
-
-/// `dx += dy * (1 - y^2)` where `y = tanh(x)` is the saved output; same lengths.
-pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("tanh_backward", "y", y, dy, dx, |y, g| g * (1.0 - y * y));
-}
-
-/// `dx += dy * sigmoid(x)` (gradient of [`softplus`], overflow-free); same lengths.
-pub fn softplus_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate_chunked("softplus_backward", "x", x, dy, dx, vecmath::add_dy_times_sigmoid);
-}
-
-/// `dx += dy * p * x^(p-1)` (gradient of [`powf`]; nothing when `p == 0`, like PyTorch).
-pub fn powf_backward(x: &[f32], p: f32, dy: &[f32], dx: &mut [f32]) {
-    if p == 0.0 {
-        // x^0 is constant; PyTorch returns a zero gradient here rather than 0 * x^-1, which
-        // would be NaN at x == 0.
-        accumulate("powf_backward", "x", x, dy, dx, |_, _| 0.0);
-        return;
-    }
-    accumulate("powf_backward", "x", x, dy, dx, |x, g| g * p * x.powf(p - 1.0));
 }
 
 #[cfg(test)]
