@@ -4,6 +4,7 @@ use adamant_autodiff::{Gradients, Param};
 use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
+use crate::moments::ema_sq;
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
 
@@ -77,10 +78,10 @@ impl Optimizer for Adadelta {
                 let (v, u) = (v.data_mut(), u.data_mut());
                 for i in 0..theta.len() {
                     let g = if h.weight_decay != 0.0 { grad[i] + h.weight_decay * theta[i] } else { grad[i] };
-                    v[i] = v[i] * c.rho + (1.0 - c.rho) * (g * g);
+                    v[i] = ema_sq(v[i], g, c.rho);
                     let std = (v[i] + c.eps).sqrt();
                     let delta = (u[i] + c.eps).sqrt() / std * g;
-                    u[i] = u[i] * c.rho + (1.0 - c.rho) * (delta * delta);
+                    u[i] = ema_sq(u[i], delta, c.rho);
                     theta[i] += -h.lr * delta;
                 }
             },

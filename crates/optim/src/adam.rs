@@ -1,10 +1,10 @@
 //! Adam (Kingma & Ba 2014, Algorithm 1), its AMSGrad variant, and AdamW.
 
 use adamant_autodiff::{Gradients, Param};
-use adamant_tensor::kernels::parallel::should_parallelize;
 use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
+use crate::moments::{fused_update, Decay, Moments};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
 
@@ -124,19 +124,13 @@ impl Optimizer for Adam {
                     (h.lr as f64, 1.0)
                 };
                 let coeffs = AdamStep {
-                    beta1,
-                    beta2,
+                    moments: Moments::adam(beta1, beta2),
+                    decay: Decay::new(h, decoupled),
                     eps: config.eps,
                     step_size: step_size as f32,
                     bc2_sqrt: bc2_sqrt as f32,
-                    l2: h.decay_terms(decoupled).1,
-                    decay_factor: h.decay_terms(decoupled).0,
                 };
-                let [m, v, rest @ ..] = state.buffers.as_mut_slice() else {
-                    unreachable!("two buffers at least")
-                };
-                let vmax = rest.first_mut().map(|b| b.data_mut());
-                adam_update(theta, grad, m.data_mut(), v.data_mut(), vmax, &coeffs);
+                adam_update(theta, grad, &mut state.buffers, &coeffs);
             },
         );
     }
@@ -146,96 +140,27 @@ impl Optimizer for Adam {
 
 /// The per-step scalars of one Adam update.
 struct AdamStep {
-    beta1: f32,
-    beta2: f32,
+    moments: Moments,
+    /// Adam's L2 term, or AdamW's decoupled decay.
+    decay: Decay,
     eps: f32,
     /// `lr / (1 - beta1^t)`, or `lr` without bias correction.
     step_size: f32,
     /// `sqrt(1 - beta2^t)`, or 1 without bias correction.
     bc2_sqrt: f32,
-    /// L2 coefficient added to the gradient (Adam's weight decay).
-    l2: f32,
-    /// `1 - lr lambda` applied to the parameter first (AdamW's decoupled decay).
-    decay_factor: f32,
 }
 
-/// Elements per piece when an update runs on several threads. The update is elementwise, so
-/// the split changes nothing but speed; it is fixed so the work units never depend on threads.
-const UPDATE_CHUNK: usize = 1 << 15;
-
-/// One fused Adam/AdamW/AMSGrad update of a parameter tensor, in PyTorch's operation order:
-/// one pass over memory (theta, g, m, v read once and written once), split over rayon for
-/// large tensors. The update is memory-bound (7 floats of traffic per element), so the second
-/// core mostly buys bandwidth.
-fn adam_update(
-    theta: &mut [f32],
-    grad: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    vmax: Option<&mut [f32]>,
-    c: &AdamStep,
-) {
-    use rayon::prelude::*;
-    if !should_parallelize(theta.len()) {
-        return adam_update_chunk(theta, grad, m, v, vmax, c);
-    }
-    let pieces = theta
-        .par_chunks_mut(UPDATE_CHUNK)
-        .zip(grad.par_chunks(UPDATE_CHUNK))
-        .zip(m.par_chunks_mut(UPDATE_CHUNK))
-        .zip(v.par_chunks_mut(UPDATE_CHUNK));
-    match vmax {
-        Some(vmax) => pieces
-            .zip(vmax.par_chunks_mut(UPDATE_CHUNK))
-            .for_each(|((((t, g), m), v), vm)| adam_update_chunk(t, g, m, v, Some(vm), c)),
-        None => pieces.for_each(|(((t, g), m), v)| adam_update_chunk(t, g, m, v, None, c)),
-    }
-}
-
-/// [`adam_update`] on one piece, serially. The branches are loop-invariant; the iterators
-/// carry no bounds checks, so the loop vectorises.
-fn adam_update_chunk(
-    theta: &mut [f32],
-    grad: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    vmax: Option<&mut [f32]>,
-    c: &AdamStep,
-) {
-    let one_minus_beta1 = 1.0 - c.beta1;
-    let one_minus_beta2 = 1.0 - c.beta2;
-    // theta, m, v and, for AMSGrad, the running maximum of v.
-    let step = |theta: &mut f32, g: f32, m: &mut f32, v: &mut f32| -> f32 {
-        let mut t = *theta;
-        if c.decay_factor != 1.0 {
-            t *= c.decay_factor;
-        }
-        let g = if c.l2 != 0.0 { g + c.l2 * t } else { g };
-        // torch's lerp: m + w (g - m) for w < 0.5, else g - (g - m)(1 - w).
-        *m = if one_minus_beta1 < 0.5 { *m + one_minus_beta1 * (g - *m) } else { g - (g - *m) * c.beta1 };
-        *v = *v * c.beta2 + one_minus_beta2 * (g * g);
-        t
-    };
-    let apply = |t: f32, m: f32, second: f32| -> f32 {
-        let denom = second.sqrt() / c.bc2_sqrt + c.eps;
-        t + -c.step_size * (m / denom)
-    };
-    let elems = theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut());
-    match vmax {
-        Some(vmax) => {
-            for ((((theta, &g), m), v), vmax) in elems.zip(vmax.iter_mut()) {
-                let t = step(theta, g, m, v);
-                *vmax = vmax.max(*v);
-                *theta = apply(t, *m, *vmax);
-            }
-        }
-        None => {
-            for (((theta, &g), m), v) in elems {
-                let t = step(theta, g, m, v);
-                *theta = apply(t, *m, *v);
-            }
-        }
-    }
+/// One fused Adam/AdamW/AMSGrad update of a parameter tensor and its `buffers` (`m`, `v` and,
+/// for AMSGrad, the running maximum of `v`), in PyTorch's operation order (see
+/// [`fused_update`] for the loop; this is its last line).
+fn adam_update(theta: &mut [f32], grad: &[f32], buffers: &mut [Tensor], c: &AdamStep) {
+    // The closure takes the scalars by value: loads through a captured reference could alias
+    // the slices as far as the compiler knows, and would keep the loop from vectorising.
+    let AdamStep { eps, step_size, bc2_sqrt, .. } = *c;
+    fused_update(theta, grad, buffers, c.decay, c.moments, move |t, _g, m, second| {
+        let denom = second.sqrt() / bc2_sqrt + eps;
+        t + -step_size * (m / denom)
+    });
 }
 
 /// Options of [`AdamW`]; `Default` gives `torch.optim.AdamW`'s defaults (as Adam's, with
@@ -329,6 +254,7 @@ impl Optimizer for AdamW {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::moments::UPDATE_CHUNK;
     use adamant_tensor::kernels::parallel::{with_mode, Mode};
     use adamant_tensor::rng::seeded;
 
@@ -340,29 +266,29 @@ mod tests {
         let r = |s| Tensor::randn(&[n], 0.0, 1.0, &mut seeded(s)).into_vec();
         for (l2, decay_factor, amsgrad) in [(0.0, 1.0, false), (1e-2, 1.0, false), (0.0, 0.99, true)] {
             let c = AdamStep {
-                beta1: 0.9,
-                beta2: 0.999,
+                moments: Moments::adam(0.9, 0.999),
+                decay: Decay { factor: decay_factor, l2 },
                 eps: 1e-8,
                 step_size: 1e-3 / 0.1,
                 bc2_sqrt: 0.001f32.sqrt(),
-                l2,
-                decay_factor,
             };
             let run = |mode| {
-                let (mut theta, grad, mut m, mut v) =
-                    (r(1), r(2), r(3), r(4).iter().map(|x| x * x).collect::<Vec<f32>>());
-                let mut vmax: Vec<f32> = r(5).iter().map(|x| x * x).collect();
-                with_mode(mode, || {
-                    adam_update(&mut theta, &grad, &mut m, &mut v, amsgrad.then_some(&mut vmax[..]), &c)
-                });
-                (theta, m, v, vmax)
+                let mut theta = r(1);
+                let squares = |s| r(s).iter().map(|x| x * x).collect::<Vec<f32>>();
+                let mut buffers: Vec<Tensor> = [r(3), squares(4), squares(5)]
+                    .into_iter()
+                    .take(if amsgrad { 3 } else { 2 })
+                    .map(|b| Tensor::from_vec(b, &[n]))
+                    .collect();
+                with_mode(mode, || adam_update(&mut theta, &r(2), &mut buffers, &c));
+                (theta, buffers)
             };
             let (serial, parallel) = (run(Mode::Serial), run(Mode::Parallel));
             let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&serial.0), bits(&parallel.0), "theta, l2 {l2} decay {decay_factor}");
-            assert_eq!(bits(&serial.1), bits(&parallel.1), "m");
-            assert_eq!(bits(&serial.2), bits(&parallel.2), "v");
-            assert_eq!(bits(&serial.3), bits(&parallel.3), "vmax");
+            for (name, (s, p)) in ["m", "v", "vmax"].iter().zip(serial.1.iter().zip(&parallel.1)) {
+                assert_eq!(bits(s.data()), bits(p.data()), "{name}");
+            }
             assert_ne!(bits(&serial.0), bits(&r(1)), "the update moved theta");
         }
     }

@@ -4,6 +4,7 @@ use adamant_autodiff::{Gradients, Param};
 use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
+use crate::moments::lerp;
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
 
@@ -93,14 +94,4 @@ impl Optimizer for Adamax {
     }
 
     optimizer_common!();
-}
-
-/// `torch.lerp(a, b, w)` for f32, in PyTorch's two-branch form (exact at both ends).
-#[inline]
-pub(crate) fn lerp(a: f32, b: f32, w: f32) -> f32 {
-    if w < 0.5 {
-        a + w * (b - a)
-    } else {
-        b - (b - a) * (1.0 - w)
-    }
 }

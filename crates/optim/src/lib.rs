@@ -30,6 +30,7 @@ mod adam;
 mod adamax;
 pub mod clip;
 mod core;
+mod moments;
 mod nadam;
 mod optimizer;
 pub mod options;

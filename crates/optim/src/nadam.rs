@@ -3,8 +3,8 @@
 use adamant_autodiff::{Gradients, Param};
 use adamant_tensor::Tensor;
 
-use crate::adamax::lerp;
 use crate::core::{Core, ParamState};
+use crate::moments::{fused_update, Decay, Moments};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
 
@@ -105,22 +105,13 @@ impl Optimizer for NAdam {
                 let lr = h.lr as f64;
                 let grad_coef = (-lr * (1.0 - mu) / (1.0 - mu_product)) as f32;
                 let avg_coef = ((-lr * mu_next) / (1.0 - mu_product_next)) as f32;
-                let (decay, l2) = h.decay_terms(c.decoupled_weight_decay);
-                let [m, v] = state.buffers.as_mut_slice() else { unreachable!("two buffers") };
-                let (m, v) = (m.data_mut(), v.data_mut());
-                for i in 0..theta.len() {
-                    let mut p = theta[i];
-                    if decay != 1.0 {
-                        p *= decay;
-                    }
-                    let g = if l2 != 0.0 { grad[i] + l2 * p } else { grad[i] };
-                    m[i] = lerp(m[i], g, 1.0 - beta1);
-                    v[i] = v[i] * beta2 + (1.0 - beta2) * (g * g);
-                    let denom = (v[i] / bc2).sqrt() + c.eps;
-                    p += grad_coef * (g / denom);
-                    p += avg_coef * (m[i] / denom);
-                    theta[i] = p;
-                }
+                let decay = Decay::new(h, c.decoupled_weight_decay);
+                let moments = Moments::new(beta1, beta2);
+                fused_update(theta, grad, &mut state.buffers, decay, moments, move |p, g, m, v| {
+                    let denom = (v / bc2).sqrt() + c.eps;
+                    let p = p + grad_coef * (g / denom);
+                    p + avg_coef * (m / denom)
+                });
             },
         );
     }

@@ -3,8 +3,8 @@
 use adamant_autodiff::{Gradients, Param};
 use adamant_tensor::Tensor;
 
-use crate::adamax::lerp;
 use crate::core::{Core, ParamState};
+use crate::moments::{fused_update, Decay, Moments};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
 
@@ -99,26 +99,18 @@ impl Optimizer for RAdam {
                     / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
                     .sqrt()) as f32;
                 let bc2_sqrt = bc2.sqrt() as f32;
-                let (decay, l2) = h.decay_terms(c.decoupled_weight_decay);
-                let [m, v] = state.buffers.as_mut_slice() else { unreachable!("two buffers") };
-                let (m, v) = (m.data_mut(), v.data_mut());
-                for i in 0..theta.len() {
-                    let mut p = theta[i];
-                    if decay != 1.0 {
-                        p *= decay;
-                    }
-                    let g = if l2 != 0.0 { grad[i] + l2 * p } else { grad[i] };
-                    m[i] = lerp(m[i], g, 1.0 - beta1);
-                    v[i] = v[i] * beta2 + (1.0 - beta2) * (g * g);
-                    let m_hat = m[i] / bc1;
+                let decay = Decay::new(h, c.decoupled_weight_decay);
+                let moments = Moments::new(beta1, beta2);
+                fused_update(theta, grad, &mut state.buffers, decay, moments, move |p, _g, m, v| {
+                    let m_hat = m / bc1;
                     let update = if rectified {
-                        let adaptive = bc2_sqrt / (v[i].sqrt() + c.eps);
+                        let adaptive = bc2_sqrt / (v.sqrt() + c.eps);
                         m_hat * h.lr * adaptive * rect
                     } else {
                         m_hat * h.lr
                     };
-                    theta[i] = p + -update;
-                }
+                    p + -update
+                });
             },
         );
     }

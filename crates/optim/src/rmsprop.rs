@@ -3,8 +3,8 @@
 use adamant_autodiff::{Gradients, Param};
 use adamant_tensor::Tensor;
 
-use crate::adamax::lerp;
 use crate::core::{Core, ParamState};
+use crate::moments::{ema_sq, lerp};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
 
@@ -100,7 +100,7 @@ impl Optimizer for RmsProp {
                 let mut gavg = grad_avg.map(|b| b.data_mut());
                 for i in 0..theta.len() {
                     let g = if h.weight_decay != 0.0 { grad[i] + h.weight_decay * theta[i] } else { grad[i] };
-                    sq[i] = sq[i] * c.alpha + (1.0 - c.alpha) * (g * g);
+                    sq[i] = ema_sq(sq[i], g, c.alpha);
                     let avg = match gavg.as_deref_mut() {
                         Some(ga) => {
                             ga[i] = lerp(ga[i], g, 1.0 - c.alpha);

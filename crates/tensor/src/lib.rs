@@ -13,6 +13,8 @@
 //! * [`io`] is the one file format (named tensors in safetensors, with metadata) and the
 //!   atomic write every file of adamant goes through.
 //! * [`rng`] gives the project's one portable, seedable random generator (ChaCha8).
+//! * `testing` (hidden from these docs) holds the helpers the tests of every crate share:
+//!   seeded inputs, tolerance and bit comparisons, the serial-versus-parallel check.
 //!
 //! Shape errors are programmer errors: they panic with a message naming the op and the
 //! shapes involved.
@@ -22,6 +24,8 @@ pub mod kernels;
 pub mod rng;
 mod shape;
 mod tensor;
+#[doc(hidden)]
+pub mod testing;
 
 pub use shape::{broadcast_shapes, numel, strides};
 pub use tensor::Tensor;

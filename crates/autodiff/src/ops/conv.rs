@@ -1,9 +1,9 @@
-//! 2-d convolution and max-pooling on NCHW values.
+//! 2-d convolution on NCHW values.
 //!
 //! Convolution is im2col + GEMM per image (kernels `conv2d_forward` / `conv2d_backward`):
 //! with `col = im2col(x_i)`, the forward is `y_i = W col (+ b)`, and the backward is
 //! `dW += dy_i col^T`, `db += sum of dy_i over positions`, `dx_i += col2im(W^T dy_i)`.
-//! Max-pooling remembers the argmax of each window and routes each output gradient to it.
+//! Max-pooling is in `pool.rs`.
 
 use adamant_tensor::{kernels as k, Tensor};
 
@@ -74,34 +74,6 @@ impl<'t> Var<'t> {
             if let (Some(i), Some(db)) = (ib, db) {
                 g.put(i, db);
             }
-        })
-    }
-
-    /// 2-d max-pooling over `[N, C, H, W]` (PyTorch's `F.max_pool2d`): square windows of
-    /// `kernel` cells moved by `stride`, with implicit `-inf` padding. The gradient goes to
-    /// the first maximal cell of each window.
-    pub fn max_pool2d(self, kernel: usize, stride: usize, padding: usize) -> Var<'t> {
-        let x = self.value();
-        let xs = x.shape().to_vec();
-        assert_eq!(xs.len(), 4, "max_pool2d: input must be [N, C, H, W], got {xs:?}");
-        assert!(
-            kernel > 0 && stride > 0 && 2 * padding <= kernel,
-            "max_pool2d: kernel {kernel}, stride {stride}, padding {padding}: need kernel, stride > 0 and padding <= kernel / 2"
-        );
-        let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3]);
-        assert!(
-            h + 2 * padding >= kernel && w + 2 * padding >= kernel,
-            "max_pool2d: kernel {kernel} larger than the padded input {xs:?}"
-        );
-        let (oh, ow) =
-            (k::pool_out_size(h, kernel, stride, padding), k::pool_out_size(w, kernel, stride, padding));
-        let mut out = vec![0.0; n * c * oh * ow];
-        let mut argmax = vec![0u32; out.len()];
-        k::max_pool2d_forward(x.data(), n, c, h, w, kernel, stride, padding, &mut out, &mut argmax);
-        let y = Tensor::from_vec(out, &[n, c, oh, ow]);
-        let i = self.index;
-        self.tape.push_op(y, &[self], move |dy, g| {
-            k::max_pool2d_backward(dy, &argmax, n, c, h, w, oh, ow, g.acc(i));
         })
     }
 }

@@ -1,21 +1,15 @@
-//! Log-softmax and the fused, numerically stable losses of the paper's networks.
+//! The fused, numerically stable losses of the paper's networks, and the VAE's
+//! reparameterised sample that feeds its KL term.
 //!
 //! Fusing a loss with its final activation (softmax, sigmoid) avoids ever forming
 //! `log(softmax)` or `log(sigmoid)` from rounded probabilities, and gives the famously simple
 //! gradients: `softmax - onehot` for cross-entropy, `sigmoid(x) - t` for BCE with logits.
+//! The unfused `log_softmax` is in `softmax.rs`.
 
 use adamant_tensor::{kernels as k, rng, Tensor};
 
 use crate::ops::Reduction;
 use crate::tape::Var;
-
-/// `(rows, cols)` of a value viewed as rows of its last axis.
-fn rows_cols(op: &str, shape: &[usize]) -> (usize, usize) {
-    assert!(!shape.is_empty(), "{op}: needs at least one axis, got a scalar");
-    let cols = shape[shape.len() - 1];
-    let rows = shape.iter().product::<usize>().checked_div(cols).unwrap_or(0);
-    (rows, cols)
-}
 
 fn assert_same_shape(op: &str, a: &Tensor, b: &Tensor) {
     assert_eq!(
@@ -28,21 +22,6 @@ fn assert_same_shape(op: &str, a: &Tensor, b: &Tensor) {
 }
 
 impl<'t> Var<'t> {
-    /// `log(softmax(x))` over the last axis, computed stably as `x - logsumexp(x)`.
-    pub fn log_softmax(self) -> Var<'t> {
-        let x = self.value();
-        let (rows, cols) = rows_cols("log_softmax", x.shape());
-        let mut out = vec![0.0; x.numel()];
-        k::log_softmax_rows(x.data(), rows, cols, &mut out);
-        let y = Tensor::from_vec(out, x.shape());
-        let y_saved = y.clone();
-        let i = self.index;
-        self.tape.push_op(y, &[self], move |dy, g| {
-            // dx = dy - softmax * sum(dy), row by row.
-            k::log_softmax_backward(y_saved.data(), dy, rows, cols, g.acc(i));
-        })
-    }
-
     /// Softmax cross-entropy of `[B, K]` logits against integer class labels, averaged over
     /// the batch (PyTorch's `F.cross_entropy`). Returns a scalar.
     ///

@@ -4,13 +4,22 @@
 //! `tape.push_op(value, inputs, backward)` where the `backward` closure receives the output
 //! gradient `dy` and accumulates the inputs' gradients, again with kernels. No arithmetic
 //! loops live here.
+//!
+//! One file per op family, named like the kernel file it calls where there is one:
+//! `arith` (broadcasting `+ - * /`, scalars, negation), `unary` (elementwise functions),
+//! `reduce` (sums and means), `shape` (reshape, flatten), `softmax` (log-softmax), `loss`
+//! (fused losses, the VAE's sample), `linalg` (matrix products), `conv`, `pool` (max-pooling)
+//! and `dropout`.
 
 mod arith;
 mod conv;
 mod dropout;
 mod linalg;
 mod loss;
+mod pool;
 mod reduce;
+mod shape;
+mod softmax;
 mod unary;
 
 pub use adamant_tensor::kernels::Reduction;

@@ -1,7 +1,7 @@
-//! Sums, means and reshapes.
+//! Sums and means, over everything or one axis.
 //!
 //! The backward of a reduction broadcasts the output gradient back over the reduced axes
-//! (scaled by 1/n for a mean); the backward of a reshape is the reverse reshape.
+//! (scaled by 1/n for a mean). Reshapes are in `shape.rs`.
 
 use adamant_tensor::{kernels as k, numel, Tensor};
 
@@ -68,24 +68,5 @@ impl<'t> Var<'t> {
             k::broadcast_to(dy, &keepdim_shape(&shape, axis), &shape, &mut spread);
             k::axpy(scale, &spread, g.acc(i));
         })
-    }
-
-    /// The same values with another shape of equal size.
-    ///
-    /// # Panics
-    /// If the number of elements differs.
-    pub fn reshape(self, shape: &[usize]) -> Var<'t> {
-        let x = self.value();
-        let y = x.reshape(shape);
-        let i = self.index;
-        self.tape.push_op(y, &[self], move |dy, g| k::add_assign(dy, g.acc(i)))
-    }
-
-    /// Flattens every axis after the first: `[B, C, H, W]` to `[B, C*H*W]`.
-    pub fn flatten(self) -> Var<'t> {
-        let shape = self.shape();
-        assert!(!shape.is_empty(), "flatten: needs at least one axis, got a scalar");
-        let rest = numel(&shape[1..]);
-        self.reshape(&[shape[0], rest])
     }
 }

@@ -502,8 +502,7 @@ fn general<F>(
 mod tests {
     use super::*;
     use crate::kernels::parallel::{with_mode, Mode};
-    use crate::rng::seeded;
-    use crate::Tensor;
+    use crate::testing::{self, assert_bits_eq, assert_par_eq_serial_bits};
 
     type Op = fn(&[f32], &[usize], &[f32], &[usize], &mut [f32]);
     type Scalar = fn(f32, f32) -> f32;
@@ -517,8 +516,9 @@ mod tests {
         ("maximum", maximum, |x, y| if x.is_nan() || x > y { x } else { y }),
     ];
 
+    /// Standard normal values for an operand of `shape`, seeded.
     fn randn(shape: &[usize], seed: u64) -> Vec<f32> {
-        Tensor::randn(shape, 0.0, 1.0, &mut seeded(seed)).into_vec()
+        testing::randn(numel(shape), seed)
     }
 
     /// Values away from zero, so that `div` stays tame.
@@ -575,13 +575,6 @@ mod tests {
         let mut out = vec![f32::NAN; numel(&broadcast_shapes(sa, sb).unwrap())];
         op(a, sa, b, sb, &mut out);
         out
-    }
-
-    fn assert_bits_eq(a: &[f32], b: &[f32], what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert_eq!(x.to_bits(), y.to_bits(), "{what}: element {i}: {x} vs {y}");
-        }
     }
 
     fn check_all_ops(sa: &[usize], sb: &[usize]) {
@@ -954,9 +947,7 @@ mod tests {
             let a = randn(sa, 11);
             let b = away_from_zero(sb, 12);
             for (name, op, _) in OPS {
-                let s = with_mode(Mode::Serial, || run(op, &a, sa, &b, sb));
-                let p = with_mode(Mode::Parallel, || run(op, &a, sa, &b, sb));
-                assert_bits_eq(&s, &p, &format!("{name} {sa:?} {sb:?}"));
+                assert_par_eq_serial_bits(&format!("{name} {sa:?} {sb:?}"), || run(op, &a, sa, &b, sb));
             }
         }
     }
@@ -978,18 +969,14 @@ mod tests {
                 sum_to_shape(&grad, gs, ts, &mut acc);
                 acc
             };
-            let s = with_mode(Mode::Serial, reduce);
-            let p = with_mode(Mode::Parallel, reduce);
-            assert_bits_eq(&s, &p, &format!("sum_to_shape {gs:?} -> {ts:?}"));
+            assert_par_eq_serial_bits(&format!("sum_to_shape {gs:?} -> {ts:?}"), reduce);
 
             let expand = || {
                 let mut out = vec![0.0; grad.len()];
                 broadcast_to(&acc0, ts, gs, &mut out);
                 out
             };
-            let s = with_mode(Mode::Serial, expand);
-            let p = with_mode(Mode::Parallel, expand);
-            assert_bits_eq(&s, &p, &format!("broadcast_to {ts:?} -> {gs:?}"));
+            assert_par_eq_serial_bits(&format!("broadcast_to {ts:?} -> {gs:?}"), expand);
         }
     }
 }

@@ -439,12 +439,7 @@ pub fn conv2d_backward(
 mod tests {
     use super::*;
     use crate::kernels::parallel::{with_mode, Mode};
-    use crate::rng::seeded;
-    use crate::Tensor;
-
-    fn randv(len: usize, seed: u64) -> Vec<f32> {
-        Tensor::randn(&[len], 0.0, 1.0, &mut seeded(seed)).into_vec()
-    }
+    use crate::testing::randn;
 
     /// Index of (c, iy, ix) in a [C, H, W] image, or None where that position is padding.
     fn at(g: &Conv2dGeometry, c: usize, iy: isize, ix: isize) -> Option<usize> {
@@ -559,7 +554,7 @@ mod tests {
     #[test]
     fn im2col_matches_naive() {
         for (s, g) in geometries().iter().enumerate() {
-            let image = randv(g.image_len(), 10 + s as u64);
+            let image = randn(g.image_len(), 10 + s as u64);
             let mut col = vec![f32::NAN; g.col_rows() * g.col_cols()];
             im2col(&image, g, &mut col);
             assert_eq!(col, naive_im2col(&image, g), "{g:?}");
@@ -580,8 +575,8 @@ mod tests {
     #[test]
     fn col2im_matches_naive_and_accumulates() {
         for (s, g) in geometries().iter().enumerate() {
-            let col = randv(g.col_rows() * g.col_cols(), 30 + s as u64);
-            let start = randv(g.image_len(), 50 + s as u64);
+            let col = randn(g.col_rows() * g.col_cols(), 30 + s as u64);
+            let start = randn(g.image_len(), 50 + s as u64);
             let mut got = start.clone();
             col2im(&col, g, &mut got);
             let mut want = start.clone();
@@ -615,8 +610,8 @@ mod tests {
     #[test]
     fn im2col_col2im_adjoint_identity() {
         for (s, g) in geometries().iter().enumerate() {
-            let x = randv(g.image_len(), 70 + s as u64);
-            let c = randv(g.col_rows() * g.col_cols(), 90 + s as u64);
+            let x = randn(g.image_len(), 70 + s as u64);
+            let c = randn(g.col_rows() * g.col_cols(), 90 + s as u64);
             let mut col = vec![0.0; c.len()];
             im2col(&x, g, &mut col);
             let mut back = vec![0.0; x.len()];
@@ -755,9 +750,9 @@ mod tests {
     fn conv2d_forward_matches_direct_convolution() {
         for (s, &(n, g, oc)) in conv_cases().iter().enumerate() {
             let s = s as u64 * 10;
-            let x = randv(n * g.image_len(), s + 1);
-            let w = randv(oc * g.col_rows(), s + 2);
-            let b = randv(oc, s + 3);
+            let x = randn(n * g.image_len(), s + 1);
+            let w = randn(oc * g.col_rows(), s + 2);
+            let b = randn(oc, s + 3);
             for bias in [None, Some(b.as_slice())] {
                 let mut out = vec![f32::NAN; n * oc * g.col_cols()];
                 conv2d_forward(&x, n, &g, &w, oc, bias, &mut out);
@@ -781,13 +776,13 @@ mod tests {
     fn conv2d_backward_matches_direct_gradients() {
         for (s, &(n, g, oc)) in conv_cases().iter().enumerate() {
             let s = s as u64 * 10;
-            let x = randv(n * g.image_len(), s + 1);
-            let w = randv(oc * g.col_rows(), s + 2);
-            let dy = randv(n * oc * g.col_cols(), s + 4);
+            let x = randn(n * g.image_len(), s + 1);
+            let w = randn(oc * g.col_rows(), s + 2);
+            let dy = randn(n * oc * g.col_cols(), s + 4);
             // Pre-filled accumulators check that every gradient is added, not stored.
-            let dx0 = randv(x.len(), s + 5);
-            let dw0 = randv(w.len(), s + 6);
-            let db0 = randv(oc, s + 7);
+            let dx0 = randn(x.len(), s + 5);
+            let dw0 = randn(w.len(), s + 6);
+            let db0 = randn(oc, s + 7);
             let (mut dx, mut dw, mut db) = (dx0.clone(), dw0.clone(), db0.clone());
             conv2d_backward(&x, n, &g, &w, oc, &dy, Some(&mut dx), &mut dw, Some(&mut db));
             let (ndx, ndw, ndb) = naive_conv_grads(&x, n, &g, &w, oc, &dy);
@@ -804,9 +799,9 @@ mod tests {
     #[test]
     fn conv2d_backward_without_dx_and_db() {
         let (n, g, oc) = (3, Conv2dGeometry::new(2, 6, 5, 3, 2, 1), 3);
-        let x = randv(n * g.image_len(), 1);
-        let w = randv(oc * g.col_rows(), 2);
-        let dy = randv(n * oc * g.col_cols(), 3);
+        let x = randn(n * g.image_len(), 1);
+        let w = randn(oc * g.col_rows(), 2);
+        let dy = randn(n * oc * g.col_cols(), 3);
         let mut dw = vec![0.0; w.len()];
         conv2d_backward(&x, n, &g, &w, oc, &dy, None, &mut dw, None);
         let (_, ndw, _) = naive_conv_grads(&x, n, &g, &w, oc, &dy);
@@ -822,10 +817,10 @@ mod tests {
     fn conv2d_parallel_equals_serial_bitwise() {
         // 11 images: two full groups of 4 and a short one of 3.
         let (n, g, oc) = (11, Conv2dGeometry::new(3, 12, 10, 5, 1, 2), 6);
-        let x = randv(n * g.image_len(), 1);
-        let w = randv(oc * g.col_rows(), 2);
-        let b = randv(oc, 3);
-        let dy = randv(n * oc * g.col_cols(), 4);
+        let x = randn(n * g.image_len(), 1);
+        let w = randn(oc * g.col_rows(), 2);
+        let b = randn(oc, 3);
+        let dy = randn(n * oc * g.col_cols(), 4);
         let run = |mode| {
             with_mode(mode, || {
                 let mut out = vec![0.0; dy.len()];
@@ -844,7 +839,7 @@ mod tests {
     #[test]
     fn conv2d_empty_batch_is_a_no_op() {
         let g = Conv2dGeometry::new(2, 4, 4, 3, 1, 1);
-        let w = randv(3 * g.col_rows(), 1);
+        let w = randn(3 * g.col_rows(), 1);
         let mut out: Vec<f32> = vec![];
         conv2d_forward(&[], 0, &g, &w, 3, None, &mut out);
         let mut dw = vec![1.0; w.len()];

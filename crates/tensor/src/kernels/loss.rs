@@ -6,7 +6,8 @@
 //! into the gradient buffer, where `g` is the upstream gradient of the scalar loss.
 
 use super::parallel::{for_each_block_mut, for_each_chunk_mut, CHUNK};
-use super::reduce::{chunked_sum_f64, log_softmax_rows};
+use super::reduce::chunked_sum_f64;
+use super::softmax::{check_rows, log_softmax_rows, row_block};
 use super::vecmath;
 
 /// How an elementwise loss combines its per-element terms into one scalar.
@@ -47,16 +48,6 @@ fn accumulate(dx: &mut [f32], term: impl Fn(usize) -> f32 + Sync + Send) {
 // Softmax cross-entropy
 // ---------------------------------------------------------------------------------------------
 
-/// Checks that a `[rows, cols]` argument of the softmax cross-entropy kernels has its length.
-fn check_rows_len(op: &str, what: &str, len: usize, rows: usize, cols: usize) {
-    assert_eq!(
-        len,
-        rows * cols,
-        "{op}: {what} has {len} elements, expected [{rows}, {cols}] = {}",
-        rows * cols
-    );
-}
-
 /// Checks the labels of the softmax cross-entropy kernels: one per row, each below `cols`.
 fn check_labels(op: &str, rows: usize, cols: usize, labels: &[usize]) {
     assert_eq!(labels.len(), rows, "{op}: {} labels for {rows} rows", labels.len());
@@ -79,8 +70,8 @@ pub fn softmax_cross_entropy_forward(
     log_probs: &mut [f32],
 ) -> f32 {
     let op = "softmax_cross_entropy_forward";
-    check_rows_len(op, "logits", logits.len(), rows, cols);
-    check_rows_len(op, "log_probs", log_probs.len(), rows, cols);
+    check_rows(op, "logits", logits.len(), rows, cols);
+    check_rows(op, "log_probs", log_probs.len(), rows, cols);
     check_labels(op, rows, cols, labels);
     log_softmax_rows(logits, rows, cols, log_probs);
     let lp = &*log_probs;
@@ -102,11 +93,11 @@ pub fn softmax_cross_entropy_backward(
     dx: &mut [f32],
 ) {
     let op = "softmax_cross_entropy_backward";
-    check_rows_len(op, "log_probs", log_probs.len(), rows, cols);
-    check_rows_len(op, "dx", dx.len(), rows, cols);
+    check_rows(op, "log_probs", log_probs.len(), rows, cols);
+    check_rows(op, "dx", dx.len(), rows, cols);
     check_labels(op, rows, cols, labels);
     let scale = (g as f64 / rows as f64) as f32;
-    let rb = (CHUNK / cols.max(1)).max(1);
+    let rb = row_block(cols);
     for_each_block_mut(dx, rb * cols, rows * cols, |b, d| {
         for (i, d) in d.chunks_exact_mut(cols).enumerate() {
             let r = b * rb + i;
@@ -256,14 +247,9 @@ pub fn gaussian_kl_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::parallel::{with_mode, Mode};
     use crate::rng::seeded;
-    use crate::Tensor;
+    use crate::testing::{assert_par_eq_serial, bits, close, randn};
     use rand::Rng as _;
-
-    fn randn(n: usize, seed: u64) -> Vec<f32> {
-        Tensor::randn(&[n], 0.0, 1.0, &mut seeded(seed)).into_vec()
-    }
 
     fn uniform01(n: usize, seed: u64) -> Vec<f32> {
         let mut rng = seeded(seed);
@@ -273,21 +259,6 @@ mod tests {
     fn labels(rows: usize, cols: usize, seed: u64) -> Vec<usize> {
         let mut rng = seeded(seed);
         (0..rows).map(|_| rng.random_range(0..cols)).collect()
-    }
-
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|x| x.to_bits()).collect()
-    }
-
-    fn assert_par_eq_serial<T: PartialEq + std::fmt::Debug>(f: impl Fn() -> T) -> T {
-        let s = with_mode(Mode::Serial, &f);
-        let p = with_mode(Mode::Parallel, &f);
-        assert_eq!(s, p, "parallel result differs from serial");
-        s
-    }
-
-    fn close(a: f64, b: f64, tol: f64) -> bool {
-        (a - b).abs() <= tol * (1.0 + b.abs())
     }
 
     /// Central finite differences of `loss` at `x`, in f64 on the f32 loss values; the step

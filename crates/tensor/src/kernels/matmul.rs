@@ -87,8 +87,7 @@ pub fn matmul(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::seeded;
-    use crate::Tensor;
+    use crate::testing::randn;
 
     /// op(a) @ op(b) (+ init) in f64, by the definition.
     #[allow(clippy::too_many_arguments)]
@@ -118,14 +117,10 @@ mod tests {
         out
     }
 
-    fn randv(len: usize, seed: u64) -> Vec<f32> {
-        Tensor::randn(&[len], 0.0, 1.0, &mut seeded(seed)).into_vec()
-    }
-
     fn check(m: usize, k: usize, n: usize, ta: bool, tb: bool, acc: bool) {
-        let a = randv(m * k, 1);
-        let b = randv(k * n, 2);
-        let init = randv(m * n, 3);
+        let a = randn(m * k, 1);
+        let b = randn(k * n, 2);
+        let init = randn(m * n, 3);
         let mut out = init.clone();
         matmul(&a, &b, &mut out, m, k, n, ta, tb, acc);
         let want = naive(&a, &b, &init, m, k, n, ta, tb, acc);
@@ -205,8 +200,8 @@ mod tests {
 
     #[test]
     fn overwrite_ignores_nan_in_out() {
-        let a = randv(6 * 4, 5);
-        let b = randv(4 * 3, 6);
+        let a = randn(6 * 4, 5);
+        let b = randn(4 * 3, 6);
         let mut out = vec![f32::NAN; 6 * 3];
         matmul(&a, &b, &mut out, 6, 4, 3, false, false, false);
         assert!(out.iter().all(|v| v.is_finite()));
@@ -237,8 +232,8 @@ mod tests {
     #[test]
     fn accumulate_twice_doubles() {
         let (m, k, n) = (9, 13, 5);
-        let a = randv(m * k, 7);
-        let b = randv(k * n, 8);
+        let a = randn(m * k, 7);
+        let b = randn(k * n, 8);
         let mut once = vec![0.0; m * n];
         matmul(&a, &b, &mut once, m, k, n, false, false, false);
         let mut twice = vec![0.0; m * n];
@@ -253,8 +248,8 @@ mod tests {
     #[test]
     fn repeated_calls_are_bit_identical() {
         let (m, k, n) = (130, 257, 70);
-        let a = randv(m * k, 9);
-        let b = randv(k * n, 10);
+        let a = randn(m * k, 9);
+        let b = randn(k * n, 10);
         let mut first = vec![0.0; m * n];
         matmul(&a, &b, &mut first, m, k, n, false, true, false);
         for _ in 0..3 {
@@ -269,9 +264,9 @@ mod tests {
         use crate::kernels::parallel::{with_mode, Mode};
         // Big enough (with Mode::Parallel) to be cut into several jobs, with edge tiles.
         let (m, k, n) = (150, 70, 90);
-        let a = randv(m * k, 11);
-        let b = randv(k * n, 12);
-        let init = randv(m * n, 13);
+        let a = randn(m * k, 11);
+        let b = randn(k * n, 12);
+        let init = randn(m * n, 13);
         for (ta, tb, acc) in
             [(false, false, false), (true, false, true), (false, true, true), (true, true, false)]
         {

@@ -322,12 +322,7 @@ pub fn max_pool2d_backward(
 mod tests {
     use super::*;
     use crate::kernels::parallel::{with_mode, Mode};
-    use crate::rng::seeded;
-    use crate::Tensor;
-
-    fn randv(len: usize, seed: u64) -> Vec<f32> {
-        Tensor::randn(&[len], 0.0, 1.0, &mut seeded(seed)).into_vec()
-    }
+    use crate::testing::randn;
 
     /// Literal definition: pad each plane with -inf, take the window maximum, and report the
     /// first real (non-padding) cell in row-major order holding that maximum.
@@ -436,7 +431,7 @@ mod tests {
     #[test]
     fn forward_matches_naive() {
         for (s, &(n, c, h, w, k, st, p)) in CASES.iter().enumerate() {
-            let x = randv(n * c * h * w, s as u64);
+            let x = randn(n * c * h * w, s as u64);
             let got = run_forward(&x, n, c, h, w, k, st, p);
             let want = naive_forward(&x, n, c, h, w, k, st, p);
             assert_eq!(got, want, "case {:?}", CASES[s]);
@@ -446,7 +441,7 @@ mod tests {
     #[test]
     fn all_negative_inputs_see_padding_as_minus_infinity() {
         for &(n, c, h, w, k, st, p) in CASES.iter().filter(|cs| cs.6 > 0) {
-            let x: Vec<f32> = randv(n * c * h * w, 3).iter().map(|v| -1.0 - v.abs()).collect();
+            let x: Vec<f32> = randn(n * c * h * w, 3).iter().map(|v| -1.0 - v.abs()).collect();
             let (out, am) = run_forward(&x, n, c, h, w, k, st, p);
             assert!(out.iter().all(|&v| v < -0.99), "padding leaked a value >= -1");
             assert_eq!((out, am), naive_forward(&x, n, c, h, w, k, st, p));
@@ -483,7 +478,7 @@ mod tests {
     #[test]
     fn integer_valued_inputs_with_many_ties_match_naive() {
         for (s, &(n, c, h, w, k, st, p)) in CASES.iter().enumerate() {
-            let x: Vec<f32> = randv(n * c * h * w, 40 + s as u64).iter().map(|v| (v * 1.5).round()).collect();
+            let x: Vec<f32> = randn(n * c * h * w, 40 + s as u64).iter().map(|v| (v * 1.5).round()).collect();
             assert_eq!(run_forward(&x, n, c, h, w, k, st, p), naive_forward(&x, n, c, h, w, k, st, p));
         }
     }
@@ -518,10 +513,10 @@ mod tests {
     #[test]
     fn backward_matches_naive_and_accumulates() {
         for (s, &(n, c, h, w, k, st, p)) in CASES.iter().enumerate() {
-            let x = randv(n * c * h * w, 60 + s as u64);
+            let x = randn(n * c * h * w, 60 + s as u64);
             let (out, am) = run_forward(&x, n, c, h, w, k, st, p);
-            let dy = randv(out.len(), 80 + s as u64);
-            let start = randv(x.len(), 100 + s as u64);
+            let dy = randn(out.len(), 80 + s as u64);
+            let start = randn(x.len(), 100 + s as u64);
             let mut dx = start.clone();
             let (oh, ow) = (pool_out_size(h, k, st, p), pool_out_size(w, k, st, p));
             max_pool2d_backward(&dy, &am, n, c, h, w, oh, ow, &mut dx);
@@ -559,9 +554,9 @@ mod tests {
     #[test]
     fn parallel_equals_serial_bitwise() {
         let (n, c, h, w, k, s, p) = (3, 5, 13, 11, 3, 2, 1);
-        let x = randv(n * c * h * w, 7);
+        let x = randn(n * c * h * w, 7);
         let (oh, ow) = (pool_out_size(h, k, s, p), pool_out_size(w, k, s, p));
-        let dy = randv(n * c * oh * ow, 8);
+        let dy = randn(n * c * oh * ow, 8);
         let run = |mode| {
             with_mode(mode, || {
                 let (out, am) = run_forward(&x, n, c, h, w, k, s, p);

@@ -1,8 +1,9 @@
 //! Elementwise kernels: activations, scalar arithmetic, in-place updates and their gradients.
 //!
 //! Every function here works on flat slices of equal length, so the shape of the tensor does
-//! not matter. Forward kernels overwrite `out`; backward kernels (`*_backward`) add their
-//! contribution to `dx`, because the autodiff tape sums gradients into preallocated buffers.
+//! not matter. Each function's backward (`*_backward`) follows it: forward kernels overwrite
+//! `out`; backward kernels add their contribution to `dx`, because the autodiff tape sums
+//! gradients into preallocated buffers.
 //! All loops run through [`for_each_chunk_mut`], so slices longer than the parallel
 //! threshold are split over rayon's threads in fixed [`CHUNK`]-sized pieces; since each
 //! element is computed on its own, the result does not depend on the number of threads.
@@ -89,11 +90,16 @@ fn accumulate(
     });
 }
 
-// ----- forward ---------------------------------------------------------------------------
+// ----- elementwise functions, each forward followed by its backward ----------------------
 
 /// `out = -x`, elementwise; `x` and `out` have the same length.
 pub fn neg(x: &[f32], out: &mut [f32]) {
     map_into("neg", x, out, |v| -v);
+}
+
+/// `dx += -dy` (gradient of [`neg`]); `dy` and `dx` have the same length.
+pub fn neg_backward(dy: &[f32], dx: &mut [f32]) {
+    update_with("neg_backward", ("dy", "dx"), dy, dx, |g, d| d - g);
 }
 
 /// `out = e^x`, elementwise; `x` and `out` have the same length.
@@ -101,9 +107,19 @@ pub fn exp(x: &[f32], out: &mut [f32]) {
     map_into("exp", x, out, f32::exp);
 }
 
+/// `dx += dy * y` where `y = exp(x)` is the saved output (gradient of [`exp`]); same lengths.
+pub fn exp_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("exp_backward", "y", y, dy, dx, |y, g| g * y);
+}
+
 /// `out = ln x`, elementwise (`-inf` at 0, NaN below, as in PyTorch); same lengths.
 pub fn log(x: &[f32], out: &mut [f32]) {
     map_into("log", x, out, f32::ln);
+}
+
+/// `dx += dy / x` (gradient of [`log`]); `x`, `dy`, `dx` have the same length.
+pub fn log_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("log_backward", "x", x, dy, dx, |x, g| g / x);
 }
 
 /// `out = sqrt(x)`, elementwise (NaN for negative `x`); same lengths.
@@ -111,9 +127,19 @@ pub fn sqrt(x: &[f32], out: &mut [f32]) {
     map_into("sqrt", x, out, f32::sqrt);
 }
 
+/// `dx += dy * 0.5 / y` where `y = sqrt(x)` is the saved output (gradient of [`sqrt`]).
+pub fn sqrt_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("sqrt_backward", "y", y, dy, dx, |y, g| g * 0.5 / y);
+}
+
 /// `out = x^2`, elementwise; same lengths.
 pub fn square(x: &[f32], out: &mut [f32]) {
     map_into("square", x, out, |v| v * v);
+}
+
+/// `dx += 2 * x * dy` (gradient of [`square`]); `x`, `dy`, `dx` have the same length.
+pub fn square_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("square_backward", "x", x, dy, dx, |x, g| 2.0 * x * g);
 }
 
 /// `out = max(x, 0)`, elementwise, propagating NaN (as PyTorch does); same lengths.
@@ -122,14 +148,29 @@ pub fn relu(x: &[f32], out: &mut [f32]) {
     map_into("relu", x, out, |v| if v < 0.0 { 0.0 } else { v });
 }
 
+/// `dx += dy` where `x > 0`, else nothing (gradient of [`relu`], 0 at `x == 0` like PyTorch).
+pub fn relu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("relu_backward", "x", x, dy, dx, |x, g| if x > 0.0 { g } else { 0.0 });
+}
+
 /// `out = 1 / (1 + e^-x)`, elementwise and overflow-free; same lengths.
 pub fn sigmoid(x: &[f32], out: &mut [f32]) {
     map_chunked("sigmoid", x, out, vecmath::sigmoid_into);
 }
 
+/// `dx += dy * y * (1 - y)` where `y = sigmoid(x)` is the saved output; same lengths.
+pub fn sigmoid_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("sigmoid_backward", "y", y, dy, dx, |y, g| g * y * (1.0 - y));
+}
+
 /// `out = tanh(x)`, elementwise; same lengths.
 pub fn tanh(x: &[f32], out: &mut [f32]) {
     map_into("tanh", x, out, f32::tanh);
+}
+
+/// `dx += dy * (1 - y^2)` where `y = tanh(x)` is the saved output; same lengths.
+pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate("tanh_backward", "y", y, dy, dx, |y, g| g * (1.0 - y * y));
 }
 
 /// `out = ln(1 + e^x)`, elementwise and overflow-free; same lengths.
@@ -138,6 +179,29 @@ pub fn softplus(x: &[f32], out: &mut [f32]) {
     // keeps the small tail accurate for very negative x instead of rounding it to 0.
     map_chunked("softplus", x, out, vecmath::softplus_into);
 }
+
+/// `dx += dy * sigmoid(x)` (gradient of [`softplus`], overflow-free); same lengths.
+pub fn softplus_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate_chunked("softplus_backward", "x", x, dy, dx, vecmath::add_dy_times_sigmoid);
+}
+
+/// `out = x^p`, elementwise (`f32::powf`); same lengths.
+pub fn powf(x: &[f32], p: f32, out: &mut [f32]) {
+    map_into("powf", x, out, |v| v.powf(p));
+}
+
+/// `dx += dy * p * x^(p-1)` (gradient of [`powf`]; nothing when `p == 0`, like PyTorch).
+pub fn powf_backward(x: &[f32], p: f32, dy: &[f32], dx: &mut [f32]) {
+    if p == 0.0 {
+        // x^0 is constant; PyTorch returns a zero gradient here rather than 0 * x^-1, which
+        // would be NaN at x == 0.
+        accumulate("powf_backward", "x", x, dy, dx, |_, _| 0.0);
+        return;
+    }
+    accumulate("powf_backward", "x", x, dy, dx, |x, g| g * p * x.powf(p - 1.0));
+}
+
+// ----- scalar arithmetic (backward: `add_assign` and `axpy` below) ----------------------
 
 /// `out = x + s`, elementwise; same lengths.
 pub fn add_scalar(x: &[f32], s: f32, out: &mut [f32]) {
@@ -149,12 +213,7 @@ pub fn mul_scalar(x: &[f32], s: f32, out: &mut [f32]) {
     map_into("mul_scalar", x, out, |v| v * s);
 }
 
-/// `out = x^p`, elementwise (`f32::powf`); same lengths.
-pub fn powf(x: &[f32], p: f32, out: &mut [f32]) {
-    map_into("powf", x, out, |v| v.powf(p));
-}
-
-// ----- in place --------------------------------------------------------------------------
+// ----- in place: the updates gradients are accumulated with -----------------------------
 
 /// `y += alpha * x`, elementwise; `x` and `y` have the same length.
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
@@ -184,70 +243,11 @@ pub fn add_scalar_in_place(y: &mut [f32], s: f32) {
     });
 }
 
-// ----- backward (accumulate into dx) -----------------------------------------------------
-
-/// `dx += -dy` (gradient of [`neg`]); `dy` and `dx` have the same length.
-pub fn neg_backward(dy: &[f32], dx: &mut [f32]) {
-    update_with("neg_backward", ("dy", "dx"), dy, dx, |g, d| d - g);
-}
-
-/// `dx += dy * y` where `y = exp(x)` is the saved output (gradient of [`exp`]); same lengths.
-pub fn exp_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("exp_backward", "y", y, dy, dx, |y, g| g * y);
-}
-
-/// `dx += dy / x` (gradient of [`log`]); `x`, `dy`, `dx` have the same length.
-pub fn log_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("log_backward", "x", x, dy, dx, |x, g| g / x);
-}
-
-/// `dx += dy * 0.5 / y` where `y = sqrt(x)` is the saved output (gradient of [`sqrt`]).
-pub fn sqrt_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("sqrt_backward", "y", y, dy, dx, |y, g| g * 0.5 / y);
-}
-
-/// `dx += 2 * x * dy` (gradient of [`square`]); `x`, `dy`, `dx` have the same length.
-pub fn square_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("square_backward", "x", x, dy, dx, |x, g| 2.0 * x * g);
-}
-
-/// `dx += dy` where `x > 0`, else nothing (gradient of [`relu`], 0 at `x == 0` like PyTorch).
-pub fn relu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("relu_backward", "x", x, dy, dx, |x, g| if x > 0.0 { g } else { 0.0 });
-}
-
-/// `dx += dy * y * (1 - y)` where `y = sigmoid(x)` is the saved output; same lengths.
-pub fn sigmoid_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("sigmoid_backward", "y", y, dy, dx, |y, g| g * y * (1.0 - y));
-}
-
-/// `dx += dy * (1 - y^2)` where `y = tanh(x)` is the saved output; same lengths.
-pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("tanh_backward", "y", y, dy, dx, |y, g| g * (1.0 - y * y));
-}
-
-/// `dx += dy * sigmoid(x)` (gradient of [`softplus`], overflow-free); same lengths.
-pub fn softplus_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate_chunked("softplus_backward", "x", x, dy, dx, vecmath::add_dy_times_sigmoid);
-}
-
-/// `dx += dy * p * x^(p-1)` (gradient of [`powf`]; nothing when `p == 0`, like PyTorch).
-pub fn powf_backward(x: &[f32], p: f32, dy: &[f32], dx: &mut [f32]) {
-    if p == 0.0 {
-        // x^0 is constant; PyTorch returns a zero gradient here rather than 0 * x^-1, which
-        // would be NaN at x == 0.
-        accumulate("powf_backward", "x", x, dy, dx, |_, _| 0.0);
-        return;
-    }
-    accumulate("powf_backward", "x", x, dy, dx, |x, g| g * p * x.powf(p - 1.0));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kernels::parallel::{with_mode, Mode};
-    use crate::rng::seeded;
-    use crate::Tensor;
+    use crate::testing::{assert_bits_eq, assert_close, assert_par_eq_serial_bits, normal};
 
     type Forward = fn(&[f32], &mut [f32]);
     type Backward = fn(&[f32], &[f32], &mut [f32]);
@@ -256,12 +256,8 @@ mod tests {
     /// last one (the naive comparison catches chunk-offset mistakes there).
     const LENS: [usize; 3] = [1, 7, 2 * CHUNK + 5];
 
-    fn randn(n: usize, std: f32, seed: u64) -> Vec<f32> {
-        Tensor::randn(&[n], 0.0, std, &mut seeded(seed)).into_vec()
-    }
-
     fn positive(n: usize, seed: u64) -> Vec<f32> {
-        randn(n, 1.0, seed).into_iter().map(|v| v.abs() + 0.1).collect()
+        normal(n, 0.0, 1.0, seed).into_iter().map(|v| v.abs() + 0.1).collect()
     }
 
     fn fwd(f: impl Fn(&[f32], &mut [f32]), x: &[f32]) -> Vec<f32> {
@@ -270,32 +266,10 @@ mod tests {
         out
     }
 
-    fn assert_bits_eq(a: &[f32], b: &[f32], what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert_eq!(x.to_bits(), y.to_bits(), "{what}: element {i}: {x} vs {y}");
-        }
-    }
-
-    fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
-        assert_eq!(got.len(), want.len(), "{what}: lengths");
-        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-            let err = (g as f64 - w).abs();
-            assert!(err <= tol * (1.0 + w.abs()), "{what}: element {i}: got {g}, want {w}");
-        }
-    }
-
-    /// Runs `f` forced serial and forced parallel and asserts identical bits.
-    fn assert_serial_eq_parallel(what: &str, f: impl Fn() -> Vec<f32>) {
-        let s = with_mode(Mode::Serial, &f);
-        let p = with_mode(Mode::Parallel, &f);
-        assert_bits_eq(&s, &p, what);
-    }
-
     /// Forward kernel vs a naive per-element loop, exact to the bit, on every length in LENS.
     fn check_forward_exact(k: Forward, naive: fn(f32) -> f32, domain_positive: bool) {
         for (s, &n) in LENS.iter().enumerate() {
-            let x = if domain_positive { positive(n, s as u64) } else { randn(n, 2.0, s as u64) };
+            let x = if domain_positive { positive(n, s as u64) } else { normal(n, 0.0, 2.0, s as u64) };
             let want: Vec<f32> = x.iter().map(|&v| naive(v)).collect();
             let got = with_mode(Mode::Parallel, || fwd(k, &x));
             assert_bits_eq(&got, &want, "forward vs naive");
@@ -306,9 +280,10 @@ mod tests {
     /// `dx` so that overwriting instead of accumulating fails.
     fn check_backward_exact(k: Backward, naive: fn(f32, f32) -> f32, domain_positive: bool) {
         for (s, &n) in LENS.iter().enumerate() {
-            let a = if domain_positive { positive(n, 10 + s as u64) } else { randn(n, 2.0, 10 + s as u64) };
-            let dy = randn(n, 1.0, 20 + s as u64);
-            let dx0 = randn(n, 1.0, 30 + s as u64);
+            let a =
+                if domain_positive { positive(n, 10 + s as u64) } else { normal(n, 0.0, 2.0, 10 + s as u64) };
+            let dy = normal(n, 0.0, 1.0, 20 + s as u64);
+            let dx0 = normal(n, 0.0, 1.0, 30 + s as u64);
             let mut want = dx0.clone();
             for i in 0..n {
                 want[i] += naive(a[i], dy[i]);
@@ -393,7 +368,7 @@ mod tests {
     #[test]
     fn sigmoid_matches_textbook_formula_in_f64() {
         for (s, &n) in LENS.iter().enumerate() {
-            let x = randn(n, 4.0, s as u64);
+            let x = normal(n, 0.0, 4.0, s as u64);
             let want: Vec<f64> = x.iter().map(|&v| 1.0 / (1.0 + (-(v as f64)).exp())).collect();
             let got = with_mode(Mode::Parallel, || fwd(sigmoid, &x));
             assert_close(&got, &want, 1e-6, "sigmoid");
@@ -403,7 +378,7 @@ mod tests {
     #[test]
     fn softplus_matches_textbook_formula_in_f64() {
         for (s, &n) in LENS.iter().enumerate() {
-            let x = randn(n, 4.0, s as u64);
+            let x = normal(n, 0.0, 4.0, s as u64);
             let want: Vec<f64> = x.iter().map(|&v| (v as f64).exp().ln_1p()).collect();
             let got = with_mode(Mode::Parallel, || fwd(softplus, &x));
             assert_close(&got, &want, 1e-6, "softplus");
@@ -413,7 +388,7 @@ mod tests {
     #[test]
     fn scalar_ops_match_naive() {
         for (s, &n) in LENS.iter().enumerate() {
-            let x = randn(n, 2.0, s as u64);
+            let x = normal(n, 0.0, 2.0, s as u64);
             let xp = positive(n, s as u64);
             with_mode(Mode::Parallel, || {
                 let mut out = vec![0.0; n];
@@ -557,8 +532,8 @@ mod tests {
     #[test]
     fn softplus_backward_matches_textbook_formula_in_f64() {
         for (s, &n) in LENS.iter().enumerate() {
-            let x = randn(n, 4.0, s as u64);
-            let dy = randn(n, 1.0, 40 + s as u64);
+            let x = normal(n, 0.0, 4.0, s as u64);
+            let dy = normal(n, 0.0, 1.0, 40 + s as u64);
             let want: Vec<f64> =
                 x.iter().zip(&dy).map(|(&x, &g)| 0.5 + g as f64 / (1.0 + (-(x as f64)).exp())).collect();
             let mut got = vec![0.5; n];
@@ -659,8 +634,8 @@ mod tests {
     #[test]
     fn in_place_helpers_match_naive() {
         for (s, &n) in LENS.iter().enumerate() {
-            let x = randn(n, 1.0, s as u64);
-            let y0 = randn(n, 1.0, 100 + s as u64);
+            let x = normal(n, 0.0, 1.0, s as u64);
+            let y0 = normal(n, 0.0, 1.0, 100 + s as u64);
             with_mode(Mode::Parallel, || {
                 let mut y = y0.clone();
                 axpy(-0.3, &x, &mut y);
@@ -714,10 +689,10 @@ mod tests {
     #[test]
     fn every_kernel_is_bit_identical_serial_and_parallel() {
         let n = 3 * CHUNK + 17;
-        let x = randn(n, 3.0, 7);
+        let x = normal(n, 0.0, 3.0, 7);
         let xp = positive(n, 8);
-        let dy = randn(n, 1.0, 9);
-        let dx0 = randn(n, 1.0, 10);
+        let dy = normal(n, 0.0, 1.0, 9);
+        let dx0 = normal(n, 0.0, 1.0, 10);
         let forwards: [(&str, Forward, &[f32]); 9] = [
             ("neg", neg, &x),
             ("exp", exp, &x),
@@ -730,11 +705,11 @@ mod tests {
             ("softplus", softplus, &x),
         ];
         for (name, k, input) in forwards {
-            assert_serial_eq_parallel(name, || fwd(k, input));
+            assert_par_eq_serial_bits(name, || fwd(k, input));
         }
-        assert_serial_eq_parallel("add_scalar", || fwd(|x, o| add_scalar(x, 0.1, o), &x));
-        assert_serial_eq_parallel("mul_scalar", || fwd(|x, o| mul_scalar(x, 0.1, o), &x));
-        assert_serial_eq_parallel("powf", || fwd(|x, o| powf(x, 0.3, o), &xp));
+        assert_par_eq_serial_bits("add_scalar", || fwd(|x, o| add_scalar(x, 0.1, o), &x));
+        assert_par_eq_serial_bits("mul_scalar", || fwd(|x, o| mul_scalar(x, 0.1, o), &x));
+        assert_par_eq_serial_bits("powf", || fwd(|x, o| powf(x, 0.3, o), &xp));
 
         let backwards: [(&str, Backward, &[f32]); 10] = [
             ("neg_backward", |_, dy, dx| neg_backward(dy, dx), &x),
@@ -749,23 +724,23 @@ mod tests {
             ("powf_backward", |x, dy, dx| powf_backward(x, 1.3, dy, dx), &xp),
         ];
         for (name, k, a) in backwards {
-            assert_serial_eq_parallel(name, || {
+            assert_par_eq_serial_bits(name, || {
                 let mut dx = dx0.clone();
                 k(a, &dy, &mut dx);
                 dx
             });
         }
-        assert_serial_eq_parallel("axpy", || {
+        assert_par_eq_serial_bits("axpy", || {
             let mut y = dx0.clone();
             axpy(0.7, &x, &mut y);
             y
         });
-        assert_serial_eq_parallel("add_assign", || {
+        assert_par_eq_serial_bits("add_assign", || {
             let mut y = dx0.clone();
             add_assign(&x, &mut y);
             y
         });
-        assert_serial_eq_parallel("scale_in_place", || {
+        assert_par_eq_serial_bits("scale_in_place", || {
             let mut y = dx0.clone();
             scale_in_place(&mut y, 0.7);
             y

@@ -1,11 +1,6 @@
 use super::*;
 use crate::kernels::parallel::{with_mode, Mode};
-use crate::rng::seeded;
-use crate::Tensor;
-
-fn randv(len: usize, seed: u64) -> Vec<f32> {
-    Tensor::randn(&[len], 0.0, 1.0, &mut seeded(seed)).into_vec()
-}
+use crate::testing::randn;
 
 /// Every backend this CPU can run (the portable one always).
 fn backends() -> Vec<GemmBackend> {
@@ -41,7 +36,7 @@ fn reference(a: &StridedMat, b: &StridedMat, init: Option<&[f32]>) -> (Vec<f64>,
 /// every element against the f64 reference.
 fn check(backend: GemmBackend, a: StridedMat, b: StridedMat, accumulate: bool, what: &str) {
     let (m, n) = (a.rows(), b.cols());
-    let init = randv(m * n, 99);
+    let init = randn(m * n, 99);
     let mut c = if accumulate { init.clone() } else { vec![f32::NAN; m * n] };
     sgemm_with(backend, a, b, &mut c, accumulate);
     let (want, tol) = reference(&a, &b, accumulate.then_some(&init[..]));
@@ -77,8 +72,8 @@ const SHAPES: [(usize, usize, usize); 14] = [
 fn check_transposes(ta: bool, tb: bool) {
     for backend in backends() {
         for (s, &(m, k, n)) in SHAPES.iter().enumerate() {
-            let a = randv(m * k, 2 * s as u64);
-            let b = randv(k * n, 2 * s as u64 + 1);
+            let a = randn(m * k, 2 * s as u64);
+            let b = randn(k * n, 2 * s as u64 + 1);
             let (av, bv) = (StridedMat::row_major(&a, m, k, ta), StridedMat::row_major(&b, k, n, tb));
             let what = format!("{m}x{k}x{n} ta={ta} tb={tb}");
             check(backend, av, bv, false, &what);
@@ -113,9 +108,9 @@ fn general_strides_and_submatrices_match_reference() {
     // columns contiguous); b: a 40 x 50 window of a 60 x 77 row-major array (rows
     // contiguous, but longer than the window); then the transposed window.
     let (m, k, n) = (29, 40, 50);
-    let big_a = randv(3 * m * 2 * k, 5);
+    let big_a = randn(3 * m * 2 * k, 5);
     let a = StridedMat::new(&big_a, m, k, 3 * 2 * k, 2);
-    let big_b = randv(60 * 77, 6);
+    let big_b = randn(60 * 77, 6);
     let b = StridedMat::new(&big_b[77 * 3 + 5..], k, n, 77, 1);
     let bt = StridedMat::new(&big_b[2..], k, n, 1, 77);
     for backend in backends() {
@@ -138,8 +133,8 @@ impl<'a> StridedMat<'a> {
 fn overwrite_ignores_nan_and_accumulate_adds() {
     for backend in backends() {
         let (m, k, n) = (14, 9, 35);
-        let a = randv(m * k, 7);
-        let b = randv(k * n, 8);
+        let a = randn(m * k, 7);
+        let b = randn(k * n, 8);
         let (av, bv) = (StridedMat::row_major(&a, m, k, false), StridedMat::row_major(&b, k, n, true));
         let mut once = vec![f32::NAN; m * n];
         sgemm_with(backend, av, bv, &mut once, false);
@@ -195,9 +190,9 @@ fn parallel_equals_serial_bitwise() {
     for (s, &(m, k, n)) in [(150, 300, 200), (300, 1000, 300), (128, 600, 1000)].iter().enumerate() {
         let plan = Plan::new(m, k, n, 12, 32);
         assert!(plan.m_jobs * plan.n_jobs >= 2, "{m}x{k}x{n}: {plan:?}");
-        let a = randv(m * k, 20 + s as u64);
-        let b = randv(k * n, 30 + s as u64);
-        let init = randv(m * n, 40 + s as u64);
+        let a = randn(m * k, 20 + s as u64);
+        let b = randn(k * n, 30 + s as u64);
+        let init = randn(m * n, 40 + s as u64);
         for backend in backends() {
             for (ta, tb, acc) in
                 [(false, false, false), (true, false, true), (false, true, true), (true, true, false)]
@@ -225,8 +220,8 @@ fn parallel_equals_serial_bitwise() {
 #[test]
 fn blocks_of_the_product_are_bit_identical_to_the_whole() {
     let (m, k, n) = (30, 300, 70);
-    let a = randv(m * k, 80);
-    let b = randv(k * n, 81);
+    let a = randn(m * k, 80);
+    let b = randn(k * n, 81);
     for backend in backends().into_iter().filter(|&b| b != GemmBackend::Portable) {
         let mut whole = vec![0.0; m * n];
         sgemm_with(
@@ -263,7 +258,7 @@ fn nested_calls_from_rayon_match_serial() {
     use rayon::prelude::*;
     let (m, k, n) = (70, 300, 90);
     let inputs: Vec<(Vec<f32>, Vec<f32>)> =
-        (0..6).map(|s| (randv(m * k, 50 + s), randv(k * n, 60 + s))).collect();
+        (0..6).map(|s| (randn(m * k, 50 + s), randn(k * n, 60 + s))).collect();
     let run = |(a, b): &(Vec<f32>, Vec<f32>)| {
         let mut c = vec![0.0; m * n];
         sgemm(StridedMat::row_major(a, m, k, false), StridedMat::row_major(b, k, n, true), &mut c, false);
@@ -280,8 +275,8 @@ fn nested_calls_from_rayon_match_serial() {
 #[test]
 fn portable_and_fastest_backend_agree() {
     let (m, k, n) = (77, 520, 130);
-    let a = randv(m * k, 70);
-    let b = randv(k * n, 71);
+    let a = randn(m * k, 70);
+    let b = randn(k * n, 71);
     let (av, bv) = (StridedMat::row_major(&a, m, k, false), StridedMat::row_major(&b, k, n, true));
     let mut fast = vec![0.0; m * n];
     let mut portable = vec![0.0; m * n];
