@@ -10,12 +10,15 @@
 //!   `log_softmax`, ...). Each is tested against a naive reference loop, and large inputs
 //!   are split over rayon's threads with a fixed chunking, so that results are bit-identical
 //!   whatever the number of threads.
+//! * [`pool`] keeps freed buffers for the next training step, so that a step's speed does not
+//!   depend on the program's allocator; tensors return their storage to it when dropped.
 //! * [`rng`] gives the project's one portable, seedable random generator (ChaCha8).
 //!
 //! Shape errors are programmer errors: they panic with a message naming the op and the
 //! shapes involved.
 
 pub mod kernels;
+pub mod pool;
 pub mod rng;
 mod shape;
 mod tensor;
