@@ -4,12 +4,13 @@
 # two binaries alternated net by net in one session.
 #
 #   bench/compare_allocators.sh [--rounds R] [--threads N] [--nets a,b,...] [--bin NAME=PATH ...]
+#                               [--raw FILE]
 #
 # Each net runs in its own process; the binaries alternate per net and their order flips every
 # round, so that the drift of a shared machine falls on all alike. The table gives, per net and
 # binary, the median over rounds of each run's median step and every round's median, then the
 # ratio of each binary to the last one. `--bin NAME=PATH` (repeatable) times prebuilt binaries
-# instead of building (e.g. copies of older commits' bench).
+# instead of building (e.g. copies of older commits' bench); `--raw FILE` keeps every run's JSON.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +18,7 @@ rounds=3
 threads=2
 nets="mlp,cnn,vae"
 bins=()
+raw=""
 
 die() {
     echo "error: $*" >&2
@@ -25,17 +27,18 @@ die() {
 
 while (($#)); do
     case "$1" in
-        --rounds | --threads | --nets | --bin)
+        --rounds | --threads | --nets | --bin | --raw)
             (($# >= 2)) || die "$1: missing value"
             case "$1" in
                 --rounds) [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "--rounds: expected a whole number >= 1"; rounds="$2" ;;
                 --threads) [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "--threads: expected a whole number >= 1"; threads="$2" ;;
                 --nets) nets="$2" ;;
                 --bin) [[ "$2" == *=* ]] || die "--bin: expected NAME=PATH"; bins+=("$2") ;;
+                --raw) raw="$2" ;;
             esac
             shift 2
             ;;
-        -h | --help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1'" ;;
     esac
 done
@@ -76,6 +79,7 @@ for ((r = 1; r <= rounds; r++)); do
     done
 done
 
+[[ -z "$raw" ]] || cp "$results" "$raw"
 names="$(printf '%s\n' "${bins[@]}" | sed 's/=.*//' | paste -sd, -)"
 python3 - "$results" "$names" <<'EOF'
 import json, statistics, sys
