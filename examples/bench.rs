@@ -13,6 +13,12 @@ use std::io::Write;
 use adamant_lab::bench::{parse_args, peak_rss_mb, run, Command, USAGE};
 use adamant_lab::cli::{exit_on_error, CliError};
 
+/// With the `mimalloc` feature, this program (not the library) uses mimalloc, to compare the
+/// step against the system allocator: `bench/compare_allocators.sh`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args = match exit_on_error(parse_args(std::env::args_os().skip(1))) {
         Command::Help => return print!("{USAGE}"),

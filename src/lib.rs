@@ -15,13 +15,8 @@
 //!
 //! `use adamant::prelude::*;` brings the names a training script needs.
 //!
-//! With the default `mimalloc` feature, mimalloc is the global allocator of any program that
-//! links adamant: a training step allocates its activations and gradients afresh, and glibc's
-//! malloc would return those blocks to the OS and fault them back in every step (about half
-//! of the MLP step). mimalloc is also told never to hand freed memory back ("purge" it), which
-//! took the CNN step's page faults from about 8,000 to 400 per run of the benchmark; the
-//! environment variable `MIMALLOC_PURGE_DELAY` overrides that. Disable default features to
-//! pick your own allocator.
+//! adamant sets no global allocator: a training step reuses its own buffers
+//! ([`tensor::pool`]), so its speed does not depend on the allocator your program picks.
 
 pub use adamant_autodiff as autodiff;
 pub use adamant_data as data;
@@ -36,14 +31,6 @@ pub mod layers {
 }
 pub use adamant_optim as optim;
 pub use adamant_tensor as tensor;
-
-#[cfg(feature = "mimalloc")]
-mod allocator;
-
-/// The global allocator (feature `mimalloc`, on by default): see the crate docs.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: allocator::KeepingMiMalloc = allocator::KeepingMiMalloc;
 
 pub mod checkpoint;
 pub mod history;

@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 
-use adamant_tensor::{rng, Tensor};
+use adamant_tensor::{pool, rng, Tensor};
 
 use crate::gradients::Gradients;
 use crate::param::{Param, ParamId};
@@ -21,7 +21,8 @@ pub enum Mode {
     Eval,
 }
 
-/// Where an op's backward closure sends gradients: one lazily zeroed buffer per node.
+/// Where an op's backward closure sends gradients: one lazily zeroed buffer per node, taken
+/// from the buffer pool (the previous step's gradients of the same size).
 pub(crate) struct GradSink<'a> {
     nodes: &'a [Node],
     grads: &'a mut [Option<Vec<f32>>],
@@ -37,14 +38,14 @@ impl GradSink<'_> {
     /// The gradient buffer of node `i`, zero-filled on first use; ops accumulate into it.
     pub(crate) fn acc(&mut self, i: usize) -> &mut [f32] {
         let n = self.nodes[i].value.numel();
-        self.grads[i].get_or_insert_with(|| vec![0.0; n])
+        self.grads[i].get_or_insert_with(|| pool::take_zeroed(n))
     }
 
     /// Takes node `i`'s gradient buffer out, so that an op can write several inputs'
     /// gradients at once; give it back with [`GradSink::put`].
     pub(crate) fn take(&mut self, i: usize) -> Vec<f32> {
         let n = self.nodes[i].value.numel();
-        self.grads[i].take().unwrap_or_else(|| vec![0.0; n])
+        self.grads[i].take().unwrap_or_else(|| pool::take_zeroed(n))
     }
 
     /// Returns a buffer taken with [`GradSink::take`].
@@ -197,9 +198,13 @@ impl Tape {
             let node = &nodes[i];
             if let Some(id) = node.param {
                 out.accumulate(id, Tensor::from_vec(dy, node.value.shape()));
-            } else if let Some(backward) = &node.backward {
-                let mut sink = GradSink { nodes: &nodes, grads: &mut grads[..i] };
-                backward(&dy, &mut sink);
+            } else {
+                if let Some(backward) = &node.backward {
+                    let mut sink = GradSink { nodes: &nodes, grads: &mut grads[..i] };
+                    backward(&dy, &mut sink);
+                }
+                // Passed on: the next gradient of this size (this step's or the next's) reuses it.
+                pool::recycle(dy);
             }
         }
         out

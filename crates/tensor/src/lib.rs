@@ -12,6 +12,8 @@
 //!   whatever the number of threads.
 //! * [`io`] is the one file format (named tensors in safetensors, with metadata) and the
 //!   atomic write every file of adamant goes through.
+//! * [`pool`] keeps freed buffers for the next training step, so that a step's speed does not
+//!   depend on the program's allocator; tensors return their storage to it when dropped.
 //! * [`rng`] gives the project's one portable, seedable random generator (ChaCha8).
 //! * `testing` (hidden from these docs) holds the helpers the tests of every crate share:
 //!   seeded inputs, tolerance and bit comparisons, the serial-versus-parallel check.
@@ -21,6 +23,7 @@
 
 pub mod io;
 pub mod kernels;
+pub mod pool;
 pub mod rng;
 mod shape;
 mod tensor;

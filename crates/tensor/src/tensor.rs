@@ -1,11 +1,13 @@
 //! The [`Tensor`] type: a shape and shared, copy-on-write `f32` storage.
 
 use std::fmt;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use rand::Rng as _;
 use rand_distr::{Bernoulli, Distribution, StandardNormal, Uniform};
 
+use crate::pool;
 use crate::rng::Rng;
 use crate::shape::numel;
 
@@ -14,10 +16,44 @@ use crate::shape::numel;
 /// Storage is reference counted: `clone` is O(1) and shares it, and [`Tensor::data_mut`]
 /// copies only when the storage is shared. This is what lets a tape read a parameter without
 /// copying it, and the optimizer update that parameter in place once the tape is gone.
+///
+/// When the last tensor sharing a storage drops, its buffer goes back to the [`pool`] (if it
+/// is large enough to be worth it), where the next step's tensor of the same size finds it.
 #[derive(Clone, PartialEq)]
 pub struct Tensor {
     shape: Vec<usize>,
-    data: Arc<Vec<f32>>,
+    data: Arc<Storage>,
+}
+
+/// The elements of a tensor; gives its buffer back to the [`pool`] when dropped.
+struct Storage(Vec<f32>);
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        pool::recycle(std::mem::take(&mut self.0));
+    }
+}
+
+impl Clone for Storage {
+    /// The copy of copy-on-write ([`Tensor::data_mut`] on shared storage), into a pooled buffer.
+    fn clone(&self) -> Storage {
+        let mut copy = pool::take_for_overwrite(self.0.len());
+        copy.copy_from_slice(&self.0);
+        Storage(copy)
+    }
+}
+
+impl PartialEq for Storage {
+    fn eq(&self, other: &Storage) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Deref for Storage {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
 }
 
 impl Tensor {
@@ -36,12 +72,14 @@ impl Tensor {
             shape,
             numel(shape)
         );
-        Tensor { shape: shape.to_vec(), data: Arc::new(data) }
+        Tensor { shape: shape.to_vec(), data: Arc::new(Storage(data)) }
     }
 
     /// A tensor copied from a slice.
     pub fn from_slice(data: &[f32], shape: &[usize]) -> Tensor {
-        Tensor::from_vec(data.to_vec(), shape)
+        let mut copy = pool::take_for_overwrite(data.len());
+        copy.copy_from_slice(data);
+        Tensor::from_vec(copy, shape)
     }
 
     /// A 0-dimensional tensor holding one value.
@@ -51,12 +89,14 @@ impl Tensor {
 
     /// A tensor of the given shape filled with `value`.
     pub fn full(shape: &[usize], value: f32) -> Tensor {
-        Tensor::from_vec(vec![value; numel(shape)], shape)
+        let mut data = pool::take_for_overwrite(numel(shape));
+        data.fill(value);
+        Tensor::from_vec(data, shape)
     }
 
     /// A tensor of zeros.
     pub fn zeros(shape: &[usize]) -> Tensor {
-        Tensor::full(shape, 0.0)
+        Tensor::from_vec(pool::take_zeroed(numel(shape)), shape)
     }
 
     /// A tensor of ones.
@@ -146,12 +186,16 @@ impl Tensor {
 
     /// Mutable access to the elements; copies the storage first if it is shared.
     pub fn data_mut(&mut self) -> &mut [f32] {
-        Arc::make_mut(&mut self.data).as_mut_slice()
+        Arc::make_mut(&mut self.data).0.as_mut_slice()
     }
 
     /// The elements as an owned vector (no copy when the storage is not shared).
     pub fn into_vec(self) -> Vec<f32> {
-        Arc::try_unwrap(self.data).unwrap_or_else(|shared| (*shared).clone())
+        match Arc::try_unwrap(self.data) {
+            // Taken out, so that dropping the emptied storage gives nothing to the pool.
+            Ok(mut storage) => std::mem::take(&mut storage.0),
+            Err(shared) => shared.0.clone(),
+        }
     }
 
     /// Whether another tensor (e.g. a tape's leaf) currently shares this storage.
@@ -218,7 +262,8 @@ impl Tensor {
     pub fn transpose(&self) -> Tensor {
         assert_eq!(self.ndim(), 2, "Tensor::transpose: expects a 2-d tensor, got shape {:?}", self.shape);
         let (r, c) = (self.shape[0], self.shape[1]);
-        let mut out = vec![0.0; r * c];
+        // Every element is written below.
+        let mut out = pool::take_for_overwrite(r * c);
         // Blocked so that both reads and writes stay in cache for large matrices.
         const B: usize = 32;
         for i0 in (0..r).step_by(B) {
@@ -261,14 +306,15 @@ impl Tensor {
     /// If an index is out of bounds.
     pub fn gather_rows(&self, indices: &[usize]) -> Tensor {
         let row = self.row_len("gather_rows");
-        let mut out = Vec::with_capacity(indices.len() * row);
-        for &i in indices {
+        // A minibatch per step: pooled like the step's other buffers, every row written.
+        let mut out = pool::take_for_overwrite(indices.len() * row);
+        for (k, &i) in indices.iter().enumerate() {
             assert!(
                 i < self.shape[0],
                 "Tensor::gather_rows: index {i} out of bounds for shape {:?}",
                 self.shape
             );
-            out.extend_from_slice(&self.data[i * row..(i + 1) * row]);
+            out[k * row..(k + 1) * row].copy_from_slice(&self.data[i * row..(i + 1) * row]);
         }
         let mut shape = self.shape.clone();
         shape[0] = indices.len();
@@ -293,9 +339,11 @@ impl Tensor {
             );
             rows += p.shape[0];
         }
-        let mut out = Vec::with_capacity(rows * numel(tail));
+        let mut out = pool::take_for_overwrite(rows * numel(tail));
+        let mut at = 0;
         for p in parts {
-            out.extend_from_slice(p.data());
+            out[at..at + p.numel()].copy_from_slice(p.data());
+            at += p.numel();
         }
         let mut shape = first.shape.clone();
         shape[0] = rows;

@@ -5,7 +5,7 @@
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-use adamant_tensor::{broadcast_shapes, kernels as k, numel, Tensor};
+use adamant_tensor::{broadcast_shapes, kernels as k, numel, pool, Tensor};
 
 use crate::tape::Var;
 
@@ -30,7 +30,7 @@ impl<'t> Var<'t> {
     fn binary_forward(self, rhs: Var<'t>, op: &str, kernel: BinaryKernel) -> (Tensor, Tensor, Tensor) {
         let (a, b) = (self.value(), rhs.value());
         let shape = broadcast_or_panic(op, a.shape(), b.shape());
-        let mut out = vec![0.0; numel(&shape)];
+        let mut out = pool::take_for_overwrite(numel(&shape));
         kernel(a.data(), a.shape(), b.data(), b.shape(), &mut out);
         (a, b, Tensor::from_vec(out, &shape))
     }
@@ -59,9 +59,10 @@ impl<'t> Var<'t> {
                 send_back(dy, &ys, a.shape(), g.acc(ia));
             }
             if g.wants(ib) {
-                let mut neg = vec![0.0; dy.len()];
+                let mut neg = pool::take_for_overwrite(dy.len());
                 k::neg(dy, &mut neg);
                 send_back(&neg, &ys, b.shape(), g.acc(ib));
+                pool::recycle(neg);
             }
         })
     }
@@ -72,7 +73,7 @@ impl<'t> Var<'t> {
         let (ia, ib, ys) = (self.index, rhs.index, y.shape().to_vec());
         self.tape.push_op(y, &[self, rhs], move |dy, g| {
             // d(ab)/da = b, d(ab)/db = a.
-            let mut t = vec![0.0; dy.len()];
+            let mut t = pool::take_for_overwrite(dy.len());
             if g.wants(ia) {
                 k::mul(dy, &ys, b.data(), b.shape(), &mut t);
                 send_back(&t, &ys, a.shape(), g.acc(ia));
@@ -81,6 +82,7 @@ impl<'t> Var<'t> {
                 k::mul(dy, &ys, a.data(), a.shape(), &mut t);
                 send_back(&t, &ys, b.shape(), g.acc(ib));
             }
+            pool::recycle(t);
         })
     }
 
@@ -91,25 +93,27 @@ impl<'t> Var<'t> {
         let y_saved = y.clone();
         self.tape.push_op(y, &[self, rhs], move |dy, g| {
             // d(a/b)/da = 1/b;  d(a/b)/db = -a/b^2 = -(a/b)/b.
-            let mut t = vec![0.0; dy.len()];
+            let mut t = pool::take_for_overwrite(dy.len());
             if g.wants(ia) {
                 k::div(dy, &ys, b.data(), b.shape(), &mut t);
                 send_back(&t, &ys, a.shape(), g.acc(ia));
             }
             if g.wants(ib) {
-                let mut u = vec![0.0; dy.len()];
+                let mut u = pool::take_for_overwrite(dy.len());
                 k::mul(dy, &ys, y_saved.data(), &ys, &mut u);
                 k::div(&u, &ys, b.data(), b.shape(), &mut t);
                 k::neg(&t, &mut u);
                 send_back(&u, &ys, b.shape(), g.acc(ib));
+                pool::recycle(u);
             }
+            pool::recycle(t);
         })
     }
 
     /// `self + s` for a scalar `s`.
     pub fn add_scalar(self, s: f32) -> Var<'t> {
         let x = self.value();
-        let mut out = vec![0.0; x.numel()];
+        let mut out = pool::take_for_overwrite(x.numel());
         k::add_scalar(x.data(), s, &mut out);
         let i = self.index;
         self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {
@@ -120,7 +124,7 @@ impl<'t> Var<'t> {
     /// `self * s` for a scalar `s`.
     pub fn mul_scalar(self, s: f32) -> Var<'t> {
         let x = self.value();
-        let mut out = vec![0.0; x.numel()];
+        let mut out = pool::take_for_overwrite(x.numel());
         k::mul_scalar(x.data(), s, &mut out);
         let i = self.index;
         self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {
@@ -131,7 +135,7 @@ impl<'t> Var<'t> {
     /// `-self`; the unary `-` operator.
     fn neg_var(self) -> Var<'t> {
         let x = self.value();
-        let mut out = vec![0.0; x.numel()];
+        let mut out = pool::take_for_overwrite(x.numel());
         k::neg(x.data(), &mut out);
         let i = self.index;
         self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {

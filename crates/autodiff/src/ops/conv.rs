@@ -5,7 +5,7 @@
 //! `dW += dy_i col^T`, `db += sum of dy_i over positions`, `dx_i += col2im(W^T dy_i)`.
 //! Max-pooling is in `pool.rs`.
 
-use adamant_tensor::{kernels as k, Tensor};
+use adamant_tensor::{kernels as k, pool, Tensor};
 
 use crate::tape::Var;
 
@@ -44,7 +44,7 @@ impl<'t> Var<'t> {
             pad_w: padding,
         };
         let (oh, ow) = (geom.out_h(), geom.out_w());
-        let mut out = vec![0.0; n * oc * oh * ow];
+        let mut out = pool::take_for_overwrite(n * oc * oh * ow);
         k::conv2d_forward(x.data(), n, &geom, w.data(), oc, b.as_ref().map(|b| b.data()), &mut out);
         let y = Tensor::from_vec(out, &[n, oc, oh, ow]);
 

@@ -5,7 +5,7 @@
 //! mask is a pure function of (step seed, this node's index, element index), drawn by a
 //! counter-based generator: nothing is stored for backward, which redraws the same mask.
 
-use adamant_tensor::{kernels as k, Tensor};
+use adamant_tensor::{kernels as k, pool, Tensor};
 
 use crate::tape::Var;
 
@@ -21,7 +21,7 @@ impl<'t> Var<'t> {
         }
         let x = self.value();
         let key = self.tape.node_key(self.tape.next_index());
-        let mut out = vec![0.0; x.numel()];
+        let mut out = pool::take_for_overwrite(x.numel());
         k::dropout_forward(x.data(), p, key, &mut out);
         let i = self.index;
         self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {

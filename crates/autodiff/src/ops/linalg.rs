@@ -10,7 +10,7 @@
 //! | A B^T        | dC B                   | dC^T A                 |
 //! | A^T B^T      | B^T dC^T               | dC^T A^T               |
 
-use adamant_tensor::{kernels as k, Tensor};
+use adamant_tensor::{kernels as k, pool, Tensor};
 
 use crate::tape::Var;
 
@@ -49,7 +49,7 @@ impl<'t> Var<'t> {
             if trans_b { "^T" } else { "" }
         );
         let kk = ka;
-        let mut out = vec![0.0; m * n];
+        let mut out = pool::take_for_overwrite(m * n);
         k::matmul(a.data(), b.data(), &mut out, m, kk, n, trans_a, trans_b, false);
         let (ia, ib) = (self.index, rhs.index);
         self.tape.push_op(Tensor::from_vec(out, &[m, n]), &[self, rhs], move |dc, g| {

@@ -6,7 +6,7 @@
 //! gradients: `softmax - onehot` for cross-entropy, `sigmoid(x) - t` for BCE with logits.
 //! The unfused `log_softmax` is in `softmax.rs`.
 
-use adamant_tensor::{kernels as k, rng, Tensor};
+use adamant_tensor::{kernels as k, pool, rng, Tensor};
 
 use crate::ops::Reduction;
 use crate::tape::Var;
@@ -107,14 +107,18 @@ impl<'t> Var<'t> {
         let eps = Tensor::randn(mu.shape(), 0.0, 1.0, &mut rng::seeded(key));
         // std = exp(logvar / 2); z = mu + std * eps.
         let n = mu.numel();
-        let mut half = vec![0.0; n];
+        let mut half = pool::take_for_overwrite(n);
         k::mul_scalar(lv.data(), 0.5, &mut half);
-        let mut std = vec![0.0; n];
+        let mut std = pool::take_for_overwrite(n);
         k::exp(&half, &mut std);
-        let mut noise = vec![0.0; n];
+        let mut noise = pool::take_for_overwrite(n);
         k::mul(&std, mu.shape(), eps.data(), mu.shape(), &mut noise);
-        let mut z = vec![0.0; n];
+        let mut z = pool::take_for_overwrite(n);
         k::add(mu.data(), mu.shape(), &noise, mu.shape(), &mut z);
+        pool::recycle(half);
+        pool::recycle(std);
+        // Kept by the backward closure as a tensor, so that it returns to the pool with it.
+        let noise = Tensor::from_vec(noise, mu.shape());
         let (im, il) = (self.index, logvar.index);
         self.tape.push_op(Tensor::from_vec(z, mu.shape()), &[self, logvar], move |dy, g| {
             // dz/dmu = 1;  dz/dlogvar = eps * std / 2 = noise / 2.
@@ -122,9 +126,10 @@ impl<'t> Var<'t> {
                 k::add_assign(dy, g.acc(im));
             }
             if g.wants(il) {
-                let mut t = vec![0.0; dy.len()];
-                k::mul(dy, &[dy.len()], &noise, &[dy.len()], &mut t);
+                let mut t = pool::take_for_overwrite(dy.len());
+                k::mul(dy, &[dy.len()], noise.data(), &[dy.len()], &mut t);
                 k::axpy(0.5, &t, g.acc(il));
+                pool::recycle(t);
             }
         })
     }

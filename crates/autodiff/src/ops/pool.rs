@@ -4,7 +4,7 @@
 //! backward routes each output gradient to it (`max_pool2d_backward`), adding where windows
 //! overlap.
 
-use adamant_tensor::{kernels as k, Tensor};
+use adamant_tensor::{kernels as k, pool, Tensor};
 
 use crate::tape::Var;
 
@@ -27,7 +27,7 @@ impl<'t> Var<'t> {
         );
         let (oh, ow) =
             (k::pool_out_size(h, kernel, stride, padding), k::pool_out_size(w, kernel, stride, padding));
-        let mut out = vec![0.0; n * c * oh * ow];
+        let mut out = pool::take_for_overwrite(n * c * oh * ow);
         let mut argmax = vec![0u32; out.len()];
         k::max_pool2d_forward(x.data(), n, c, h, w, kernel, stride, padding, &mut out, &mut argmax);
         let y = Tensor::from_vec(out, &[n, c, oh, ow]);

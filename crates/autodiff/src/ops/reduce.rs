@@ -3,7 +3,7 @@
 //! The backward of a reduction broadcasts the output gradient back over the reduced axes
 //! (scaled by 1/n for a mean). Reshapes are in `shape.rs`.
 
-use adamant_tensor::{kernels as k, numel, Tensor};
+use adamant_tensor::{kernels as k, numel, pool, Tensor};
 
 use crate::tape::Var;
 
@@ -55,7 +55,7 @@ impl<'t> Var<'t> {
         assert!(axis < shape.len(), "sum_axis/mean_axis: axis {axis} out of range for shape {shape:?}");
         let mut out_shape = shape.clone();
         out_shape.remove(axis);
-        let mut out = vec![0.0; numel(&out_shape)];
+        let mut out = pool::take_for_overwrite(numel(&out_shape));
         if mean {
             k::mean_axis(x.data(), &shape, axis, &mut out);
         } else {
@@ -64,9 +64,10 @@ impl<'t> Var<'t> {
         let scale = if mean { 1.0 / shape[axis] as f32 } else { 1.0 };
         let i = self.index;
         self.tape.push_op(Tensor::from_vec(out, &out_shape), &[self], move |dy, g| {
-            let mut spread = vec![0.0; numel(&shape)];
+            let mut spread = pool::take_for_overwrite(numel(&shape));
             k::broadcast_to(dy, &keepdim_shape(&shape, axis), &shape, &mut spread);
             k::axpy(scale, &spread, g.acc(i));
+            pool::recycle(spread);
         })
     }
 }

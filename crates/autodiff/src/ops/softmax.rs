@@ -4,7 +4,7 @@
 //! `kernels/softmax.rs`; the loss that fuses log-softmax with the negative log-likelihood is
 //! `cross_entropy`, in `loss.rs`.
 
-use adamant_tensor::{kernels as k, Tensor};
+use adamant_tensor::{kernels as k, pool, Tensor};
 
 use crate::tape::Var;
 
@@ -21,7 +21,7 @@ impl<'t> Var<'t> {
     pub fn log_softmax(self) -> Var<'t> {
         let x = self.value();
         let (rows, cols) = rows_cols("log_softmax", x.shape());
-        let mut out = vec![0.0; x.numel()];
+        let mut out = pool::take_for_overwrite(x.numel());
         k::log_softmax_rows(x.data(), rows, cols, &mut out);
         let y = Tensor::from_vec(out, x.shape());
         let y_saved = y.clone();

@@ -4,7 +4,7 @@
 //! derivative: `exp' = y`, `sigmoid' = y(1-y)`, `tanh' = 1-y^2`, `sqrt' = 1/(2y)`,
 //! `relu' = [x > 0]`, `softplus' = sigmoid(x)`, `log' = 1/x`, `(x^2)' = 2x`.
 
-use adamant_tensor::{kernels as k, Tensor};
+use adamant_tensor::{kernels as k, pool, Tensor};
 
 use crate::tape::Var;
 
@@ -25,7 +25,7 @@ impl<'t> Var<'t> {
         backward: fn(&[f32], &[f32], &mut [f32]),
     ) -> Var<'t> {
         let x = self.value();
-        let mut out = vec![0.0; x.numel()];
+        let mut out = pool::take_for_overwrite(x.numel());
         forward(x.data(), &mut out);
         let y = Tensor::from_vec(out, x.shape());
         let keep = match saved {
@@ -79,7 +79,7 @@ impl<'t> Var<'t> {
     /// `x^p` for a constant exponent `p`.
     pub fn powf(self, p: f32) -> Var<'t> {
         let x = self.value();
-        let mut out = vec![0.0; x.numel()];
+        let mut out = pool::take_for_overwrite(x.numel());
         k::powf(x.data(), p, &mut out);
         let i = self.index;
         self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {

@@ -27,6 +27,7 @@
 
 use super::matmul::matmul;
 use super::parallel::should_parallelize;
+use crate::pool;
 use rayon::prelude::*;
 
 /// Images per batch group in [`conv2d_forward`]/[`conv2d_backward`]: the unit of parallel
@@ -306,8 +307,8 @@ pub fn conv2d_forward(
     }
 
     let run_group = |group: usize, out_g: &mut [f32]| {
-        // One im2col buffer per group, reused for each of its images.
-        let mut col = vec![0.0f32; rows * ohw];
+        // One im2col buffer per group, reused for each of its images (im2col overwrites it).
+        let mut col = pool::take_for_overwrite(rows * ohw);
         for (j, y) in out_g.chunks_exact_mut(out_size).enumerate() {
             let i = group * CONV_BATCH_GROUP + j;
             im2col(&x[i * in_size..(i + 1) * in_size], g, &mut col);
@@ -322,6 +323,7 @@ pub fn conv2d_forward(
                 None => matmul(weight, &col, y, out_channels, rows, ohw, false, false, false),
             }
         }
+        pool::recycle(col);
     };
     let chunk = CONV_BATCH_GROUP * out_size;
     if should_parallelize(batch * out_size * rows) {
@@ -390,10 +392,11 @@ pub fn conv2d_backward(
 
     // Returns this group's (dW, db) partial sums; writes its images' dx directly.
     let run_group = |group: usize, mut dx_g: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
-        let mut dw = vec![0.0f32; weight.len()];
+        // dw, col and dcol are overwritten (the first image's dW product does not accumulate).
+        let mut dw = pool::take_for_overwrite(weight.len());
         let mut db = vec![0.0f32; if want_db { out_channels } else { 0 }];
-        let mut col = vec![0.0f32; rows * ohw];
-        let mut dcol = vec![0.0f32; if dx_g.is_some() { rows * ohw } else { 0 }];
+        let mut col = pool::take_for_overwrite(rows * ohw);
+        let mut dcol = pool::take_for_overwrite(if dx_g.is_some() { rows * ohw } else { 0 });
         let first = group * CONV_BATCH_GROUP;
         let count = CONV_BATCH_GROUP.min(batch - first);
         for j in 0..count {
@@ -413,6 +416,8 @@ pub fn conv2d_backward(
                 col2im(&dcol, g, &mut dx_g[j * in_size..(j + 1) * in_size]);
             }
         }
+        pool::recycle(col);
+        pool::recycle(dcol);
         (dw, db)
     };
 
@@ -433,6 +438,7 @@ pub fn conv2d_backward(
             }
         }
     }
+    partials.into_iter().for_each(|(dw, _)| pool::recycle(dw));
 }
 
 #[cfg(test)]
