@@ -7,6 +7,7 @@ use crate::core::{Core, ParamState};
 use crate::moments::ema_sq;
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
+use crate::read_config;
 
 /// Options of [`Adadelta`]; `Default` gives `torch.optim.Adadelta`'s defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,13 +32,7 @@ impl FromOptions for Adadelta {
     const NAME: &'static str = "adadelta";
 
     fn from_options(o: &OptionReader<'_>) -> Result<Adadelta, OptionsError> {
-        let d = AdadeltaConfig::default();
-        Ok(Adadelta::new(AdadeltaConfig {
-            lr: o.number("lr", d.lr)?,
-            rho: o.number("rho", d.rho)?,
-            eps: o.number("eps", d.eps)?,
-            weight_decay: o.number("weight_decay", d.weight_decay)?,
-        }))
+        Ok(Adadelta::new(read_config!(o, AdadeltaConfig { lr, rho, eps, weight_decay })))
     }
 }
 

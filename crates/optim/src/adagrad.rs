@@ -6,6 +6,7 @@ use adamant_tensor::Tensor;
 use crate::core::{Core, ParamState};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
+use crate::read_config;
 
 /// Options of [`Adagrad`]; `Default` gives `torch.optim.Adagrad`'s defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,14 +39,9 @@ impl FromOptions for Adagrad {
     const NAME: &'static str = "adagrad";
 
     fn from_options(o: &OptionReader<'_>) -> Result<Adagrad, OptionsError> {
-        let d = AdagradConfig::default();
-        Ok(Adagrad::new(AdagradConfig {
-            lr: o.number("lr", d.lr)?,
-            lr_decay: o.number("lr_decay", d.lr_decay)?,
-            weight_decay: o.number("weight_decay", d.weight_decay)?,
-            initial_accumulator_value: o.number("initial_accumulator_value", d.initial_accumulator_value)?,
-            eps: o.number("eps", d.eps)?,
-        }))
+        let config =
+            read_config!(o, AdagradConfig { lr, lr_decay, weight_decay, initial_accumulator_value, eps });
+        Ok(Adagrad::new(config))
     }
 }
 

@@ -7,6 +7,7 @@ use crate::core::{Core, ParamState};
 use crate::moments::{fused_update, Decay, Moments};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
+use crate::read_config;
 
 /// Options of [`Adam`]; `Default` gives `torch.optim.Adam`'s defaults and the paper's
 /// recommended settings (alpha = 0.001, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8).
@@ -44,15 +45,8 @@ impl FromOptions for Adam {
     const NAME: &'static str = "adam";
 
     fn from_options(o: &OptionReader<'_>) -> Result<Adam, OptionsError> {
-        let d = AdamConfig::default();
-        Ok(Adam::new(AdamConfig {
-            lr: o.number("lr", d.lr)?,
-            betas: o.pair("betas", d.betas)?,
-            eps: o.number("eps", d.eps)?,
-            weight_decay: o.number("weight_decay", d.weight_decay)?,
-            amsgrad: o.switch("amsgrad"),
-            bias_correction: !o.switch("no_bias_correction"),
-        }))
+        let config = read_config!(o, AdamConfig { lr, betas, eps, weight_decay, amsgrad });
+        Ok(Adam::new(AdamConfig { bias_correction: !o.switch("no_bias_correction"), ..config }))
     }
 }
 
@@ -189,14 +183,7 @@ impl FromOptions for AdamW {
     const NAME: &'static str = "adamw";
 
     fn from_options(o: &OptionReader<'_>) -> Result<AdamW, OptionsError> {
-        let d = AdamWConfig::default();
-        Ok(AdamW::new(AdamWConfig {
-            lr: o.number("lr", d.lr)?,
-            betas: o.pair("betas", d.betas)?,
-            eps: o.number("eps", d.eps)?,
-            weight_decay: o.number("weight_decay", d.weight_decay)?,
-            amsgrad: o.switch("amsgrad"),
-        }))
+        Ok(AdamW::new(read_config!(o, AdamWConfig { lr, betas, eps, weight_decay, amsgrad })))
     }
 }
 

@@ -7,6 +7,7 @@ use crate::core::{Core, ParamState};
 use crate::moments::lerp;
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
+use crate::read_config;
 
 /// Options of [`Adamax`]; `Default` gives `torch.optim.Adamax`'s defaults (the paper's
 /// recommended alpha = 0.002, beta1 = 0.9, beta2 = 0.999).
@@ -32,13 +33,7 @@ impl FromOptions for Adamax {
     const NAME: &'static str = "adamax";
 
     fn from_options(o: &OptionReader<'_>) -> Result<Adamax, OptionsError> {
-        let d = AdamaxConfig::default();
-        Ok(Adamax::new(AdamaxConfig {
-            lr: o.number("lr", d.lr)?,
-            betas: o.pair("betas", d.betas)?,
-            eps: o.number("eps", d.eps)?,
-            weight_decay: o.number("weight_decay", d.weight_decay)?,
-        }))
+        Ok(Adamax::new(read_config!(o, AdamaxConfig { lr, betas, eps, weight_decay })))
     }
 }
 

@@ -7,6 +7,7 @@ use crate::core::{Core, ParamState};
 use crate::moments::{fused_update, Decay, Moments};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
+use crate::read_config;
 
 /// Options of [`NAdam`]; `Default` gives `torch.optim.NAdam`'s defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,15 +43,7 @@ impl FromOptions for NAdam {
     const NAME: &'static str = "nadam";
 
     fn from_options(o: &OptionReader<'_>) -> Result<NAdam, OptionsError> {
-        let d = NAdamConfig::default();
-        Ok(NAdam::new(NAdamConfig {
-            lr: o.number("lr", d.lr)?,
-            betas: o.pair("betas", d.betas)?,
-            eps: o.number("eps", d.eps)?,
-            weight_decay: o.number("weight_decay", d.weight_decay)?,
-            momentum_decay: o.number("momentum_decay", d.momentum_decay)?,
-            ..d
-        }))
+        Ok(NAdam::new(read_config!(o, NAdamConfig { lr, betas, eps, weight_decay, momentum_decay })))
     }
 }
 

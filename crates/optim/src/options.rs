@@ -421,6 +421,52 @@ impl OptionReader<'_> {
     }
 }
 
+/// How a config field of each type is read: a number, a pair, or a switch (on if given, else
+/// the config's default).
+pub trait ReadOption: Sized {
+    /// Reads option `name` with `default` (the config's, i.e. `torch.optim`'s).
+    fn read(o: &OptionReader<'_>, name: &'static str, default: Self) -> Result<Self, OptionsError>;
+}
+
+impl ReadOption for f32 {
+    fn read(o: &OptionReader<'_>, name: &'static str, default: f32) -> Result<f32, OptionsError> {
+        o.number(name, default)
+    }
+}
+
+impl ReadOption for (f32, f32) {
+    fn read(
+        o: &OptionReader<'_>,
+        name: &'static str,
+        default: (f32, f32),
+    ) -> Result<(f32, f32), OptionsError> {
+        o.pair(name, default)
+    }
+}
+
+impl ReadOption for bool {
+    fn read(o: &OptionReader<'_>, name: &'static str, default: bool) -> Result<bool, OptionsError> {
+        Ok(o.switch(name) || default)
+    }
+}
+
+/// `read_config!(o, Config { lr, betas, .. })`: the optimizer's `Config` with each listed
+/// field read as the option of the same name (its default the config's `Default`), and the
+/// fields not listed left at their defaults. Every optimizer's `FromOptions` is this one line
+/// plus whatever checks across options it needs.
+#[macro_export]
+macro_rules! read_config {
+    ($o:expr, $config:ident { $($field:ident),* $(,)? }) => {{
+        let defaults = $config::default();
+        #[allow(clippy::needless_update)]
+        let config = $config {
+            $($field: $crate::options::ReadOption::read($o, stringify!($field), defaults.$field)?,)*
+            ..defaults
+        };
+        config
+    }};
+}
+
 /// An optimizer that [`build`] can make by name: implemented in the optimizer's own file,
 /// listed in [`REGISTRY`].
 pub trait FromOptions: Optimizer + Send + Sized + 'static {

@@ -7,6 +7,8 @@ use crate::core::{Core, ParamState};
 use crate::moments::{fused_update, Decay, Moments};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
+use crate::read_config;
+use crate::AdamConfig;
 
 /// Options of [`RAdam`]; `Default` gives `torch.optim.RAdam`'s defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -24,14 +26,10 @@ pub struct RAdamConfig {
 }
 
 impl Default for RAdamConfig {
+    /// `torch.optim.RAdam`'s defaults, which are Adam's, without decoupled weight decay.
     fn default() -> Self {
-        RAdamConfig {
-            lr: 1e-3,
-            betas: (0.9, 0.999),
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupled_weight_decay: false,
-        }
+        let AdamConfig { lr, betas, eps, weight_decay, .. } = AdamConfig::default();
+        RAdamConfig { lr, betas, eps, weight_decay, decoupled_weight_decay: false }
     }
 }
 
@@ -39,14 +37,7 @@ impl FromOptions for RAdam {
     const NAME: &'static str = "radam";
 
     fn from_options(o: &OptionReader<'_>) -> Result<RAdam, OptionsError> {
-        let d = RAdamConfig::default();
-        Ok(RAdam::new(RAdamConfig {
-            lr: o.number("lr", d.lr)?,
-            betas: o.pair("betas", d.betas)?,
-            eps: o.number("eps", d.eps)?,
-            weight_decay: o.number("weight_decay", d.weight_decay)?,
-            ..d
-        }))
+        Ok(RAdam::new(read_config!(o, RAdamConfig { lr, betas, eps, weight_decay })))
     }
 }
 

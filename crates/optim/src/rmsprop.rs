@@ -7,6 +7,7 @@ use crate::core::{Core, ParamState};
 use crate::moments::{ema_sq, lerp};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
+use crate::read_config;
 
 /// Options of [`RmsProp`]; `Default` gives `torch.optim.RMSprop`'s defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,15 +36,7 @@ impl FromOptions for RmsProp {
     const NAME: &'static str = "rmsprop";
 
     fn from_options(o: &OptionReader<'_>) -> Result<RmsProp, OptionsError> {
-        let d = RmsPropConfig::default();
-        Ok(RmsProp::new(RmsPropConfig {
-            lr: o.number("lr", d.lr)?,
-            alpha: o.number("alpha", d.alpha)?,
-            eps: o.number("eps", d.eps)?,
-            weight_decay: o.number("weight_decay", d.weight_decay)?,
-            momentum: o.number("momentum", d.momentum)?,
-            centered: o.switch("centered"),
-        }))
+        Ok(RmsProp::new(read_config!(o, RmsPropConfig { lr, alpha, eps, weight_decay, momentum, centered })))
     }
 }
 

@@ -6,6 +6,7 @@ use adamant_tensor::Tensor;
 use crate::core::{Core, ParamState};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
+use crate::read_config;
 
 /// Options of [`Sgd`]; `Default` gives `torch.optim.SGD`'s defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -32,14 +33,7 @@ impl FromOptions for Sgd {
     const NAME: &'static str = "sgd";
 
     fn from_options(o: &OptionReader<'_>) -> Result<Sgd, OptionsError> {
-        let d = SgdConfig::default();
-        let config = SgdConfig {
-            lr: o.number("lr", d.lr)?,
-            momentum: o.number("momentum", d.momentum)?,
-            dampening: o.number("dampening", d.dampening)?,
-            weight_decay: o.number("weight_decay", d.weight_decay)?,
-            nesterov: o.switch("nesterov"),
-        };
+        let config = read_config!(o, SgdConfig { lr, momentum, dampening, weight_decay, nesterov });
         if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
             return Err(o.invalid("nesterov", "needs momentum > 0 and dampening 0"));
         }
