@@ -7,7 +7,7 @@
 //! it beside the trait of the same name; the documentation of `adamant_layers::Params` has a
 //! compiling example. In short:
 //!
-//! ```ignore
+//! ```text
 //! use adamant::autodiff::Var;
 //! use adamant::layers::{Dense, Module, Params};
 //!
