@@ -362,7 +362,7 @@ mod tests {
         };
         Checkpoint {
             epoch,
-            step: 10 * epoch as u64,
+            step: (epoch as u64).wrapping_mul(10),
             seed: 1,
             model: vec![("w".to_string(), Tensor::ones(&[2]))],
             optimizer: OptimizerState {
