@@ -24,33 +24,40 @@
 //! assert!(w.value().data().iter().all(|x| x.abs() < 0.05));
 //! ```
 
-mod adadelta;
-mod adagrad;
-mod adam;
-mod adamax;
 pub mod clip;
 mod core;
 mod moments;
-mod nadam;
 mod optimizer;
 pub mod options;
-mod radam;
-mod rmsprop;
 pub mod schedule;
-mod sgd;
 mod state;
 
-pub use adadelta::{Adadelta, AdadeltaConfig};
-pub use adagrad::{Adagrad, AdagradConfig};
-pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
-pub use adamax::{Adamax, AdamaxConfig};
 pub use clip::{clip_grad_norm, clip_grad_value, global_norm};
 pub use core::{Hyper, ParamGroup, ParamState, Selector};
-pub use nadam::{NAdam, NAdamConfig};
 pub use optimizer::Optimizer;
 pub use options::{build, FromOptions, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
-pub use radam::{RAdam, RAdamConfig};
-pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use schedule::{Schedule, ScheduleError, Scheduler};
-pub use sgd::{Sgd, SgdConfig};
 pub use state::{OptimizerState, SavedParamState, StateError};
+
+/// Declares the optimizers: each one's module (its own file), the types it exports, and the
+/// ones `options::build` can make by name, in the order of the usage text.
+macro_rules! optimizers {
+    ($($module:ident: $($export:ident),+ => [$($registered:ident),+];)*) => {
+        $(mod $module; pub use $module::{$($export),+};)*
+
+        /// Every optimizer [`options::build`] knows, as `optimizers!` lists them.
+        const REGISTERED: &[options::Registration] = &[$($(options::register::<$registered>(),)+)*];
+    };
+}
+
+// The registry: adding an optimizer is its own file plus one line here.
+optimizers! {
+    sgd: Sgd, SgdConfig => [Sgd];
+    adam: Adam, AdamConfig, AdamW, AdamWConfig => [Adam, AdamW];
+    adamax: Adamax, AdamaxConfig => [Adamax];
+    nadam: NAdam, NAdamConfig => [NAdam];
+    radam: RAdam, RAdamConfig => [RAdam];
+    adagrad: Adagrad, AdagradConfig => [Adagrad];
+    rmsprop: RmsProp, RmsPropConfig => [RmsProp];
+    adadelta: Adadelta, AdadeltaConfig => [Adadelta];
+}

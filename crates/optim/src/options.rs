@@ -9,7 +9,8 @@
 //!
 //! Each optimizer's own file implements [`FromOptions`]: its name, and how it reads the
 //! options it has into its config; the defaults are the config's `Default`, i.e.
-//! `torch.optim`'s. [`REGISTRY`] lists the optimizers, one line each. An option that an
+//! `torch.optim`'s. [`REGISTRY`] lists the optimizers, one line each in `lib.rs`'s
+//! `optimizers!`, which also declares the optimizer's module. An option that an
 //! optimizer does not read is "not an option of" it: nothing else records which optimizer
 //! has which option, so that list cannot drift from the code.
 //!
@@ -27,20 +28,11 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use crate::{Adadelta, Adagrad, Adam, AdamW, Adamax, NAdam, Optimizer, RAdam, RmsProp, Sgd};
+use crate::Optimizer;
 
-/// Every optimizer [`build`] knows, in the order of the usage text: one line each.
-pub const REGISTRY: &[Registration] = &[
-    register::<Sgd>(),
-    register::<Adam>(),
-    register::<AdamW>(),
-    register::<Adamax>(),
-    register::<NAdam>(),
-    register::<RAdam>(),
-    register::<Adagrad>(),
-    register::<RmsProp>(),
-    register::<Adadelta>(),
-];
+/// Every optimizer [`build`] knows, in the order of the usage text: the `optimizers!` list
+/// in `lib.rs`, where each optimizer is one line.
+pub const REGISTRY: &[Registration] = crate::REGISTERED;
 
 /// How an option is written and stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
