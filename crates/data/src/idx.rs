@@ -175,6 +175,10 @@ fn scale_pixels(pixels: &[u8]) -> Vec<f32> {
 pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages, DataError> {
     let (dims, data) = parse_header(bytes, path, IMAGES_MAGIC, "images")?;
     let (count, rows, cols) = (dims[0], dims[1], dims[2]);
+    // An empty split would train for 0 steps and report a loss of 0: refuse it here.
+    if count == 0 {
+        return Err(DataError::format(path, "at least 1 image", "a header that declares 0 images"));
+    }
     if rows == 0 || cols == 0 {
         return Err(DataError::format(path, "images of at least 1 x 1 pixels", format!("{rows} x {cols}")));
     }
@@ -189,6 +193,9 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages, DataError> {
 pub fn parse_labels(bytes: &[u8], path: &Path, num_classes: usize) -> Result<Vec<usize>, DataError> {
     assert!(num_classes > 0, "parse_labels: num_classes must be at least 1");
     let (_, data) = parse_header(bytes, path, LABELS_MAGIC, "labels")?;
+    if data.is_empty() {
+        return Err(DataError::format(path, "at least 1 label", "a header that declares 0 labels"));
+    }
     if let Some(i) = data.iter().position(|&l| l as usize >= num_classes) {
         return Err(DataError::format(
             path,
