@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use adamant::autodiff::Var;
+use adamant::checkpoint::RunIdentity;
 use adamant::data;
 use adamant::layers::nets::Vae;
 use adamant::optim::{Adam, AdamConfig};
@@ -255,6 +256,10 @@ fn main() {
                     out_dir: Some(args.out.join("runs")),
                     resume: args.resume,
                     progress: !args.json,
+                    // The grid point beyond the rate (which `fit` records itself).
+                    identity: RunIdentity::new()
+                        .with("betas", format!("{},{}", s.beta1, s.beta2))
+                        .with("bias_correction", s.bias_correction),
                     ..Default::default()
                 };
                 match fit(&mut model, &VaeLoss, &mut adam, None, &splits.train, &splits.test, &config) {

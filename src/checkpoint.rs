@@ -1,11 +1,17 @@
 //! Training checkpoints: model parameters, optimizer state, scheduler position, epoch, step,
-//! seed and the per-epoch history, in one safetensors file written atomically.
+//! the settings that define the run ([`RunIdentity`]) and the per-epoch history, in one
+//! safetensors file written atomically.
 //!
 //! Layout, in the one codec of [`adamant_tensor::io`]: each parameter is the tensor
 //! `model/<name>`; the optimizer's buffers are the tensors `optimizer/<param>/<buffer>` and
 //! its scalars metadata keys starting with `optimizer/`
-//! ([`OptimizerState::write_into`]); the rest is metadata. One file means one atomic
-//! rename: a crash leaves either the previous checkpoint or the new one, never a mix.
+//! ([`OptimizerState::write_into`]); the run's settings are metadata keys `run.<setting>`; the
+//! rest is metadata. One file means one atomic rename: a crash leaves either the previous
+//! checkpoint or the new one, never a mix.
+//!
+//! A checkpoint never holds a non-finite number: [`Checkpoint::write`] refuses to write one
+//! and [`Checkpoint::from_bytes`] refuses to read one, so a checkpoint on disk is always a
+//! state training can continue from.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +25,95 @@ use adamant_tensor::io::{decode, encode, write_atomic, CodecError, TensorFile};
 use adamant_tensor::Tensor;
 
 use crate::history::{EpochMetrics, History};
+
+/// The settings that define a run: everything that, if it differed, would make the run a
+/// different one (seed, batch size, optimizer and every hyperparameter, schedule and its
+/// length, data size and preprocessing, model, adamant version), as `(setting, value)` text
+/// in a fixed order. Nothing that differs between two identical runs belongs here (no wall
+/// clock, host name or thread count).
+///
+/// [`crate::train::fit`] records it in every checkpoint and refuses to resume from one whose
+/// identity differs from the run's, unless told to override.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunIdentity {
+    settings: Vec<(String, String)>,
+}
+
+/// A setting whose value in a checkpoint differs from the run's ([`RunIdentity::conflicts`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    /// The setting (`seed`, `batch_size`, an optimizer option such as `betas`).
+    pub setting: String,
+    /// Its value in the checkpoint (`None`: not recorded there).
+    pub saved: Option<String>,
+    /// Its value in this run (`None`: this run does not have it).
+    pub configured: Option<String>,
+}
+
+impl fmt::Display for Conflict {
+    /// `seed 7 there, 0 here`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not set)".to_string());
+        write!(f, "{} {} there, {} here", self.setting, show(&self.saved), show(&self.configured))
+    }
+}
+
+impl RunIdentity {
+    /// No settings.
+    pub fn new() -> RunIdentity {
+        RunIdentity::default()
+    }
+
+    /// Sets `setting` to `value`, replacing an earlier value in its place (order is kept).
+    ///
+    /// # Panics
+    /// If `setting` is empty or holds a comma (the checkpoint lists the settings' order as
+    /// names separated by commas); settings are names chosen in code, not user input.
+    pub fn set(&mut self, setting: impl Into<String>, value: impl fmt::Display) {
+        let (setting, value) = (setting.into(), value.to_string());
+        assert!(!setting.is_empty() && !setting.contains(','), "RunIdentity: bad setting name {setting:?}");
+        match self.settings.iter_mut().find(|(s, _)| *s == setting) {
+            Some(entry) => entry.1 = value,
+            None => self.settings.push((setting, value)),
+        }
+    }
+
+    /// [`RunIdentity::set`], by value.
+    pub fn with(mut self, setting: impl Into<String>, value: impl fmt::Display) -> RunIdentity {
+        self.set(setting, value);
+        self
+    }
+
+    /// The value of `setting`, if recorded.
+    pub fn get(&self, setting: &str) -> Option<&str> {
+        self.settings.iter().find(|(s, _)| s == setting).map(|(_, v)| v.as_str())
+    }
+
+    /// Every `(setting, value)` in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.settings.iter().map(|(s, v)| (s.as_str(), v.as_str()))
+    }
+
+    /// Every setting that differs between this run and `saved` (a checkpoint's), in this run's
+    /// order, then those only the checkpoint has.
+    pub fn conflicts(&self, saved: &RunIdentity) -> Vec<Conflict> {
+        let mut out: Vec<Conflict> = self
+            .iter()
+            .filter(|(s, v)| saved.get(s) != Some(*v))
+            .map(|(s, v)| Conflict {
+                setting: s.to_string(),
+                saved: saved.get(s).map(str::to_string),
+                configured: Some(v.to_string()),
+            })
+            .collect();
+        out.extend(saved.iter().filter(|(s, _)| self.get(s).is_none()).map(|(s, v)| Conflict {
+            setting: s.to_string(),
+            saved: Some(v.to_string()),
+            configured: None,
+        }));
+        out
+    }
+}
 
 /// Why a checkpoint file could not be written, read or used.
 #[derive(Debug)]
@@ -44,6 +139,13 @@ pub enum CheckpointError {
         /// What does not fit.
         source: RestoreError,
     },
+    /// The state to be written holds a NaN or an infinity, so nothing was written.
+    NonFinite {
+        /// The checkpoint file that was not written.
+        path: PathBuf,
+        /// Where, e.g. `model/fc1.weight[17] = NaN`.
+        what: String,
+    },
 }
 
 impl CheckpointError {
@@ -52,7 +154,8 @@ impl CheckpointError {
         match self {
             CheckpointError::Io { path, .. }
             | CheckpointError::Decode { path, .. }
-            | CheckpointError::Restore { path, .. } => path,
+            | CheckpointError::Restore { path, .. }
+            | CheckpointError::NonFinite { path, .. } => path,
         }
     }
 }
@@ -64,6 +167,9 @@ impl fmt::Display for CheckpointError {
             CheckpointError::Io { source, .. } => write!(f, "checkpoint {path}: {source}"),
             CheckpointError::Decode { source, .. } => write!(f, "checkpoint {path}: {source}"),
             CheckpointError::Restore { source, .. } => write!(f, "checkpoint {path}: {source}"),
+            CheckpointError::NonFinite { what, .. } => {
+                write!(f, "checkpoint {path}: not written, the state holds {what}")
+            }
         }
     }
 }
@@ -74,6 +180,7 @@ impl std::error::Error for CheckpointError {
             CheckpointError::Io { source, .. } => Some(source),
             CheckpointError::Decode { source, .. } => Some(source),
             CheckpointError::Restore { source, .. } => Some(source),
+            CheckpointError::NonFinite { .. } => None,
         }
     }
 }
@@ -168,8 +275,8 @@ pub struct Checkpoint {
     pub epoch: usize,
     /// Global step count after that epoch.
     pub step: u64,
-    /// The run's seed.
-    pub seed: u64,
+    /// The settings that define the run.
+    pub run: RunIdentity,
     /// Model parameters by name.
     pub model: Vec<(String, Tensor)>,
     /// The optimizer's state.
@@ -184,6 +291,9 @@ pub struct Checkpoint {
 const MODEL: &str = "model/";
 const OPTIMIZER: &str = "optimizer/";
 const SCHEDULER: &str = "scheduler.";
+const RUN: &str = "run.";
+/// The checkpoint format this version writes and reads.
+const FORMAT: &str = "3";
 
 impl Checkpoint {
     /// Captures the current state of a run.
@@ -193,13 +303,13 @@ impl Checkpoint {
         scheduler: Option<&Scheduler>,
         epoch: usize,
         step: u64,
-        seed: u64,
+        run: &RunIdentity,
         history: &History,
     ) -> Checkpoint {
         Checkpoint {
             epoch,
             step,
-            seed,
+            run: run.clone(),
             model: model.named_params().into_iter().map(|(n, p)| (n, p.value().clone())).collect(),
             optimizer: optimizer.state_dict(),
             scheduler: scheduler.map(|s| s.state()),
@@ -211,10 +321,14 @@ impl Checkpoint {
     /// naming it.
     pub fn to_bytes(&self) -> Result<Vec<u8>, CodecError> {
         let mut meta = BTreeMap::new();
-        meta.insert("adamant.checkpoint".to_string(), "2".to_string());
+        meta.insert("adamant.checkpoint".to_string(), FORMAT.to_string());
         meta.insert("epoch".to_string(), self.epoch.to_string());
         meta.insert("step".to_string(), self.step.to_string());
-        meta.insert("seed".to_string(), self.seed.to_string());
+        for (setting, value) in self.run.iter() {
+            meta.insert(format!("{RUN}{setting}"), value.to_string());
+        }
+        // The settings' order, which the metadata map does not keep.
+        meta.insert("run".to_string(), self.run.iter().map(|(s, _)| s).collect::<Vec<_>>().join(","));
         meta.insert(
             "history".to_string(),
             History { epochs: self.history.clone(), iterations: vec![] }.epochs_csv(),
@@ -229,8 +343,53 @@ impl Checkpoint {
         encode(&named, &meta)
     }
 
-    /// Writes the checkpoint atomically (temp file, fsync, rename).
+    /// The first NaN or infinity in the model or the optimizer state, described as
+    /// `model/fc1.weight[17] = NaN`; `None` when every value is finite.
+    pub fn first_non_finite(&self) -> Option<String> {
+        let in_tensor = |name: String, t: &Tensor| {
+            t.data().iter().position(|x| !x.is_finite()).map(|i| format!("{name}[{i}] = {}", t.data()[i]))
+        };
+        let in_scalar = |name: String, x: f64| (!x.is_finite()).then(|| format!("{name} = {x}"));
+        self.model
+            .iter()
+            .find_map(|(n, t)| in_tensor(format!("{MODEL}{n}"), t))
+            .or_else(|| {
+                self.optimizer.scalars.iter().find_map(|(k, &x)| in_scalar(format!("{OPTIMIZER}{k}"), x))
+            })
+            .or_else(|| {
+                self.optimizer.params.iter().find_map(|(p, state)| {
+                    state
+                        .buffers
+                        .iter()
+                        .find_map(|(b, t)| in_tensor(format!("{OPTIMIZER}{p}/{b}"), t))
+                        .or_else(|| {
+                            state
+                                .scalars
+                                .iter()
+                                .find_map(|(k, &x)| in_scalar(format!("{OPTIMIZER}{p}/{k}"), x))
+                        })
+                })
+            })
+            .or_else(|| {
+                self.scheduler.iter().flatten().find_map(|(k, &x)| in_scalar(format!("{SCHEDULER}{k}"), x))
+            })
+            .or_else(|| {
+                self.history.iter().find_map(|e| {
+                    let losses = [("train loss", e.train_loss), ("test loss", e.test_loss)];
+                    losses
+                        .into_iter()
+                        .find_map(|(what, x)| in_scalar(format!("the {what} of epoch {}", e.epoch), x))
+                })
+            })
+    }
+
+    /// Writes the checkpoint atomically (temp file, fsync, rename). A state holding a NaN or
+    /// an infinity is not written ([`CheckpointError::NonFinite`]): training could not
+    /// continue from it, and it would replace the last checkpoint that it could.
     pub fn write(&self, path: &Path) -> Result<(), CheckpointError> {
+        if let Some(what) = self.first_non_finite() {
+            return Err(CheckpointError::NonFinite { path: path.to_path_buf(), what });
+        }
         let bytes = self.to_bytes().map_err(|e| CheckpointError::Decode {
             path: path.to_path_buf(),
             source: DecodeError::Codec(e),
@@ -250,9 +409,9 @@ impl Checkpoint {
     pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, DecodeError> {
         let invalid = |why: String| DecodeError::Invalid(why);
         let TensorFile { mut tensors, metadata: meta } = decode(bytes).map_err(DecodeError::Codec)?;
-        if meta.get("adamant.checkpoint").map(String::as_str) != Some("2") {
+        if meta.get("adamant.checkpoint").map(String::as_str) != Some(FORMAT) {
             return Err(invalid(match meta.get("adamant.checkpoint") {
-                Some(v) => format!("checkpoint format '{v}' is not this version's ('2')"),
+                Some(v) => format!("checkpoint format '{v}' is not this version's ('{FORMAT}')"),
                 None => "not an adamant checkpoint (no 'adamant.checkpoint' metadata)".to_string(),
             }));
         }
@@ -270,6 +429,13 @@ impl Checkpoint {
                     .map_err(|_| invalid(format!("metadata '{k}' is malformed")))?;
                 scheduler.insert(name.to_string(), f64::from_bits(bits));
             }
+        }
+        let mut run = RunIdentity::new();
+        for setting in field("run")?.split(',').filter(|s| !s.is_empty()) {
+            let value = meta
+                .get(&format!("{RUN}{setting}"))
+                .ok_or_else(|| invalid(format!("metadata '{RUN}{setting}' is missing")))?;
+            run.set(setting, value);
         }
         let optimizer =
             OptimizerState::read_from(OPTIMIZER, &mut tensors, &meta).map_err(DecodeError::OptimizerState)?;
@@ -297,15 +463,21 @@ impl Checkpoint {
                 "metadata 'step' is {step} but the last epoch of 'history' ended at step {last_step}"
             )));
         }
-        Ok(Checkpoint {
+        let checkpoint = Checkpoint {
             epoch: epoch as usize,
             step,
-            seed: number("seed")?,
+            run,
             model,
             optimizer,
             scheduler: (!scheduler.is_empty()).then_some(scheduler),
             history,
-        })
+        };
+        // Training cannot continue from a NaN weight or moment: such a file is refused here,
+        // not resumed and later named as the last good state.
+        if let Some(what) = checkpoint.first_non_finite() {
+            return Err(invalid(format!("it holds {what}; training cannot continue from it")));
+        }
+        Ok(checkpoint)
     }
 
     /// Puts the saved state into a model, optimizer and scheduler of the same shape. Every
@@ -363,7 +535,7 @@ mod tests {
         Checkpoint {
             epoch,
             step: (epoch as u64).wrapping_mul(10),
-            seed: 1,
+            run: RunIdentity::new().with("seed", 1).with("batch_size", 32),
             model: vec![("w".to_string(), Tensor::ones(&[2]))],
             optimizer: OptimizerState {
                 kind: "sgd".to_string(),
@@ -379,7 +551,43 @@ mod tests {
     fn round_trip() {
         let c = checkpoint(2, 2);
         let back = Checkpoint::from_bytes(&c.to_bytes().unwrap()).unwrap();
-        assert_eq!((back.epoch, back.step, back.seed, back.history), (2, 20, 1, c.history));
+        assert_eq!((back.epoch, back.step, &back.run, back.history), (2, 20, &c.run, c.history));
+    }
+
+    #[test]
+    fn conflicts_name_each_differing_setting_both_ways() {
+        let saved = RunIdentity::new().with("seed", 7).with("batch_size", 64).with("old", "x");
+        let configured = RunIdentity::new().with("seed", 0).with("batch_size", 64).with("new", 1);
+        let shown: Vec<String> = configured.conflicts(&saved).iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["seed 7 there, 0 here", "new (not set) there, 1 here", "old x there, (not set) here"]
+        );
+        assert!(saved.conflicts(&saved.clone()).is_empty());
+    }
+
+    /// A NaN anywhere in the state is neither written nor read: a checkpoint on disk is always
+    /// one training can continue from.
+    #[test]
+    fn non_finite_values_are_not_written_nor_read() {
+        let dir = std::env::temp_dir().join(format!("adamant-ckpt-nan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.ckpt");
+        let mut c = checkpoint(1, 1);
+        c.model[0].1 = Tensor::from_vec(vec![1.0, f32::NAN], &[2]);
+        let e = c.write(&path).unwrap_err().to_string();
+        assert!(e.ends_with("not written, the state holds model/w[1] = NaN"), "{e}");
+        assert!(!path.exists());
+        // The same bytes made by hand (as a corrupt or foreign file would be) are refused.
+        let e = Checkpoint::from_bytes(&c.to_bytes().unwrap()).unwrap_err().to_string();
+        assert_eq!(e, "it holds model/w[1] = NaN; training cannot continue from it");
+        let mut c = checkpoint(1, 1);
+        c.optimizer.scalars.insert("lr".to_string(), f64::INFINITY);
+        assert_eq!(c.first_non_finite().unwrap(), "optimizer/lr = inf");
+        let mut c = checkpoint(1, 1);
+        c.history[0].test_loss = f64::NAN;
+        assert_eq!(c.first_non_finite().unwrap(), "the test loss of epoch 1 = NaN");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// An epoch number the history does not back is an error: `u64::MAX` made a resumed run

@@ -23,7 +23,7 @@ use adamant_optim::{Optimizer, Scheduler};
 use adamant_tensor::io::{remove_interrupted_writes, write_atomic};
 use adamant_tensor::rng::{self, Purpose};
 
-use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::checkpoint::{Checkpoint, CheckpointError, Conflict, RunIdentity};
 pub use crate::history::{EpochMetrics, History};
 
 /// What a model computes for a batch: the loss, and the logits if the task is classification.
@@ -64,8 +64,19 @@ pub struct FitConfig {
     pub seed: u64,
     /// Where CSV logs and the checkpoint go; `None` writes nothing.
     pub out_dir: Option<PathBuf>,
-    /// Continue from `<out_dir>/<name>.ckpt` if it exists.
+    /// Continue from `<out_dir>/<name>.ckpt` if it exists. A checkpoint whose
+    /// [`RunIdentity`] differs from this run's is refused ([`TrainError::RunMismatch`]) unless
+    /// `resume_override` is set.
     pub resume: bool,
+    /// Resume even when settings differ from the checkpoint's; this run's values then apply
+    /// (its learning rate included) and later checkpoints record them.
+    pub resume_override: bool,
+    /// Settings that define the run beyond those [`fit`] records itself (seed, batch size,
+    /// steps per epoch, data sizes, optimizer, learning rate, schedule, model size, adamant
+    /// version): every optimizer hyperparameter, preprocessing, model configuration. Recorded
+    /// in checkpoints and compared on resume; an entry here replaces one of `fit`'s of the
+    /// same name.
+    pub identity: RunIdentity,
     /// Draw a progress bar on stderr (with the cargo feature `progress`; hidden anyway when
     /// stderr is not a terminal).
     pub progress: bool,
@@ -84,6 +95,8 @@ impl Default for FitConfig {
             seed: 0,
             out_dir: None,
             resume: false,
+            resume_override: false,
+            identity: RunIdentity::new(),
             progress: true,
             eval_batch_size: 1000,
             max_steps_per_epoch: None,
@@ -103,16 +116,26 @@ impl FitConfig {
 /// Why training stopped early.
 #[derive(Debug)]
 pub enum TrainError {
-    /// The loss became NaN or infinite; the last checkpoint (if any) is the last good state.
+    /// A training loss, an evaluated metric or the state to be checkpointed became NaN or
+    /// infinite. Nothing was checkpointed after it; `checkpoint` is the last good state.
     NonFinite {
-        /// Global step at which it happened (1-based).
+        /// Global step at which it happened (1-based; the epoch's last step when found by the
+        /// evaluation or the check before a checkpoint).
         step: u64,
         /// Epoch at which it happened (1-based).
         epoch: usize,
-        /// The loss value.
-        loss: f32,
-        /// The last good checkpoint, if one was written.
+        /// What was not finite: `loss is NaN`, `test loss is inf after the epoch`,
+        /// `model/fc1.weight[17] = NaN after the epoch`.
+        what: String,
+        /// The last checkpoint this run wrote or resumed from (each was checked finite), if any.
         checkpoint: Option<PathBuf>,
+    },
+    /// `resume` found a checkpoint written by a run with other settings.
+    RunMismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Every setting that differs.
+        conflicts: Vec<Conflict>,
     },
     /// A log or checkpoint file could not be written.
     Io {
@@ -128,15 +151,23 @@ pub enum TrainError {
 impl fmt::Display for TrainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TrainError::NonFinite { step, epoch, loss, checkpoint } => {
-                write!(
-                    f,
-                    "training diverged: loss is {loss} (NaN/Inf) at step {step} (epoch {epoch}); stopped"
-                )?;
+            TrainError::NonFinite { step, epoch, what, checkpoint } => {
+                write!(f, "training diverged: {what} at step {step} (epoch {epoch}); stopped")?;
                 match checkpoint {
                     Some(p) => write!(f, "; the last good checkpoint is {}", p.display()),
                     None => write!(f, "; no checkpoint was written before it"),
                 }
+            }
+            TrainError::RunMismatch { path, conflicts } => {
+                let list: Vec<String> = conflicts.iter().map(Conflict::to_string).collect();
+                write!(
+                    f,
+                    "checkpoint {} was written by another run ({}); resume with the same settings, \
+                     override the check (FitConfig::resume_override) to continue with these, or \
+                     start afresh without resuming",
+                    path.display(),
+                    list.join("; ")
+                )
             }
             TrainError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             TrainError::Checkpoint(e) => write!(f, "{e}"),
@@ -147,7 +178,7 @@ impl fmt::Display for TrainError {
 impl std::error::Error for TrainError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            TrainError::NonFinite { .. } => None,
+            TrainError::NonFinite { .. } | TrainError::RunMismatch { .. } => None,
             TrainError::Io { source, .. } => Some(source),
             TrainError::Checkpoint(e) => Some(e),
         }
@@ -192,6 +223,34 @@ pub fn evaluate<M: Module + ?Sized>(
     (loss_sum / denom, has_logits.then(|| correct as f64 / denom))
 }
 
+/// The settings `fit` records for a run: its own, then `config.identity`'s (which win).
+fn run_identity<M: Module + ?Sized>(
+    model: &M,
+    optimizer: &dyn Optimizer,
+    scheduler: Option<&Scheduler>,
+    train: &Dataset,
+    test: &Dataset,
+    config: &FitConfig,
+) -> RunIdentity {
+    let params = model.params();
+    let mut run = RunIdentity::new()
+        .with("seed", config.seed)
+        .with("batch_size", config.batch_size)
+        .with("steps_per_epoch", config.max_steps_per_epoch.map_or("all".to_string(), |n| n.to_string()))
+        .with("train_examples", train.len())
+        .with("test_examples", test.len())
+        .with("optimizer", optimizer.name())
+        // The base rate: the one a scheduler scales, else the optimizer's.
+        .with("lr", scheduler.map_or(optimizer.lr(), Scheduler::base_lr))
+        .with("schedule", scheduler.map_or("none".to_string(), |s| s.schedule().to_string()))
+        .with("model", format!("{} tensors, {} parameters", params.len(), model.num_params()))
+        .with("adamant_version", env!("CARGO_PKG_VERSION"));
+    for (setting, value) in config.identity.iter() {
+        run.set(setting, value);
+    }
+    run
+}
+
 /// Trains `model` on `train` for `config.epochs` epochs, evaluating on `test` after each,
 /// logging to CSV and checkpointing into `config.out_dir`. With a `scheduler`, its learning
 /// rate is set before every optimizer step.
@@ -217,32 +276,49 @@ pub fn fit<M: Module + ?Sized>(
         remove_interrupted_writes(path).map_err(io_err(path))?;
     }
 
+    let mut run = run_identity(&*model, &*optimizer, scheduler.as_deref(), train, test, config);
+    // Only a checkpoint this run resumed from or wrote is named as the last good state: a file
+    // left in `out_dir` by an earlier run is not this run's.
+    let mut last_checkpoint = None;
     if let (true, Some(path)) = (config.resume, &ckpt_path) {
         if path.exists() {
+            // `read` refuses a checkpoint holding a NaN or an infinity.
             let ckpt = Checkpoint::read(path)?;
-            // The checkpoint's learning rate wins (the optimizer state is restored whole, as
-            // with PyTorch's load_state_dict); say so when it differs from the configured one.
+            let conflicts = run.conflicts(&ckpt.run);
+            if !conflicts.is_empty() && !config.resume_override {
+                return Err(TrainError::RunMismatch { path: path.clone(), conflicts });
+            }
             let base_lr = |o: &dyn Optimizer, s: Option<&Scheduler>| s.map_or(o.lr(), |s| s.base_lr());
-            let configured = base_lr(&*optimizer, scheduler.as_deref());
+            let configured_lr = base_lr(&*optimizer, scheduler.as_deref());
             ckpt.restore(model, optimizer, scheduler.as_deref_mut())
                 .map_err(|source| CheckpointError::Restore { path: path.clone(), source })?;
-            let restored = base_lr(&*optimizer, scheduler.as_deref());
-            if restored != configured {
+            if !conflicts.is_empty() {
+                // Overridden: this run's settings apply from here on. The optimizer state
+                // restored the saved learning rate (as PyTorch's load_state_dict does); the
+                // configured one is this run's.
+                match scheduler.as_deref_mut() {
+                    Some(s) => s.set_base_lr(configured_lr),
+                    None => optimizer.set_lr(configured_lr),
+                }
+                let list: Vec<String> = conflicts.iter().map(Conflict::to_string).collect();
                 eprintln!(
-                    "warning: resuming from {}: its learning rate {restored} replaces the configured {configured}",
-                    path.display()
+                    "warning: resuming from {} with changed settings ({}): this run's values apply",
+                    path.display(),
+                    list.join("; ")
                 );
             }
             step = ckpt.step;
             first_epoch = ckpt.epoch + 1;
             history.epochs = ckpt.history;
+            last_checkpoint = Some(path.clone());
         }
     }
+    // The base rate after a resume is the one this run continues with.
+    run.set("lr", scheduler.as_deref().map_or(optimizer.lr(), Scheduler::base_lr));
     let mut iter_log = match &iter_log_path {
         Some(p) => Some(open_iteration_log(p, step)?),
         None => None,
     };
-    let mut last_checkpoint = ckpt_path.clone().filter(|p| p.exists());
 
     for epoch in first_epoch..=config.epochs {
         let batches = Batches::new(
@@ -270,7 +346,8 @@ pub fn fit<M: Module + ?Sized>(
             let loss = out.loss.item();
             if !loss.is_finite() {
                 bar.abandon();
-                return Err(TrainError::NonFinite { step, epoch, loss, checkpoint: last_checkpoint });
+                let what = format!("loss is {loss}");
+                return Err(TrainError::NonFinite { step, epoch, what, checkpoint: last_checkpoint });
             }
             if let Some(logits) = out.logits {
                 has_logits = true;
@@ -292,6 +369,12 @@ pub fn fit<M: Module + ?Sized>(
         let seconds = started.elapsed().as_secs_f64();
         bar.finish();
         let (test_loss, test_accuracy) = evaluate(&*model, task, test, config.eval_batch_size);
+        // The last step's update is checked by no training loss: a NaN weight it made shows
+        // in the evaluation (and in the state checked before the checkpoint below).
+        if !test_loss.is_finite() {
+            let what = format!("test loss is {test_loss} after the epoch");
+            return Err(TrainError::NonFinite { step, epoch, what, checkpoint: last_checkpoint });
+        }
         let metrics = EpochMetrics {
             epoch,
             step,
@@ -304,14 +387,20 @@ pub fn fit<M: Module + ?Sized>(
         };
         history.epochs.push(metrics);
 
-        if let Some(epochs_path) = &epochs_path {
+        if let (Some(epochs_path), Some(path)) = (&epochs_path, &ckpt_path) {
+            // Checked before anything of the epoch is written, so the logs never get ahead of
+            // the last good checkpoint.
+            let checkpoint =
+                Checkpoint::capture(&*model, optimizer, scheduler.as_deref(), epoch, step, &run, &history);
+            if let Some(what) = checkpoint.first_non_finite() {
+                let what = format!("{what} after the epoch");
+                return Err(TrainError::NonFinite { step, epoch, what, checkpoint: last_checkpoint });
+            }
             write_atomic(epochs_path, history.epochs_csv().as_bytes()).map_err(io_err(epochs_path))?;
             if let (Some(log), Some(path)) = (iter_log.as_mut(), &iter_log_path) {
                 log.flush().map_err(io_err(path))?;
             }
-            let path = ckpt_path.as_ref().expect("out_dir set");
-            Checkpoint::capture(&*model, optimizer, scheduler.as_deref(), epoch, step, config.seed, &history)
-                .write(path)?;
+            checkpoint.write(path)?;
             last_checkpoint = Some(path.clone());
         }
     }

@@ -102,7 +102,9 @@ fn sgd_at_lr_1e6_stops_on_nan_naming_the_step_and_keeps_the_last_good_checkpoint
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("NaN/Inf") && stderr.contains("at step ") && !stderr.contains("panicked"),
+        stderr.contains("training diverged: loss is")
+            && stderr.contains("at step ")
+            && !stderr.contains("panicked"),
         "{stderr}"
     );
     assert!(!scratch.0.join("at-once/mnist_mlp_sgd.ckpt").exists(), "a diverged state was checkpointed");
@@ -117,7 +119,7 @@ fn sgd_at_lr_1e6_stops_on_nan_naming_the_step_and_keeps_the_last_good_checkpoint
     let out = mnist_mlp(&diverged, &[&steps[..], &["--epochs", "3"]].concat());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("NaN/Inf") && stderr.contains("epoch 2"), "{stderr}");
+    assert!(stderr.contains("training diverged") && stderr.contains("epoch 2"), "{stderr}");
     let checkpoint = diverged.join("mnist_mlp_sgd.ckpt");
     assert!(stderr.contains(&checkpoint.display().to_string()), "{stderr}");
     // The file holds epoch 1's state, the same as the run that stopped after epoch 1 (the
@@ -189,24 +191,55 @@ fn vae_grid_split_into_shards_gives_the_results_of_one_sweep() {
     }
 }
 
+/// `--resume` continues only the run in `--out`: a flag that defines the run and differs is
+/// refused with one line naming it, both values and the ways out (before the fix, a run
+/// started with `--seed 7` resumed under seed 0 without a word); `--resume-override`
+/// continues with the new values; `--epochs` may change when the schedule does not follow it.
 #[test]
-fn resume_says_when_the_checkpoint_learning_rate_replaces_the_given_one() {
-    let scratch = common::Scratch::new("resume-lr");
-    let short = ["--steps-per-epoch", "2", "--optimizer", "adam"];
-    let run = |extra: &[&str]| {
-        let out = mnist_mlp(&scratch.0, &[&short[..], extra].concat());
-        assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+fn resume_refuses_a_conflicting_flag_naming_it_and_both_values() {
+    let scratch = common::Scratch::new("resume-identity");
+    let short = ["--steps-per-epoch", "2", "--optimizer", "adam", "--lr", "0.001"];
+    let run = |extra: &[&str]| mnist_mlp(&scratch.0, &[&short[..], extra].concat());
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    run(&["--epochs", "1", "--lr", "0.001"]);
-    let same = run(&["--epochs", "2", "--lr", "0.001", "--resume"]);
-    assert!(!same.contains("warning"), "same learning rate, yet: {same}");
-    let other = run(&["--epochs", "3", "--lr", "0.01", "--resume"]);
+    ok(run(&["--epochs", "1", "--seed", "7"]));
+    let checkpoint = scratch.0.join("mnist_mlp_adam.ckpt");
+    let before = std::fs::read(&checkpoint).unwrap();
+    for (extra, named) in [
+        (&["--epochs", "2", "--resume"][..], "--seed 7 there, 0 here"),
+        (
+            &["--epochs", "2", "--resume", "--seed", "7", "--batch-size", "64"],
+            "--batch-size 128 there, 64 here",
+        ),
+        (
+            &["--epochs", "2", "--resume", "--seed", "7", "--betas", "0.8,0.999"],
+            "--betas 0.9,0.999 there, 0.8,0.999 here",
+        ),
+        (
+            &["--epochs", "2", "--resume", "--seed", "7", "--train-subset", "500"],
+            "--train-subset (training examples) 10000 there, 500 here",
+        ),
+    ] {
+        let out = run(extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: --resume: ") && stderr.contains(named), "{extra:?}: {stderr}");
+        assert!(stderr.contains("--resume-override") && stderr.contains("drop --resume"), "{stderr}");
+        assert_eq!(std::fs::read(&checkpoint).unwrap(), before, "a refused resume changed the checkpoint");
+    }
+    // The same settings, and more epochs (the constant schedule does not follow them): fine.
+    let same = ok(run(&["--epochs", "2", "--resume", "--seed", "7"]));
+    assert!(!same.contains("warning"), "{same}");
+    // Another rate, overridden: a warning naming it, and the new rate in the log from here on.
+    let other = ok(run(&["--epochs", "3", "--resume-override", "--seed", "7", "--lr", "0.01"]));
     assert!(
-        other.contains("warning: resuming from")
-            && other.contains("learning rate 0.001 replaces the configured 0.01"),
+        other.contains("warning: resuming from") && other.contains("lr 0.001 there, 0.01 here"),
         "{other}"
     );
+    assert_eq!(logged_rates(&scratch.0, "mnist_mlp_adam"), [0.001, 0.001, 0.001, 0.001, 0.01, 0.01]);
 }
 
 /// The learning rates of every step of a run, read from its iterations log.
@@ -238,6 +271,20 @@ fn cifar10_cnn_anneals_the_rate_to_zero_over_the_run_by_default() {
     for (i, lr) in annealed.iter().enumerate() {
         assert!((lr - cosine(i as f64 + 1.0)).abs() < 1e-9, "step {}: {lr} ({annealed:?})", i + 1);
     }
+    // The cosine spans the run's length, so another --epochs is another run: refused on resume.
+    let longer = Command::new(common::example_binary("cifar10_cnn"))
+        .args(["--data", data, "--train-subset", "640", "--test-subset", "100", "--epochs", "3"])
+        .args(["--steps-per-epoch", "3", "--no-progress", "--resume", "--out"])
+        .arg(&scratch.0)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&longer.stderr);
+    assert_eq!(longer.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--epochs 2 there, 3 here")
+            && stderr.contains("--schedule cosine:6 there, cosine:9 here"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&scratch.0).unwrap();
     let constant = run(&["--schedule", "constant"]);
     assert!(constant.iter().all(|&lr| (lr - 1e-3).abs() < 1e-9), "{constant:?}");

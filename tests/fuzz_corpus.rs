@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use adamant::autodiff::{Mode, Tape};
-use adamant::checkpoint::Checkpoint;
+use adamant::checkpoint::{Checkpoint, RunIdentity};
 use adamant::data::{cifar, idx};
 use adamant::layers::{sequential, serialize, Dense, Module, Params};
 use adamant::optim::{build, Optimizer, OptimizerOptions, Schedule, Scheduler};
@@ -111,7 +111,10 @@ fn checkpoint_after<M: Module>(
         .collect();
     let history = History { epochs, iterations: vec![] };
     let n = history.epochs.len();
-    Checkpoint::capture(&*model, optimizer, scheduler.as_deref(), n, steps, 7, &history).to_bytes().unwrap()
+    let run = RunIdentity::new().with("seed", 7).with("batch_size", 3).with("optimizer", optimizer.name());
+    Checkpoint::capture(&*model, optimizer, scheduler.as_deref(), n, steps, &run, &history)
+        .to_bytes()
+        .unwrap()
 }
 
 /// The seed inputs of every target, `fuzz/corpus/<target>/seed-*`: small valid files and a

@@ -1,12 +1,13 @@
 //! The training loop end to end on a small synthetic problem: it learns, logs, checkpoints,
-//! resumes bit-identically, stops on NaN keeping the last good checkpoint, and refuses a
-//! corrupt checkpoint with an error naming it.
+//! resumes bit-identically, stops on NaN (in a step's loss or in the evaluation) keeping the
+//! last good checkpoint, never writes or resumes from a non-finite state, refuses a corrupt
+//! checkpoint with an error naming it, and refuses to resume another run's checkpoint.
 
 mod common;
 
 use std::path::Path;
 
-use adamant::checkpoint::Checkpoint;
+use adamant::checkpoint::{Checkpoint, RunIdentity};
 use adamant::data::Dataset;
 use adamant::layers::{sequential, Dense, Module, ReLU, Sequential};
 use adamant::optim::{build, Optimizer, OptimizerOptions, Schedule, Scheduler};
@@ -110,29 +111,133 @@ fn resume_continues_bit_identically() {
     );
 }
 
+fn sgd(lr: f32) -> Box<dyn Optimizer + Send> {
+    build("sgd", &OptimizerOptions { lr: Some(lr), ..Default::default() }).unwrap()
+}
+
 #[test]
 fn divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint() {
     let (train, test) = (blobs(200, 8), blobs(60, 9));
     let dir = temp_dir("nan");
     let mut m = model(10);
-    let mut good = adam();
+    let mut good = sgd(0.1);
     fit(&mut m, &Classification, good.as_mut(), None, &train, &test, &config("d", &dir, 1)).unwrap();
     let before = std::fs::read(dir.join("d.ckpt")).unwrap();
-    // Same run name, now with SGD at lr 1e6: the weights overflow within a few steps.
-    let mut sgd = build("sgd", &OptimizerOptions { lr: Some(1e6), ..Default::default() }).unwrap();
-    let mut m2 = model(10);
-    let err =
-        fit(&mut m2, &Classification, sgd.as_mut(), None, &train, &test, &config("d", &dir, 5)).unwrap_err();
+    // The same run resumed at lr 1e6 (an override): the weights overflow within a few steps.
+    let mut diverging = sgd(1e6);
+    let resumed = FitConfig { resume: true, resume_override: true, ..config("d", &dir, 5) };
+    let err = fit(&mut m, &Classification, diverging.as_mut(), None, &train, &test, &resumed).unwrap_err();
     let msg = err.to_string();
     match err {
         TrainError::NonFinite { step, checkpoint, .. } => {
-            assert!((1..5 * 7).contains(&step), "step {step}");
+            assert!((8..5 * 7).contains(&step), "step {step}");
             assert_eq!(checkpoint.as_deref(), Some(dir.join("d.ckpt").as_path()));
         }
         other => panic!("expected NonFinite, got {other}"),
     }
-    assert!(msg.contains("NaN/Inf") && msg.contains("step"), "{msg}");
+    assert!(msg.starts_with("training diverged: loss is") && msg.contains("d.ckpt"), "{msg}");
     assert_eq!(std::fs::read(dir.join("d.ckpt")).unwrap(), before, "the last good checkpoint changed");
+}
+
+/// A fresh run into a directory holding an earlier run's checkpoint does not name that file
+/// as its last good state: it is not this run's (it was, before the fix).
+#[test]
+fn a_fresh_run_never_names_an_old_checkpoint_as_its_last_good_one() {
+    let (train, test) = (blobs(200, 8), blobs(60, 9));
+    let dir = temp_dir("fresh-nan");
+    fit(&mut model(10), &Classification, adam().as_mut(), None, &train, &test, &config("d", &dir, 1))
+        .unwrap();
+    let old = std::fs::read(dir.join("d.ckpt")).unwrap();
+    let err =
+        fit(&mut model(10), &Classification, sgd(1e6).as_mut(), None, &train, &test, &config("d", &dir, 5))
+            .unwrap_err();
+    match &err {
+        TrainError::NonFinite { checkpoint: None, .. } => {}
+        other => panic!("expected NonFinite without a checkpoint, got {other}"),
+    }
+    assert!(err.to_string().ends_with("no checkpoint was written before it"), "{err}");
+    assert_eq!(std::fs::read(dir.join("d.ckpt")).unwrap(), old);
+}
+
+/// The update of an epoch's last step is checked by no training loss: with one step per
+/// epoch and SGD at lr 1e20 the weights overflow in that update. The evaluation catches it and
+/// no checkpoint of the NaN weights is written (before the fix: "test loss NaN", exit 0, and
+/// a checkpoint of NaN weights).
+#[test]
+fn divergence_in_the_last_step_of_an_epoch_is_caught_before_the_checkpoint() {
+    let (train, test) = (blobs(200, 8), blobs(60, 9));
+    let dir = temp_dir("last-step");
+    let one_step = FitConfig { max_steps_per_epoch: Some(1), ..config("e", &dir, 3) };
+    let err =
+        fit(&mut model(10), &Classification, sgd(1e20).as_mut(), None, &train, &test, &one_step).unwrap_err();
+    match &err {
+        TrainError::NonFinite { step: 1, epoch: 1, what, checkpoint: None } => {
+            assert!(what.starts_with("test loss is") && what.ends_with("after the epoch"), "{what}");
+        }
+        other => panic!("expected NonFinite at step 1, got {other}"),
+    }
+    assert!(!dir.join("e.ckpt").exists(), "a checkpoint of the diverged weights was written");
+    assert!(!dir.join("e_epochs.csv").exists(), "the epoch log got ahead of the checkpoints");
+}
+
+/// A checkpoint holding a NaN weight (written by hand, or by an older build) is refused on
+/// resume with an error naming it and the value, and the model is left as it was.
+#[test]
+fn resuming_from_a_checkpoint_holding_a_nan_is_refused() {
+    let (train, test) = (blobs(100, 11), blobs(30, 12));
+    let dir = temp_dir("nan-ckpt");
+    fit(&mut model(13), &Classification, adam().as_mut(), None, &train, &test, &config("n", &dir, 1))
+        .unwrap();
+    let path = dir.join("n.ckpt");
+    let mut c = Checkpoint::read(&path).unwrap();
+    let mut values = c.model[0].1.data().to_vec();
+    values[5] = f32::NAN;
+    c.model[0].1 = Tensor::from_vec(values, c.model[0].1.shape());
+    std::fs::write(&path, c.to_bytes().unwrap()).unwrap();
+    let mut m = model(13);
+    let before = bits(&m);
+    let resumed = FitConfig { resume: true, ..config("n", &dir, 2) };
+    let err = fit(&mut m, &Classification, adam().as_mut(), None, &train, &test, &resumed).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("n.ckpt") && msg.contains(&format!("model/{}[5] = NaN", c.model[0].0)), "{msg}");
+    assert_eq!(bits(&m), before);
+}
+
+/// `resume` continues only the run that wrote the checkpoint: another seed (or batch size,
+/// or optimizer) is refused naming the setting and both values; `resume_override` continues
+/// with this run's values, which later checkpoints record.
+#[test]
+fn resume_refuses_another_runs_checkpoint_unless_overridden() {
+    let (train, test) = (blobs(100, 11), blobs(30, 12));
+    let dir = temp_dir("identity");
+    fit(&mut model(13), &Classification, adam().as_mut(), None, &train, &test, &config("i", &dir, 1))
+        .unwrap();
+    let other_seed = FitConfig { resume: true, seed: 8, batch_size: 16, ..config("i", &dir, 2) };
+    let mut m = model(13);
+    let before = bits(&m);
+    let err = fit(&mut m, &Classification, adam().as_mut(), None, &train, &test, &other_seed).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("was written by another run (seed 7 there, 8 here; batch_size 32 there, 16 here)"),
+        "{msg}"
+    );
+    assert_eq!(bits(&m), before);
+    // Settings given by the caller count the same way.
+    let other_model =
+        FitConfig { resume: true, identity: RunIdentity::new().with("hidden", 64), ..config("i", &dir, 2) };
+    let err = fit(&mut m, &Classification, adam().as_mut(), None, &train, &test, &other_model).unwrap_err();
+    assert!(err.to_string().contains("(hidden (not set) there, 64 here)"), "{err}");
+    // Overridden: it continues, with this run's seed and rate, and records them.
+    let overridden = FitConfig { resume_override: true, ..other_seed };
+    let mut faster = build("adam", &OptimizerOptions { lr: Some(0.02), ..Default::default() }).unwrap();
+    let h = fit(&mut m, &Classification, faster.as_mut(), None, &train, &test, &overridden).unwrap();
+    assert_eq!(h.epochs.len(), 2);
+    assert_eq!(faster.lr(), 0.02, "the configured rate applies after an override");
+    let c = Checkpoint::read(&dir.join("i.ckpt")).unwrap();
+    assert_eq!(
+        (c.run.get("seed"), c.run.get("batch_size"), c.run.get("lr")),
+        (Some("8"), Some("16"), Some("0.02"))
+    );
 }
 
 #[test]
@@ -155,6 +260,11 @@ fn a_corrupt_checkpoint_is_an_error_naming_it() {
     std::fs::write(&path, &bytes).unwrap();
     let mut sgd = build("sgd", &OptimizerOptions::default()).unwrap();
     let err = fit(&mut m2, &Classification, sgd.as_mut(), None, &train, &test, &resumed).unwrap_err();
+    assert!(err.to_string().contains("optimizer adam there, sgd here"), "{err}");
+    assert_eq!(bits(&m2), before);
+    // Not even when told to override the settings: the state is of another optimizer.
+    let forced = FitConfig { resume_override: true, ..resumed };
+    let err = fit(&mut m2, &Classification, sgd.as_mut(), None, &train, &test, &forced).unwrap_err();
     assert!(err.to_string().contains("'adam'") && err.to_string().contains("'sgd'"), "{err}");
     assert_eq!(bits(&m2), before);
 }

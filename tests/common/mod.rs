@@ -66,7 +66,7 @@ pub fn checkpoint_state(path: &std::path::Path) -> String {
     use std::fmt::Write as _;
     let c = adamant::checkpoint::Checkpoint::read(path).unwrap_or_else(|e| panic!("{e}"));
     let bits = |t: &adamant::tensor::Tensor| -> Vec<u32> { t.data().iter().map(|x| x.to_bits()).collect() };
-    let mut s = format!("epoch {} step {} seed {}\n", c.epoch, c.step, c.seed);
+    let mut s = format!("epoch {} step {} run {:?}\n", c.epoch, c.step, c.run);
     for (name, t) in &c.model {
         let _ = writeln!(s, "model {name} {:?} {:?}", t.shape(), bits(t));
     }

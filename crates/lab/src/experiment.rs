@@ -5,9 +5,17 @@
 //!
 //! ```text
 //! --epochs N --optimizer NAME [optimizer options] --batch-size B --seed S --data DIR
-//! --out DIR --json --resume --compare [--schedule SPEC] [--train-subset N] [--test-subset N]
-//! [--steps-per-epoch N] [--no-progress]
+//! --out DIR --json --resume [--resume-override] --compare [--schedule SPEC]
+//! [--train-subset N] [--test-subset N] [--steps-per-epoch N] [--no-progress]
 //! ```
+//!
+//! `--resume` continues the run whose checkpoint is in `--out` only with the settings that
+//! define it: seed, batch size, optimizer and every hyperparameter, schedule (and `--epochs`
+//! when the schedule's length follows from it), data subsets, preprocessing, steps per
+//! epoch. A flag that conflicts is refused with one line naming it and both values;
+//! `--resume-override` continues with the new values. Safe to change on resume: `--epochs`
+//! when the schedule does not depend on it, `--data` (the same dataset elsewhere), `--json`,
+//! `--no-progress`, and the thread count (`RAYON_NUM_THREADS`).
 //!
 //! An experiment's documented defaults (learning rate, schedule, weight decay, per optimizer)
 //! apply first; options given on the command line override them one by one.
@@ -19,6 +27,7 @@ use std::str::FromStr;
 
 use adamant::data::{locate, DataError, Dataset, Splits};
 use adamant::layers::Module;
+use adamant::optim::options::build_with_settings;
 use adamant::optim::OptionsError;
 use adamant::optim::{build, OptimizerOptions, Schedule, Scheduler};
 use adamant::tensor::io::write_atomic;
@@ -57,6 +66,27 @@ impl fmt::Display for ExperimentError {
             ExperimentError::UnknownDataset(name) => write!(f, "unknown dataset '{name}'"),
             ExperimentError::Data(e) => write!(f, "{e}"),
             ExperimentError::Options(e) => f.write_str(&e.as_flags()),
+            ExperimentError::Train(TrainError::RunMismatch { path, conflicts }) => {
+                let list: Vec<String> = conflicts
+                    .iter()
+                    .map(|c| {
+                        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not set)".to_string());
+                        format!(
+                            "{} {} there, {} here",
+                            setting_flag(&c.setting),
+                            show(&c.saved),
+                            show(&c.configured)
+                        )
+                    })
+                    .collect();
+                write!(
+                    f,
+                    "--resume: {} was written by another run: {}. Give the same values, add \
+                     --resume-override to continue with these, or drop --resume to start afresh",
+                    path.display(),
+                    list.join("; ")
+                )
+            }
             ExperimentError::Train(e) => write!(f, "{e}"),
             ExperimentError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             ExperimentError::Plot(message) => write!(f, "drawing the figure: {message}"),
@@ -73,6 +103,18 @@ impl std::error::Error for ExperimentError {
             ExperimentError::Io { source, .. } => Some(source),
             ExperimentError::UnknownDataset(_) | ExperimentError::Plot(_) => None,
         }
+    }
+}
+
+/// The command-line flag that sets a setting of a run's identity (`batch_size` is
+/// `--batch-size`), or what it is when no flag sets it.
+fn setting_flag(setting: &str) -> String {
+    match setting {
+        "train_examples" => "--train-subset (training examples)".to_string(),
+        "test_examples" => "--test-subset (test examples)".to_string(),
+        "model" => "the model".to_string(),
+        "adamant_version" => "adamant version".to_string(),
+        flag => format!("--{}", flag.replace('_', "-")),
     }
 }
 
@@ -189,6 +231,9 @@ pub struct ExperimentArgs {
     pub json: bool,
     /// `--resume` from the checkpoint in `--out`.
     pub resume: bool,
+    /// `--resume-override`: resume even if settings differ from the checkpoint's (implies
+    /// `--resume`).
+    pub resume_override: bool,
     /// `--compare`: run every optimizer of the experiment's figure.
     pub compare: bool,
     /// `--schedule SPEC` (see [`adamant::optim::Schedule`]'s spellings).
@@ -236,6 +281,10 @@ where
             Long("out") => a.out = Some(PathBuf::from(cli::os_value(&mut parser, "--out")?)),
             Long("json") => a.json = true,
             Long("resume") => a.resume = true,
+            Long("resume-override") => {
+                a.resume = true;
+                a.resume_override = true;
+            }
             Long("compare") => a.compare = true,
             Long("no-progress") => a.no_progress = true,
             Long("schedule") => {
@@ -291,7 +340,8 @@ impl Experiment {
              (default: $ADAMANT_DATA/{dataset}, ./datasets/{dataset}, /usr/share/datasets/{dataset}, else download)\n  \
              --out DIR             logs, checkpoints, plots (default runs/{name})\n  \
              --json                print exactly one final JSON line of metrics\n  \
-             --resume              continue from the checkpoint in --out\n  \
+             --resume              continue from the checkpoint in --out, refused if a flag that defines the run differs\n  \
+             --resume-override     continue from it even so, with this command line's values\n  \
              --compare             run {compare} with one seed; writes OUT/{name}.csv and OUT/{name}.svg\n  \
              --schedule SPEC       constant | inverse-sqrt | step:N[,G] | exp:G | warmup:N[,S] | cosine:T[,ETA] | warmup-cosine:W,T[,ETA]\n  \
              --preprocess P        none | standardize | zca[:EPS] (default {preprocess}), fitted on the training set\n  \
@@ -360,14 +410,17 @@ impl Experiment {
         data: &Splits,
     ) -> Result<RunResult, ExperimentError> {
         let options = args.optimizer.options.or(&(self.defaults)(name));
-        let mut optimizer = build(name, &options).map_err(ExperimentError::Options)?;
-        let config = FitConfig {
+        let (mut optimizer, settings) =
+            build_with_settings(name, &options).map_err(ExperimentError::Options)?;
+        let mut config = FitConfig {
             name: format!("{}_{name}", self.name),
             epochs: args.epochs.unwrap_or(self.epochs),
             batch_size: args.batch_size.unwrap_or(self.batch_size),
             seed: args.seed,
             out_dir: Some(args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(self.name))),
             resume: args.resume,
+            resume_override: args.resume_override,
+            identity: Default::default(),
             progress: !args.no_progress && !args.json,
             eval_batch_size: 1000,
             max_steps_per_epoch: args.steps_per_epoch,
@@ -375,6 +428,17 @@ impl Experiment {
         let length =
             RunLength { epochs: config.epochs, steps_per_epoch: config.steps_per_epoch(data.train.len()) };
         let schedule = args.schedule.unwrap_or_else(|| (self.schedule)(name, length));
+        // What defines this run beyond what `fit` records itself: every hyperparameter in
+        // effect, the preprocessing, and the number of epochs when the schedule follows it
+        // (a cosine decay over the whole run); otherwise `--epochs` may grow on resume.
+        for (option, value) in settings {
+            config.identity.set(option, value);
+        }
+        config.identity.set("preprocess", args.preprocess.unwrap_or(self.preprocess));
+        let longer = RunLength { epochs: length.epochs + 1, ..length };
+        if args.schedule.is_none() && (self.schedule)(name, longer) != schedule {
+            config.identity.set("epochs", config.epochs);
+        }
         let mut scheduler = Scheduler::new(schedule, optimizer.lr());
         let mut model = (self.model)(&mut rng::stream(args.seed, Purpose::Init, 0));
         let task: &dyn Task<BoxedModel> = &Classification;

@@ -352,11 +352,21 @@ pub struct OptionReader<'a> {
     given: &'a OptimizerOptions,
     optimizer: &'static str,
     read: RefCell<Vec<(&'static str, OptionValue)>>,
+    /// Each option read with the value in effect (given or default), as text.
+    effective: RefCell<Vec<(&'static str, String)>>,
 }
 
-impl OptionReader<'_> {
+impl<'a> OptionReader<'a> {
+    fn new(given: &'a OptimizerOptions, optimizer: &'static str) -> OptionReader<'a> {
+        OptionReader { given, optimizer, read: RefCell::new(Vec::new()), effective: RefCell::new(Vec::new()) }
+    }
+
     fn record(&self, name: &'static str, default: OptionValue) {
         self.read.borrow_mut().push((name, default));
+    }
+
+    fn record_effective(&self, name: &'static str, value: String) {
+        self.effective.borrow_mut().push((name, value));
     }
 
     fn check(&self, spec: &'static OptionSpec, x: f32) -> Result<f32, OptionsError> {
@@ -379,6 +389,7 @@ impl OptionReader<'_> {
             Some(OptionValue::Number(x)) => x,
             _ => default,
         };
+        self.record_effective(spec.name, x.to_string());
         self.check(spec, x)
     }
 
@@ -391,6 +402,7 @@ impl OptionReader<'_> {
             Some(OptionValue::Pair(a, b)) => (a, b),
             _ => default,
         };
+        self.record_effective(spec.name, format!("{a},{b}"));
         Ok((self.check(spec, a)?, self.check(spec, b)?))
     }
 
@@ -399,7 +411,9 @@ impl OptionReader<'_> {
         let spec = spec(name);
         debug_assert_eq!(spec.kind, OptionKind::Switch, "option '{name}'");
         self.record(spec.name, OptionValue::Switch);
-        self.given.get(name).is_some()
+        let on = self.given.get(name).is_some();
+        self.record_effective(spec.name, if on { "on" } else { "off" }.to_string());
+        on
     }
 
     /// An error about option `name` for a check across options (`needs momentum > 0`).
@@ -508,7 +522,7 @@ impl Registration {
     /// The options this optimizer has, with its defaults, in the order it reads them.
     pub fn options(&self) -> Vec<(&'static str, OptionValue)> {
         let none = OptimizerOptions::default();
-        let reader = OptionReader { given: &none, optimizer: self.name, read: RefCell::new(Vec::new()) };
+        let reader = OptionReader::new(&none, self.name);
         // With no option given every value is a default, which is valid: building cannot fail.
         (self.build)(&reader).unwrap_or_else(|e| panic!("{} with its defaults: {e}", self.name));
         reader.read.into_inner()
@@ -523,6 +537,27 @@ pub fn registration(name: &str) -> Result<&'static Registration, OptionsError> {
 /// Makes the optimizer `name` with `options` over its defaults (`torch.optim`'s). An option
 /// it does not have, or a value out of range, is an error naming the option.
 pub fn build(name: &str, options: &OptimizerOptions) -> Result<Box<dyn Optimizer + Send>, OptionsError> {
+    build_with_settings(name, options).map(|(optimizer, _)| optimizer)
+}
+
+/// Every hyperparameter in effect in an optimizer [`build`] makes, given or default, as
+/// `(option, value)` text in the order the optimizer reads them (`("betas", "0.9,0.999")`,
+/// `("amsgrad", "off")`): what defines the optimizer of a run, for its checkpoints.
+pub type Settings = Vec<(&'static str, String)>;
+
+/// [`build`], with the [`Settings`] of the optimizer it made.
+///
+/// ```
+/// use adamant_optim::options::{build_with_settings, OptimizerOptions};
+///
+/// let (_, settings) = build_with_settings("sgd", &OptimizerOptions { lr: Some(0.1), ..Default::default() }).unwrap();
+/// assert_eq!(settings[0], ("lr", "0.1".to_string()));
+/// assert!(settings.contains(&("nesterov", "off".to_string())));
+/// ```
+pub fn build_with_settings(
+    name: &str,
+    options: &OptimizerOptions,
+) -> Result<(Box<dyn Optimizer + Send>, Settings), OptionsError> {
     let registration = registration(name)?;
     let has = registration.options();
     if let Some(spec) =
@@ -530,9 +565,9 @@ pub fn build(name: &str, options: &OptimizerOptions) -> Result<Box<dyn Optimizer
     {
         return Err(OptionsError::NotApplicable { option: spec.name, optimizer: name.to_string() });
     }
-    let reader =
-        OptionReader { given: options, optimizer: registration.name, read: RefCell::new(Vec::new()) };
-    (registration.build)(&reader)
+    let reader = OptionReader::new(options, registration.name);
+    let optimizer = (registration.build)(&reader)?;
+    Ok((optimizer, reader.effective.into_inner()))
 }
 
 /// The usage text of the optimizer options, generated from [`OPTIONS`] and [`REGISTRY`]:

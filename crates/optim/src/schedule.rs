@@ -441,6 +441,19 @@ impl Scheduler {
         self.base_lr
     }
 
+    /// Sets the base learning rate the schedule scales from the next step on (a resumed run
+    /// told to use another rate).
+    ///
+    /// # Panics
+    /// If `base_lr` is negative or not finite, as [`Scheduler::new`].
+    pub fn set_base_lr(&mut self, base_lr: f32) {
+        assert!(
+            base_lr.is_finite() && base_lr >= 0.0,
+            "Scheduler::set_base_lr: base learning rate must be finite and >= 0, got {base_lr}"
+        );
+        self.base_lr = base_lr;
+    }
+
     /// The schedule.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
