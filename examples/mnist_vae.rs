@@ -260,6 +260,7 @@ fn main() {
                     identity: RunIdentity::new()
                         .with("betas", format!("{},{}", s.beta1, s.beta2))
                         .with("bias_correction", s.bias_correction),
+                    interrupt: Some(cli::interrupt_flag()),
                     ..Default::default()
                 };
                 match fit(&mut model, &VaeLoss, &mut adam, None, &splits.train, &splits.test, &config) {
@@ -269,7 +270,7 @@ fn main() {
                     }
                     // Divergence is a result here (the paper's point), not a failure.
                     Err(adamant::train::TrainError::NonFinite { .. }) => (f64::NAN, f64::NAN),
-                    Err(e) => exit_on_error(Err(e)),
+                    Err(e) => cli::exit_on_train_error(Err(e)),
                 }
             }
         };

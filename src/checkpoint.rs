@@ -268,13 +268,72 @@ impl std::error::Error for RestoreError {
     }
 }
 
+/// How far the epoch after the last completed one had got when a checkpoint was written in
+/// its middle (an interrupted run): what the epoch's metrics need to continue exactly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartialEpoch {
+    /// Steps of the epoch already taken (at least 1).
+    pub steps: usize,
+    /// Sum over those steps of loss times batch size (exact, as the loop accumulates it).
+    pub loss_sum: f64,
+    /// Training examples seen.
+    pub examples: usize,
+    /// Of those, how many were classified correctly (0 without logits).
+    pub correct: usize,
+    /// Whether the task has logits (so the epoch has a training accuracy).
+    pub has_logits: bool,
+    /// Wall time of those steps, in seconds.
+    pub seconds: f64,
+}
+
+impl PartialEpoch {
+    /// `steps,loss_sum bits,examples,correct,has_logits,seconds bits` (floats as exact bits).
+    fn to_text(&self) -> String {
+        format!(
+            "{},{:016x},{},{},{},{:016x}",
+            self.steps,
+            self.loss_sum.to_bits(),
+            self.examples,
+            self.correct,
+            u8::from(self.has_logits),
+            self.seconds.to_bits()
+        )
+    }
+
+    fn parse(text: &str) -> Option<PartialEpoch> {
+        let f: Vec<&str> = text.split(',').collect();
+        let [steps, loss_sum, examples, correct, has_logits, seconds] = f[..] else { return None };
+        let bits = |s: &str| u64::from_str_radix(s, 16).ok().map(f64::from_bits);
+        let partial = PartialEpoch {
+            steps: steps.parse().ok()?,
+            loss_sum: bits(loss_sum)?,
+            examples: examples.parse().ok()?,
+            correct: correct.parse().ok()?,
+            has_logits: match has_logits {
+                "0" => false,
+                "1" => true,
+                _ => return None,
+            },
+            seconds: bits(seconds)?,
+        };
+        let sane = partial.steps >= 1
+            && partial.loss_sum.is_finite()
+            && partial.seconds.is_finite()
+            && partial.seconds >= 0.0
+            && partial.correct <= partial.examples;
+        sane.then_some(partial)
+    }
+}
+
 /// The saved state of a training run.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
     /// Last completed epoch (1-based).
     pub epoch: usize,
-    /// Global step count after that epoch.
+    /// Global step count: the last completed epoch's, plus the steps of `partial`.
     pub step: u64,
+    /// The epoch in progress, when the checkpoint was written in its middle.
+    pub partial: Option<PartialEpoch>,
     /// The settings that define the run.
     pub run: RunIdentity,
     /// Model parameters by name.
@@ -309,6 +368,7 @@ impl Checkpoint {
         Checkpoint {
             epoch,
             step,
+            partial: None,
             run: run.clone(),
             model: model.named_params().into_iter().map(|(n, p)| (n, p.value().clone())).collect(),
             optimizer: optimizer.state_dict(),
@@ -324,6 +384,9 @@ impl Checkpoint {
         meta.insert("adamant.checkpoint".to_string(), FORMAT.to_string());
         meta.insert("epoch".to_string(), self.epoch.to_string());
         meta.insert("step".to_string(), self.step.to_string());
+        if let Some(partial) = &self.partial {
+            meta.insert("partial_epoch".to_string(), partial.to_text());
+        }
         for (setting, value) in self.run.iter() {
             meta.insert(format!("{RUN}{setting}"), value.to_string());
         }
@@ -455,17 +518,33 @@ impl Checkpoint {
                 history.len()
             )));
         }
-        // Likewise the step count continues at `step + 1`: it must be the last epoch's.
+        let partial = match meta.get("partial_epoch") {
+            None => None,
+            Some(text) => Some(
+                PartialEpoch::parse(text)
+                    .ok_or_else(|| invalid(format!("metadata 'partial_epoch' is malformed: '{text}'")))?,
+            ),
+        };
+        // Likewise the step count continues at `step + 1`: it must be the last epoch's, plus
+        // the steps of an epoch in progress.
         let step = number("step")?;
         let last_step = history.last().map_or(0, |e| e.step);
-        if step != last_step {
-            return Err(invalid(format!(
-                "metadata 'step' is {step} but the last epoch of 'history' ended at step {last_step}"
-            )));
+        let in_progress = partial.as_ref().map_or(0, |p| p.steps as u64);
+        if Some(step) != last_step.checked_add(in_progress) {
+            return Err(invalid(match in_progress {
+                0 => format!(
+                    "metadata 'step' is {step} but the last epoch of 'history' ended at step {last_step}"
+                ),
+                n => format!(
+                    "metadata 'step' is {step} but the last epoch of 'history' ended at step {last_step} \
+                     and {n} steps of the next one are done"
+                ),
+            }));
         }
         let checkpoint = Checkpoint {
             epoch: epoch as usize,
             step,
+            partial,
             run,
             model,
             optimizer,
@@ -535,6 +614,7 @@ mod tests {
         Checkpoint {
             epoch,
             step: (epoch as u64).wrapping_mul(10),
+            partial: None,
             run: RunIdentity::new().with("seed", 1).with("batch_size", 32),
             model: vec![("w".to_string(), Tensor::ones(&[2]))],
             optimizer: OptimizerState {
@@ -552,6 +632,29 @@ mod tests {
         let c = checkpoint(2, 2);
         let back = Checkpoint::from_bytes(&c.to_bytes().unwrap()).unwrap();
         assert_eq!((back.epoch, back.step, &back.run, back.history), (2, 20, &c.run, c.history));
+    }
+
+    /// A checkpoint written mid-epoch keeps the epoch's partial sums exactly, and its step
+    /// must be the last epoch's plus the partial steps.
+    #[test]
+    fn a_partial_epoch_round_trips_exactly() {
+        let mut c = checkpoint(2, 2);
+        let partial = PartialEpoch {
+            steps: 3,
+            loss_sum: 0.1 + 0.2,
+            examples: 96,
+            correct: 50,
+            has_logits: true,
+            seconds: 1.0 / 3.0,
+        };
+        c.partial = Some(partial.clone());
+        assert!(Checkpoint::from_bytes(&c.to_bytes().unwrap()).is_err(), "step not advanced");
+        c.step = 23;
+        let back = Checkpoint::from_bytes(&c.to_bytes().unwrap()).unwrap();
+        assert_eq!((back.step, back.partial), (23, Some(partial)));
+        for bad in ["0,0,0,0,0,0", "1,7ff8000000000000,1,0,0,0", "1,0,1,2,0,0", "1,0,1,0,2,0", "x"] {
+            assert_eq!(PartialEpoch::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

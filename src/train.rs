@@ -13,6 +13,8 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use adamant_autodiff::{Mode, Tape, Var};
@@ -23,7 +25,7 @@ use adamant_optim::{Optimizer, Scheduler};
 use adamant_tensor::io::{remove_interrupted_writes, write_atomic};
 use adamant_tensor::rng::{self, Purpose};
 
-use crate::checkpoint::{Checkpoint, CheckpointError, Conflict, RunIdentity};
+use crate::checkpoint::{Checkpoint, CheckpointError, Conflict, PartialEpoch, RunIdentity};
 pub use crate::history::{EpochMetrics, History};
 
 /// What a model computes for a batch: the loss, and the logits if the task is classification.
@@ -84,6 +86,11 @@ pub struct FitConfig {
     pub eval_batch_size: usize,
     /// Stop each epoch after this many steps (for quick checks); `None` runs whole epochs.
     pub max_steps_per_epoch: Option<usize>,
+    /// Set it (from a Ctrl-C or SIGTERM handler, say) to stop the run after the current step:
+    /// [`fit`] writes a checkpoint of that step, mid-epoch if need be, and returns
+    /// [`TrainError::Interrupted`]; resuming from it ends bit-identical to a run never
+    /// stopped. `fit` installs no handler itself: a library leaves signals to its program.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Default for FitConfig {
@@ -100,11 +107,17 @@ impl Default for FitConfig {
             progress: true,
             eval_batch_size: 1000,
             max_steps_per_epoch: None,
+            interrupt: None,
         }
     }
 }
 
 impl FitConfig {
+    /// Whether [`FitConfig::interrupt`] is set.
+    fn interrupted(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(|flag| flag.load(Ordering::SeqCst))
+    }
+
     /// Optimizer steps [`fit`] takes per epoch on `examples` training examples: one per
     /// minibatch (the last may be short), capped by `max_steps_per_epoch`.
     pub fn steps_per_epoch(&self, examples: usize) -> usize {
@@ -129,6 +142,23 @@ pub enum TrainError {
         what: String,
         /// The last checkpoint this run wrote or resumed from (each was checked finite), if any.
         checkpoint: Option<PathBuf>,
+    },
+    /// [`FitConfig::interrupt`] was set: the run stopped after a whole step.
+    Interrupted {
+        /// The last step taken (0: none).
+        step: u64,
+        /// The epoch it belongs to.
+        epoch: usize,
+        /// The checkpoint of that step, from which `resume` continues (`None` without an
+        /// `out_dir`, or before the first step).
+        checkpoint: Option<PathBuf>,
+    },
+    /// Another process is running with the same files (`<out_dir>/<name>.*`).
+    Locked {
+        /// The run's lock file.
+        path: PathBuf,
+        /// The process holding it, as it wrote into the file.
+        holder: Option<u32>,
     },
     /// `resume` found a checkpoint written by a run with other settings.
     RunMismatch {
@@ -158,6 +188,24 @@ impl fmt::Display for TrainError {
                     None => write!(f, "; no checkpoint was written before it"),
                 }
             }
+            TrainError::Interrupted { step, epoch, checkpoint } => {
+                write!(f, "interrupted after step {step} (epoch {epoch})")?;
+                match checkpoint {
+                    Some(p) => {
+                        write!(f, "; its state is saved in {}, resume continues from there", p.display())
+                    }
+                    None => write!(f, "; nothing was saved"),
+                }
+            }
+            TrainError::Locked { path, holder } => {
+                let who = holder.map_or("another process".to_string(), |pid| format!("process {pid}"));
+                write!(
+                    f,
+                    "{}: {who} is running with this run's files (the same name in the same directory); \
+                     wait for it to finish or use another output directory",
+                    path.display()
+                )
+            }
             TrainError::RunMismatch { path, conflicts } => {
                 let list: Vec<String> = conflicts.iter().map(Conflict::to_string).collect();
                 write!(
@@ -178,7 +226,10 @@ impl fmt::Display for TrainError {
 impl std::error::Error for TrainError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            TrainError::NonFinite { .. } | TrainError::RunMismatch { .. } => None,
+            TrainError::NonFinite { .. }
+            | TrainError::Interrupted { .. }
+            | TrainError::Locked { .. }
+            | TrainError::RunMismatch { .. } => None,
             TrainError::Io { source, .. } => Some(source),
             TrainError::Checkpoint(e) => Some(e),
         }
@@ -272,6 +323,12 @@ pub fn fit<M: Module + ?Sized>(
     if let Some(dir) = &config.out_dir {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
+    // Held until `fit` returns; taken before anything in `out_dir` is touched, so a second
+    // run on the same files cannot clean up (or overwrite) the first one's.
+    let _lock = match out_file(".lock") {
+        Some(path) => RunLock::acquire(&path)?,
+        None => None,
+    };
     for path in [&ckpt_path, &epochs_path, &iter_log_path].into_iter().flatten() {
         remove_interrupted_writes(path).map_err(io_err(path))?;
     }
@@ -280,8 +337,11 @@ pub fn fit<M: Module + ?Sized>(
     // Only a checkpoint this run resumed from or wrote is named as the last good state: a file
     // left in `out_dir` by an earlier run is not this run's.
     let mut last_checkpoint = None;
+    let mut resumed_partial = None;
     if let (true, Some(path)) = (config.resume, &ckpt_path) {
-        if path.exists() {
+        if !path.exists() {
+            eprintln!("note: no checkpoint {} yet: starting from scratch", path.display());
+        } else {
             // `read` refuses a checkpoint holding a NaN or an infinity.
             let ckpt = Checkpoint::read(path)?;
             let conflicts = run.conflicts(&ckpt.run);
@@ -310,6 +370,7 @@ pub fn fit<M: Module + ?Sized>(
             step = ckpt.step;
             first_epoch = ckpt.epoch + 1;
             history.epochs = ckpt.history;
+            resumed_partial = ckpt.partial;
             last_checkpoint = Some(path.clone());
         }
     }
@@ -333,10 +394,58 @@ pub fn fit<M: Module + ?Sized>(
         );
         let steps_this_epoch = config.steps_per_epoch(train.len());
         debug_assert!(steps_this_epoch <= batches.len());
-        let bar = Progress::new(config, epoch, steps_this_epoch);
+        // A checkpoint written mid-epoch: its steps are done, and its sums carry on.
+        let partial = resumed_partial.take();
+        let already = partial.as_ref().map_or(0, |p| p.steps.min(steps_this_epoch));
+        let bar = Progress::new(config, epoch, steps_this_epoch, already);
         let started = Instant::now();
-        let (mut loss_sum, mut seen, mut correct, mut has_logits) = (0.0f64, 0usize, 0usize, false);
-        for batch in batches.take(steps_this_epoch) {
+        let seconds_before = partial.as_ref().map_or(0.0, |p| p.seconds);
+        let (mut loss_sum, mut seen, mut correct, mut has_logits) = partial
+            .map_or((0.0f64, 0usize, 0usize, false), |p| (p.loss_sum, p.examples, p.correct, p.has_logits));
+        // `done`: the epoch's steps taken before this batch's.
+        for (done, batch) in (already..).zip(batches.take(steps_this_epoch).skip(already)) {
+            if config.interrupted() {
+                bar.abandon();
+                let partial = PartialEpoch {
+                    steps: done,
+                    loss_sum,
+                    examples: seen,
+                    correct,
+                    has_logits,
+                    seconds: seconds_before + started.elapsed().as_secs_f64(),
+                };
+                if let (Some(log), Some(path)) = (iter_log.as_mut(), &iter_log_path) {
+                    log.flush().map_err(io_err(path))?;
+                }
+                let checkpoint = match (&ckpt_path, done) {
+                    // At an epoch's start the last epoch's checkpoint is this step's state.
+                    (_, 0) | (None, _) => last_checkpoint,
+                    (Some(path), _) => {
+                        let mut checkpoint = Checkpoint::capture(
+                            &*model,
+                            optimizer,
+                            scheduler.as_deref(),
+                            epoch - 1,
+                            step,
+                            &run,
+                            &history,
+                        );
+                        checkpoint.partial = Some(partial);
+                        if let Some(what) = checkpoint.first_non_finite() {
+                            let what = format!("{what} when interrupted");
+                            return Err(TrainError::NonFinite {
+                                step,
+                                epoch,
+                                what,
+                                checkpoint: last_checkpoint,
+                            });
+                        }
+                        checkpoint.write(path)?;
+                        Some(path.clone())
+                    }
+                };
+                return Err(TrainError::Interrupted { step, epoch, checkpoint });
+            }
             step += 1;
             if let Some(s) = scheduler.as_deref_mut() {
                 s.step(optimizer);
@@ -364,9 +473,9 @@ pub fn fit<M: Module + ?Sized>(
             if let (Some(log), Some(path)) = (iter_log.as_mut(), &iter_log_path) {
                 writeln!(log, "{step},{epoch},{loss},{}", optimizer.lr()).map_err(io_err(path))?;
             }
-            bar.step(loss, seen as f64 / started.elapsed().as_secs_f64().max(1e-9));
+            bar.step(loss, seen as f64 / (seconds_before + started.elapsed().as_secs_f64()).max(1e-9));
         }
-        let seconds = started.elapsed().as_secs_f64();
+        let seconds = seconds_before + started.elapsed().as_secs_f64();
         bar.finish();
         let (test_loss, test_accuracy) = evaluate(&*model, task, test, config.eval_batch_size);
         // The last step's update is checked by no training loss: a NaN weight it made shows
@@ -403,8 +512,55 @@ pub fn fit<M: Module + ?Sized>(
             checkpoint.write(path)?;
             last_checkpoint = Some(path.clone());
         }
+        // Interrupted during the evaluation or the checkpoint: the epoch's checkpoint is the
+        // state to continue from.
+        if config.interrupted() && epoch < config.epochs {
+            return Err(TrainError::Interrupted { step, epoch, checkpoint: last_checkpoint });
+        }
     }
     Ok(history)
+}
+
+/// An exclusive lock on `<out_dir>/<name>.lock` for as long as a run uses its files: one
+/// per run, not per directory, so runs of other names (shards of a sweep) share a directory.
+/// It is the operating system's advisory lock (`flock`), released when the process exits
+/// however it exits, so a killed run never leaves it stuck; the file itself stays, holding the
+/// last holder's process id for the message of a run refused.
+struct RunLock {
+    _file: fs::File,
+}
+
+impl RunLock {
+    /// Takes the lock, or says who holds it. `None` where the file system cannot lock (some
+    /// network file systems): the run goes on without, with a warning.
+    fn acquire(path: &Path) -> Result<Option<RunLock>, TrainError> {
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io_err(path))?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0).map_err(io_err(path))?;
+                writeln!(file, "{}", std::process::id()).map_err(io_err(path))?;
+                Ok(Some(RunLock { _file: file }))
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok());
+                Err(TrainError::Locked { path: path.to_path_buf(), holder })
+            }
+            Err(fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
+                eprintln!(
+                    "warning: {}: cannot lock here ({e}); no guard against a second run",
+                    path.display()
+                );
+                Ok(None)
+            }
+            Err(fs::TryLockError::Error(e)) => Err(io_err(path)(e)),
+        }
+    }
 }
 
 /// Opens the per-iteration CSV for appending, first dropping rows after `step` (written after
@@ -438,11 +594,12 @@ struct Progress {
 
 impl Progress {
     #[cfg(feature = "progress")]
-    fn new(config: &FitConfig, epoch: usize, steps: usize) -> Progress {
+    fn new(config: &FitConfig, epoch: usize, steps: usize, done: usize) -> Progress {
         if !config.progress {
             return Progress { bar: indicatif::ProgressBar::hidden() };
         }
         let bar = indicatif::ProgressBar::new(steps as u64);
+        bar.set_position(done as u64);
         let style = indicatif::ProgressStyle::with_template(
             "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
         )
@@ -454,7 +611,7 @@ impl Progress {
     }
 
     #[cfg(not(feature = "progress"))]
-    fn new(_config: &FitConfig, _epoch: usize, _steps: usize) -> Progress {
+    fn new(_config: &FitConfig, _epoch: usize, _steps: usize, _done: usize) -> Progress {
         Progress {}
     }
 

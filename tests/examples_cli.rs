@@ -137,6 +137,39 @@ fn sgd_at_lr_1e6_stops_on_nan_naming_the_step_and_keeps_the_last_good_checkpoint
     assert!(kept.model.iter().all(|(_, t)| t.data().iter().all(|x| x.is_finite())));
 }
 
+/// A second run on the same `--out` and run files is refused with one line while the first
+/// runs (before the fix both wrote the same checkpoint and logs).
+#[test]
+fn a_second_run_on_the_same_out_is_refused_while_the_first_runs() {
+    let scratch = common::Scratch::new("two-runs");
+    let mut first = common::mnist_mlp_command(&scratch.0, 1, &["--epochs", "50"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // The lock is taken when training starts: the checkpoint's iteration log appears then.
+    while !scratch.0.join("mnist_mlp_adam_iterations.csv").exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the first run did not start");
+        assert!(first.try_wait().unwrap().is_none(), "the first run ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = mnist_mlp(&scratch.0, &["--epochs", "1"]);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("mnist_mlp_adam.lock: process ")
+            && stderr.contains("is running with this run's files"),
+        "{stderr}"
+    );
+    // Killed, the first run leaves no stuck lock: a resume goes ahead.
+    let resumed = mnist_mlp(&scratch.0, &["--epochs", "1", "--resume"]);
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+}
+
 /// `mnist_vae --quick` on 512 mnist-mini images for one epoch, into `out`, with `extra`.
 fn mnist_vae_quick(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/mnist-mini");
@@ -164,10 +197,14 @@ fn vae_grid_split_into_shards_gives_the_results_of_one_sweep() {
     let scratch = common::Scratch::new("vae-shards");
     let (whole, sharded) = (scratch.join("whole"), scratch.join("sharded"));
     mnist_vae_quick(&whole, &[]);
-    // Two shards of the eight-setting quick grid, then the collecting run, which trains nothing.
-    for shard in ["0/2", "1/2"] {
-        mnist_vae_quick(&sharded, &["--shard", shard]);
-    }
+    // Two shards of the eight-setting quick grid, at the same time in one --out (each run
+    // locks its own files only), then the collecting run, which trains nothing.
+    std::thread::scope(|s| {
+        for shard in ["0/2", "1/2"] {
+            let sharded = &sharded;
+            s.spawn(move || mnist_vae_quick(sharded, &["--shard", shard]));
+        }
+    });
     assert!(!sharded.join("mnist_vae.svg").exists(), "a shard drew the plot of a partial grid");
     let shard_rows: Vec<String> = ["0of2", "1of2"]
         .iter()

@@ -110,3 +110,86 @@ fn killed_and_resumed_runs_end_bit_identical_to_an_uninterrupted_run() {
     let losses = |dir: &Path| std::fs::read_to_string(dir.join("mnist_mlp_adam_iterations.csv")).unwrap();
     assert_eq!(losses(&killed), losses(&reference), "the per-step loss logs differ");
 }
+
+/// 4 epochs of 20 steps: most of the run is training steps, so most interruptions land
+/// mid-epoch.
+const SIGINT_ARGS: &[&str] = &["--epochs", "4", "--train-subset", "2560", "--seed", "12"];
+
+/// Ctrl-C (SIGINT) at pseudo-random moments: each time the run finishes its step, writes a
+/// checkpoint (mid-epoch if need be), says where in one line and exits 130; `--resume`
+/// continues from there, mid-epoch included, and the end is bit-identical to a run never
+/// interrupted. (A signal that lands while the data is still loading, before the handler is
+/// installed, kills the process as Ctrl-C always does: that is a plain kill, also fine.)
+#[test]
+fn interrupted_by_sigint_and_resumed_runs_end_bit_identical_to_an_uninterrupted_run() {
+    let scratch = common::Scratch::new("sigint-resume");
+    let run = |out: &Path, resume: bool| {
+        let mut command = common::mnist_mlp_command(out, 2, SIGINT_ARGS);
+        if resume {
+            command.arg("--resume");
+        }
+        command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    };
+    let reference = scratch.0.join("reference");
+    common::example_binary("mnist_mlp");
+    let started = Instant::now();
+    assert!(run(&reference, false).wait().unwrap().success());
+    let full_run = started.elapsed();
+
+    let stopped = scratch.0.join("stopped");
+    let (mut signals, mut graceful, mut mid_epoch) = (0u64, 0, 0);
+    let mut resume = false;
+    loop {
+        assert!(signals < 60, "no end after {signals} interruptions");
+        let child = run(&stopped, resume);
+        resume = true;
+        let delay = full_run.mul_f64(0.05 + 0.15 * counter_uniform(2025, signals) as f64);
+        let deadline = Instant::now() + delay;
+        let pid = child.id().to_string();
+        let mut child = child;
+        while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if child.try_wait().unwrap().is_none() {
+            std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+            signals += 1;
+        }
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        match output.status.code() {
+            Some(0) => break,
+            Some(130) => {
+                graceful += 1;
+                assert_eq!(stderr.lines().count(), 1, "{stderr}");
+                assert!(stderr.starts_with("interrupted after step "), "{stderr}");
+                let checkpoint =
+                    Checkpoint::read(&stopped.join(CHECKPOINT)).unwrap_or_else(|e| panic!("{e}"));
+                assert!(stderr.contains(CHECKPOINT), "{stderr}");
+                mid_epoch += usize::from(checkpoint.partial.is_some());
+            }
+            // Killed by the signal before the handler was installed (while loading data).
+            None => {}
+            other => panic!("exit status {other:?} after SIGINT: {stderr}"),
+        }
+    }
+    eprintln!("{signals} SIGINTs: {graceful} graceful stops, {mid_epoch} of them mid-epoch");
+    assert!(mid_epoch >= 2, "only {mid_epoch} stops mid-epoch out of {signals} signals");
+    assert!(
+        common::checkpoint_state(&stopped.join(CHECKPOINT))
+            == common::checkpoint_state(&reference.join(CHECKPOINT)),
+        "the resumed run's final weights or optimizer state differ from the uninterrupted run's"
+    );
+    let log = |dir: &Path, file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
+    assert_eq!(
+        log(&stopped, "mnist_mlp_adam_iterations.csv"),
+        log(&reference, "mnist_mlp_adam_iterations.csv")
+    );
+    // The epoch metrics too, but for the wall-clock seconds.
+    let without_seconds = |text: String| -> Vec<String> {
+        text.lines().map(|l| l.rsplit_once(',').map_or(l, |(rest, _)| rest).to_string()).collect()
+    };
+    assert_eq!(
+        without_seconds(log(&stopped, "mnist_mlp_adam_epochs.csv")),
+        without_seconds(log(&reference, "mnist_mlp_adam_epochs.csv"))
+    );
+}

@@ -268,3 +268,119 @@ fn a_corrupt_checkpoint_is_an_error_naming_it() {
     assert!(err.to_string().contains("'adam'") && err.to_string().contains("'sgd'"), "{err}");
     assert_eq!(bits(&m2), before);
 }
+
+/// Classification that raises `flag` on its `at`-th forward pass, as a Ctrl-C handler would
+/// between two steps.
+struct InterruptAt {
+    at: usize,
+    calls: std::cell::Cell<usize>,
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<M: Module + ?Sized> adamant::train::Task<M> for InterruptAt {
+    fn forward<'t>(
+        &self,
+        model: &M,
+        images: adamant::autodiff::Var<'t>,
+        labels: &[usize],
+    ) -> adamant::train::StepOutput<'t> {
+        self.calls.set(self.calls.get() + 1);
+        if self.calls.get() == self.at {
+            self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Classification.forward(model, images, labels)
+    }
+}
+
+/// An interrupted run finishes its step, writes a mid-epoch checkpoint and returns
+/// `Interrupted`; resumed, it ends bit-identical to a run never interrupted, its logs too.
+#[test]
+fn an_interrupted_run_resumes_mid_epoch_bit_identically() {
+    let (train, test) = (blobs(200, 4), blobs(60, 5));
+    let schedule = Schedule::CosineAnnealing { t_max: 21, eta_min: 0.0 };
+    let straight = temp_dir("interrupt-straight");
+    let mut a = model(6);
+    let mut sched_a = Scheduler::new(schedule, 0.01);
+    fit(
+        &mut a,
+        &Classification,
+        adam().as_mut(),
+        Some(&mut sched_a),
+        &train,
+        &test,
+        &config("r", &straight, 3),
+    )
+    .unwrap();
+
+    let stopped = temp_dir("interrupt-stopped");
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The 10th forward pass is step 9 of 21 (epoch 1's 7 steps and its evaluation came
+    // first; epochs of 7 steps): it raises the flag, the step completes, and the loop stops
+    // before step 10, two steps into epoch 2.
+    let task = InterruptAt { at: 10, calls: Default::default(), flag: flag.clone() };
+    let interruptible = FitConfig { interrupt: Some(flag.clone()), ..config("r", &stopped, 3) };
+    let mut b = model(6);
+    let mut sched_b = Scheduler::new(schedule, 0.01);
+    let err =
+        fit(&mut b, &task, adam().as_mut(), Some(&mut sched_b), &train, &test, &interruptible).unwrap_err();
+    match &err {
+        TrainError::Interrupted { step: 9, epoch: 2, checkpoint: Some(path) } => {
+            assert_eq!(path, &stopped.join("r.ckpt"))
+        }
+        other => panic!("expected Interrupted at step 9, got {other}"),
+    }
+    let saved = Checkpoint::read(&stopped.join("r.ckpt")).unwrap();
+    assert_eq!((saved.epoch, saved.step, saved.partial.as_ref().map(|p| p.steps)), (1, 9, Some(2)));
+
+    let mut c = model(99);
+    let mut sched_c = Scheduler::new(schedule, 0.01);
+    let resumed = FitConfig { resume: true, ..config("r", &stopped, 3) };
+    let h =
+        fit(&mut c, &Classification, adam().as_mut(), Some(&mut sched_c), &train, &test, &resumed).unwrap();
+    assert_eq!(h.epochs.len(), 3);
+    assert_eq!(bits(&a), bits(&c));
+    let read = |dir: &Path, file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
+    assert_eq!(read(&straight, "r_iterations.csv"), read(&stopped, "r_iterations.csv"));
+    let without_seconds = |text: String| -> Vec<String> {
+        text.lines().map(|l| l.rsplit_once(',').map_or(l, |(rest, _)| rest).to_string()).collect()
+    };
+    assert_eq!(
+        without_seconds(read(&straight, "r_epochs.csv")),
+        without_seconds(read(&stopped, "r_epochs.csv"))
+    );
+
+    // Raised before the first step of a fresh run: nothing to save, nothing saved.
+    let early = temp_dir("interrupt-early");
+    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    let at_once = FitConfig { interrupt: Some(flag), ..config("e", &early, 3) };
+    let err =
+        fit(&mut model(6), &Classification, adam().as_mut(), None, &train, &test, &at_once).unwrap_err();
+    assert!(matches!(err, TrainError::Interrupted { step: 0, checkpoint: None, .. }), "{err}");
+    assert!(!early.join("e.ckpt").exists());
+}
+
+/// A second run on the same files is refused while the first holds them (the lock is per
+/// run name, so other runs in the same directory go on), and works once it is released.
+#[test]
+fn a_second_run_on_the_same_files_is_refused_while_the_first_holds_them() {
+    let (train, test) = (blobs(100, 11), blobs(30, 12));
+    let dir = temp_dir("lock");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    // Another process's lock, as `fit` takes it (an open file description of its own).
+    let held = std::fs::File::create(dir.join("l.lock")).unwrap();
+    held.try_lock().unwrap();
+    std::fs::write(dir.join("l.lock"), "4242\n").unwrap();
+    let err =
+        fit(&mut model(13), &Classification, adam().as_mut(), None, &train, &test, &config("l", &dir, 1))
+            .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, TrainError::Locked { holder: Some(4242), .. }), "{msg}");
+    assert!(msg.contains("l.lock: process 4242 is running with this run's files"), "{msg}");
+    assert!(!dir.join("l.ckpt").exists() && !dir.join("l_epochs.csv").exists());
+    // Another name in the same directory (a shard of a sweep) is not held up.
+    fit(&mut model(13), &Classification, adam().as_mut(), None, &train, &test, &config("other", &dir, 1))
+        .unwrap();
+    drop(held);
+    fit(&mut model(13), &Classification, adam().as_mut(), None, &train, &test, &config("l", &dir, 1))
+        .unwrap();
+}

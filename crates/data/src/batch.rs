@@ -149,6 +149,15 @@ impl Iterator for Batches<'_> {
         Some(Batch { images, labels, indices })
     }
 
+    /// Skips `n` batches without gathering them: a run resumed mid-epoch starts at its batch.
+    fn nth(&mut self, n: usize) -> Option<Batch> {
+        self.next = n
+            .checked_mul(self.batch_size)
+            .and_then(|skip| self.next.checked_add(skip))
+            .map_or(self.end, |at| at.min(self.end));
+        self.next()
+    }
+
     fn size_hint(&self) -> (usize, Option<usize>) {
         let left = (self.end - self.next).div_ceil(self.batch_size);
         (left, Some(left))

@@ -43,6 +43,10 @@
 use std::ffi::OsString;
 use std::fmt::{self, Display};
 use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+
+use adamant::train::TrainError;
 
 use adamant::optim::options::{self, OptionKind, OptionValue, OPTIONS};
 use adamant::optim::{build, Optimizer, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
@@ -295,6 +299,47 @@ pub fn exit_on_error<T>(r: Result<T, impl Display>) -> T {
             eprintln!("error: {e}");
             std::process::exit(2)
         }
+    }
+}
+
+/// Exit status of a run stopped by Ctrl-C or SIGTERM: 128 + SIGINT, what a shell reports
+/// for a process Ctrl-C killed, so scripts see the same either way.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// The flag Ctrl-C (SIGINT) and SIGTERM set, for [`adamant::train::FitConfig::interrupt`]:
+/// the run then finishes its step, writes a checkpoint and stops. The handlers are installed
+/// on the first call (and only then, so loading data before it can still be stopped at once
+/// by Ctrl-C); from then on a second signal, while the first is being handled, exits at once
+/// with status [`EXIT_INTERRUPTED`], so an impatient second Ctrl-C still works.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    Arc::clone(FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // Order matters: the conditional exit runs first and sees the flag as the previous
+            // signal left it, so the first signal only sets it. Registration fails only for
+            // signals that cannot be caught, which these two can.
+            let _ =
+                signal_hook::flag::register_conditional_shutdown(signal, EXIT_INTERRUPTED, Arc::clone(&flag));
+            let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+        }
+        flag
+    }))
+}
+
+/// Prints a run's interruption (where its state is saved) as one line on stderr and exits
+/// with status [`EXIT_INTERRUPTED`].
+pub fn exit_interrupted(e: &TrainError) -> ! {
+    eprintln!("{e}");
+    std::process::exit(EXIT_INTERRUPTED)
+}
+
+/// [`exit_on_error`] for a training result: an interruption exits with
+/// [`EXIT_INTERRUPTED`] and says where the state is saved; any other error exits with 2.
+pub fn exit_on_train_error<T>(r: Result<T, TrainError>) -> T {
+    match r {
+        Err(e @ TrainError::Interrupted { .. }) => exit_interrupted(&e),
+        r => exit_on_error(r),
     }
 }
 

@@ -424,6 +424,8 @@ impl Experiment {
             progress: !args.no_progress && !args.json,
             eval_batch_size: 1000,
             max_steps_per_epoch: args.steps_per_epoch,
+            // Installed here, after the data is loaded: Ctrl-C during loading just exits.
+            interrupt: Some(cli::interrupt_flag()),
         };
         let length =
             RunLength { epochs: config.epochs, steps_per_epoch: config.steps_per_epoch(data.train.len()) };
@@ -571,7 +573,10 @@ pub fn run_main(experiment: &Experiment) {
     }
     let mut runs = Vec::new();
     for name in &experiment.optimizer_names(&args) {
-        let result = cli::exit_on_error(experiment.run_one(name, &args, &data));
+        let result = match experiment.run_one(name, &args, &data) {
+            Err(ExperimentError::Train(e @ TrainError::Interrupted { .. })) => cli::exit_interrupted(&e),
+            result => cli::exit_on_error(result),
+        };
         if !args.json {
             for e in &result.history.epochs {
                 println!(
