@@ -144,6 +144,26 @@ fn seed_corpus_generator() {
         ("idx", "images-truncated.idx.gz", gz_images[..gz_images.len() - 6].to_vec()),
         ("idx", "labels-label-10.idx", idx::encode(&[3], &[1, 10, 2])),
     ]);
+    // Size bombs (issue 18), 4 KB each: a header for one image followed by 4 MiB of zeros
+    // (refused after inflating the image and 1 MiB more), and one declaring 2,048,000,000
+    // bytes over those 4 MiB (truncated, found without allocating the declared size).
+    let trailing_bomb = gzip(&[&idx::encode(&[1, 28, 28], &[0; 784])[..], &[0; 4 << 20]].concat());
+    // `idx::encode` would need the 2 GB of data: that header is written by hand.
+    let mut declared = vec![0, 0, 8, 3];
+    for d in [40_000u32, 256, 200] {
+        declared.extend_from_slice(&d.to_be_bytes());
+    }
+    declared.resize(declared.len() + (4 << 20), 0);
+    let declared_bomb = gzip(&declared);
+    let path = Path::new("bomb");
+    let m = idx::read_images_from(&trailing_bomb[..], path).unwrap_err().to_string();
+    assert!(m.ends_with("(trailing data after the 784 bytes its header declares; not read further)"), "{m}");
+    let m = idx::read_images_from(&declared_bomb[..], path).unwrap_err().to_string();
+    assert!(m.ends_with("found 4194304 bytes (file truncated?)"), "{m}");
+    seeds.extend([
+        ("idx", "bomb-4mib-trailing-zeros.idx.gz", trailing_bomb),
+        ("idx", "bomb-declares-2gb.idx.gz", declared_bomb),
+    ]);
 
     // CIFAR-10: two records, plain and gzip, and broken variants.
     let mut batch = pattern(2 * cifar::RECORD_BYTES, 7);
@@ -157,6 +177,12 @@ fn seed_corpus_generator() {
         ("cifar", "batch-truncated.bin", batch[..cifar::RECORD_BYTES + 100].to_vec()),
         ("cifar", "batch-label-10.bin", bad_label),
     ]);
+    // A size bomb (issue 18): one byte more than the 10,000 records a file may hold, all
+    // zeros (valid records), 30 KB gzipped; refused after inflating the 10,000 and that byte.
+    let bomb = gzip(&vec![0; cifar::MAX_RECORDS * cifar::RECORD_BYTES + 1]);
+    let m = cifar::read_batch_from(&bomb[..], Path::new("bomb")).unwrap_err().to_string();
+    assert!(m.ends_with("found more than 30730000 bytes (not read further)"), "{m}");
+    seeds.push(("cifar", "bomb-10001-records.bin.gz", bomb));
 
     // safetensors: two small tensors, the tiny model's parameters, and broken variants.
     let (a, b) =

@@ -39,20 +39,26 @@ pub fn tiny_model() -> Sequential {
     sequential![Dense::new(4, 3, &mut rng), ReLU, Dense::new(3, 2, &mut rng)]
 }
 
-/// IDX (MNIST): the bytes of a file, plain or gzip, through `idx::decompress` (as
-/// `read_images`/`read_labels` do) and then both `parse_images` and `parse_labels`.
+/// IDX (MNIST): the bytes of a file, plain or gzip, through `idx::read_images_from` and
+/// `idx::read_labels_from` (what `read_images`/`read_labels` do with a file: the header
+/// first, then at most what it declares), and through `idx::decompress` and then both
+/// `parse_images` and `parse_labels` (the same, for bytes already in memory).
 pub fn idx(data: &[u8]) {
     let path = Path::new("fuzz.idx");
+    let _ = idx::read_images_from(data, path);
+    let _ = idx::read_labels_from(data, path);
     if let Ok(bytes) = idx::decompress(data.to_vec(), path) {
         let _ = idx::parse_images(&bytes, path);
         let _ = idx::parse_labels(&bytes, path, idx::NUM_CLASSES);
     }
 }
 
-/// CIFAR-10 binary: the bytes of a file, plain or gzip, through `idx::decompress` (as
-/// `cifar::read_batch` does) and then `cifar::parse_batch`.
+/// CIFAR-10 binary: the bytes of a file, plain or gzip, through `cifar::read_batch_from` (what
+/// `cifar::read_batch` does with a file: at most 10,000 records), and through
+/// `idx::decompress` and then `cifar::parse_batch` (the same, for bytes already in memory).
 pub fn cifar(data: &[u8]) {
     let path = Path::new("fuzz.bin");
+    let _ = cifar::read_batch_from(data, path);
     if let Ok(bytes) = idx::decompress(data.to_vec(), path) {
         let _ = cifar::parse_batch(bytes, path);
     }

@@ -4,13 +4,20 @@
 //! That record layout is already channel-major, so a batch of records is NCHW after dropping
 //! the label bytes: images come out as `[N, 3, 32, 32]` in [0, 1] with no transposition.
 //! Files may be plain or gzip-compressed (decided from the content, as for IDX files).
+//!
+//! CIFAR-10's files hold 10,000 records each, and a file may hold at most that many
+//! ([`MAX_RECORDS`]): a plain file's length is checked before it is read, and a gzip stream
+//! is inflated only up to that size and one byte past it, so a decompression bomb (a few
+//! megabytes of gzip that inflate to gigabytes) is refused with 30 MB of memory, naming the
+//! file and the cap (issue 18; `tests/size_bombs.rs` holds it).
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use adamant_tensor::Tensor;
 
-use crate::idx::{extend_scaled, read_bytes};
+use crate::idx::{extend_scaled, Content};
 use crate::{DataError, Dataset};
 
 /// Image side length.
@@ -31,10 +38,29 @@ pub const META_FILE: &str = "batches.meta.txt";
 /// The standard class names, index = label, used when no `batches.meta.txt` is present.
 pub const CLASS_NAMES: [&str; NUM_CLASSES] =
     ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+/// The most records a file may hold: every file of CIFAR-10 holds exactly 10,000. A file
+/// with more is refused before more than that is read (or inflated): a decompression bomb
+/// must not decide how much memory the reader takes.
+pub const MAX_RECORDS: usize = 10_000;
+/// The most bytes a file may hold: [`MAX_RECORDS`] records.
+const MAX_FILE_BYTES: usize = MAX_RECORDS * RECORD_BYTES;
+
+/// The error for a file of more than [`MAX_FILE_BYTES`]; `found` says how much it holds.
+fn over_cap(path: &Path, found: String) -> DataError {
+    DataError::format(
+        path,
+        format!("at most {MAX_RECORDS} records ({MAX_FILE_BYTES} bytes), the size of a CIFAR-10 file"),
+        found,
+    )
+}
 
 /// Checks CIFAR binary `bytes` read from `path` (named in errors) and returns the number of
-/// records: the size must be a positive multiple of 3,073 and every label below 10.
+/// records: the size must be a positive multiple of 3,073, at most [`MAX_RECORDS`] records,
+/// and every label below 10.
 fn check_batch(bytes: &[u8], path: &Path) -> Result<usize, DataError> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(over_cap(path, format!("{} bytes", bytes.len())));
+    }
     if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD_BYTES) {
         return Err(DataError::format(
             path,
@@ -77,25 +103,38 @@ pub fn parse_batch(bytes: Vec<u8>, path: &Path) -> Result<Dataset, DataError> {
     Ok(to_dataset(&[bytes]))
 }
 
+/// Reads the records of `content` and checks them (see [`check_batch`]): at most
+/// [`MAX_RECORDS`] are read, and a plain file longer than that is refused unread.
+fn read_content<R: Read>(mut content: Content<'_, R>) -> Result<Vec<u8>, DataError> {
+    let path = content.path();
+    if let Some(len) = content.known_len().filter(|&len| len > MAX_FILE_BYTES as u64) {
+        return Err(over_cap(path, format!("{len} bytes")));
+    }
+    let bytes = content.read_up_to(MAX_FILE_BYTES)?;
+    if bytes.len() == MAX_FILE_BYTES && content.skip_up_to(1)? > 0 {
+        return Err(over_cap(path, format!("more than {MAX_FILE_BYTES} bytes (not read further)")));
+    }
+    check_batch(&bytes, path)?;
+    Ok(bytes)
+}
+
 /// Reads one CIFAR-10 binary file (plain or gzip): images `[N, 3, 32, 32]` in [0, 1].
 pub fn read_batch(path: &Path) -> Result<Dataset, DataError> {
-    parse_batch(read_bytes(path)?, path)
+    Ok(to_dataset(&[read_content(Content::open(path)?)?]))
+}
+
+/// [`read_batch`] from the bytes of a CIFAR-10 binary file (plain or gzip) as `input` yields
+/// them, read as from a file; `path` is only named in errors.
+pub fn read_batch_from(input: impl Read, path: &Path) -> Result<Dataset, DataError> {
+    Ok(to_dataset(&[read_content(Content::new(input, None, path)?)?]))
 }
 
 /// Reads, decompresses and checks each of `paths` on its own thread (inflating 30 MB per
 /// file is most of the time); the first error in `paths` order is returned.
 fn read_checked(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, DataError> {
     let results: Vec<Result<Vec<u8>, DataError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = paths
-            .iter()
-            .map(|p| {
-                s.spawn(move || {
-                    let bytes = read_bytes(p)?;
-                    check_batch(&bytes, p)?;
-                    Ok(bytes)
-                })
-            })
-            .collect();
+        let handles: Vec<_> =
+            paths.iter().map(|p| s.spawn(move || read_content(Content::open(p)?))).collect();
         // A panic in a reader would be a bug here, not bad input: re-raise it.
         handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
     });

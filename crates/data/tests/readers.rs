@@ -192,6 +192,33 @@ fn trailing_garbage_is_an_error() {
     fs::write(&path, labels).unwrap();
     let m = message_naming(idx::read_labels(&path).unwrap_err(), &path);
     assert!(m.ends_with("found 7 bytes (4 bytes of trailing garbage)"), "{m}");
+    // Gzipped, the garbage is counted as it is inflated (the file's length says nothing).
+    let path = tmp.path().join("labels.gz");
+    fs::write(&path, gzip(&[&idx::encode(&[3], &[1, 2, 3])[..], b"junk"].concat())).unwrap();
+    let m = message_naming(idx::read_labels(&path).unwrap_err(), &path);
+    assert!(m.ends_with("found 7 bytes (4 bytes of trailing garbage)"), "{m}");
+}
+
+/// The readers stop inflating where the data ends, then read on to the end of the stream:
+/// which is where gzip's checksum is checked.
+#[test]
+fn gzip_checksum_is_still_verified() {
+    let tmp = TempDir::new();
+    let path = tmp.path().join("labels.gz");
+    let mut zipped = gzip(&idx::encode(&[4], &[0, 9, 3, 3]));
+    // The CRC-32 is the trailer's first 4 of 8 bytes.
+    let crc_at = zipped.len() - 8;
+    zipped[crc_at] ^= 1;
+    fs::write(&path, zipped).unwrap();
+    let m = message_naming(idx::read_labels(&path).unwrap_err(), &path);
+    assert!(m.contains("expected a complete gzip stream, found corrupt or truncated gzip data"), "{m}");
+    let batch = tmp.path().join("b.bin.gz");
+    let mut zipped = gzip(&cifar_record(1, 1));
+    let crc_at = zipped.len() - 8;
+    zipped[crc_at] ^= 1;
+    fs::write(&batch, zipped).unwrap();
+    let m = message_naming(cifar::read_batch(&batch).unwrap_err(), &batch);
+    assert!(m.contains("expected a complete gzip stream"), "{m}");
 }
 
 #[test]
