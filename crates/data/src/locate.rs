@@ -91,7 +91,20 @@ pub const FASHION_MNIST: DatasetSpec = DatasetSpec {
             sha256: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         },
     ],
-    mirrors: &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+    // The authors' bucket is published as its S3 *website* endpoint,
+    // http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ (their README, torchvision),
+    // which AWS serves over plain HTTP only ("Amazon S3 website endpoints do not support
+    // HTTPS", S3 user guide, "Website endpoints"). A website endpoint only serves objects
+    // that are publicly readable, and public objects are served by the bucket's REST endpoint
+    // over HTTPS too (no dot in the bucket name, so AWS's wildcard certificate covers it);
+    // other dataset loaders already fetch Fashion-MNIST from that address. Keras's copy on
+    // Google Cloud Storage is the second mirror, also HTTPS (its download logs show the
+    // upstream sizes). No plain-HTTP mirror is left: the checksums would catch tampering, but
+    // plain HTTP shows everyone on the way what is fetched, and lets them stall or pad it.
+    mirrors: &[
+        "https://fashion-mnist.s3.eu-central-1.amazonaws.com/",
+        "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+    ],
     packaging: Packaging::Files,
 };
 
