@@ -5,7 +5,8 @@
 //! shuffle, and preprocessing (normalisation, ZCA whitening).
 //!
 //! Cargo features (none on by default): `download` fetches missing datasets over HTTP from
-//! their mirrors, checked by sha256; `https` adds TLS for HTTPS mirrors; `zca` adds ZCA
+//! their mirrors or the user's (`$ADAMANT_MIRROR`), checked by size and sha256; `https` adds
+//! TLS for HTTPS mirrors; `zca` adds ZCA
 //! whitening ([`preprocess`]'s `Zca`, with faer's eigendecomposition).
 //!
 //! Every failure to read outside data is a [`DataError`] naming the file and what was

@@ -11,7 +11,9 @@
 //!
 //! A file counts under its own name or with `.gz` removed or added, so MNIST may be stored
 //! uncompressed and CIFAR-10's `.bin` files compressed. [`load`] falls back to a download into
-//! `$ADAMANT_DATA/<name>/` (or `./datasets/<name>/`) when nothing is found.
+//! `$ADAMANT_DATA/<name>/` (or `./datasets/<name>/`) when nothing is found, from
+//! `$ADAMANT_MIRROR` if that is set (a [`Mirror`]: `<base>/<name>/<file>`), else from the
+//! dataset's own mirrors.
 //!
 //! Local files are checked for format (every header, size and label), not for checksums:
 //! hashing 200 MB on every load would cost more than reading it, and a download is verified
@@ -22,7 +24,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::spec::{DataFile, DatasetSpec, Packaging};
+use crate::spec::{DataFile, DatasetSpec, Mirror, Packaging};
 use crate::{cifar, idx, DataError, Dataset, Splits};
 
 /// Environment variable naming a directory of datasets (`$ADAMANT_DATA/<name>/`).
@@ -37,25 +39,36 @@ pub const IDX_SIDE: usize = 28;
 /// MNIST (Yann LeCun and Corinna Cortes, CC BY-SA 3.0): 60,000 + 10,000 handwritten digits.
 ///
 /// Files in the order train images, train labels, test images, test labels (the IDX loader
-/// relies on it); sha256 of the uncompressed files as distributed.
+/// relies on it); sha256 of the uncompressed files as distributed. Content sizes follow from
+/// the IDX headers (16 + n x 784 bytes of images, 8 + n of labels); the `.gz` sizes are those
+/// of the original files (9,912,422, 28,881, 1,648,877 and 4,542 bytes), the ones both mirrors
+/// serve and torchvision's download logs show.
 pub const MNIST: DatasetSpec = DatasetSpec {
     name: "mnist",
     files: &[
         DataFile {
             name: "train-images-idx3-ubyte.gz",
             sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            size: 47_040_016,
+            download_size: 9_912_422,
         },
         DataFile {
             name: "train-labels-idx1-ubyte.gz",
             sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            size: 60_008,
+            download_size: 28_881,
         },
         DataFile {
             name: "t10k-images-idx3-ubyte.gz",
             sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            size: 7_840_016,
+            download_size: 1_648_877,
         },
         DataFile {
             name: "t10k-labels-idx1-ubyte.gz",
             sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+            size: 10_008,
+            download_size: 4_542,
         },
     ],
     // yann.lecun.com is the original home but refuses automated downloads; these two
@@ -70,37 +83,62 @@ pub const MNIST: DatasetSpec = DatasetSpec {
 /// Fashion-MNIST (Zalando, MIT): 60,000 + 10,000 28x28 images of clothing, MNIST's format.
 ///
 /// Same file names and order as [`MNIST`]; sha256 of the uncompressed files (computed from
-/// Debian's `dataset-fashion-mnist`, which ships the upstream data).
+/// Debian's `dataset-fashion-mnist`, which ships the upstream data). The `.gz` sizes are the
+/// upstream files' (26,421,880, 29,515, 4,422,102 and 5,148 bytes, as Keras's and
+/// torchvision's download logs show for both mirrors below); Debian's copies are the same
+/// gzip streams without the stored file name, 23 or 24 bytes shorter.
 pub const FASHION_MNIST: DatasetSpec = DatasetSpec {
     name: "fashion-mnist",
     files: &[
         DataFile {
             name: "train-images-idx3-ubyte.gz",
             sha256: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            size: 47_040_016,
+            download_size: 26_421_880,
         },
         DataFile {
             name: "train-labels-idx1-ubyte.gz",
             sha256: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            size: 60_008,
+            download_size: 29_515,
         },
         DataFile {
             name: "t10k-images-idx3-ubyte.gz",
             sha256: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            size: 7_840_016,
+            download_size: 4_422_102,
         },
         DataFile {
             name: "t10k-labels-idx1-ubyte.gz",
             sha256: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+            size: 10_008,
+            download_size: 5_148,
         },
     ],
-    mirrors: &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+    // The authors' bucket is published as its S3 *website* endpoint,
+    // http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ (their README, torchvision),
+    // which AWS serves over plain HTTP only ("Amazon S3 website endpoints do not support
+    // HTTPS", S3 user guide, "Website endpoints"). A website endpoint only serves objects
+    // that are publicly readable, and public objects are served by the bucket's REST endpoint
+    // over HTTPS too (no dot in the bucket name, so AWS's wildcard certificate covers it);
+    // other dataset loaders already fetch Fashion-MNIST from that address. Keras's copy on
+    // Google Cloud Storage is the second mirror, also HTTPS (its download logs show the
+    // upstream sizes). No plain-HTTP mirror is left: the checksums would catch tampering, but
+    // plain HTTP shows everyone on the way what is fetched, and lets them stall or pad it.
+    mirrors: &[
+        "https://fashion-mnist.s3.eu-central-1.amazonaws.com/",
+        "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+    ],
     packaging: Packaging::Files,
 };
 
 /// CIFAR-10 (Alex Krizhevsky, Vinod Nair and Geoffrey Hinton): 50,000 + 10,000 32x32 colour
 /// images in ten classes, in the binary version's files.
 ///
-/// Downloaded as one archive ([`crate::spec::CIFAR10_ARCHIVE`], verified by its sha256);
-/// the per-file sha256 are those of the ORIGINAL uncompressed `.bin` files (as pinned by
-/// torchvision-ruby), checked on extraction. `batches.meta.txt` (class names) is
+/// Downloaded as one archive ([`crate::spec::CIFAR10_ARCHIVE`], verified by its size and
+/// sha256); the per-file sha256 are those of the ORIGINAL uncompressed `.bin` files (as pinned
+/// by torchvision-ruby), checked on extraction with their sizes (10,000 records of 3,073
+/// bytes each). `batches.meta.txt` (class names) is
 /// read when present but not required. Local copies are never checked against these sums
 /// (see the module documentation): the shared development copy is JPEG-derived and differs.
 pub const CIFAR10: DatasetSpec = DatasetSpec {
@@ -109,26 +147,38 @@ pub const CIFAR10: DatasetSpec = DatasetSpec {
         DataFile {
             name: "data_batch_1.bin",
             sha256: "cee916563c9f80d84e3cc88e17fdc0941787f1244f00a67874d45b261883ada5",
+            size: 30_730_000,
+            download_size: 30_730_000,
         },
         DataFile {
             name: "data_batch_2.bin",
             sha256: "a591ca11fa1708a91ee40f54b3da4784ccd871ecf2137de63f51ada8b3fa57ed",
+            size: 30_730_000,
+            download_size: 30_730_000,
         },
         DataFile {
             name: "data_batch_3.bin",
             sha256: "bbe8596564c0f86427f876058170b84dac6670ddf06d79402899d93ceea26f67",
+            size: 30_730_000,
+            download_size: 30_730_000,
         },
         DataFile {
             name: "data_batch_4.bin",
             sha256: "014e562d6e23c72197cc727519169a60359f5eccd8945ad5a09d710285ff4e48",
+            size: 30_730_000,
+            download_size: 30_730_000,
         },
         DataFile {
             name: "data_batch_5.bin",
             sha256: "755304fc0b379caeae8c14f0dac912fbc7d6cd469eb67a1029a08a39453a9add",
+            size: 30_730_000,
+            download_size: 30_730_000,
         },
         DataFile {
             name: "test_batch.bin",
             sha256: "8e2eb146ae340b09e24670f29cabc6326dba54da8789dab6768acf480273f65b",
+            size: 30_730_000,
+            download_size: 30_730_000,
         },
     ],
     mirrors: &["https://www.cs.toronto.edu/~kriz/"],
@@ -139,25 +189,34 @@ pub const CIFAR10: DatasetSpec = DatasetSpec {
 /// training images and all 10,000 test images, in MNIST's file names and format.
 ///
 /// It has no mirror: `datasets/mnist-mini/make.py` regenerates it from MNIST, byte for byte
-/// (the sha256 below are of its uncompressed files).
+/// (the sha256 below are of its uncompressed files, the download sizes those of the bundled
+/// `.gz` files).
 pub const MNIST_MINI: DatasetSpec = DatasetSpec {
     name: "mnist-mini",
     files: &[
         DataFile {
             name: "train-images-idx3-ubyte.gz",
             sha256: "2889698e6bc3614913e76901316712919d1998fc2b44512451bfe65bc1e668b1",
+            size: 7_840_016,
+            download_size: 1_609_526,
         },
         DataFile {
             name: "train-labels-idx1-ubyte.gz",
             sha256: "651e38e2ac0632f5113ec18f1df4977117f953197819034009971a6675a0df78",
+            size: 10_008,
+            download_size: 4_997,
         },
         DataFile {
             name: "t10k-images-idx3-ubyte.gz",
             sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            size: 7_840_016,
+            download_size: 1_602_050,
         },
         DataFile {
             name: "t10k-labels-idx1-ubyte.gz",
             sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+            size: 10_008,
+            download_size: 4_517,
         },
     ],
     mirrors: &[],
@@ -342,14 +401,27 @@ fn read_cifar_dir(spec: &DatasetSpec, dir: &Path) -> Result<Splits, DataError> {
 
 /// Loads `spec`: [`find`]s it (in `dir` if given, which is final), or, when it is nowhere
 /// and `allow_download` is set, downloads it into [`download_dir`] and reads it from there.
+/// The download comes from `$ADAMANT_MIRROR` if that is set (see [`Mirror`]), else from the
+/// dataset's own mirrors.
 ///
 /// A failed download is reported inside the `NotFound` error, after the places searched.
 pub fn load(spec: &DatasetSpec, dir: Option<&Path>, allow_download: bool) -> Result<Splits, DataError> {
+    load_with_mirror(spec, dir, allow_download, None)
+}
+
+/// [`load`], downloading from `mirror` if one is given: it replaces `$ADAMANT_MIRROR` (which
+/// `None` reads), as the examples' `--mirror` flag does.
+pub fn load_with_mirror(
+    spec: &DatasetSpec,
+    dir: Option<&Path>,
+    allow_download: bool,
+    mirror: Option<&Mirror>,
+) -> Result<Splits, DataError> {
     let found = match find(spec, dir) {
         Ok(found) => found,
         Err(DataError::NotFound { dataset, mut searched }) if dir.is_none() && allow_download => {
             let target = download_dir(spec);
-            if let Err(why) = fetch(spec, &target) {
+            if let Err(why) = fetch(spec, &target, mirror) {
                 searched.push(format!("download into {}: {why}", target.display()));
                 return Err(DataError::NotFound { dataset, searched });
             }
@@ -360,16 +432,23 @@ pub fn load(spec: &DatasetSpec, dir: Option<&Path>, allow_download: bool) -> Res
     read_dir(spec, &found)
 }
 
-/// Downloads `spec` into `target` (cargo feature `download`).
+/// Downloads `spec` into `target` (cargo feature `download`) from `mirror`, else from
+/// `$ADAMANT_MIRROR`, else from the dataset's own mirrors.
 #[cfg(feature = "download")]
-fn fetch(spec: &DatasetSpec, target: &Path) -> Result<(), String> {
-    crate::download::download(spec, target).map_err(|e| e.to_string())
+fn fetch(spec: &DatasetSpec, target: &Path, mirror: Option<&Mirror>) -> Result<(), String> {
+    use crate::download::{download_with, DownloadOptions};
+    let mirror = match mirror {
+        Some(mirror) => Some(mirror.clone()),
+        None => Mirror::from_env()?,
+    };
+    download_with(spec, target, &DownloadOptions { mirror, ..DownloadOptions::default() })
+        .map_err(|e| e.to_string())
 }
 
 /// Without the cargo feature `download` there is no HTTP client to fetch with: say so, so
 /// that the error lists it after the places searched.
 #[cfg(not(feature = "download"))]
-fn fetch(_spec: &DatasetSpec, _target: &Path) -> Result<(), String> {
+fn fetch(_spec: &DatasetSpec, _target: &Path, _mirror: Option<&Mirror>) -> Result<(), String> {
     Err("not attempted: adamant-data was built without its `download` feature".to_string())
 }
 
@@ -432,8 +511,37 @@ mod tests {
                 .all(|f| f.sha256.len() == 64 && f.sha256.bytes().all(|b| b.is_ascii_hexdigit())));
         }
         assert_eq!(spec_by_name("imagenet"), None);
+        assert!(
+            DATASETS
+                .iter()
+                .flat_map(|s| s.mirrors.iter())
+                .all(|m| m.starts_with("https://") && m.ends_with('/')),
+            "every built-in mirror is an https base ending in /"
+        );
         assert_eq!(class_names(&CIFAR10)[9], "truck");
         assert_eq!(class_names(&FASHION_MNIST)[9], "Ankle boot");
         assert_eq!(class_names(&MNIST)[3], "3");
+    }
+
+    #[test]
+    fn sizes_follow_from_the_formats() {
+        // IDX: a 16-byte header and 28 x 28 bytes per image, an 8-byte header and one byte per
+        // label; CIFAR-10: 10,000 records of 1 + 3,072 bytes per batch.
+        let idx = |train: u64, test: u64| [16 + train * 784, 8 + train, 16 + test * 784, 8 + test];
+        for (spec, sizes) in [
+            (&MNIST, idx(60_000, 10_000)),
+            (&FASHION_MNIST, idx(60_000, 10_000)),
+            (&MNIST_MINI, idx(10_000, 10_000)),
+        ] {
+            assert_eq!(spec.files.iter().map(|f| f.size).collect::<Vec<_>>(), sizes, "{}", spec.name);
+        }
+        assert!(CIFAR10.files.iter().all(|f| f.size == 10_000 * 3_073));
+        for file in DATASETS.iter().flat_map(|s| s.files) {
+            if file.name.ends_with(".gz") {
+                assert!(file.download_size < file.size, "{}: compressed", file.name);
+            } else {
+                assert_eq!(file.download_size, file.size, "{}: served as it is", file.name);
+            }
+        }
     }
 }

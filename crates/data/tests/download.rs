@@ -1,6 +1,8 @@
 //! Downloads against a tiny HTTP server on 127.0.0.1 (never the internet): good files, every
-//! kind of bad mirror, fallback to the next mirror, tar.gz archives, and (ignored unless the
-//! shared datasets are there) the real MNIST files checked against the real constants.
+//! kind of bad mirror (wrong, short, too long, endless and slow bodies, gzip bombs), fallback
+//! to the next mirror, tar.gz archives, the user's mirror (a base URL or a local directory,
+//! option and environment), no directory left behind, and (ignored unless the shared datasets
+//! are there) the real MNIST files checked against the real constants.
 
 use std::collections::HashMap;
 use std::fs;
@@ -12,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use adamant_data::download::{download_with, DownloadOptions};
+use adamant_data::download::{download, download_with, DownloadOptions};
 use adamant_data::spec::CIFAR10_ARCHIVE;
-use adamant_data::spec::{DataFile, DatasetSpec, Packaging};
+use adamant_data::spec::{DataFile, DatasetSpec, Mirror, Packaging, MIRROR_ENV};
 use adamant_data::DataError;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
@@ -36,6 +38,14 @@ enum Reply {
     Status(u16),
     /// Reads the request, then says nothing for this long and closes.
     Stall(Duration),
+    /// 200 announcing `Content-Length: claimed`, this much of the body, then nothing for this
+    /// long before closing.
+    SlowBody(Vec<u8>, usize, Duration),
+    /// 200 with no length (the body ends when the connection closes, or, if `chunked`, in
+    /// chunks), repeating this block until the client hangs up.
+    Endless(Vec<u8>, bool),
+    /// 200 with no length: this body, then the connection closes.
+    Unsized(Vec<u8>),
 }
 
 /// Most connections one server accepts, and longest it runs: a runaway client loop cannot
@@ -128,18 +138,58 @@ fn serve(mut stream: TcpStream, routes: &HashMap<String, Reply>, log: &Mutex<Vec
             thread::sleep(time);
             return;
         }
+        Reply::SlowBody(body, claimed, time) => {
+            let _ = write_head(&mut stream, 200, "application/octet-stream", Some(claimed), false);
+            let _ = stream.write_all(&body);
+            let _ = stream.flush();
+            thread::sleep(time);
+            return;
+        }
+        Reply::Endless(block, chunked) => {
+            let _ = write_head(&mut stream, 200, "application/octet-stream", None, chunked);
+            let chunk =
+                [format!("{:x}\r\n", block.len()).into_bytes(), block.clone(), b"\r\n".to_vec()].concat();
+            let block = if chunked { chunk } else { block };
+            // Until the client hangs up (the write fails) or the server's lifetime is over.
+            let started = Instant::now();
+            while started.elapsed() < MAX_LIFETIME && stream.write_all(&block).is_ok() {}
+            return;
+        }
+        Reply::Unsized(body) => {
+            let _ = write_head(&mut stream, 200, "application/octet-stream", None, false);
+            let _ = stream.write_all(&body);
+            let _ = stream.flush();
+            return;
+        }
     };
+    let _ = write_head(&mut stream, status, content_type, Some(claimed), false);
+    let _ = stream.write_all(&body);
+    let _ = stream.flush();
+}
+
+/// Writes a response's status line and headers: `Content-Length` if `length` is given, else
+/// chunked or (HTTP/1.1 without either) a body that ends when the connection closes.
+fn write_head(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    length: Option<usize>,
+    chunked: bool,
+) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         404 => "Not Found",
         _ => "Error",
     };
-    let header = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Length: {claimed}\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n"
+    let length = match (length, chunked) {
+        (Some(len), _) => format!("Content-Length: {len}\r\n"),
+        (None, true) => "Transfer-Encoding: chunked\r\n".to_string(),
+        (None, false) => String::new(),
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\n{length}Content-Type: {content_type}\r\nConnection: close\r\n\r\n"
     );
-    let _ = stream.write_all(header.as_bytes());
-    let _ = stream.write_all(&body);
-    let _ = stream.flush();
+    stream.write_all(head.as_bytes())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,9 +228,18 @@ fn content(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A [`DataFile`] named `name` whose uncompressed content is `uncompressed`.
+/// A [`DataFile`] named `name` whose uncompressed content is `uncompressed`; a `.gz` may be
+/// served up to 64 bytes larger than this test's own gzip of it (other gzip streams of the
+/// same content, e.g. of a corrupted copy, differ by a few bytes).
 fn data_file(name: &str, uncompressed: &[u8]) -> DataFile {
-    DataFile { name: leak_str(name.to_string()), sha256: leak_str(sha256_hex(uncompressed)) }
+    let size = uncompressed.len() as u64;
+    let download_size = if name.ends_with(".gz") { gzip(uncompressed).len() as u64 + 64 } else { size };
+    DataFile {
+        name: leak_str(name.to_string()),
+        sha256: leak_str(sha256_hex(uncompressed)),
+        size,
+        download_size,
+    }
 }
 
 fn spec(files: Vec<DataFile>, mirrors: Vec<&'static str>, packaging: Packaging) -> DatasetSpec {
@@ -215,6 +274,7 @@ fn quick() -> DownloadOptions {
         progress: false,
         connect_timeout: Duration::from_secs(2),
         read_timeout: Duration::from_millis(700),
+        mirror: None,
     }
 }
 
@@ -288,10 +348,19 @@ fn verified_files_are_kept_and_a_corrupt_local_file_is_replaced() {
 /// message holds every one of `needles` and nothing is left behind. Returns how long the
 /// download took.
 fn assert_bad_mirror_fails(case: &str, name: &str, good: &[u8], reply: Reply, needles: &[&str]) -> Duration {
+    assert_bad_file_fails(case, data_file(name, good), reply, needles)
+}
+
+/// [`assert_bad_mirror_fails`] for a file spelled out, e.g. with sizes of its own.
+fn assert_bad_file_fails(case: &str, file: DataFile, reply: Reply, needles: &[&str]) -> Duration {
+    let name = file.name;
     let route = format!("/m/{name}");
     let server = Server::start(vec![(route.as_str(), reply)]);
-    let dest = fresh_dir(case);
-    let spec = spec(vec![data_file(name, good)], vec![server.url("/m/")], Packaging::Files);
+    // Two levels that do not exist yet under the case's own (not yet existing) directory, as
+    // `./datasets/<name>` is created by a first download.
+    let root = fresh_dir(case);
+    let dest = root.join("datasets").join("test-set");
+    let spec = spec(vec![file], vec![server.url("/m/")], Packaging::Files);
     let started = Instant::now();
     let result = download_with(&spec, &dest, &quick());
     let took = started.elapsed();
@@ -302,7 +371,7 @@ fn assert_bad_mirror_fails(case: &str, name: &str, good: &[u8], reply: Reply, ne
         assert!(message.contains(needle), "{case}: expected '{needle}' in: {message}");
     }
     assert_eq!(listing(&dest), Vec::<String>::new(), "{case}: nothing left behind");
-    assert!(!dest.exists(), "{case}: the directory the download created is removed again");
+    assert!(!root.exists(), "{case}: every directory the download created is removed again");
     took
 }
 
@@ -364,11 +433,12 @@ fn html_page_with_status_200_fails_and_leaves_nothing() {
         Reply::Ok(page.clone(), "text/html; charset=utf-8"),
         &["HTML"],
     );
-    // The same page mislabelled as binary is still recognised by its content.
+    // The same page mislabelled as binary is still recognised by its content (the file
+    // expected is larger than the page, so the page is read rather than refused by size).
     assert_bad_mirror_fails(
         "html-sniffed",
         "h.bin",
-        b"data",
+        &content(18, 1000),
         Reply::Ok(page, "application/octet-stream"),
         &["HTML"],
     );
@@ -384,6 +454,151 @@ fn stalled_mirror_times_out_and_leaves_nothing() {
         &["timeout"],
     );
     assert!(took < Duration::from_secs(3), "gave up before the server did: {took:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sizes: every file's size is known, so no mirror can make a download endless or huge.
+
+#[test]
+fn a_content_length_above_the_expected_size_is_refused_before_the_body_is_read() {
+    let good = content(20, 10_000);
+    // The body never comes: had the client started reading it, it would fail on the read
+    // timeout instead, with another message.
+    let took = assert_bad_mirror_fails(
+        "announced-too-long",
+        "big.bin",
+        &good,
+        Reply::SlowBody(Vec::new(), 10_000_000_000, Duration::from_secs(3)),
+        &["Content-Length 10000000000", "expected 10000", "not downloaded"],
+    );
+    assert!(took < Duration::from_secs(3), "did not wait for the body: {took:?}");
+}
+
+#[test]
+fn an_endless_body_without_a_length_is_cut_off_one_byte_past_the_expected_size() {
+    let good = content(21, 1_000_000);
+    for (case, chunked) in [("endless", false), ("endless-chunked", true)] {
+        let started = Instant::now();
+        assert_bad_mirror_fails(
+            case,
+            "e.bin",
+            &good,
+            Reply::Endless(content(22, 65_536), chunked),
+            &["more than the expected 1000000 bytes", "cut off after 1000001"],
+        );
+        // Without the cut-off it would run until the server gives up (a minute).
+        assert!(started.elapsed() < Duration::from_secs(20), "{case}: {:?}", started.elapsed());
+    }
+}
+
+#[test]
+fn an_endless_gzip_body_is_cut_off_at_the_compressed_limit() {
+    let good = content(23, 100_000);
+    let file = data_file("e.bin.gz", &good);
+    let limit = file.download_size;
+    assert_bad_file_fails(
+        "endless-gz",
+        file,
+        Reply::Endless(gzip(&content(24, 65_536)), false),
+        &[&format!("more than the expected {limit} bytes"), &format!("cut off after {}", limit + 1)],
+    );
+}
+
+#[test]
+fn a_body_longer_than_its_expected_size_fails_even_with_a_matching_content_length() {
+    let good = content(25, 50_000);
+    let mut longer = good.clone();
+    longer.extend_from_slice(b"trailing bytes");
+    let file = DataFile { download_size: 60_000, ..data_file("l.bin", &good) };
+    // Within the download limit but longer than the content: its size, not just its checksum,
+    // is wrong, and the message says so.
+    assert_bad_file_fails(
+        "longer",
+        file,
+        Reply::Ok(longer, "application/octet-stream"),
+        &["longer than the expected 50000"],
+    );
+}
+
+#[test]
+fn a_short_body_without_a_length_fails_on_its_size() {
+    let good = content(26, 50_000);
+    assert_bad_mirror_fails(
+        "short-unsized",
+        "s.bin",
+        &good,
+        Reply::Unsized(good[..30_000].to_vec()),
+        &["content is 30000 bytes, expected 50000"],
+    );
+}
+
+#[test]
+fn a_short_body_with_a_longer_content_length_fails() {
+    let good = content(27, 80_000);
+    assert_bad_mirror_fails(
+        "short-announced",
+        "s.bin",
+        &good,
+        Reply::Truncated(good[..20_000].to_vec(), good.len()),
+        &["20000 of 80000 bytes"],
+    );
+}
+
+#[test]
+fn a_gzip_bomb_is_stopped_one_byte_past_the_content_size() {
+    let good = content(28, 100_000);
+    // 64 MiB of zeros in about 64 KiB of gzip: within the download limit, far past the
+    // content size. Decompression must stop at 100,001 bytes, not inflate it all.
+    let bomb = gzip(&vec![0u8; 64 << 20]);
+    let file = DataFile { download_size: bomb.len() as u64, ..data_file("b.bin.gz", &good) };
+    assert_bad_file_fails(
+        "gzip-bomb",
+        file,
+        Reply::Ok(bomb, "application/gzip"),
+        &["uncompressed content is longer than the expected 100000 bytes (stopped after 100001)"],
+    );
+}
+
+#[test]
+fn a_slow_body_times_out_and_leaves_nothing() {
+    let good = content(29, 100_000);
+    let took = assert_bad_mirror_fails(
+        "slow-body",
+        "w.bin",
+        &good,
+        Reply::SlowBody(good[..30_000].to_vec(), good.len(), Duration::from_secs(4)),
+        &["timed out after 30000 of 100000 bytes", "read timeout"],
+    );
+    assert!(took < Duration::from_secs(4), "gave up before the server did: {took:?}");
+}
+
+#[test]
+fn a_gzip_served_smaller_than_the_official_file_is_accepted() {
+    // Another compression of the same content (as the shared MNIST copy is): smaller than the
+    // official `.gz`, verified on its content.
+    let good = content(30, 200_000);
+    let packed = gzip(&good);
+    let file = DataFile { download_size: packed.len() as u64 + 5_000, ..data_file("g.bin.gz", &good) };
+    let server = Server::start(vec![("/g.bin.gz", Reply::Ok(packed.clone(), "application/gzip"))]);
+    let dest = fresh_dir("smaller-gz");
+    let spec = spec(vec![file], vec![server.url("/")], Packaging::Files);
+    download_with(&spec, &dest, &quick()).expect("a smaller gzip of the right content");
+    assert_eq!(fs::read(dest.join("g.bin.gz")).unwrap(), packed, "kept as served");
+}
+
+#[test]
+fn an_archive_larger_than_its_size_is_refused() {
+    let x = content(31, 10_000);
+    let archive = tar_gz(&[("set-bin/x.bin", &x)]);
+    let mut padded = archive.clone();
+    padded.extend_from_slice(&[0u8; 1024]);
+    let server = Server::start(vec![("/set.tar.gz", Reply::Ok(padded, "application/gzip"))]);
+    let root = fresh_dir("tar-too-long");
+    let dest = root.join("cifar");
+    let spec = spec(vec![data_file("x.bin", &x)], vec![server.url("/")], tar_packaging(&archive));
+    let message = download_error(download_with(&spec, &dest, &quick()), "set.tar.gz");
+    assert!(message.contains(&format!("Content-Length {}", archive.len() + 1024)), "{message}");
+    assert!(!root.exists(), "no directory left behind");
 }
 
 #[test]
@@ -495,7 +710,12 @@ fn tar_gz(members: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 fn tar_packaging(archive: &[u8]) -> Packaging {
-    Packaging::TarGz { name: "set.tar.gz", sha256: leak_str(sha256_hex(archive)), inner_dir: "set-bin" }
+    Packaging::TarGz {
+        name: "set.tar.gz",
+        sha256: leak_str(sha256_hex(archive)),
+        size: archive.len() as u64,
+        inner_dir: "set-bin",
+    }
 }
 
 #[test]
@@ -586,8 +806,9 @@ fn tar_gz_member_with_wrong_checksum_leaves_nothing() {
     let archive = tar_gz(&[("set-bin/x.bin", &x), ("set-bin/y.bin", &y)]);
     let server = Server::start(vec![("/set.tar.gz", Reply::Ok(archive.clone(), "application/gzip"))]);
     let dest = fresh_dir("tar-member-checksum");
+    // Same length as the member, other bytes: the checksum, not the size, tells them apart.
     let spec = spec(
-        vec![data_file("x.bin", &x), data_file("y.bin", b"what the spec expects")],
+        vec![data_file("x.bin", &x), data_file("y.bin", &content(99, y.len()))],
         vec![server.url("/")],
         tar_packaging(&archive),
     );
@@ -600,13 +821,223 @@ fn tar_gz_member_with_wrong_checksum_leaves_nothing() {
 
 #[test]
 fn cifar10_archive_constant_is_well_formed() {
-    let Packaging::TarGz { name, sha256, inner_dir } = CIFAR10_ARCHIVE else {
+    let Packaging::TarGz { name, sha256, size, inner_dir } = CIFAR10_ARCHIVE else {
         panic!("CIFAR-10 comes as an archive")
     };
     assert_eq!(name, "cifar-10-binary.tar.gz");
+    assert_eq!(size, 170_052_171, "the size the authors' archive has");
     assert_eq!(inner_dir, "cifar-10-batches-bin");
     assert_eq!(sha256.len(), 64);
     assert!(sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{sha256}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The user's mirror: `<base>/<dataset>/<file name>`, a URL or a directory, instead of the
+// built-in mirrors.
+
+/// [`quick`] with `mirror`.
+fn quick_from(mirror: Mirror) -> DownloadOptions {
+    DownloadOptions { mirror: Some(mirror), ..quick() }
+}
+
+#[test]
+fn a_mirror_url_replaces_the_built_in_mirrors() {
+    let plain = content(40, 30_000);
+    let packed = content(41, 30_000);
+    let mirror = Server::start(vec![
+        ("/base/test-set/plain.bin", Reply::Ok(plain.clone(), "application/octet-stream")),
+        ("/base/test-set/packed.bin.gz", Reply::Ok(gzip(&packed), "application/gzip")),
+    ]);
+    let built_in = Server::start(vec![]);
+    let spec = spec(
+        vec![data_file("plain.bin", &plain), data_file("packed.bin.gz", &packed)],
+        vec![built_in.url("/")],
+        Packaging::Files,
+    );
+    let dest = fresh_dir("mirror-url");
+    // A trailing slash or none: the same base.
+    let base = Mirror::parse(format!("{}/", mirror.url("/base"))).unwrap();
+    assert_eq!(base, Mirror::Url(mirror.url("/base").to_string()));
+    download_with(&spec, &dest, &quick_from(base.clone())).expect("from the mirror");
+    assert_eq!(mirror.requests(), ["/base/test-set/plain.bin", "/base/test-set/packed.bin.gz"]);
+    assert_eq!(fs::read(dest.join("plain.bin")).unwrap(), plain);
+    assert_eq!(gunzip(&fs::read(dest.join("packed.bin.gz")).unwrap()), packed);
+
+    // When the mirror fails, the built-in mirrors are not tried: the error is the mirror's.
+    let missing = spec_with_files(&spec, vec![data_file("absent.bin", b"not on the mirror")]);
+    let dest = fresh_dir("mirror-url-missing");
+    let result = download_with(&missing, &dest, &quick_from(base));
+    let Err(DataError::Download { attempts, .. }) = &result else { panic!("{result:?}") };
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert!(
+        attempts[0].starts_with(&format!("{}/test-set/absent.bin: ", mirror.url("/base"))),
+        "{attempts:?}"
+    );
+    assert!(attempts[0].contains("404"), "{attempts:?}");
+    assert!(built_in.requests().is_empty(), "the built-in mirror was never asked");
+    assert!(!dest.exists());
+}
+
+/// `spec` with other files.
+fn spec_with_files(spec: &DatasetSpec, files: Vec<DataFile>) -> DatasetSpec {
+    DatasetSpec { files: Box::leak(files.into_boxed_slice()), ..*spec }
+}
+
+/// A local mirror directory holding `files` (name, bytes) under `test-set/`.
+fn mirror_dir(case: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let dir = fresh_dir(case);
+    fs::create_dir_all(dir.join("test-set")).unwrap();
+    for (name, bytes) in files {
+        fs::write(dir.join("test-set").join(name), bytes).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_mirror_directory_is_copied_with_the_same_checks() {
+    let plain = content(42, 40_000);
+    let packed = content(43, 40_000);
+    let tampered = {
+        let mut bad = plain.clone();
+        bad[7] ^= 1;
+        bad
+    };
+    let dir = mirror_dir(
+        "mirror-dir",
+        &[("plain.bin", &plain), ("packed.bin.gz", &gzip(&packed)), ("tampered.bin", &tampered)],
+    );
+    let unused = closed_port_url();
+    let spec = spec(
+        vec![data_file("plain.bin", &plain), data_file("packed.bin.gz", &packed)],
+        vec![unused],
+        Packaging::Files,
+    );
+    let dest = fresh_dir("mirror-dir-dest");
+    let mirror = Mirror::parse(&dir).unwrap();
+    assert_eq!(mirror, Mirror::Dir(dir.clone()));
+    download_with(&spec, &dest, &quick_from(mirror.clone())).expect("from the directory");
+    assert_eq!(listing(&dest), ["packed.bin.gz", "plain.bin"], "no .part left");
+    assert_eq!(fs::read(dest.join("plain.bin")).unwrap(), plain);
+    assert_eq!(gunzip(&fs::read(dest.join("packed.bin.gz")).unwrap()), packed);
+    // A file:// URL names the same directory.
+    assert_eq!(Mirror::parse(format!("file://{}", dir.display())).unwrap(), mirror);
+
+    // The same failures as over HTTP, each naming the file on the mirror.
+    let cases: [(&str, DataFile, &str); 3] = [
+        ("tampered.bin", data_file("tampered.bin", &plain), "sha256 of the content"),
+        ("missing.bin", data_file("missing.bin", b"nowhere"), "No such file"),
+        // Larger than the expected size: refused before anything is copied.
+        (
+            "plain.bin",
+            DataFile { download_size: 1_000, size: 1_000, ..data_file("plain.bin", &plain) },
+            "more than the expected 1000",
+        ),
+    ];
+    for (name, file, needle) in cases {
+        let root = fresh_dir("mirror-dir-bad");
+        let dest = root.join("test-set");
+        let one = spec_with_files(&spec, vec![file]);
+        let message = download_error(download_with(&one, &dest, &quick_from(mirror.clone())), name);
+        let path = dir.join("test-set").join(name);
+        assert!(message.contains(&format!("{}: ", path.display())), "{message}");
+        assert!(message.contains(needle), "{name}: expected '{needle}' in: {message}");
+        assert!(!root.exists(), "{name}: nothing left behind");
+    }
+}
+
+#[test]
+fn a_mirror_directory_serves_an_archive_by_its_name() {
+    let x = content(44, 20_000);
+    let archive = tar_gz(&[("set-bin/x.bin", &x)]);
+    let dir = mirror_dir("mirror-dir-archive", &[("set.tar.gz", &archive)]);
+    let spec = spec(vec![data_file("x.bin", &x)], vec![], tar_packaging(&archive));
+    let dest = fresh_dir("mirror-dir-archive-dest");
+    download_with(&spec, &dest, &quick_from(Mirror::Dir(dir))).expect("extract from the mirror's archive");
+    assert_eq!(listing(&dest), ["x.bin"]);
+}
+
+#[test]
+fn bad_mirror_values_are_one_line_errors() {
+    let file = fresh_dir("mirror-not-a-dir");
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    fs::write(&file, b"a file").unwrap();
+    let missing = fresh_dir("mirror-missing");
+    for (value, needle) in [
+        (String::new(), "empty".to_string()),
+        ("ftp://example.org/data".to_string(), "unsupported scheme".to_string()),
+        ("https://".to_string(), "no host".to_string()),
+        ("file://host/data".to_string(), "file:///absolute/path".to_string()),
+        (missing.display().to_string(), "no such directory".to_string()),
+        (file.display().to_string(), "is not a directory".to_string()),
+    ] {
+        let why = Mirror::parse(&value).expect_err(&value);
+        assert!(why.contains(&needle), "{value}: {why}");
+        assert!(!why.contains('\n'), "{value}: one line: {why}");
+    }
+    assert_eq!(
+        Mirror::parse("HTTPS://mirror.example.org/datasets/").unwrap(),
+        Mirror::Url("HTTPS://mirror.example.org/datasets".to_string())
+    );
+}
+
+/// Serialises the tests that set `$ADAMANT_MIRROR` or `$ADAMANT_DATA` (process-wide).
+static ENV_LOCK: Mutex<()> = Mutex::new(());
+
+/// Runs `f` with the environment variables `vars` set, restoring them after.
+fn with_env<T>(vars: &[(&str, &std::ffi::OsStr)], f: impl FnOnce() -> T) -> T {
+    let _guard = ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let previous: Vec<_> = vars.iter().map(|(name, _)| (*name, std::env::var_os(name))).collect();
+    for (name, value) in vars {
+        std::env::set_var(name, value);
+    }
+    let result = f();
+    for (name, value) in previous {
+        match value {
+            Some(v) => std::env::set_var(name, v),
+            None => std::env::remove_var(name),
+        }
+    }
+    result
+}
+
+#[test]
+fn download_reads_the_mirror_from_the_environment() {
+    let a = content(45, 5_000);
+    let dir = mirror_dir("mirror-env", &[("a.bin", &a)]);
+    let spec = spec(vec![data_file("a.bin", &a)], vec![closed_port_url()], Packaging::Files);
+    let dest = fresh_dir("mirror-env-dest");
+    with_env(&[(MIRROR_ENV, dir.as_os_str())], || download(&spec, &dest)).expect("from $ADAMANT_MIRROR");
+    assert_eq!(fs::read(dest.join("a.bin")).unwrap(), a);
+
+    let root = fresh_dir("mirror-env-bad");
+    let dest = root.join("test-set");
+    let message = with_env(&[(MIRROR_ENV, "gopher://old".as_ref())], || download(&spec, &dest))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("ADAMANT_MIRROR: 'gopher://old': unsupported scheme"), "{message}");
+    assert!(!root.exists(), "a bad mirror creates nothing");
+}
+
+#[test]
+fn load_downloads_from_a_mirror_given_or_in_the_environment() {
+    // The bundled MNIST subset's directory is a mirror of `mnist-mini` as it stands: its
+    // `.gz` files are the ones the spec's sizes and checksums describe.
+    let bundled = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets"));
+    let mirror = Mirror::parse(bundled).unwrap();
+    let spec = adamant_data::MNIST_MINI;
+    for from_env in [false, true] {
+        let data = fresh_dir(if from_env { "load-mirror-env" } else { "load-mirror" });
+        let mut vars = vec![("ADAMANT_DATA", data.as_os_str())];
+        if from_env {
+            vars.push((MIRROR_ENV, bundled.as_os_str()));
+        }
+        let given = (!from_env).then_some(&mirror);
+        let splits = with_env(&vars, || adamant_data::locate::load_with_mirror(&spec, None, true, given))
+            .expect("downloaded from the mirror, then read");
+        assert_eq!((splits.train.len(), splits.test.len()), (10_000, 10_000));
+        assert_eq!(splits.source, data.join("mnist-mini"));
+        assert_eq!(listing(&data.join("mnist-mini")).len(), 4);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -645,5 +1076,33 @@ fn real_mnist_downloads_with_the_real_constants() {
         let plain = file.name.trim_end_matches(".gz");
         let line = sums.lines().find(|l| l.ends_with(&format!(" {plain}"))).expect(plain);
         assert!(line.starts_with(file.sha256), "{plain}: SHA256SUMS has {line}");
+    }
+}
+
+#[test]
+#[ignore = "needs ../shared/datasets and Debian's dataset-fashion-mnist"]
+fn real_datasets_download_from_directory_mirrors() {
+    // `../shared/datasets` holds `mnist/<file>` and Debian's `/usr/share/datasets` holds
+    // `fashion-mnist/<file>`: both are mirrors as they stand. Their `.gz` files are other
+    // compressions of the original content (smaller than the originals), so this also holds
+    // the size rule to real files: at most the official size, content exact.
+    let shared = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datasets"));
+    for (spec, root) in
+        [(adamant_data::MNIST, shared), (adamant_data::FASHION_MNIST, Path::new("/usr/share/datasets"))]
+    {
+        let mirror =
+            Mirror::parse(root).unwrap_or_else(|why| panic!("{why} (the real datasets are missing)"));
+        let dest = fresh_dir(&format!("real-mirror-{}", spec.name));
+        download_with(&spec, &dest, &quick_from(mirror)).expect("the real files match the real constants");
+        for file in spec.files {
+            let served = root.join(spec.name).join(file.name);
+            assert_eq!(
+                fs::read(dest.join(file.name)).unwrap(),
+                fs::read(&served).unwrap(),
+                "{}",
+                served.display()
+            );
+            assert!(fs::metadata(&served).unwrap().len() <= file.download_size, "{}", served.display());
+        }
     }
 }

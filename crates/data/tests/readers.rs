@@ -520,7 +520,7 @@ fn a_failed_download_is_reported_after_the_places_searched() {
     let mirrors: &'static [&'static str] = Box::leak(vec![mirror].into_boxed_slice());
     let spec = DatasetSpec {
         name: "adamant-test-unfindable",
-        files: &[DataFile { name: "labels.gz", sha256: "00" }],
+        files: &[DataFile { name: "labels.gz", sha256: "00", size: 8, download_size: 100 }],
         mirrors,
         packaging: Packaging::Files,
     };

@@ -40,7 +40,7 @@
 //! [`exit_on_error`] prints it as `error: <message>` and exits with status 2, with no panic
 //! and no backtrace.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt::{self, Display};
 use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
@@ -48,6 +48,7 @@ use std::sync::{Arc, OnceLock};
 
 use adamant::train::TrainError;
 
+use adamant::data::spec::Mirror;
 use adamant::optim::options::{self, OptionKind, OptionValue, OPTIONS};
 use adamant::optim::{build, Optimizer, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
 
@@ -174,6 +175,18 @@ pub fn os_value(parser: &mut lexopt::Parser, flag: &str) -> Result<OsString, Cli
         lexopt::Error::MissingValue { .. } => CliError::MissingValue(flag.to_string()),
         other => other.into(),
     })
+}
+
+/// The `--help` line of `--mirror`, for the examples that may download a dataset.
+pub const MIRROR_USAGE: &str =
+    "--mirror URL|DIR      download missing datasets only from URL/<dataset>/<file> or \
+                                DIR/<dataset>/<file> (default: $ADAMANT_MIRROR, else the built-in mirrors)";
+
+/// Parses `--mirror URL|DIR` as `$ADAMANT_MIRROR` is parsed (see
+/// [`adamant::data::spec::Mirror`]): an http(s) base URL or an existing directory. A bad value
+/// is one line naming the flag.
+pub fn parse_mirror(value: &OsStr, flag: &str) -> Result<Mirror, CliError> {
+    Mirror::parse(value).map_err(|why| CliError::invalid(flag, why))
 }
 
 /// Parses a finite `f32`; NaN and infinities are refused, as no hyperparameter takes them.
@@ -500,6 +513,24 @@ mod tests {
             let e = parse_positive(bad, "--steps").unwrap_err().to_string();
             assert_eq!(e, format!("--steps: expected a whole number >= 1, got '{bad}'"));
         }
+    }
+
+    #[test]
+    fn mirrors_parse_like_the_environment_variable() {
+        let parse = |v: &str| parse_mirror(OsStr::new(v), "--mirror");
+        assert_eq!(
+            parse("https://example.org/sets/").unwrap(),
+            Mirror::Url("https://example.org/sets".into())
+        );
+        assert_eq!(parse(".").unwrap(), Mirror::Dir(".".into()));
+        assert_eq!(
+            parse("ftp://example.org").unwrap_err().to_string(),
+            "--mirror: 'ftp://example.org': unsupported scheme (expected http://, https://, file:// or a directory)"
+        );
+        assert_eq!(
+            parse("/nonexistent/adamant-mirror").unwrap_err().to_string(),
+            "--mirror: '/nonexistent/adamant-mirror': no such directory"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! --epochs N --optimizer NAME [optimizer options] --batch-size B --seed S --data DIR
-//! --out DIR --json --resume [--resume-override] --compare [--schedule SPEC]
+//! --mirror URL|DIR --out DIR --json --resume [--resume-override] --compare [--schedule SPEC]
 //! [--train-subset N] [--test-subset N] [--steps-per-epoch N] [--no-progress]
 //! ```
 //!
@@ -25,6 +25,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use adamant::data::spec::Mirror;
 use adamant::data::{locate, DataError, Dataset, Splits};
 use adamant::layers::Module;
 use adamant::optim::options::build_with_settings;
@@ -225,6 +226,9 @@ pub struct ExperimentArgs {
     pub seed: u64,
     /// `--data DIR`: the directory holding the dataset's files.
     pub data: Option<PathBuf>,
+    /// `--mirror URL|DIR`: where a missing dataset is downloaded from (replaces
+    /// `$ADAMANT_MIRROR`).
+    pub mirror: Option<Mirror>,
     /// `--out DIR` (default `runs/<experiment>`)
     pub out: Option<PathBuf>,
     /// `--json`: print exactly one final JSON line.
@@ -278,6 +282,9 @@ where
             }
             Long("seed") => a.seed = cli::parse_seed(&cli::value(&mut parser, "--seed")?, "--seed")?,
             Long("data") => a.data = Some(PathBuf::from(cli::os_value(&mut parser, "--data")?)),
+            Long("mirror") => {
+                a.mirror = Some(cli::parse_mirror(&cli::os_value(&mut parser, "--mirror")?, "--mirror")?)
+            }
             Long("out") => a.out = Some(PathBuf::from(cli::os_value(&mut parser, "--out")?)),
             Long("json") => a.json = true,
             Long("resume") => a.resume = true,
@@ -338,6 +345,7 @@ impl Experiment {
              Run options:\n  --epochs N            (default {epochs})\n  --batch-size B        (default {batch})\n  \
              --seed S              (default 0)\n  --data DIR            directory holding the {dataset} files \
              (default: $ADAMANT_DATA/{dataset}, ./datasets/{dataset}, /usr/share/datasets/{dataset}, else download)\n  \
+             {mirror_usage}\n  \
              --out DIR             logs, checkpoints, plots (default runs/{name})\n  \
              --json                print exactly one final JSON line of metrics\n  \
              --resume              continue from the checkpoint in --out, refused if a flag that defines the run differs\n  \
@@ -357,6 +365,7 @@ impl Experiment {
             defaults = self.defaults_doc,
             preprocess = self.preprocess,
             optimizer_usage = cli::optimizer_usage(),
+            mirror_usage = cli::MIRROR_USAGE,
         )
     }
 
@@ -364,7 +373,8 @@ impl Experiment {
     pub fn load_data(&self, args: &ExperimentArgs) -> Result<Splits, ExperimentError> {
         let spec = locate::spec_by_name(self.dataset)
             .ok_or_else(|| ExperimentError::UnknownDataset(self.dataset.to_string()))?;
-        let mut splits = locate::load(spec, args.data.as_deref(), true).map_err(ExperimentError::Data)?;
+        let mut splits = locate::load_with_mirror(spec, args.data.as_deref(), true, args.mirror.as_ref())
+            .map_err(ExperimentError::Data)?;
         if let Some(n) = args.train_subset {
             splits.train = splits.train.take(n);
         }
