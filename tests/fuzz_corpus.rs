@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use adamant::autodiff::{Mode, Tape};
-use adamant::checkpoint::{Checkpoint, RunIdentity};
+use adamant::checkpoint::{Checkpoint, PartialEpoch, RunIdentity};
 use adamant::data::{cifar, idx};
 use adamant::layers::{sequential, serialize, Dense, Module, Params};
 use adamant::optim::{build, Optimizer, OptimizerOptions, Schedule, Scheduler};
@@ -234,7 +234,27 @@ fn seed_corpus_generator() {
     // An epoch the history does not back: `fit` would resume at `epoch + 1` (overflow).
     let mut epoch_max = Checkpoint::from_bytes(&adam_ckpt).unwrap();
     epoch_max.epoch = usize::MAX;
+    // A NaN weight (refused on reading: training cannot continue from it), and a checkpoint
+    // written mid-epoch by an interrupted run.
+    let mut nan_weight = Checkpoint::from_bytes(&adam_ckpt).unwrap();
+    let mut values = nan_weight.model[0].1.data().to_vec();
+    values[0] = f32::NAN;
+    nan_weight.model[0].1 = Tensor::from_vec(values, nan_weight.model[0].1.shape());
+    let mut mid_epoch = Checkpoint::from_bytes(&sgd_ckpt).unwrap();
+    mid_epoch.history.pop();
+    mid_epoch.epoch -= 1;
+    mid_epoch.partial = Some(PartialEpoch {
+        steps: 1,
+        loss_sum: 2.25,
+        examples: 3,
+        correct: 1,
+        has_logits: true,
+        seconds: 0.5,
+    });
+    assert!(Checkpoint::from_bytes(&mid_epoch.to_bytes().unwrap()).is_ok());
     seeds.extend([
+        ("checkpoint", "nan-weight.ckpt", nan_weight.to_bytes().unwrap()),
+        ("checkpoint", "mid-epoch.ckpt", mid_epoch.to_bytes().unwrap()),
         ("checkpoint", "epoch-max.ckpt", epoch_max.to_bytes().unwrap()),
         ("checkpoint", "adam-cosine.ckpt", adam_ckpt.clone()),
         ("checkpoint", "adagrad.ckpt", adagrad_ckpt.clone()),
