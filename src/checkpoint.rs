@@ -462,10 +462,45 @@ impl Checkpoint {
 
     /// Reads and fully decodes a checkpoint; every defect is an error naming the file.
     pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
-        let bytes =
-            std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+        Checkpoint::read_at_most(path, u64::MAX)
+    }
+
+    /// [`Checkpoint::read`] of a file of at most `max_bytes`: a larger one is refused from its
+    /// length, before anything is read, and a file growing while it is read is cut off one
+    /// byte past the cap. [`crate::train::fit`] caps a resume at what a checkpoint of the run's
+    /// model can weigh ([`Checkpoint::max_bytes_for`]).
+    pub fn read_at_most(path: &Path, max_bytes: u64) -> Result<Checkpoint, CheckpointError> {
+        use std::io::Read as _;
+        let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
+        let too_big = |found: String| CheckpointError::Decode {
+            path: path.to_path_buf(),
+            source: DecodeError::Invalid(format!(
+                "the file is {found}, more than the {max_bytes} a checkpoint of this model can be"
+            )),
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len > max_bytes {
+            return Err(too_big(format!("{len} bytes")));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(too_big("growing".to_string()));
+        }
         Checkpoint::from_bytes(&bytes)
             .map_err(|source| CheckpointError::Decode { path: path.to_path_buf(), source })
+    }
+
+    /// The most a checkpoint of a model with `num_params` parameters in `num_tensors` tensors
+    /// can weigh: the parameters and up to four optimizer buffers of their size (AMSGrad keeps
+    /// three), each as `f32`, plus the safetensors header (a few hundred bytes per tensor)
+    /// and 64 MiB of metadata (the history's rows, the settings).
+    pub fn max_bytes_for(num_params: usize, num_tensors: usize) -> u64 {
+        const BUFFERS: u64 = 4;
+        let values = (num_params as u64).saturating_mul(4 * (1 + BUFFERS));
+        let headers = (num_tensors as u64).saturating_mul(512 * (1 + BUFFERS));
+        values.saturating_add(headers).saturating_add(64 << 20)
     }
 
     /// Decodes [`Checkpoint::to_bytes`]; the error says what is wrong.

@@ -342,8 +342,10 @@ pub fn fit<M: Module + ?Sized>(
         if !path.exists() {
             eprintln!("note: no checkpoint {} yet: starting from scratch", path.display());
         } else {
-            // `read` refuses a checkpoint holding a NaN or an infinity.
-            let ckpt = Checkpoint::read(path)?;
+            // `read` refuses a checkpoint holding a NaN or an infinity, and one larger than
+            // this model's could be (a hostile or unrelated file is not read into memory).
+            let cap = Checkpoint::max_bytes_for(model.num_params(), model.params().len());
+            let ckpt = Checkpoint::read_at_most(path, cap)?;
             let conflicts = run.conflicts(&ckpt.run);
             if !conflicts.is_empty() && !config.resume_override {
                 return Err(TrainError::RunMismatch { path: path.clone(), conflicts });

@@ -384,3 +384,21 @@ fn a_second_run_on_the_same_files_is_refused_while_the_first_holds_them() {
     fit(&mut model(13), &Classification, adam().as_mut(), None, &train, &test, &config("l", &dir, 1))
         .unwrap();
 }
+
+/// A checkpoint file far larger than any of this model's could be (a 1 GiB sparse file in
+/// its place) is refused from its length, naming it, without being read into memory.
+#[test]
+fn an_oversized_checkpoint_is_refused_unread() {
+    let (train, test) = (blobs(100, 11), blobs(30, 12));
+    let dir = temp_dir("huge-ckpt");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let file = std::fs::File::create(dir.join("h.ckpt")).unwrap();
+    file.set_len(1 << 30).unwrap();
+    let resumed = FitConfig { resume: true, ..config("h", &dir, 1) };
+    let started = std::time::Instant::now();
+    let err =
+        fit(&mut model(13), &Classification, adam().as_mut(), None, &train, &test, &resumed).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("h.ckpt") && msg.contains("the file is 1073741824 bytes, more than the"), "{msg}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "took {:?}", started.elapsed());
+}
