@@ -185,11 +185,8 @@ fn interrupted_by_sigint_and_resumed_runs_end_bit_identical_to_an_uninterrupted_
         log(&reference, "mnist_mlp_adam_iterations.csv")
     );
     // The epoch metrics too, but for the wall-clock seconds.
-    let without_seconds = |text: String| -> Vec<String> {
-        text.lines().map(|l| l.rsplit_once(',').map_or(l, |(rest, _)| rest).to_string()).collect()
-    };
     assert_eq!(
-        without_seconds(log(&stopped, "mnist_mlp_adam_epochs.csv")),
-        without_seconds(log(&reference, "mnist_mlp_adam_epochs.csv"))
+        common::without_seconds(&log(&stopped, "mnist_mlp_adam_epochs.csv")),
+        common::without_seconds(&log(&reference, "mnist_mlp_adam_epochs.csv"))
     );
 }

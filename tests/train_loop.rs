@@ -341,12 +341,9 @@ fn an_interrupted_run_resumes_mid_epoch_bit_identically() {
     assert_eq!(bits(&a), bits(&c));
     let read = |dir: &Path, file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
     assert_eq!(read(&straight, "r_iterations.csv"), read(&stopped, "r_iterations.csv"));
-    let without_seconds = |text: String| -> Vec<String> {
-        text.lines().map(|l| l.rsplit_once(',').map_or(l, |(rest, _)| rest).to_string()).collect()
-    };
     assert_eq!(
-        without_seconds(read(&straight, "r_epochs.csv")),
-        without_seconds(read(&stopped, "r_epochs.csv"))
+        common::without_seconds(&read(&straight, "r_epochs.csv")),
+        common::without_seconds(&read(&stopped, "r_epochs.csv"))
     );
 
     // Raised before the first step of a fresh run: nothing to save, nothing saved.

@@ -105,3 +105,9 @@ pub fn mnist_mlp_command(out: &std::path::Path, threads: usize, extra: &[&str]) 
         .env("RAYON_NUM_THREADS", threads.to_string());
     command
 }
+
+/// The rows of a per-epoch CSV without their last column, the wall-clock seconds: what two
+/// runs that reached the same states, to the bit, have in common.
+pub fn without_seconds(epochs_csv: &str) -> Vec<String> {
+    epochs_csv.lines().map(|l| l.rsplit_once(',').map_or(l, |(rest, _)| rest).to_string()).collect()
+}
