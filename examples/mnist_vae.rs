@@ -99,14 +99,14 @@ Usage: cargo run --release --example mnist_vae -- [options]
   --quick               beta1 0.9, beta2 {0.99, 0.9999}, log10(alpha) {-3, -2}, 2 epochs on 10,000 images
   --reduced             beta1 0.9, beta2 {0.99, 0.999, 0.9999}, log10(alpha) {-3, -2} (the paper's 100-epoch plot)
   (default)             the full grid: beta1 {0, 0.9} x beta2 {0.99, 0.999, 0.9999} x log10(alpha) {-5, -4, -3, -2, -1}
-  --epochs N            (default 10; --quick 2)
-  --batch-size B        (default 128)
+  --epochs N            (default 10; --quick 2; at most 1000000)
+  --batch-size B        (default 128; at most 16777216)
   --seed S              (default 0)
   --data DIR            directory holding the MNIST files
   --out DIR             (default runs/mnist_vae)
-  --train-subset N      train on the first N images
+  --train-subset N      train on the first N images (at most 100000000)
   --resume              skip finished runs, continue an interrupted one from its checkpoint
-  --shard K/N           run only settings K, K+N, K+2N, ... (0 <= K < N) and record them in
+  --shard K/N           run only settings K, K+N, K+2N, ... (0 <= K < N <= 1024) and record them in
                         OUT/mnist_vae_runs_shardKofN.csv; collect and plot with --resume, no --shard
   --json                print one final JSON line
 Every run uses Adam with eps 1e-8 and no weight decay; only beta1, beta2, alpha and the
@@ -131,10 +131,12 @@ fn parse() -> Result<Option<Args>, CliError> {
         match arg {
             Short('h') | Long("help") => return Ok(None),
             Long("epochs") => {
-                a.epochs = Some(cli::parse_positive(&cli::value(&mut p, "--epochs")?, "--epochs")?)
+                a.epochs =
+                    Some(cli::parse_count(&cli::value(&mut p, "--epochs")?, "--epochs", cli::MAX_EPOCHS)?)
             }
             Long("batch-size") => {
-                a.batch_size = cli::parse_positive(&cli::value(&mut p, "--batch-size")?, "--batch-size")?
+                let v = cli::value(&mut p, "--batch-size")?;
+                a.batch_size = cli::parse_count(&v, "--batch-size", cli::MAX_BATCH_SIZE)?
             }
             Long("seed") => a.seed = cli::parse_seed(&cli::value(&mut p, "--seed")?, "--seed")?,
             Long("data") => {
@@ -149,8 +151,8 @@ fn parse() -> Result<Option<Args>, CliError> {
             }
             Long("out") => a.out = PathBuf::from(cli::os_value(&mut p, "--out")?),
             Long("train-subset") => {
-                a.train_subset =
-                    Some(cli::parse_positive(&cli::value(&mut p, "--train-subset")?, "--train-subset")?)
+                let v = cli::value(&mut p, "--train-subset")?;
+                a.train_subset = Some(cli::parse_count(&v, "--train-subset", cli::MAX_EXAMPLES)?)
             }
             Long("json") => a.json = true,
             Long("resume") => a.resume = true,
@@ -163,12 +165,21 @@ fn parse() -> Result<Option<Args>, CliError> {
     Ok(Some(a))
 }
 
-/// `K/N` with `N >= 1` and `K < N`.
+/// The most shards a grid is split into (`--shard K/N`): one process each, and the full grid
+/// has only 60 settings.
+const MAX_SHARDS: usize = 1024;
+
+/// `K/N` with `0 <= K < N <= MAX_SHARDS`.
 fn parse_shard(text: &str) -> Result<(usize, usize), CliError> {
-    let bad = || CliError::invalid("--shard", format!("'{text}': expected K/N with 0 <= K < N"));
+    let bad = || {
+        CliError::invalid(
+            "--shard",
+            format!("'{}': expected K/N with 0 <= K < N <= {MAX_SHARDS}", text.escape_debug()),
+        )
+    };
     let (k, n) = text.split_once('/').ok_or_else(bad)?;
     match (k.parse::<usize>(), n.parse::<usize>()) {
-        (Ok(k), Ok(n)) if k < n => Ok((k, n)),
+        (Ok(k), Ok(n)) if k < n && n <= MAX_SHARDS => Ok((k, n)),
         _ => Err(bad()),
     }
 }

@@ -41,6 +41,19 @@ fn cases(takes_optimizer: bool) -> Vec<(Vec<&'static str>, &'static str)> {
         (vec!["--data", "/nonexistent/adamant-data-dir"], "--data"),
         (vec!["--no-such-flag"], "--no-such-flag"),
         (vec!["--preprocess", "zca:-1"], "--preprocess"),
+        // Every count is bounded. Near 2^64, trace_adam panicked with "capacity overflow",
+        // bench's `warmup + steps` wrapped into a table of NaN, and the training examples
+        // went on to load the data.
+        (vec!["--steps", "18446744073709551615"], "--steps"),
+        (vec!["--epochs", "18446744073709551615"], "--epochs"),
+        (vec!["--epochs", "1000001"], "--epochs"),
+        (vec!["--batch-size", "16777217"], "--batch-size"),
+        (vec!["--train-subset", "100000001"], "--train-subset"),
+        (vec!["--test-subset", "18446744073709551616"], "--test-subset"),
+        (vec!["--steps-per-epoch", "100000001"], "--steps-per-epoch"),
+        (vec!["--threads", "1025"], "--threads"),
+        (vec!["--warmup", "18446744073709551615"], "--warmup"),
+        (vec!["--shard", "0/18446744073709551615"], "--shard"),
     ]
 }
 

@@ -137,11 +137,22 @@ fn bad_arguments_give_one_line_errors() {
         (&["--optimizer", "adam", "--eps"], "--eps: missing value".into()),
         (&["--optimizer", "adam", "--foo"], "unknown argument '--foo'".into()),
         (&["--optimizer", "adam", "extra"], "unknown argument 'extra'".into()),
-        (&["--optimizer", "adam", "--steps", "0"], "--steps: expected a whole number >= 1, got '0'".into()),
-        (&["--optimizer", "adam", "--steps=-5"], "--steps: expected a whole number >= 1, got '-5'".into()),
+        (
+            &["--optimizer", "adam", "--steps", "0"],
+            "--steps: expected a whole number from 1 to 1000000, got '0'".into(),
+        ),
+        (
+            &["--optimizer", "adam", "--steps=-5"],
+            "--steps: expected a whole number from 1 to 1000000, got '-5'".into(),
+        ),
         (
             &["--optimizer", "adam", "--steps", "ten"],
-            "--steps: expected a whole number >= 1, got 'ten'".into(),
+            "--steps: expected a whole number from 1 to 1000000, got 'ten'".into(),
+        ),
+        // Before the bound, `steps + 1` wrapped to 0 and the run went on until memory ran out.
+        (
+            &["--optimizer", "adam", "--steps", "18446744073709551615"],
+            "--steps: expected a whole number from 1 to 1000000, got '18446744073709551615'".into(),
         ),
         (&["--optimizer", "adam", "--momentum", "0.9"], "--momentum is not an option of adam".into()),
         (&["--optimizer", "rmsprop", "--nesterov"], "--nesterov is not an option of rmsprop".into()),

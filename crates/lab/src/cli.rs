@@ -14,7 +14,7 @@
 //!     let (mut optimizer, mut epochs) = (OptimizerArgs::default(), 10);
 //!     while let Some(arg) = parser.next()? {
 //!         match arg {
-//!             Long("epochs") => epochs = cli::parse_positive(&cli::value(&mut parser, "--epochs")?, "--epochs")?,
+//!             Long("epochs") => epochs = cli::parse_count(&cli::value(&mut parser, "--epochs")?, "--epochs", cli::MAX_EPOCHS)?,
 //!             Long(name) => {
 //!                 // `name` borrows the parser, which the flag's value is read from next.
 //!                 let name = name.to_owned();
@@ -34,11 +34,13 @@
 //! assert!(optimizer.build().is_ok());
 //! let err = parse(&["--optimizer", "adam", "--lr", "abc"]).unwrap_err();
 //! assert_eq!(err.to_string(), "--lr: invalid number 'abc'");
+//! let err = parse(&["--epochs", "18446744073709551615"]).unwrap_err();
+//! assert_eq!(err.to_string(), "--epochs: expected a whole number from 1 to 1000000, got '18446744073709551615'");
 //! ```
 //!
 //! Errors are [`CliError`]s whose message is one line naming the argument and the problem;
 //! [`exit_on_error`] prints it as `error: <message>` and exits with status 2, with no panic
-//! and no backtrace.
+//! and no backtrace. Every count has an upper bound ([`parse_count`] and the `MAX_` constants).
 
 use std::ffi::OsString;
 use std::fmt::{self, Display};
@@ -193,11 +195,43 @@ pub fn parse_pair(value: &str, flag: &str, example: &str) -> Result<(f32, f32), 
     Ok((a, b))
 }
 
-/// Parses a whole number of at least 1 (steps, epochs, batch sizes).
-pub fn parse_positive(value: &str, flag: &str) -> Result<usize, CliError> {
+/// The most epochs an example trains for (`--epochs`). A million epochs of even the
+/// smallest dataset is years of compute; a bound keeps `epochs x steps per epoch` far from
+/// overflowing (at most [`MAX_EPOCHS`] x [`MAX_EXAMPLES`] = 10^14 steps).
+pub const MAX_EPOCHS: usize = 1_000_000;
+
+/// The largest minibatch (`--batch-size`): 2^24 examples, above any dataset the examples read
+/// (60,000 at most), so that a typo such as `--batch-size 1280000000000` is refused instead of
+/// meaning "the whole dataset".
+pub const MAX_BATCH_SIZE: usize = 1 << 24;
+
+/// The most examples of a subset (`--train-subset`, `--test-subset`), and the most steps of an
+/// epoch (`--steps-per-epoch`: a step takes at least one example): 10^8, over a thousand times
+/// the largest dataset the examples read.
+pub const MAX_EXAMPLES: usize = 100_000_000;
+
+// The step count of the longest run, epochs x steps per epoch, stays far inside a `u64`.
+const _: () = assert!((MAX_EPOCHS as u128) * (MAX_EXAMPLES as u128) < (u64::MAX / 1000) as u128);
+
+/// The most threads a thread-count flag accepts (`--threads`): each is an OS thread with its
+/// own stack, and more than the largest machines' core counts only adds switching.
+pub const MAX_THREADS: usize = 1024;
+
+/// Parses a whole number from 1 to `max` (steps, epochs, batch sizes, thread counts): every
+/// count has a bound, so a huge value is refused here rather than overflowing or exhausting
+/// memory later.
+pub fn parse_count(value: &str, flag: &str, max: usize) -> Result<usize, CliError> {
+    parse_whole(value, flag, 1, max)
+}
+
+/// Parses a whole number from `min` to `max`; the error names the range and the value.
+pub fn parse_whole(value: &str, flag: &str, min: usize, max: usize) -> Result<usize, CliError> {
     match value.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(CliError::invalid(flag, format!("expected a whole number >= 1, got {}", quoted(value)))),
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(CliError::invalid(
+            flag,
+            format!("expected a whole number from {min} to {max}, got {}", quoted(value)),
+        )),
     }
 }
 
@@ -450,11 +484,17 @@ mod tests {
     #[test]
     fn number_helpers() {
         assert_eq!(parse_f32("1e-3", "--lr").unwrap(), 1e-3);
-        assert_eq!(parse_positive("100", "--steps").unwrap(), 100);
-        for bad in ["0", "-3", "1.5", "x", ""] {
-            let e = parse_positive(bad, "--steps").unwrap_err().to_string();
-            assert_eq!(e, format!("--steps: expected a whole number >= 1, got '{bad}'"));
+        assert_eq!(parse_count("100", "--steps", 1000).unwrap(), 100);
+        assert_eq!(parse_count("1000", "--steps", 1000).unwrap(), 1000);
+        assert_eq!(parse_whole("0", "--warmup", 0, 10).unwrap(), 0);
+        for bad in ["0", "-3", "1.5", "x", "", "1001", "18446744073709551615", "18446744073709551616"] {
+            let e = parse_count(bad, "--steps", 1000).unwrap_err().to_string();
+            assert_eq!(e, format!("--steps: expected a whole number from 1 to 1000, got '{bad}'"));
         }
+        let e = parse_whole("11", "--warmup", 0, 10).unwrap_err().to_string();
+        assert_eq!(e, "--warmup: expected a whole number from 0 to 10, got '11'");
+        let e = parse_count("1\n2", "--epochs", MAX_EPOCHS).unwrap_err().to_string();
+        assert_eq!(e, "--epochs: expected a whole number from 1 to 1000000, got '1\\n2'");
     }
 
     #[test]

@@ -270,11 +270,12 @@ where
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Long("epochs") => {
-                a.epochs = Some(cli::parse_positive(&cli::value(&mut parser, "--epochs")?, "--epochs")?)
+                let v = cli::value(&mut parser, "--epochs")?;
+                a.epochs = Some(cli::parse_count(&v, "--epochs", cli::MAX_EPOCHS)?)
             }
             Long("batch-size") => {
-                a.batch_size =
-                    Some(cli::parse_positive(&cli::value(&mut parser, "--batch-size")?, "--batch-size")?)
+                let v = cli::value(&mut parser, "--batch-size")?;
+                a.batch_size = Some(cli::parse_count(&v, "--batch-size", cli::MAX_BATCH_SIZE)?)
             }
             Long("seed") => a.seed = cli::parse_seed(&cli::value(&mut parser, "--seed")?, "--seed")?,
             Long("data") => a.data = Some(PathBuf::from(cli::os_value(&mut parser, "--data")?)),
@@ -297,18 +298,16 @@ where
                 a.preprocess = Some(v.parse().map_err(|e: String| CliError::invalid("--preprocess", e))?);
             }
             Long("train-subset") => {
-                a.train_subset =
-                    Some(cli::parse_positive(&cli::value(&mut parser, "--train-subset")?, "--train-subset")?)
+                let v = cli::value(&mut parser, "--train-subset")?;
+                a.train_subset = Some(cli::parse_count(&v, "--train-subset", cli::MAX_EXAMPLES)?)
             }
             Long("test-subset") => {
-                a.test_subset =
-                    Some(cli::parse_positive(&cli::value(&mut parser, "--test-subset")?, "--test-subset")?)
+                let v = cli::value(&mut parser, "--test-subset")?;
+                a.test_subset = Some(cli::parse_count(&v, "--test-subset", cli::MAX_EXAMPLES)?)
             }
             Long("steps-per-epoch") => {
-                a.steps_per_epoch = Some(cli::parse_positive(
-                    &cli::value(&mut parser, "--steps-per-epoch")?,
-                    "--steps-per-epoch",
-                )?)
+                let v = cli::value(&mut parser, "--steps-per-epoch")?;
+                a.steps_per_epoch = Some(cli::parse_count(&v, "--steps-per-epoch", cli::MAX_EXAMPLES)?)
             }
             Long(name) => {
                 let name = name.to_owned();
@@ -335,7 +334,8 @@ impl Experiment {
     pub fn usage(&self) -> String {
         format!(
             "{name}: {about}\n\nUsage: cargo run --release --example {name} -- [options]\n\n\
-             Run options:\n  --epochs N            (default {epochs})\n  --batch-size B        (default {batch})\n  \
+             Run options:\n  --epochs N            (default {epochs}; at most {max_epochs})\n  \
+             --batch-size B        (default {batch}; at most {max_batch})\n  \
              --seed S              (default 0)\n  --data DIR            directory holding the {dataset} files \
              (default: $ADAMANT_DATA/{dataset}, ./datasets/{dataset}, /usr/share/datasets/{dataset}, else download)\n  \
              --out DIR             logs, checkpoints, plots (default runs/{name})\n  \
@@ -345,8 +345,10 @@ impl Experiment {
              --compare             run {compare} with one seed; writes OUT/{name}.csv and OUT/{name}.svg\n  \
              --schedule SPEC       constant | inverse-sqrt | step:N[,G] | exp:G | warmup:N[,S] | cosine:T[,ETA] | warmup-cosine:W,T[,ETA]\n  \
              --preprocess P        none | standardize | zca[:EPS] (default {preprocess}), fitted on the training set\n  \
-             --train-subset N      train on the first N examples\n  --test-subset N       evaluate on the first N test examples\n  \
-             --steps-per-epoch N   stop each epoch after N steps\n  --no-progress         no progress bar\n\n\
+             --train-subset N      train on the first N examples (at most {max_examples})\n  \
+             --test-subset N       evaluate on the first N test examples (at most {max_examples})\n  \
+             --steps-per-epoch N   stop each epoch after N steps (at most {max_examples})\n  \
+             --no-progress         no progress bar\n\n\
              Defaults of this experiment (command-line options override them):\n{defaults}\n\n{optimizer_usage}",
             name = self.name,
             about = self.about,
@@ -357,6 +359,9 @@ impl Experiment {
             defaults = self.defaults_doc,
             preprocess = self.preprocess,
             optimizer_usage = cli::optimizer_usage(),
+            max_epochs = cli::MAX_EPOCHS,
+            max_batch = cli::MAX_BATCH_SIZE,
+            max_examples = cli::MAX_EXAMPLES,
         )
     }
 

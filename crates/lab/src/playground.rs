@@ -136,6 +136,11 @@ impl Problem {
     }
 }
 
+/// The most updates a run takes (`--steps`). Every iterate is kept (24 bytes) for the plot, and
+/// printed as a CSV line: a million of them is 24 MB and a CSV of some 40 MB, more than a
+/// path on a 2-d loss needs; the bound also keeps `steps + 1` from overflowing.
+pub const MAX_STEPS: usize = 1_000_000;
+
 /// One iterate of a run: the parameters after `step` updates and the loss there.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Row {
@@ -413,7 +418,7 @@ Problem:
   --problem NAME     rosenbrock: (1-x)^2 + 100(y-x^2)^2, minimum (1,1), start -1.5,2.0 (default)
                      quadratic:  0.5(x^2 + 100y^2), condition number 100, minimum (0,0), start -2,1
   --start X,Y        start point (default: the problem's)
-  --steps N          number of updates, >= 1 (default 100); prints N+1 rows, row 0 the start
+  --steps N          number of updates, 1 to 1000000 (default 100); prints N+1 rows, row 0 the start
   --svg FILE         also draw the path over the loss's contours to FILE
   -h, --help         this text
 ";
@@ -461,7 +466,9 @@ where
                 let (x, y) = cli::parse_pair(&cli::value(&mut parser, "--start")?, "--start", "-1.5,2.0")?;
                 start = Some([x, y]);
             }
-            Long("steps") => steps = cli::parse_positive(&cli::value(&mut parser, "--steps")?, "--steps")?,
+            Long("steps") => {
+                steps = cli::parse_count(&cli::value(&mut parser, "--steps")?, "--steps", MAX_STEPS)?
+            }
             Long("svg") => {
                 let path = cli::os_value(&mut parser, "--svg")?;
                 if path.is_empty() {
