@@ -140,16 +140,16 @@ fn parse() -> Result<Option<Args>, CliError> {
             }
             Long("seed") => a.seed = cli::parse_seed(&cli::value(&mut p, "--seed")?, "--seed")?,
             Long("data") => {
-                let dir = PathBuf::from(cli::os_value(&mut p, "--data")?);
+                let dir = cli::path_value(&mut p, "--data")?;
                 if !dir.is_dir() {
                     return Err(CliError::invalid(
                         "--data",
-                        format!("'{}' is not a directory", dir.display()),
+                        format!("{} is not a directory", cli::quote_path(&dir)),
                     ));
                 }
                 a.data = Some(dir);
             }
-            Long("out") => a.out = PathBuf::from(cli::os_value(&mut p, "--out")?),
+            Long("out") => a.out = cli::path_value(&mut p, "--out")?,
             Long("train-subset") => {
                 let v = cli::value(&mut p, "--train-subset")?;
                 a.train_subset = Some(cli::parse_count(&v, "--train-subset", cli::MAX_EXAMPLES)?)

@@ -47,7 +47,7 @@ fn parse_args() -> Result<Option<Args>, CliError> {
                     cli::parse_count(&cli::value(&mut parser, "--epochs")?, "--epochs", cli::MAX_EPOCHS)?
             }
             Long("seed") => a.seed = cli::parse_seed(&cli::value(&mut parser, "--seed")?, "--seed")?,
-            Long("out") => a.out = PathBuf::from(cli::os_value(&mut parser, "--out")?),
+            Long("out") => a.out = cli::path_value(&mut parser, "--out")?,
             other => return Err(cli::unexpected(other)),
         }
     }

@@ -54,6 +54,15 @@ fn cases(takes_optimizer: bool) -> Vec<(Vec<&'static str>, &'static str)> {
         (vec!["--threads", "1025"], "--threads"),
         (vec!["--warmup", "18446744073709551615"], "--warmup"),
         (vec!["--shard", "0/18446744073709551615"], "--shard"),
+        // `--out ''` wrote into the current directory; a newline in a path printed an error of
+        // two lines.
+        (vec!["--out", ""], "--out"),
+        (vec!["--out", "runs/two\nlines"], "--out"),
+        (vec!["--data", "/nonexistent/two\nlines"], "--data"),
+        (vec!["--svg", "two\nlines.svg"], "--svg"),
+        (vec!["--shard", "0\n/2"], "--shard"),
+        (vec!["--preprocess", "zca\nx"], "--preprocess"),
+        (vec!["--backend", "avx\n2"], "--backend"),
     ]
 }
 

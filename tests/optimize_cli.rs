@@ -173,7 +173,11 @@ fn bad_arguments_give_one_line_errors() {
             &["--optimizer", "adam", "--problem", "beale"],
             "--problem: unknown problem 'beale' (expected one of: rosenbrock, quadratic)".into(),
         ),
-        (&["--optimizer", "adam", "--svg="], "--svg: expected a file name".into()),
+        (&["--optimizer", "adam", "--svg="], "--svg: expected a path, got ''".into()),
+        (
+            &["--optimizer", "adam", "--svg", "a\nb.svg"],
+            "--svg: the path 'a\\nb.svg' contains a control character".into(),
+        ),
         (&["--optimizer", "adam", "--amsgrad=1"], "--amsgrad: takes no value, got '1'".into()),
     ];
     for (line, expected) in cases {

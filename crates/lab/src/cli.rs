@@ -40,10 +40,12 @@
 //!
 //! Errors are [`CliError`]s whose message is one line naming the argument and the problem;
 //! [`exit_on_error`] prints it as `error: <message>` and exits with status 2, with no panic
-//! and no backtrace. Every count has an upper bound ([`parse_count`] and the `MAX_` constants).
+//! and no backtrace. Every count has an upper bound ([`parse_count`] and the `MAX_` constants),
+//! and paths are refused when empty or holding control characters ([`path_value`]).
 
 use std::ffi::OsString;
 use std::fmt::{self, Display};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use adamant::optim::options::{self, OptionKind, OptionValue, OPTIONS};
@@ -172,6 +174,35 @@ pub fn os_value(parser: &mut lexopt::Parser, flag: &str) -> Result<OsString, Cli
         lexopt::Error::MissingValue { .. } => CliError::MissingValue(flag.to_string()),
         other => other.into(),
     })
+}
+
+/// The value of `flag` as a path; refused when empty (`--out ''` would write into the
+/// current directory, as `Path::new("").join(name)` is `name`) or when it holds a control
+/// character (a newline, a tab, an escape), which would split or garble every message that
+/// names the path.
+pub fn path_value(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, CliError> {
+    check_path(os_value(parser, flag)?, flag)
+}
+
+/// `value` as a path, checked as [`path_value`] checks it.
+pub fn check_path(value: OsString, flag: &str) -> Result<PathBuf, CliError> {
+    if value.is_empty() {
+        return Err(CliError::invalid(flag, "expected a path, got ''"));
+    }
+    // Non-UTF-8 bytes become U+FFFD here, which is not a control character: such names pass.
+    let text = value.to_string_lossy();
+    if text.chars().any(char::is_control) {
+        return Err(CliError::invalid(
+            flag,
+            format!("the path {} contains a control character", quoted(&text)),
+        ));
+    }
+    Ok(PathBuf::from(value))
+}
+
+/// A path in single quotes with control characters escaped, for one-line messages.
+pub fn quote_path(path: &Path) -> String {
+    quoted(&path.to_string_lossy())
 }
 
 /// Parses a finite `f32`; NaN and infinities are refused, as no hyperparameter takes them.
@@ -321,15 +352,23 @@ pub fn describe_options(o: &OptimizerOptions) -> Vec<String> {
 }
 
 /// The value of `r`, or: print `error: <message>` to stderr and exit with status 2 (the
-/// usual status for a usage error), without a panic or a backtrace.
+/// usual status for a usage error), without a panic or a backtrace. The message is printed
+/// through [`one_line`], so it is one line whatever text it quotes.
 pub fn exit_on_error<T>(r: Result<T, impl Display>) -> T {
     match r {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", one_line(&e.to_string()));
             std::process::exit(2)
         }
     }
+}
+
+/// `text` with every control character escaped as Rust writes it (`\n`, `\t`, `\u{1b}`):
+/// messages quote user input, file names and other libraries' errors, and a newline or a
+/// terminal escape in any of them must not break the one-line error.
+pub fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
 }
 
 #[cfg(test)]
@@ -495,6 +534,29 @@ mod tests {
         assert_eq!(e, "--warmup: expected a whole number from 0 to 10, got '11'");
         let e = parse_count("1\n2", "--epochs", MAX_EPOCHS).unwrap_err().to_string();
         assert_eq!(e, "--epochs: expected a whole number from 1 to 1000000, got '1\\n2'");
+    }
+
+    #[test]
+    fn paths_must_be_non_empty_and_free_of_control_characters() {
+        assert_eq!(check_path("runs/a b".into(), "--out").unwrap(), PathBuf::from("runs/a b"));
+        assert_eq!(check_path("données/ü".into(), "--data").unwrap(), PathBuf::from("données/ü"));
+        let error = |v: &str| check_path(v.into(), "--out").unwrap_err().to_string();
+        assert_eq!(error(""), "--out: expected a path, got ''");
+        assert_eq!(error("runs\nx"), "--out: the path 'runs\\nx' contains a control character");
+        assert_eq!(error("a\tb"), "--out: the path 'a\\tb' contains a control character");
+        assert_eq!(error("\u{1b}[31mred"), "--out: the path '\\u{1b}[31mred' contains a control character");
+        let mut parser = lexopt::Parser::from_args(["--out="]);
+        parser.next().unwrap();
+        assert_eq!(
+            path_value(&mut parser, "--out").unwrap_err().to_string(),
+            "--out: expected a path, got ''"
+        );
+    }
+
+    #[test]
+    fn one_line_escapes_control_characters_only() {
+        assert_eq!(one_line("a\nb\tc\u{1b}d"), "a\\nb\\tc\\u{1b}d");
+        assert_eq!(one_line("'quoted' C:\\path é"), "'quoted' C:\\path é");
     }
 
     #[test]

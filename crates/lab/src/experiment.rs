@@ -149,7 +149,10 @@ impl std::str::FromStr for Preprocess {
             "zca" => Ok(Preprocess::Zca(1e-2)),
             _ => match s.strip_prefix("zca:").map(str::parse::<f32>) {
                 Some(Ok(eps)) if eps.is_finite() && eps > 0.0 => Ok(Preprocess::Zca(eps)),
-                _ => Err(format!("'{s}': expected none, standardize, zca or zca:EPS with EPS > 0")),
+                _ => Err(format!(
+                    "'{}': expected none, standardize, zca or zca:EPS with EPS > 0",
+                    s.escape_debug()
+                )),
             },
         }
     }
@@ -278,8 +281,8 @@ where
                 a.batch_size = Some(cli::parse_count(&v, "--batch-size", cli::MAX_BATCH_SIZE)?)
             }
             Long("seed") => a.seed = cli::parse_seed(&cli::value(&mut parser, "--seed")?, "--seed")?,
-            Long("data") => a.data = Some(PathBuf::from(cli::os_value(&mut parser, "--data")?)),
-            Long("out") => a.out = Some(PathBuf::from(cli::os_value(&mut parser, "--out")?)),
+            Long("data") => a.data = Some(cli::path_value(&mut parser, "--data")?),
+            Long("out") => a.out = Some(cli::path_value(&mut parser, "--out")?),
             Long("json") => a.json = true,
             Long("resume") => a.resume = true,
             Long("resume-override") => {
@@ -320,7 +323,7 @@ where
     }
     if let Some(dir) = &a.data {
         if !dir.is_dir() {
-            return Err(CliError::invalid("--data", format!("'{}' is not a directory", dir.display())));
+            return Err(CliError::invalid("--data", format!("{} is not a directory", cli::quote_path(dir))));
         }
     }
     if a.compare && a.optimizer.name.is_some() {

@@ -469,13 +469,7 @@ where
             Long("steps") => {
                 steps = cli::parse_count(&cli::value(&mut parser, "--steps")?, "--steps", MAX_STEPS)?
             }
-            Long("svg") => {
-                let path = cli::os_value(&mut parser, "--svg")?;
-                if path.is_empty() {
-                    return Err(CliError::invalid("--svg", "expected a file name"));
-                }
-                svg = Some(PathBuf::from(path));
-            }
+            Long("svg") => svg = Some(cli::path_value(&mut parser, "--svg")?),
             Long(name) => {
                 // `name` borrows the parser, which the flag's value is read from next.
                 let name = name.to_owned();
