@@ -103,7 +103,7 @@ Usage: cargo run --release --example mnist_vae -- [options]
   --batch-size B        (default 128; at most 16777216)
   --seed S              (default 0)
   --data DIR            directory holding the MNIST files
-  --out DIR             (default runs/mnist_vae)
+  --out DIR             (default runs/mnist_vae; created and checked writable first)
   --train-subset N      train on the first N images (at most 100000000)
   --resume              skip finished runs, continue an interrupted one from its checkpoint
   --shard K/N           run only settings K, K+N, K+2N, ... (0 <= K < N <= 1024) and record them in
@@ -233,11 +233,11 @@ fn main() {
         (grid(&[0.0, 0.9], &[0.99, 0.999, 0.9999], &[-5.0, -4.0, -3.0, -2.0, -1.0]), 10, None)
     };
     let epochs = args.epochs.unwrap_or(default_epochs);
+    exit_on_error(cli::check_out_dir("--out", &args.out));
     let mut splits = exit_on_error(data::load(&data::MNIST, args.data.as_deref(), true));
     if let Some(n) = args.train_subset.or(default_subset) {
         splits.train = splits.train.take(n);
     }
-    exit_on_error(std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display())));
     let runs_path = runs_file(&args.out, args.shard);
     let mut done = if args.resume { finished(&args.out) } else { vec![] };
     done.retain(|(_, e, _, _)| *e == epochs);

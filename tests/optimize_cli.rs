@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::Command as Process;
+use std::time::{Duration, Instant};
 
 use adamant_lab::playground::{execute, parse_args, Command, OptimizeArgs, Problem, Row};
 
@@ -105,6 +106,14 @@ fn svg_is_written_with_the_path_over_contours() {
     let bad = args(&["--optimizer", "adam", "--steps", "1", "--svg", missing.to_str().unwrap()]);
     let e = execute(&bad, &mut Vec::new()).unwrap_err().to_string();
     assert!(e.starts_with(&format!("--svg: cannot write '{}': ", missing.display())), "{e}");
+
+    // Refused before the run, not after the longest one (a million steps, about 3 s).
+    let under_a_file = path.join("x.svg");
+    let long = args(&["--optimizer", "adam", "--steps", "1000000", "--svg", under_a_file.to_str().unwrap()]);
+    let (started, mut csv) = (Instant::now(), Vec::new());
+    let e = execute(&long, &mut csv).unwrap_err().to_string();
+    assert!(e.starts_with(&format!("--svg: cannot write '{}': ", under_a_file.display())), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(1) && csv.is_empty(), "{:?}", started.elapsed());
 }
 
 #[test]

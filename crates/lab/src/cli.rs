@@ -41,10 +41,13 @@
 //! Errors are [`CliError`]s whose message is one line naming the argument and the problem;
 //! [`exit_on_error`] prints it as `error: <message>` and exits with status 2, with no panic
 //! and no backtrace. Every count has an upper bound ([`parse_count`] and the `MAX_` constants),
-//! and paths are refused when empty or holding control characters ([`path_value`]).
+//! paths are refused when empty or holding control characters ([`path_value`]), and output
+//! directories are checked writable before any data is read ([`check_out_dir`]).
 
 use std::ffi::OsString;
 use std::fmt::{self, Display};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -203,6 +206,35 @@ pub fn check_path(value: OsString, flag: &str) -> Result<PathBuf, CliError> {
 /// A path in single quotes with control characters escaped, for one-line messages.
 pub fn quote_path(path: &Path) -> String {
     quoted(&path.to_string_lossy())
+}
+
+/// Creates the output directory `dir` of `flag` if needed and checks that a file can be
+/// created in it, so that an unwritable `--out` is refused before minutes go into loading
+/// and preprocessing data, not when the first result is written.
+pub fn check_out_dir(flag: &str, dir: &Path) -> Result<(), CliError> {
+    let cannot = |e: io::Error| CliError::invalid(flag, format!("cannot write to {}: {e}", quote_path(dir)));
+    fs::create_dir_all(dir).map_err(cannot)?;
+    probe_writable(dir).map_err(cannot)
+}
+
+/// Checks that the file `path` of `flag` can be written later: its directory exists and a file
+/// can be created there, and `path` is not a directory. The directory is not created.
+pub fn check_out_file(flag: &str, path: &Path) -> Result<(), CliError> {
+    let cannot = |e: io::Error| CliError::invalid(flag, format!("cannot write {}: {e}", quote_path(path)));
+    if path.is_dir() {
+        return Err(cannot(io::Error::new(io::ErrorKind::IsADirectory, "is a directory")));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    probe_writable(dir).map_err(cannot)
+}
+
+/// Creates and removes a file in `dir`: the only sure test of writability (permission bits
+/// say nothing about read-only mounts, ACLs or a root user).
+fn probe_writable(dir: &Path) -> io::Result<()> {
+    // Hidden and named after this process, so it clashes with no file of the user's.
+    let probe = dir.join(format!(".adamant-write-check-{}", std::process::id()));
+    fs::OpenOptions::new().write(true).create(true).truncate(true).open(&probe)?;
+    fs::remove_file(&probe)
 }
 
 /// Parses a finite `f32`; NaN and infinities are refused, as no hyperparameter takes them.
@@ -551,6 +583,31 @@ mod tests {
             path_value(&mut parser, "--out").unwrap_err().to_string(),
             "--out: expected a path, got ''"
         );
+    }
+
+    #[test]
+    fn output_directories_are_created_and_probed_and_unwritable_ones_refused() {
+        let scratch = std::env::temp_dir().join(format!("adamant-cli-out-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&scratch);
+        let dir = scratch.join("a/b");
+        check_out_dir("--out", &dir).unwrap();
+        assert!(dir.is_dir());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "the probe file was left behind");
+        // A directory below a regular file cannot exist, even for root.
+        let file = scratch.join("file");
+        fs::write(&file, b"x").unwrap();
+        let under_file = file.join("out");
+        let e = check_out_dir("--out", &under_file).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("--out: cannot write to '{}': ", under_file.display())), "{e}");
+        assert!(!e.contains('\n'));
+        // A file: its directory must exist already; a directory is not a file.
+        check_out_file("--svg", &scratch.join("plot.svg")).unwrap();
+        let e = check_out_file("--svg", &scratch.join("missing/plot.svg")).unwrap_err().to_string();
+        assert!(e.starts_with("--svg: cannot write '") && e.contains("missing/plot.svg"), "{e}");
+        assert!(!scratch.join("missing").exists());
+        let e = check_out_file("--svg", &dir).unwrap_err().to_string();
+        assert!(e.ends_with("is a directory"), "{e}");
+        fs::remove_dir_all(&scratch).unwrap();
     }
 
     #[test]

@@ -341,7 +341,7 @@ impl Experiment {
              --batch-size B        (default {batch}; at most {max_batch})\n  \
              --seed S              (default 0)\n  --data DIR            directory holding the {dataset} files \
              (default: $ADAMANT_DATA/{dataset}, ./datasets/{dataset}, /usr/share/datasets/{dataset}, else download)\n  \
-             --out DIR             logs, checkpoints, plots (default runs/{name})\n  \
+             --out DIR             logs, checkpoints, plots (default runs/{name}); created and checked writable first\n  \
              --json                print exactly one final JSON line of metrics\n  \
              --resume              continue from the checkpoint in --out, refused if a flag that defines the run differs\n  \
              --resume-override     continue from it even so, with this command line's values\n  \
@@ -366,6 +366,11 @@ impl Experiment {
             max_batch = cli::MAX_BATCH_SIZE,
             max_examples = cli::MAX_EXAMPLES,
         )
+    }
+
+    /// Where the run writes: `--out`, or `runs/<experiment>`.
+    pub fn out_dir(&self, args: &ExperimentArgs) -> PathBuf {
+        args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(self.name))
     }
 
     /// Loads the experiment's data (subsets and preprocessing applied).
@@ -567,6 +572,7 @@ pub fn run_main(experiment: &Experiment) {
         Command::Run(a) => *a,
     };
     cli::exit_on_error(experiment.check_options(&args));
+    cli::exit_on_error(cli::check_out_dir("--out", &experiment.out_dir(&args)));
     let data = cli::exit_on_error(experiment.load_data(&args));
     if !args.json {
         println!(

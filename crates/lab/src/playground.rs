@@ -419,7 +419,7 @@ Problem:
                      quadratic:  0.5(x^2 + 100y^2), condition number 100, minimum (0,0), start -2,1
   --start X,Y        start point (default: the problem's)
   --steps N          number of updates, 1 to 1000000 (default 100); prints N+1 rows, row 0 the start
-  --svg FILE         also draw the path over the loss's contours to FILE
+  --svg FILE         also draw the path over the loss's contours to FILE (its directory must exist)
   -h, --help         this text
 ";
 
@@ -521,9 +521,13 @@ impl fmt::Display for ExecuteError {
 impl std::error::Error for ExecuteError {}
 
 /// Runs `args`: writes the SVG if asked (atomically, so a failed run leaves no half file),
-/// then the CSV to `out`. Returns the rows.
+/// then the CSV to `out`. Returns the rows. An SVG file that cannot be written is refused
+/// before the run, not after it.
 pub fn execute(args: &OptimizeArgs, out: &mut dyn Write) -> Result<Vec<Row>, ExecuteError> {
     let mut optimizer = args.optimizer.build().map_err(ExecuteError::Args)?;
+    if let Some(path) = &args.svg {
+        cli::check_out_file("--svg", path).map_err(ExecuteError::Args)?;
+    }
     let rows = run(args.problem, args.start, args.steps, optimizer.as_mut());
     if let Some(path) = &args.svg {
         let svg_error = |reason: String| ExecuteError::Svg { path: path.clone(), reason };
