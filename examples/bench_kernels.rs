@@ -27,6 +27,8 @@
 //! "im2col" GEMMs are the CIFAR-10 CNN's convolutions written as one batch-wide GEMM
 //! (batch 128: conv1 3->64 ch on 32x32, conv2 64->64 on 16x16, conv3 64->128 on 8x8, all 5x5).
 
+use adamant_lab::cli::{self, exit_on_error, CliError};
+use adamant_lab::lexopt::prelude::*;
 use adamant_tensor::kernels::parallel::{with_mode, Mode};
 use adamant_tensor::kernels::{
     conv2d_backward, conv2d_forward, gemm_backend, sgemm_with, Conv2dGeometry, GemmBackend, StridedMat,
@@ -158,32 +160,35 @@ fn child(backends: &[GemmBackend], gemm_only: bool) {
 
 const USAGE: &str = "usage: bench_kernels [--backend all|portable|avx2|avx512] [--gemm-only] [--child]";
 
-/// One line on stderr, as every example reports a bad argument, and exit status 2.
-fn usage_error(message: &str) -> ! {
-    eprintln!("error: {message}");
-    std::process::exit(2)
+/// The parsed command line.
+struct Args {
+    is_child: bool,
+    gemm_only: bool,
+    backend: String,
+}
+
+/// The command line, or `None` for `--help`; errors are one line naming the argument, as in
+/// every example (a non-UTF-8 or multi-line argument included).
+fn parse_args() -> Result<Option<Args>, CliError> {
+    let mut parser = adamant_lab::lexopt::Parser::from_env();
+    let mut a = Args { is_child: false, gemm_only: false, backend: "all".to_string() };
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("child") => a.is_child = true,
+            Long("gemm-only") => a.gemm_only = true,
+            Long("backend") => a.backend = cli::value(&mut parser, "--backend")?,
+            Long("help") | Short('h') => return Ok(None),
+            other => return Err(cli::unexpected(other)),
+        }
+    }
+    Ok(Some(a))
 }
 
 fn main() {
-    let mut is_child = false;
-    let mut gemm_only = false;
-    let mut backend = "all".to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--child" => is_child = true,
-            "--gemm-only" => gemm_only = true,
-            "--backend" => match args.next() {
-                Some(v) => backend = v,
-                None => usage_error("--backend: missing value"),
-            },
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return;
-            }
-            other => usage_error(&format!("unknown argument '{other}'")),
-        }
-    }
+    let Some(Args { is_child, gemm_only, backend }) = exit_on_error(parse_args()) else {
+        println!("{USAGE}");
+        return;
+    };
     let backends: Vec<GemmBackend> = match backend.as_str() {
         "all" => {
             let all = [GemmBackend::Portable, GemmBackend::Avx2, GemmBackend::Avx512];
@@ -192,9 +197,13 @@ fn main() {
         "portable" => vec![GemmBackend::Portable],
         "avx512" if GemmBackend::Avx512.is_available() => vec![GemmBackend::Avx512],
         "avx2" if GemmBackend::Avx2.is_available() => vec![GemmBackend::Avx2],
-        other => usage_error(&format!(
-            "--backend: '{other}' is unknown or not supported by this CPU (expected all, portable, avx2 or avx512)"
-        )),
+        other => exit_on_error(Err(CliError::invalid(
+            "--backend",
+            format!(
+                "'{}' is unknown or not supported by this CPU (expected all, portable, avx2 or avx512)",
+                other.escape_debug()
+            ),
+        ))),
     };
     if is_child {
         return child(&backends, gemm_only);

@@ -46,7 +46,7 @@ fn parse_args() -> Result<Option<Args>, CliError> {
     while let Some(arg) = parser.next()? {
         match arg {
             Long("dataset") => dataset = Some(cli::value(&mut parser, "--dataset")?),
-            Long("data") => data = Some(PathBuf::from(cli::os_value(&mut parser, "--data")?)),
+            Long("data") => data = Some(cli::path_value(&mut parser, "--data")?),
             Long("download") => download = true,
             Long("help") | Short('h') => return Ok(None),
             other => return Err(cli::unexpected(other)),

@@ -99,14 +99,14 @@ Usage: cargo run --release --example mnist_vae -- [options]
   --quick               beta1 0.9, beta2 {0.99, 0.9999}, log10(alpha) {-3, -2}, 2 epochs on 10,000 images
   --reduced             beta1 0.9, beta2 {0.99, 0.999, 0.9999}, log10(alpha) {-3, -2} (the paper's 100-epoch plot)
   (default)             the full grid: beta1 {0, 0.9} x beta2 {0.99, 0.999, 0.9999} x log10(alpha) {-5, -4, -3, -2, -1}
-  --epochs N            (default 10; --quick 2)
-  --batch-size B        (default 128)
+  --epochs N            (default 10; --quick 2; at most 1000000)
+  --batch-size B        (default 128; at most 16777216)
   --seed S              (default 0)
   --data DIR            directory holding the MNIST files
-  --out DIR             (default runs/mnist_vae)
-  --train-subset N      train on the first N images
+  --out DIR             (default runs/mnist_vae; created and checked writable first)
+  --train-subset N      train on the first N images (at most 100000000)
   --resume              skip finished runs, continue an interrupted one from its checkpoint
-  --shard K/N           run only settings K, K+N, K+2N, ... (0 <= K < N) and record them in
+  --shard K/N           run only settings K, K+N, K+2N, ... (0 <= K < N <= 1024) and record them in
                         OUT/mnist_vae_runs_shardKofN.csv; collect and plot with --resume, no --shard
   --json                print one final JSON line
 Every run uses Adam with eps 1e-8 and no weight decay; only beta1, beta2, alpha and the
@@ -131,26 +131,28 @@ fn parse() -> Result<Option<Args>, CliError> {
         match arg {
             Short('h') | Long("help") => return Ok(None),
             Long("epochs") => {
-                a.epochs = Some(cli::parse_positive(&cli::value(&mut p, "--epochs")?, "--epochs")?)
+                a.epochs =
+                    Some(cli::parse_count(&cli::value(&mut p, "--epochs")?, "--epochs", cli::MAX_EPOCHS)?)
             }
             Long("batch-size") => {
-                a.batch_size = cli::parse_positive(&cli::value(&mut p, "--batch-size")?, "--batch-size")?
+                let v = cli::value(&mut p, "--batch-size")?;
+                a.batch_size = cli::parse_count(&v, "--batch-size", cli::MAX_BATCH_SIZE)?
             }
             Long("seed") => a.seed = cli::parse_seed(&cli::value(&mut p, "--seed")?, "--seed")?,
             Long("data") => {
-                let dir = PathBuf::from(cli::os_value(&mut p, "--data")?);
+                let dir = cli::path_value(&mut p, "--data")?;
                 if !dir.is_dir() {
                     return Err(CliError::invalid(
                         "--data",
-                        format!("'{}' is not a directory", dir.display()),
+                        format!("{} is not a directory", cli::quote_path(&dir)),
                     ));
                 }
                 a.data = Some(dir);
             }
-            Long("out") => a.out = PathBuf::from(cli::os_value(&mut p, "--out")?),
+            Long("out") => a.out = cli::path_value(&mut p, "--out")?,
             Long("train-subset") => {
-                a.train_subset =
-                    Some(cli::parse_positive(&cli::value(&mut p, "--train-subset")?, "--train-subset")?)
+                let v = cli::value(&mut p, "--train-subset")?;
+                a.train_subset = Some(cli::parse_count(&v, "--train-subset", cli::MAX_EXAMPLES)?)
             }
             Long("json") => a.json = true,
             Long("resume") => a.resume = true,
@@ -163,12 +165,21 @@ fn parse() -> Result<Option<Args>, CliError> {
     Ok(Some(a))
 }
 
-/// `K/N` with `N >= 1` and `K < N`.
+/// The most shards a grid is split into (`--shard K/N`): one process each, and the full grid
+/// has only 60 settings.
+const MAX_SHARDS: usize = 1024;
+
+/// `K/N` with `0 <= K < N <= MAX_SHARDS`.
 fn parse_shard(text: &str) -> Result<(usize, usize), CliError> {
-    let bad = || CliError::invalid("--shard", format!("'{text}': expected K/N with 0 <= K < N"));
+    let bad = || {
+        CliError::invalid(
+            "--shard",
+            format!("'{}': expected K/N with 0 <= K < N <= {MAX_SHARDS}", text.escape_debug()),
+        )
+    };
     let (k, n) = text.split_once('/').ok_or_else(bad)?;
     match (k.parse::<usize>(), n.parse::<usize>()) {
-        (Ok(k), Ok(n)) if k < n => Ok((k, n)),
+        (Ok(k), Ok(n)) if k < n && n <= MAX_SHARDS => Ok((k, n)),
         _ => Err(bad()),
     }
 }
@@ -222,11 +233,11 @@ fn main() {
         (grid(&[0.0, 0.9], &[0.99, 0.999, 0.9999], &[-5.0, -4.0, -3.0, -2.0, -1.0]), 10, None)
     };
     let epochs = args.epochs.unwrap_or(default_epochs);
+    exit_on_error(cli::check_out_dir("--out", &args.out));
     let mut splits = exit_on_error(data::load(&data::MNIST, args.data.as_deref(), true));
     if let Some(n) = args.train_subset.or(default_subset) {
         splits.train = splits.train.take(n);
     }
-    exit_on_error(std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display())));
     let runs_path = runs_file(&args.out, args.shard);
     let mut done = if args.resume { finished(&args.out) } else { vec![] };
     done.retain(|(_, e, _, _)| *e == epochs);

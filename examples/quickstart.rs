@@ -24,9 +24,10 @@ const BATCH: usize = 128;
 const USAGE: &str = "quickstart: the MNIST MLP with Adam on the bundled datasets/mnist-mini, offline
 
 Usage: cargo run --release --example quickstart -- [--epochs N] [--seed S] [--out DIR]
-  --epochs N   (default 10; the learning rate decays to zero over the run)
+  --epochs N   (default 10, at most 1000000; the learning rate decays to zero over the run)
   --seed S     initial weights, batch order and dropout (default 0)
-  --out DIR    per-epoch CSV, loss plot and checkpoint (default runs/quickstart)";
+  --out DIR    per-epoch CSV, loss plot and checkpoint (default runs/quickstart), created and
+               checked writable before the data is read";
 
 struct Args {
     epochs: usize,
@@ -43,10 +44,11 @@ fn parse_args() -> Result<Option<Args>, CliError> {
         match arg {
             Short('h') | Long("help") => return Ok(None),
             Long("epochs") => {
-                a.epochs = cli::parse_positive(&cli::value(&mut parser, "--epochs")?, "--epochs")?
+                a.epochs =
+                    cli::parse_count(&cli::value(&mut parser, "--epochs")?, "--epochs", cli::MAX_EPOCHS)?
             }
             Long("seed") => a.seed = cli::parse_seed(&cli::value(&mut parser, "--seed")?, "--seed")?,
-            Long("out") => a.out = PathBuf::from(cli::os_value(&mut parser, "--out")?),
+            Long("out") => a.out = cli::path_value(&mut parser, "--out")?,
             other => return Err(cli::unexpected(other)),
         }
     }
@@ -58,6 +60,7 @@ fn main() {
         println!("{USAGE}");
         return;
     };
+    exit_on_error(cli::check_out_dir("--out", &args.out));
     let splits = exit_on_error(data::mnist_mini());
     println!(
         "quickstart: MLP 784-1000-1000-10 with dropout, Adam (lr 1e-3, cosine decay), {} train / {} test images from {}",

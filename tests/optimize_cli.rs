@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::Command as Process;
+use std::time::{Duration, Instant};
 
 use adamant_lab::playground::{execute, parse_args, Command, OptimizeArgs, Problem, Row};
 
@@ -105,6 +106,14 @@ fn svg_is_written_with_the_path_over_contours() {
     let bad = args(&["--optimizer", "adam", "--steps", "1", "--svg", missing.to_str().unwrap()]);
     let e = execute(&bad, &mut Vec::new()).unwrap_err().to_string();
     assert!(e.starts_with(&format!("--svg: cannot write '{}': ", missing.display())), "{e}");
+
+    // Refused before the run, not after the longest one (a million steps, about 3 s).
+    let under_a_file = path.join("x.svg");
+    let long = args(&["--optimizer", "adam", "--steps", "1000000", "--svg", under_a_file.to_str().unwrap()]);
+    let (started, mut csv) = (Instant::now(), Vec::new());
+    let e = execute(&long, &mut csv).unwrap_err().to_string();
+    assert!(e.starts_with(&format!("--svg: cannot write '{}': ", under_a_file.display())), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(1) && csv.is_empty(), "{:?}", started.elapsed());
 }
 
 #[test]
@@ -137,11 +146,22 @@ fn bad_arguments_give_one_line_errors() {
         (&["--optimizer", "adam", "--eps"], "--eps: missing value".into()),
         (&["--optimizer", "adam", "--foo"], "unknown argument '--foo'".into()),
         (&["--optimizer", "adam", "extra"], "unknown argument 'extra'".into()),
-        (&["--optimizer", "adam", "--steps", "0"], "--steps: expected a whole number >= 1, got '0'".into()),
-        (&["--optimizer", "adam", "--steps=-5"], "--steps: expected a whole number >= 1, got '-5'".into()),
+        (
+            &["--optimizer", "adam", "--steps", "0"],
+            "--steps: expected a whole number from 1 to 1000000, got '0'".into(),
+        ),
+        (
+            &["--optimizer", "adam", "--steps=-5"],
+            "--steps: expected a whole number from 1 to 1000000, got '-5'".into(),
+        ),
         (
             &["--optimizer", "adam", "--steps", "ten"],
-            "--steps: expected a whole number >= 1, got 'ten'".into(),
+            "--steps: expected a whole number from 1 to 1000000, got 'ten'".into(),
+        ),
+        // Before the bound, `steps + 1` wrapped to 0 and the run went on until memory ran out.
+        (
+            &["--optimizer", "adam", "--steps", "18446744073709551615"],
+            "--steps: expected a whole number from 1 to 1000000, got '18446744073709551615'".into(),
         ),
         (&["--optimizer", "adam", "--momentum", "0.9"], "--momentum is not an option of adam".into()),
         (&["--optimizer", "rmsprop", "--nesterov"], "--nesterov is not an option of rmsprop".into()),
@@ -162,7 +182,11 @@ fn bad_arguments_give_one_line_errors() {
             &["--optimizer", "adam", "--problem", "beale"],
             "--problem: unknown problem 'beale' (expected one of: rosenbrock, quadratic)".into(),
         ),
-        (&["--optimizer", "adam", "--svg="], "--svg: expected a file name".into()),
+        (&["--optimizer", "adam", "--svg="], "--svg: expected a path, got ''".into()),
+        (
+            &["--optimizer", "adam", "--svg", "a\nb.svg"],
+            "--svg: the path 'a\\nb.svg' contains a control character".into(),
+        ),
         (&["--optimizer", "adam", "--amsgrad=1"], "--amsgrad: takes no value, got '1'".into()),
     ];
     for (line, expected) in cases {

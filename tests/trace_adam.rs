@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command as Process;
 
-use adamant_lab::trace::{format_table, parse_args, trace, Command, TraceConfig};
+use adamant_lab::trace::{format_table, parse_args, trace, Command, TraceConfig, MAX_STEPS, USAGE};
 
 /// Algorithm 1 in f64 on `f(x) = x^2 / 2`, from the same start: `(x, m, v, update)` per step.
 fn algorithm_1(c: &TraceConfig, bias_correction: bool) -> Vec<(f64, f64, f64, f64)> {
@@ -121,13 +121,21 @@ fn arguments_parse_and_errors_are_one_line() {
     assert_eq!(c, TraceConfig { lr: 0.1, betas: (0.5, 0.99), eps: 1e-6, start: -2.0, steps: 7 });
     assert_eq!(parse_args(["--help"]).unwrap(), Command::Help);
     assert_eq!(parse_args(["-h"]).unwrap(), Command::Help);
+    assert_eq!(run(&["--steps", &MAX_STEPS.to_string()]).steps, MAX_STEPS);
+    assert!(USAGE.contains(&format!("1 to {MAX_STEPS} ")), "{USAGE}");
 
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--beta2", "1"], "--beta2: expected a number in [0, 1), got '1'"),
         (&["--beta1", "-0.1"], "--beta1: expected a number in [0, 1), got '-0.1'"),
         (&["--lr", "-1"], "--lr: expected a number >= 0, got '-1'"),
         (&["--lr", "abc"], "--lr: invalid number 'abc'"),
-        (&["--steps", "0"], "--steps: expected a whole number >= 1, got '0'"),
+        (&["--steps", "0"], "--steps: expected a whole number from 1 to 1000000, got '0'"),
+        // Before the bound, this panicked with "capacity overflow" (exit 101).
+        (
+            &["--steps", "18446744073709551615"],
+            "--steps: expected a whole number from 1 to 1000000, got '18446744073709551615'",
+        ),
+        (&["--steps", "1000001"], "--steps: expected a whole number from 1 to 1000000, got '1000001'"),
         (&["--start", "nan"], "--start: expected a finite number, got 'nan'"),
         (&["--eps"], "--eps: missing value"),
         (&["--optimizer", "sgd"], "unknown argument '--optimizer'"),

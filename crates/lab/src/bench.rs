@@ -41,6 +41,12 @@ pub const BATCH: usize = 128;
 /// Untimed steps before the timed ones (page faults, thread pool start-up, Adam's state).
 pub const DEFAULT_WARMUP: usize = 3;
 
+/// The most timed steps (`--steps`) and the most warm-up steps (`--warmup`) of a net. A
+/// median is steady after a few hundred steps; a million logistic-regression steps already
+/// take minutes, the CNN's days. Each step keeps 36 bytes of timings and loss, so the bound
+/// also caps that memory at 36 MB, and `warmup + steps` cannot overflow.
+pub const MAX_STEPS: usize = 1_000_000;
+
 /// One of the benchmarked networks (the reference script's `NETS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Net {
@@ -385,10 +391,10 @@ batch 128, synthetic data, as PyTorch's torch_paper_nets.py does (bench/compare_
 Usage: cargo run --release --example bench -- [options]
 
   --nets A,B,...   nets to time, in order (default: logreg,mlp,mlp_nodrop,cnn,vae)
-  --threads N      rayon threads, >= 1 (default: rayon's choice, RAYON_NUM_THREADS or all cores)
-  --steps N        timed steps per net, >= 1 (default per net: logreg 300, mlp 60,
+  --threads N      rayon threads, 1 to 1024 (default: rayon's choice, RAYON_NUM_THREADS or all cores)
+  --steps N        timed steps per net, 1 to 1000000 (default per net: logreg 300, mlp 60,
                    mlp_nodrop 60, cnn 12, vae 150)
-  --warmup W       untimed steps before them, >= 0 (default 3)
+  --warmup W       untimed steps before them, 0 to 1000000 (default 3)
   --json           print one JSON line per net and nothing else on stdout
   -h, --help       this text
 
@@ -444,19 +450,16 @@ where
                 out.nets = list.split(',').map(|n| n.trim().parse()).collect::<Result<_, _>>()?;
             }
             Long("threads") => {
-                out.threads = Some(cli::parse_positive(&cli::value(&mut parser, "--threads")?, "--threads")?)
+                let value = cli::value(&mut parser, "--threads")?;
+                out.threads = Some(cli::parse_count(&value, "--threads", cli::MAX_THREADS)?)
             }
             Long("steps") => {
-                out.steps = Some(cli::parse_positive(&cli::value(&mut parser, "--steps")?, "--steps")?)
+                out.steps =
+                    Some(cli::parse_count(&cli::value(&mut parser, "--steps")?, "--steps", MAX_STEPS)?)
             }
             Long("warmup") => {
-                let value = cli::value(&mut parser, "--warmup")?;
-                out.warmup = value.parse().map_err(|_| {
-                    CliError::invalid(
-                        "--warmup",
-                        format!("expected a whole number >= 0, got '{}'", value.escape_debug()),
-                    )
-                })?;
+                out.warmup =
+                    cli::parse_whole(&cli::value(&mut parser, "--warmup")?, "--warmup", 0, MAX_STEPS)?
             }
             Long("json") => out.json = true,
             other => return Err(cli::unexpected(other)),
@@ -500,9 +503,26 @@ mod tests {
             err(&["--nets", ""]),
             "--nets: unknown net '' (expected one of: logreg, mlp, mlp_nodrop, cnn, vae)"
         );
-        assert_eq!(err(&["--threads", "0"]), "--threads: expected a whole number >= 1, got '0'");
+        assert_eq!(err(&["--threads", "0"]), "--threads: expected a whole number from 1 to 1024, got '0'");
+        assert_eq!(
+            err(&["--threads", "1025"]),
+            "--threads: expected a whole number from 1 to 1024, got '1025'"
+        );
         assert_eq!(err(&["--steps"]), "--steps: missing value");
-        assert_eq!(err(&["--warmup", "-1"]), "--warmup: expected a whole number >= 0, got '-1'");
+        // Near 2^64, `warmup + steps` wrapped to a few steps and the table was all NaN.
+        assert_eq!(
+            err(&["--steps", "18446744073709551615"]),
+            "--steps: expected a whole number from 1 to 1000000, got '18446744073709551615'"
+        );
+        assert_eq!(err(&["--warmup", "-1"]), "--warmup: expected a whole number from 0 to 1000000, got '-1'");
+        assert_eq!(
+            err(&["--warmup", "1000001"]),
+            "--warmup: expected a whole number from 0 to 1000000, got '1000001'"
+        );
+        assert!(
+            USAGE.contains(&format!("1 to {MAX_STEPS} ")) && USAGE.contains(&format!("0 to {MAX_STEPS} "))
+        );
+        assert!(USAGE.contains(&format!("1 to {} ", cli::MAX_THREADS)));
         assert_eq!(err(&["--json=yes"]), "--json: takes no value, got 'yes'");
         assert_eq!(err(&["--fast"]), "unknown argument '--fast'");
     }

@@ -14,7 +14,7 @@
 //!     let (mut optimizer, mut epochs) = (OptimizerArgs::default(), 10);
 //!     while let Some(arg) = parser.next()? {
 //!         match arg {
-//!             Long("epochs") => epochs = cli::parse_positive(&cli::value(&mut parser, "--epochs")?, "--epochs")?,
+//!             Long("epochs") => epochs = cli::parse_count(&cli::value(&mut parser, "--epochs")?, "--epochs", cli::MAX_EPOCHS)?,
 //!             Long(name) => {
 //!                 // `name` borrows the parser, which the flag's value is read from next.
 //!                 let name = name.to_owned();
@@ -34,14 +34,21 @@
 //! assert!(optimizer.build().is_ok());
 //! let err = parse(&["--optimizer", "adam", "--lr", "abc"]).unwrap_err();
 //! assert_eq!(err.to_string(), "--lr: invalid number 'abc'");
+//! let err = parse(&["--epochs", "18446744073709551615"]).unwrap_err();
+//! assert_eq!(err.to_string(), "--epochs: expected a whole number from 1 to 1000000, got '18446744073709551615'");
 //! ```
 //!
 //! Errors are [`CliError`]s whose message is one line naming the argument and the problem;
 //! [`exit_on_error`] prints it as `error: <message>` and exits with status 2, with no panic
-//! and no backtrace.
+//! and no backtrace. Every count has an upper bound ([`parse_count`] and the `MAX_` constants),
+//! paths are refused when empty or holding control characters ([`path_value`]), and output
+//! directories are checked writable before any data is read ([`check_out_dir`]).
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::{self, Display};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
@@ -189,6 +196,64 @@ pub fn parse_mirror(value: &OsStr, flag: &str) -> Result<Mirror, CliError> {
     Mirror::parse(value).map_err(|why| CliError::invalid(flag, why))
 }
 
+/// The value of `flag` as a path; refused when empty (`--out ''` would write into the
+/// current directory, as `Path::new("").join(name)` is `name`) or when it holds a control
+/// character (a newline, a tab, an escape), which would split or garble every message that
+/// names the path.
+pub fn path_value(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, CliError> {
+    check_path(os_value(parser, flag)?, flag)
+}
+
+/// `value` as a path, checked as [`path_value`] checks it.
+pub fn check_path(value: OsString, flag: &str) -> Result<PathBuf, CliError> {
+    if value.is_empty() {
+        return Err(CliError::invalid(flag, "expected a path, got ''"));
+    }
+    // Non-UTF-8 bytes become U+FFFD here, which is not a control character: such names pass.
+    let text = value.to_string_lossy();
+    if text.chars().any(char::is_control) {
+        return Err(CliError::invalid(
+            flag,
+            format!("the path {} contains a control character", quoted(&text)),
+        ));
+    }
+    Ok(PathBuf::from(value))
+}
+
+/// A path in single quotes with control characters escaped, for one-line messages.
+pub fn quote_path(path: &Path) -> String {
+    quoted(&path.to_string_lossy())
+}
+
+/// Creates the output directory `dir` of `flag` if needed and checks that a file can be
+/// created in it, so that an unwritable `--out` is refused before minutes go into loading
+/// and preprocessing data, not when the first result is written.
+pub fn check_out_dir(flag: &str, dir: &Path) -> Result<(), CliError> {
+    let cannot = |e: io::Error| CliError::invalid(flag, format!("cannot write to {}: {e}", quote_path(dir)));
+    fs::create_dir_all(dir).map_err(cannot)?;
+    probe_writable(dir).map_err(cannot)
+}
+
+/// Checks that the file `path` of `flag` can be written later: its directory exists and a file
+/// can be created there, and `path` is not a directory. The directory is not created.
+pub fn check_out_file(flag: &str, path: &Path) -> Result<(), CliError> {
+    let cannot = |e: io::Error| CliError::invalid(flag, format!("cannot write {}: {e}", quote_path(path)));
+    if path.is_dir() {
+        return Err(cannot(io::Error::new(io::ErrorKind::IsADirectory, "is a directory")));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    probe_writable(dir).map_err(cannot)
+}
+
+/// Creates and removes a file in `dir`: the only sure test of writability (permission bits
+/// say nothing about read-only mounts, ACLs or a root user).
+fn probe_writable(dir: &Path) -> io::Result<()> {
+    // Hidden and named after this process, so it clashes with no file of the user's.
+    let probe = dir.join(format!(".adamant-write-check-{}", std::process::id()));
+    fs::OpenOptions::new().write(true).create(true).truncate(true).open(&probe)?;
+    fs::remove_file(&probe)
+}
+
 /// Parses a finite `f32`; NaN and infinities are refused, as no hyperparameter takes them.
 pub fn parse_f32(value: &str, flag: &str) -> Result<f32, CliError> {
     let x = f32::from_str(value)
@@ -210,11 +275,43 @@ pub fn parse_pair(value: &str, flag: &str, example: &str) -> Result<(f32, f32), 
     Ok((a, b))
 }
 
-/// Parses a whole number of at least 1 (steps, epochs, batch sizes).
-pub fn parse_positive(value: &str, flag: &str) -> Result<usize, CliError> {
+/// The most epochs an example trains for (`--epochs`). A million epochs of even the
+/// smallest dataset is years of compute; a bound keeps `epochs x steps per epoch` far from
+/// overflowing (at most [`MAX_EPOCHS`] x [`MAX_EXAMPLES`] = 10^14 steps).
+pub const MAX_EPOCHS: usize = 1_000_000;
+
+/// The largest minibatch (`--batch-size`): 2^24 examples, above any dataset the examples read
+/// (60,000 at most), so that a typo such as `--batch-size 1280000000000` is refused instead of
+/// meaning "the whole dataset".
+pub const MAX_BATCH_SIZE: usize = 1 << 24;
+
+/// The most examples of a subset (`--train-subset`, `--test-subset`), and the most steps of an
+/// epoch (`--steps-per-epoch`: a step takes at least one example): 10^8, over a thousand times
+/// the largest dataset the examples read.
+pub const MAX_EXAMPLES: usize = 100_000_000;
+
+// The step count of the longest run, epochs x steps per epoch, stays far inside a `u64`.
+const _: () = assert!((MAX_EPOCHS as u128) * (MAX_EXAMPLES as u128) < (u64::MAX / 1000) as u128);
+
+/// The most threads a thread-count flag accepts (`--threads`): each is an OS thread with its
+/// own stack, and more than the largest machines' core counts only adds switching.
+pub const MAX_THREADS: usize = 1024;
+
+/// Parses a whole number from 1 to `max` (steps, epochs, batch sizes, thread counts): every
+/// count has a bound, so a huge value is refused here rather than overflowing or exhausting
+/// memory later.
+pub fn parse_count(value: &str, flag: &str, max: usize) -> Result<usize, CliError> {
+    parse_whole(value, flag, 1, max)
+}
+
+/// Parses a whole number from `min` to `max`; the error names the range and the value.
+pub fn parse_whole(value: &str, flag: &str, min: usize, max: usize) -> Result<usize, CliError> {
     match value.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(CliError::invalid(flag, format!("expected a whole number >= 1, got {}", quoted(value)))),
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(CliError::invalid(
+            flag,
+            format!("expected a whole number from {min} to {max}, got {}", quoted(value)),
+        )),
     }
 }
 
@@ -304,12 +401,13 @@ pub fn describe_options(o: &OptimizerOptions) -> Vec<String> {
 }
 
 /// The value of `r`, or: print `error: <message>` to stderr and exit with status 2 (the
-/// usual status for a usage error), without a panic or a backtrace.
+/// usual status for a usage error), without a panic or a backtrace. The message is printed
+/// through [`one_line`], so it is one line whatever text it quotes.
 pub fn exit_on_error<T>(r: Result<T, impl Display>) -> T {
     match r {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", one_line(&e.to_string()));
             std::process::exit(2)
         }
     }
@@ -343,7 +441,7 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 /// Prints a run's interruption (where its state is saved) as one line on stderr and exits
 /// with status [`EXIT_INTERRUPTED`].
 pub fn exit_interrupted(e: &TrainError) -> ! {
-    eprintln!("{e}");
+    eprintln!("{}", one_line(&e.to_string()));
     std::process::exit(EXIT_INTERRUPTED)
 }
 
@@ -354,6 +452,13 @@ pub fn exit_on_train_error<T>(r: Result<T, TrainError>) -> T {
         Err(e @ TrainError::Interrupted { .. }) => exit_interrupted(&e),
         r => exit_on_error(r),
     }
+}
+
+/// `text` with every control character escaped as Rust writes it (`\n`, `\t`, `\u{1b}`):
+/// messages quote user input, file names and other libraries' errors, and a newline or a
+/// terminal escape in any of them must not break the one-line error.
+pub fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
 }
 
 #[cfg(test)]
@@ -508,11 +613,65 @@ mod tests {
     #[test]
     fn number_helpers() {
         assert_eq!(parse_f32("1e-3", "--lr").unwrap(), 1e-3);
-        assert_eq!(parse_positive("100", "--steps").unwrap(), 100);
-        for bad in ["0", "-3", "1.5", "x", ""] {
-            let e = parse_positive(bad, "--steps").unwrap_err().to_string();
-            assert_eq!(e, format!("--steps: expected a whole number >= 1, got '{bad}'"));
+        assert_eq!(parse_count("100", "--steps", 1000).unwrap(), 100);
+        assert_eq!(parse_count("1000", "--steps", 1000).unwrap(), 1000);
+        assert_eq!(parse_whole("0", "--warmup", 0, 10).unwrap(), 0);
+        for bad in ["0", "-3", "1.5", "x", "", "1001", "18446744073709551615", "18446744073709551616"] {
+            let e = parse_count(bad, "--steps", 1000).unwrap_err().to_string();
+            assert_eq!(e, format!("--steps: expected a whole number from 1 to 1000, got '{bad}'"));
         }
+        let e = parse_whole("11", "--warmup", 0, 10).unwrap_err().to_string();
+        assert_eq!(e, "--warmup: expected a whole number from 0 to 10, got '11'");
+        let e = parse_count("1\n2", "--epochs", MAX_EPOCHS).unwrap_err().to_string();
+        assert_eq!(e, "--epochs: expected a whole number from 1 to 1000000, got '1\\n2'");
+    }
+
+    #[test]
+    fn paths_must_be_non_empty_and_free_of_control_characters() {
+        assert_eq!(check_path("runs/a b".into(), "--out").unwrap(), PathBuf::from("runs/a b"));
+        assert_eq!(check_path("données/ü".into(), "--data").unwrap(), PathBuf::from("données/ü"));
+        let error = |v: &str| check_path(v.into(), "--out").unwrap_err().to_string();
+        assert_eq!(error(""), "--out: expected a path, got ''");
+        assert_eq!(error("runs\nx"), "--out: the path 'runs\\nx' contains a control character");
+        assert_eq!(error("a\tb"), "--out: the path 'a\\tb' contains a control character");
+        assert_eq!(error("\u{1b}[31mred"), "--out: the path '\\u{1b}[31mred' contains a control character");
+        let mut parser = lexopt::Parser::from_args(["--out="]);
+        parser.next().unwrap();
+        assert_eq!(
+            path_value(&mut parser, "--out").unwrap_err().to_string(),
+            "--out: expected a path, got ''"
+        );
+    }
+
+    #[test]
+    fn output_directories_are_created_and_probed_and_unwritable_ones_refused() {
+        let scratch = std::env::temp_dir().join(format!("adamant-cli-out-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&scratch);
+        let dir = scratch.join("a/b");
+        check_out_dir("--out", &dir).unwrap();
+        assert!(dir.is_dir());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "the probe file was left behind");
+        // A directory below a regular file cannot exist, even for root.
+        let file = scratch.join("file");
+        fs::write(&file, b"x").unwrap();
+        let under_file = file.join("out");
+        let e = check_out_dir("--out", &under_file).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("--out: cannot write to '{}': ", under_file.display())), "{e}");
+        assert!(!e.contains('\n'));
+        // A file: its directory must exist already; a directory is not a file.
+        check_out_file("--svg", &scratch.join("plot.svg")).unwrap();
+        let e = check_out_file("--svg", &scratch.join("missing/plot.svg")).unwrap_err().to_string();
+        assert!(e.starts_with("--svg: cannot write '") && e.contains("missing/plot.svg"), "{e}");
+        assert!(!scratch.join("missing").exists());
+        let e = check_out_file("--svg", &dir).unwrap_err().to_string();
+        assert!(e.ends_with("is a directory"), "{e}");
+        fs::remove_dir_all(&scratch).unwrap();
+    }
+
+    #[test]
+    fn one_line_escapes_control_characters_only() {
+        assert_eq!(one_line("a\nb\tc\u{1b}d"), "a\\nb\\tc\\u{1b}d");
+        assert_eq!(one_line("'quoted' C:\\path é"), "'quoted' C:\\path é");
     }
 
     #[test]

@@ -150,7 +150,10 @@ impl std::str::FromStr for Preprocess {
             "zca" => Ok(Preprocess::Zca(1e-2)),
             _ => match s.strip_prefix("zca:").map(str::parse::<f32>) {
                 Some(Ok(eps)) if eps.is_finite() && eps > 0.0 => Ok(Preprocess::Zca(eps)),
-                _ => Err(format!("'{s}': expected none, standardize, zca or zca:EPS with EPS > 0")),
+                _ => Err(format!(
+                    "'{}': expected none, standardize, zca or zca:EPS with EPS > 0",
+                    s.escape_debug()
+                )),
             },
         }
     }
@@ -274,18 +277,19 @@ where
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Long("epochs") => {
-                a.epochs = Some(cli::parse_positive(&cli::value(&mut parser, "--epochs")?, "--epochs")?)
+                let v = cli::value(&mut parser, "--epochs")?;
+                a.epochs = Some(cli::parse_count(&v, "--epochs", cli::MAX_EPOCHS)?)
             }
             Long("batch-size") => {
-                a.batch_size =
-                    Some(cli::parse_positive(&cli::value(&mut parser, "--batch-size")?, "--batch-size")?)
+                let v = cli::value(&mut parser, "--batch-size")?;
+                a.batch_size = Some(cli::parse_count(&v, "--batch-size", cli::MAX_BATCH_SIZE)?)
             }
             Long("seed") => a.seed = cli::parse_seed(&cli::value(&mut parser, "--seed")?, "--seed")?,
-            Long("data") => a.data = Some(PathBuf::from(cli::os_value(&mut parser, "--data")?)),
+            Long("data") => a.data = Some(cli::path_value(&mut parser, "--data")?),
             Long("mirror") => {
                 a.mirror = Some(cli::parse_mirror(&cli::os_value(&mut parser, "--mirror")?, "--mirror")?)
             }
-            Long("out") => a.out = Some(PathBuf::from(cli::os_value(&mut parser, "--out")?)),
+            Long("out") => a.out = Some(cli::path_value(&mut parser, "--out")?),
             Long("json") => a.json = true,
             Long("resume") => a.resume = true,
             Long("resume-override") => {
@@ -304,18 +308,16 @@ where
                 a.preprocess = Some(v.parse().map_err(|e: String| CliError::invalid("--preprocess", e))?);
             }
             Long("train-subset") => {
-                a.train_subset =
-                    Some(cli::parse_positive(&cli::value(&mut parser, "--train-subset")?, "--train-subset")?)
+                let v = cli::value(&mut parser, "--train-subset")?;
+                a.train_subset = Some(cli::parse_count(&v, "--train-subset", cli::MAX_EXAMPLES)?)
             }
             Long("test-subset") => {
-                a.test_subset =
-                    Some(cli::parse_positive(&cli::value(&mut parser, "--test-subset")?, "--test-subset")?)
+                let v = cli::value(&mut parser, "--test-subset")?;
+                a.test_subset = Some(cli::parse_count(&v, "--test-subset", cli::MAX_EXAMPLES)?)
             }
             Long("steps-per-epoch") => {
-                a.steps_per_epoch = Some(cli::parse_positive(
-                    &cli::value(&mut parser, "--steps-per-epoch")?,
-                    "--steps-per-epoch",
-                )?)
+                let v = cli::value(&mut parser, "--steps-per-epoch")?;
+                a.steps_per_epoch = Some(cli::parse_count(&v, "--steps-per-epoch", cli::MAX_EXAMPLES)?)
             }
             Long(name) => {
                 let name = name.to_owned();
@@ -328,7 +330,7 @@ where
     }
     if let Some(dir) = &a.data {
         if !dir.is_dir() {
-            return Err(CliError::invalid("--data", format!("'{}' is not a directory", dir.display())));
+            return Err(CliError::invalid("--data", format!("{} is not a directory", cli::quote_path(dir))));
         }
     }
     if a.compare && a.optimizer.name.is_some() {
@@ -342,19 +344,22 @@ impl Experiment {
     pub fn usage(&self) -> String {
         format!(
             "{name}: {about}\n\nUsage: cargo run --release --example {name} -- [options]\n\n\
-             Run options:\n  --epochs N            (default {epochs})\n  --batch-size B        (default {batch})\n  \
+             Run options:\n  --epochs N            (default {epochs}; at most {max_epochs})\n  \
+             --batch-size B        (default {batch}; at most {max_batch})\n  \
              --seed S              (default 0)\n  --data DIR            directory holding the {dataset} files \
              (default: $ADAMANT_DATA/{dataset}, ./datasets/{dataset}, /usr/share/datasets/{dataset}, else download)\n  \
              {mirror_usage}\n  \
-             --out DIR             logs, checkpoints, plots (default runs/{name})\n  \
+             --out DIR             logs, checkpoints, plots (default runs/{name}); created and checked writable first\n  \
              --json                print exactly one final JSON line of metrics\n  \
              --resume              continue from the checkpoint in --out, refused if a flag that defines the run differs\n  \
              --resume-override     continue from it even so, with this command line's values\n  \
              --compare             run {compare} with one seed; writes OUT/{name}.csv and OUT/{name}.svg\n  \
              --schedule SPEC       constant | inverse-sqrt | step:N[,G] | exp:G | warmup:N[,S] | cosine:T[,ETA] | warmup-cosine:W,T[,ETA]\n  \
              --preprocess P        none | standardize | zca[:EPS] (default {preprocess}), fitted on the training set\n  \
-             --train-subset N      train on the first N examples\n  --test-subset N       evaluate on the first N test examples\n  \
-             --steps-per-epoch N   stop each epoch after N steps\n  --no-progress         no progress bar\n\n\
+             --train-subset N      train on the first N examples (at most {max_examples})\n  \
+             --test-subset N       evaluate on the first N test examples (at most {max_examples})\n  \
+             --steps-per-epoch N   stop each epoch after N steps (at most {max_examples})\n  \
+             --no-progress         no progress bar\n\n\
              Defaults of this experiment (command-line options override them):\n{defaults}\n\n{optimizer_usage}",
             name = self.name,
             about = self.about,
@@ -366,7 +371,15 @@ impl Experiment {
             preprocess = self.preprocess,
             optimizer_usage = cli::optimizer_usage(),
             mirror_usage = cli::MIRROR_USAGE,
+            max_epochs = cli::MAX_EPOCHS,
+            max_batch = cli::MAX_BATCH_SIZE,
+            max_examples = cli::MAX_EXAMPLES,
         )
+    }
+
+    /// Where the run writes: `--out`, or `runs/<experiment>`.
+    pub fn out_dir(&self, args: &ExperimentArgs) -> PathBuf {
+        args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(self.name))
     }
 
     /// Loads the experiment's data (subsets and preprocessing applied).
@@ -571,6 +584,7 @@ pub fn run_main(experiment: &Experiment) {
         Command::Run(a) => *a,
     };
     cli::exit_on_error(experiment.check_options(&args));
+    cli::exit_on_error(cli::check_out_dir("--out", &experiment.out_dir(&args)));
     let data = cli::exit_on_error(experiment.load_data(&args));
     if !args.json {
         println!(

@@ -136,6 +136,11 @@ impl Problem {
     }
 }
 
+/// The most updates a run takes (`--steps`). Every iterate is kept (24 bytes) for the plot, and
+/// printed as a CSV line: a million of them is 24 MB and a CSV of some 40 MB, more than a
+/// path on a 2-d loss needs; the bound also keeps `steps + 1` from overflowing.
+pub const MAX_STEPS: usize = 1_000_000;
+
 /// One iterate of a run: the parameters after `step` updates and the loss there.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Row {
@@ -413,8 +418,8 @@ Problem:
   --problem NAME     rosenbrock: (1-x)^2 + 100(y-x^2)^2, minimum (1,1), start -1.5,2.0 (default)
                      quadratic:  0.5(x^2 + 100y^2), condition number 100, minimum (0,0), start -2,1
   --start X,Y        start point (default: the problem's)
-  --steps N          number of updates, >= 1 (default 100); prints N+1 rows, row 0 the start
-  --svg FILE         also draw the path over the loss's contours to FILE
+  --steps N          number of updates, 1 to 1000000 (default 100); prints N+1 rows, row 0 the start
+  --svg FILE         also draw the path over the loss's contours to FILE (its directory must exist)
   -h, --help         this text
 ";
 
@@ -461,14 +466,10 @@ where
                 let (x, y) = cli::parse_pair(&cli::value(&mut parser, "--start")?, "--start", "-1.5,2.0")?;
                 start = Some([x, y]);
             }
-            Long("steps") => steps = cli::parse_positive(&cli::value(&mut parser, "--steps")?, "--steps")?,
-            Long("svg") => {
-                let path = cli::os_value(&mut parser, "--svg")?;
-                if path.is_empty() {
-                    return Err(CliError::invalid("--svg", "expected a file name"));
-                }
-                svg = Some(PathBuf::from(path));
+            Long("steps") => {
+                steps = cli::parse_count(&cli::value(&mut parser, "--steps")?, "--steps", MAX_STEPS)?
             }
+            Long("svg") => svg = Some(cli::path_value(&mut parser, "--svg")?),
             Long(name) => {
                 // `name` borrows the parser, which the flag's value is read from next.
                 let name = name.to_owned();
@@ -520,9 +521,13 @@ impl fmt::Display for ExecuteError {
 impl std::error::Error for ExecuteError {}
 
 /// Runs `args`: writes the SVG if asked (atomically, so a failed run leaves no half file),
-/// then the CSV to `out`. Returns the rows.
+/// then the CSV to `out`. Returns the rows. An SVG file that cannot be written is refused
+/// before the run, not after it.
 pub fn execute(args: &OptimizeArgs, out: &mut dyn Write) -> Result<Vec<Row>, ExecuteError> {
     let mut optimizer = args.optimizer.build().map_err(ExecuteError::Args)?;
+    if let Some(path) = &args.svg {
+        cli::check_out_file("--svg", path).map_err(ExecuteError::Args)?;
+    }
     let rows = run(args.problem, args.start, args.steps, optimizer.as_mut());
     if let Some(path) = &args.svg {
         let svg_error = |reason: String| ExecuteError::Svg { path: path.clone(), reason };

@@ -27,6 +27,12 @@ use adamant::tensor::Tensor;
 
 use crate::cli::{self, CliError};
 
+/// The most steps a trace takes (`--steps`). The whole table is built before it is printed,
+/// at 200 to 330 bytes a step (two 28-byte step records, a 64-byte row and its 120-character
+/// line, plus the slack of growing buffers; 30 million steps took 9.8 GB): a million steps
+/// peak at about 200 MB and take 3 s, and a million lines is far more than anyone reads.
+pub const MAX_STEPS: usize = 1_000_000;
+
 /// Settings of a trace: Adam's hyperparameters, the start point and the number of steps.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TraceConfig {
@@ -39,7 +45,7 @@ pub struct TraceConfig {
     pub eps: f32,
     /// Where `x` starts (default `1.0`, so the first gradient is 1).
     pub start: f32,
-    /// Number of steps (default 15).
+    /// Number of steps (default 15, at most [`MAX_STEPS`]).
     pub steps: usize,
 }
 
@@ -191,7 +197,7 @@ Options:
   --beta2 F     second-moment decay rate, in [0, 1) (default 0.999)
   --eps F       epsilon, >= 0 (default 1e-8)
   --start X     starting point (default 1)
-  --steps N     number of steps, >= 1 (default 15)
+  --steps N     number of steps, 1 to 1000000 (default 15)
   -h, --help    this text
 ";
 
@@ -241,7 +247,7 @@ where
             Long("eps") => config.eps = parse_non_negative(&cli::value(&mut parser, "--eps")?, "--eps")?,
             Long("start") => config.start = cli::parse_f32(&cli::value(&mut parser, "--start")?, "--start")?,
             Long("steps") => {
-                config.steps = cli::parse_positive(&cli::value(&mut parser, "--steps")?, "--steps")?
+                config.steps = cli::parse_count(&cli::value(&mut parser, "--steps")?, "--steps", MAX_STEPS)?
             }
             other => return Err(cli::unexpected(other)),
         }
