@@ -8,7 +8,7 @@
 //! Each line is one step t: the gradient g, the moments m and v as the real optimizer
 //! (`adamant::optim::Adam`) stores them, the corrected m_hat and v_hat, and how far the
 //! parameter moved. The tracing lives in `adamant_lab::trace`, where the tests call it; the tour's
-//! chapter on bias correction (`docs/tour/06-bias-correction.md`) reads this output.
+//! chapter on bias correction (`docs/tour/08-bias-correction.md`) reads this output.
 
 use adamant_lab::cli::exit_on_error;
 use adamant_lab::trace::{format_table, parse_args, trace, Command, USAGE};

@@ -53,18 +53,18 @@ pub struct ReadmeDoctests;
 pub mod tour_doctests {
     #[doc = include_str!("../docs/tour.md")]
     pub struct Index;
-    #[doc = include_str!("../docs/tour/01-tape.md")]
+    #[doc = include_str!("../docs/tour/02-tape.md")]
     pub struct Tape;
-    #[doc = include_str!("../docs/tour/02-backward.md")]
+    #[doc = include_str!("../docs/tour/03-backward.md")]
     pub struct Backward;
-    #[doc = include_str!("../docs/tour/03-gradcheck.md")]
+    #[doc = include_str!("../docs/tour/04-gradcheck.md")]
     pub struct Gradcheck;
-    #[doc = include_str!("../docs/tour/04-networks.md")]
+    #[doc = include_str!("../docs/tour/05-networks.md")]
     pub struct Networks;
-    #[doc = include_str!("../docs/tour/05-adam.md")]
+    #[doc = include_str!("../docs/tour/07-adam.md")]
     pub struct Adam;
-    #[doc = include_str!("../docs/tour/06-bias-correction.md")]
+    #[doc = include_str!("../docs/tour/08-bias-correction.md")]
     pub struct BiasCorrection;
-    #[doc = include_str!("../docs/tour/07-the-family.md")]
+    #[doc = include_str!("../docs/tour/09-the-family.md")]
     pub struct TheFamily;
 }

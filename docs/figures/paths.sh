@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates docs/figures/paths/*.svg, the optimizer paths shown in docs/tour/07-the-family.md,
+# Regenerates docs/figures/paths/*.svg, the optimizer paths shown in docs/tour/09-the-family.md,
 # with examples/optimize.rs. Each optimizer gets a learning rate at which its path is worth
 # looking at (not a tuned optimum); the tour says why each one looks the way it does.
 set -euo pipefail
