@@ -53,6 +53,8 @@ pub struct ReadmeDoctests;
 pub mod tour_doctests {
     #[doc = include_str!("../docs/tour.md")]
     pub struct Index;
+    #[doc = include_str!("../docs/tour/01-backprop-on-one-page.md")]
+    pub struct BackpropOnOnePage;
     #[doc = include_str!("../docs/tour/02-tape.md")]
     pub struct Tape;
     #[doc = include_str!("../docs/tour/03-backward.md")]
