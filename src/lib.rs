@@ -63,6 +63,8 @@ pub mod tour_doctests {
     pub struct Gradcheck;
     #[doc = include_str!("../docs/tour/05-networks.md")]
     pub struct Networks;
+    #[doc = include_str!("../docs/tour/06-momentum-to-adam.md")]
+    pub struct MomentumToAdam;
     #[doc = include_str!("../docs/tour/07-adam.md")]
     pub struct Adam;
     #[doc = include_str!("../docs/tour/08-bias-correction.md")]

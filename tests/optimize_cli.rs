@@ -6,7 +6,7 @@ mod common;
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
-use adamant_lab::playground::{execute, parse_args, Command, OptimizeArgs, Problem, Row};
+use adamant_lab::playground::{execute, parse_args, Command, Noise, OptimizeArgs, Problem, Row};
 
 fn args(line: &[&str]) -> OptimizeArgs {
     match parse_args(line) {
@@ -117,6 +117,33 @@ fn svg_is_written_with_the_path_over_contours() {
 }
 
 #[test]
+fn noise_is_seeded_and_zero_noise_changes_nothing() {
+    let base = ["--problem", "quadratic", "--steps", "100", "--optimizer", "sgd", "--lr", "0.01"];
+    let with = |extra: &[&str]| run(&[&base[..], extra].concat()).1;
+    let exact = with(&[]);
+    assert_eq!(with(&["--noise", "0"]), exact, "noise 0 is the exact gradient");
+    assert_eq!(with(&["--noise", "0", "--seed", "9"]), exact);
+    let noisy = with(&["--noise", "5", "--seed", "1"]);
+    assert_eq!(with(&["--noise=5", "--seed=1"]), noisy, "same seed, same path");
+    assert_ne!(with(&["--noise", "5", "--seed", "2"]), noisy);
+    assert_ne!(noisy, exact);
+    assert_eq!(noisy.lines().nth(1), exact.lines().nth(1), "row 0 is the start either way");
+
+    assert_eq!(args(&["--optimizer", "sgd"]).noise, Noise::default());
+    assert_eq!(
+        args(&["--optimizer", "sgd", "--noise", "1000", "--seed", "7"]).noise,
+        Noise { sigma: 1000.0, seed: 7 }
+    );
+
+    let dir = scratch("noise-svg");
+    let path = dir.join("noisy.svg");
+    let svg_flag = ["--svg", path.to_str().unwrap()];
+    run(&[&base[..], &["--noise", "5", "--seed", "1"], &svg_flag[..]].concat());
+    let svg = std::fs::read_to_string(&path).expect("SVG written");
+    assert!(svg.contains("sgd --lr 0.01, gradient noise sigma 5 (seed 1)"), "the title names the noise");
+}
+
+#[test]
 fn defaults_help_and_spellings() {
     let a = args(&["--optimizer", "sgd"]);
     assert_eq!((a.problem, a.start, a.steps, a.svg), (Problem::Rosenbrock, [-1.5, 2.0], 100, None));
@@ -188,6 +215,18 @@ fn bad_arguments_give_one_line_errors() {
             "--svg: the path 'a\\nb.svg' contains a control character".into(),
         ),
         (&["--optimizer", "adam", "--amsgrad=1"], "--amsgrad: takes no value, got '1'".into()),
+        (
+            &["--optimizer", "adam", "--noise", "-1"],
+            "--noise: expected a number from 0 to 1000, got '-1'".into(),
+        ),
+        (
+            &["--optimizer", "adam", "--noise", "1e4"],
+            "--noise: expected a number from 0 to 1000, got '1e4'".into(),
+        ),
+        (&["--optimizer", "adam", "--noise", "inf"], "--noise: expected a finite number, got 'inf'".into()),
+        (&["--optimizer", "adam", "--noise", "loud"], "--noise: invalid number 'loud'".into()),
+        (&["--optimizer", "adam", "--noise"], "--noise: missing value".into()),
+        (&["--optimizer", "adam", "--seed", "-3"], "--seed: expected a whole number, got '-3'".into()),
     ];
     for (line, expected) in cases {
         assert_eq!(error(line), expected, "{line:?}");
@@ -213,4 +252,5 @@ fn the_example_exits_2_with_one_line_on_stderr() {
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
     assert!(help.contains("--problem NAME") && help.contains("--initial-accumulator-value F"), "{help}");
+    assert!(help.contains("--noise SIGMA") && help.contains("--seed S"), "{help}");
 }

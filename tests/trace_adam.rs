@@ -5,7 +5,10 @@ mod common;
 
 use std::process::Command as Process;
 
-use adamant_lab::trace::{format_table, parse_args, trace, Command, TraceConfig, MAX_STEPS, USAGE};
+use adamant_lab::trace::{
+    format_table, parse_args, step_ratio, trace, write_ratio_svg, Command, TraceConfig, MAX_STEPS,
+    RATIO_BETA2S, USAGE,
+};
 
 /// Algorithm 1 in f64 on `f(x) = x^2 / 2`, from the same start: `(x, m, v, update)` per step.
 fn algorithm_1(c: &TraceConfig, bias_correction: bool) -> Vec<(f64, f64, f64, f64)> {
@@ -165,4 +168,46 @@ fn the_example_prints_the_table_and_exits_2_on_bad_arguments() {
     let out = Process::new(&bin).arg("--help").output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8(out.stdout).unwrap().contains("--beta2 F"));
+}
+
+#[test]
+fn the_ratio_figure_is_drawn_and_its_numbers_are_the_optimizers() {
+    // At t = 1 every gradient is constant so far: the formula is what the real Adam did.
+    for beta2 in RATIO_BETA2S {
+        let rows = trace(&TraceConfig { betas: (0.9, beta2), steps: 1, ..TraceConfig::default() });
+        let measured = rows[0].uncorrected.update as f64 / rows[0].corrected.update as f64;
+        assert!((measured - step_ratio((0.9, beta2), 1)).abs() < 1e-3, "beta2 {beta2}: {measured}");
+    }
+    // The numbers chapter 8 quotes for the paper's defaults.
+    let at = |t| step_ratio((0.9, 0.999), t);
+    assert!((at(1) - 3.162).abs() < 1e-3 && (at(12) - 6.57).abs() < 1e-2 && (at(1000) - 1.26).abs() < 1e-2);
+
+    let dir = common::Scratch::new("trace-ratio");
+    let path = dir.join("ratio.svg");
+    let p = path.to_str().unwrap();
+    assert_eq!(
+        parse_args(["--beta1", "0.8", "--ratio-svg", p]).unwrap(),
+        Command::Ratio { beta1: 0.8, path: path.clone() }
+    );
+    let bin = common::example_binary("trace_adam");
+    let out = Process::new(&bin).args(["--ratio-svg", p]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(summary, write_ratio_svg(0.9, &dir.join("again.svg")).unwrap());
+    assert!(summary.contains("beta2 0.999: t=1 3.162, "), "{summary}");
+    let svg = std::fs::read_to_string(&path).expect("SVG written");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    for beta2 in RATIO_BETA2S {
+        assert!(svg.contains(&format!("beta2 = {beta2}")), "legend names beta2 {beta2}");
+    }
+    assert!(svg.len() < 100_000, "a small figure: {} bytes", svg.len());
+
+    // Bad paths are refused in one line, before anything is drawn.
+    assert_eq!(parse_args(["--ratio-svg="]).unwrap_err().to_string(), "--ratio-svg: expected a path, got ''");
+    let missing = dir.join("no-such-dir").join("r.svg");
+    let out = Process::new(&bin).args(["--ratio-svg", missing.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: --ratio-svg: ") && stderr.lines().count() == 1, "{stderr}");
+    assert!(out.stdout.is_empty());
 }

@@ -2,7 +2,8 @@
 //!
 //! A [`Problem`] is a loss of one parameter of shape `[2]`, written with autodiff [`Var`] ops
 //! so its gradient comes from the same backward passes that train networks. [`run`] takes
-//! `steps` optimizer updates from a start point and records every iterate; [`write_csv`]
+//! `steps` optimizer updates from a start point and records every iterate ([`run_noisy`] adds
+//! seeded Gaussian noise to each gradient first); [`write_csv`]
 //! prints them and [`plot_svg`] draws the path over the loss's contours. [`parse_args`] and
 //! [`execute`] are the example's whole command line, here so that tests can call them.
 //!
@@ -25,6 +26,7 @@ use std::path::PathBuf;
 use adamant::autodiff::{Mode, Param, Tape, Var};
 use adamant::optim::Optimizer;
 use adamant::tensor::io::write_atomic;
+use adamant::tensor::rng::{stream, Purpose};
 use adamant::tensor::Tensor;
 use plotters::prelude::*;
 
@@ -152,9 +154,39 @@ pub struct Row {
     pub params: [f32; 2],
 }
 
+/// The largest `--noise`: 1000, six times the largest gradient coordinate at either problem's
+/// default start (155, Rosenbrock's). Noise that large already buries the gradient; a bound
+/// keeps a typo such as `--noise 1e30` from overflowing the optimizers' squared moments.
+pub const MAX_NOISE: f32 = 1000.0;
+
+/// Gaussian noise added to every gradient coordinate, to mimic a minibatch gradient: an
+/// unbiased but noisy estimate of the true one.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Noise {
+    /// Standard deviation `sigma` of the noise, from 0 (no noise: the exact gradient) to
+    /// [`MAX_NOISE`].
+    pub sigma: f32,
+    /// Seed of the noise: the draws of step `t` come from `stream(seed, Purpose::Step, t)`,
+    /// so a run is a pure function of its arguments.
+    pub seed: u64,
+}
+
 /// Takes `steps` updates of `optimizer` on `problem` from `start`; returns `steps + 1` rows,
 /// row `t` holding the parameters after `t` updates and the loss there.
 pub fn run(problem: Problem, start: [f32; 2], steps: usize, optimizer: &mut dyn Optimizer) -> Vec<Row> {
+    run_noisy(problem, start, steps, optimizer, Noise::default())
+}
+
+/// [`run`], with `noise` added to each gradient before the optimizer sees it. The loss in the
+/// rows is the true loss, without noise. With `noise.sigma == 0` nothing is drawn and the run
+/// is exactly [`run`]'s.
+pub fn run_noisy(
+    problem: Problem,
+    start: [f32; 2],
+    steps: usize,
+    optimizer: &mut dyn Optimizer,
+    noise: Noise,
+) -> Vec<Row> {
     let mut p = Param::new("xy", Tensor::from_vec(start.to_vec(), &[2]));
     let mut rows = Vec::with_capacity(steps + 1);
     for step in 0..=steps {
@@ -166,7 +198,16 @@ pub fn run(problem: Problem, start: [f32; 2], steps: usize, optimizer: &mut dyn 
         drop(tape);
         let xy = p.value().data();
         rows.push(Row { step, loss: value, params: [xy[0], xy[1]] });
-        if let Some(grads) = grads {
+        if let Some(mut grads) = grads {
+            if noise.sigma > 0.0 {
+                // One stream per step: step t's noise does not depend on how many draws
+                // earlier steps made.
+                let mut rng = stream(noise.seed, Purpose::Step, step as u64);
+                let draw = Tensor::randn(&[2], 0.0, noise.sigma, &mut rng);
+                for (_, g) in grads.iter_mut() {
+                    g.data_mut().iter_mut().zip(draw.data()).for_each(|(g, n)| *g += n);
+                }
+            }
             optimizer.step(&mut [&mut p], &grads);
         }
     }
@@ -420,6 +461,9 @@ Problem:
   --start X,Y        start point (default: the problem's)
   --steps N          number of updates, 1 to 1000000 (default 100); prints N+1 rows, row 0 the start
   --svg FILE         also draw the path over the loss's contours to FILE (its directory must exist)
+  --noise SIGMA      add Gaussian noise N(0, SIGMA^2) to each gradient coordinate, 0 to 1000
+                     (default 0: the exact gradient); the printed loss is the true loss
+  --seed S           seed of the noise, a whole number (default 0); same seed, same path
   -h, --help         this text
 ";
 
@@ -445,6 +489,20 @@ pub struct OptimizeArgs {
     pub optimizer: OptimizerArgs,
     /// `--svg FILE`.
     pub svg: Option<PathBuf>,
+    /// `--noise SIGMA` and `--seed S` (default no noise, seed 0).
+    pub noise: Noise,
+}
+
+/// Parses `--noise`: a finite number from 0 to [`MAX_NOISE`].
+fn parse_noise(value: &str) -> Result<f32, CliError> {
+    let sigma = cli::parse_f32(value, "--noise")?;
+    if !(0.0..=MAX_NOISE).contains(&sigma) {
+        return Err(CliError::invalid(
+            "--noise",
+            format!("expected a number from 0 to {MAX_NOISE}, got '{}'", value.escape_debug()),
+        ));
+    }
+    Ok(sigma)
 }
 
 /// Parses the example's arguments (without the program name). Every error, including an
@@ -458,6 +516,7 @@ where
     let mut parser = lexopt::Parser::from_args(args);
     let (mut problem, mut start, mut steps, mut svg) = (Problem::Rosenbrock, None, 100, None);
     let mut optimizer = OptimizerArgs::default();
+    let mut noise = Noise::default();
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
@@ -470,6 +529,8 @@ where
                 steps = cli::parse_count(&cli::value(&mut parser, "--steps")?, "--steps", MAX_STEPS)?
             }
             Long("svg") => svg = Some(cli::path_value(&mut parser, "--svg")?),
+            Long("noise") => noise.sigma = parse_noise(&cli::value(&mut parser, "--noise")?)?,
+            Long("seed") => noise.seed = cli::parse_seed(&cli::value(&mut parser, "--seed")?, "--seed")?,
             Long(name) => {
                 // `name` borrows the parser, which the flag's value is read from next.
                 let name = name.to_owned();
@@ -487,6 +548,7 @@ where
         steps,
         optimizer,
         svg,
+        noise,
     }))
 }
 
@@ -528,10 +590,14 @@ pub fn execute(args: &OptimizeArgs, out: &mut dyn Write) -> Result<Vec<Row>, Exe
     if let Some(path) = &args.svg {
         cli::check_out_file("--svg", path).map_err(ExecuteError::Args)?;
     }
-    let rows = run(args.problem, args.start, args.steps, optimizer.as_mut());
+    let rows = run_noisy(args.problem, args.start, args.steps, optimizer.as_mut(), args.noise);
     if let Some(path) = &args.svg {
         let svg_error = |reason: String| ExecuteError::Svg { path: path.clone(), reason };
-        let svg = plot_svg(args.problem, &rows, &args.optimizer.describe()).map_err(svg_error)?;
+        let mut title = args.optimizer.describe();
+        if args.noise.sigma > 0.0 {
+            title += &format!(", gradient noise sigma {} (seed {})", args.noise.sigma, args.noise.seed);
+        }
+        let svg = plot_svg(args.problem, &rows, &title).map_err(svg_error)?;
         write_atomic(path, svg.as_bytes()).map_err(|e| svg_error(e.to_string()))?;
     }
     write_csv(&rows, out).and_then(|()| out.flush()).map_err(ExecuteError::Output)?;
@@ -575,6 +641,53 @@ mod tests {
             let [x, y] = problem.minimum();
             assert_eq!(loss_and_grad(problem, x, y), (0.0, [0.0, 0.0]));
         }
+    }
+
+    fn adam() -> Box<dyn Optimizer> {
+        adamant::optim::build(
+            "adam",
+            &adamant::optim::OptimizerOptions { lr: Some(0.1), ..Default::default() },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn noise_is_seeded_and_zero_noise_is_the_exact_gradient() {
+        let start = Problem::Quadratic.default_start();
+        let exact = run(Problem::Quadratic, start, 50, adam().as_mut());
+        for seed in [0, 7] {
+            let silent = Noise { sigma: 0.0, seed };
+            assert_eq!(run_noisy(Problem::Quadratic, start, 50, adam().as_mut(), silent), exact);
+        }
+        let noisy =
+            |sigma, seed| run_noisy(Problem::Quadratic, start, 50, adam().as_mut(), Noise { sigma, seed });
+        assert_eq!(noisy(1.0, 3), noisy(1.0, 3), "same seed, same path");
+        assert_ne!(noisy(1.0, 3), noisy(1.0, 4), "another seed, another path");
+        assert_ne!(noisy(1.0, 3), exact);
+        // The loss in the rows is the true loss at the noisy iterate, not a noisy one.
+        for r in noisy(1.0, 3) {
+            let (x, y) = (r.params[0] as f64, r.params[1] as f64);
+            assert!(
+                (r.loss as f64 - Problem::Quadratic.value(x, y)).abs() <= 1e-5 * (r.loss as f64).max(1.0)
+            );
+        }
+    }
+
+    #[test]
+    fn noise_has_the_asked_standard_deviation() {
+        // At the bowl's minimum the exact gradient is 0, so one step of plain SGD (default lr
+        // 1e-3) from there moves by -lr * noise: each seed gives two draws.
+        let mut steps = Vec::new();
+        for seed in 0..2000 {
+            let mut sgd = adamant::optim::build("sgd", &Default::default()).unwrap();
+            let rows = run_noisy(Problem::Quadratic, [0.0, 0.0], 1, sgd.as_mut(), Noise { sigma: 2.0, seed });
+            steps.extend(rows[1].params.iter().map(|&x| -x as f64 / 1e-3));
+        }
+        let n = steps.len() as f64;
+        let mean = steps.iter().sum::<f64>() / n;
+        let sd = (steps.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+        // Standard errors with n = 4000: 0.03 for the mean, 0.02 for the standard deviation.
+        assert!(mean.abs() < 0.15 && (sd - 2.0).abs() < 0.1, "mean {mean}, sd {sd}");
     }
 
     #[test]

@@ -48,7 +48,21 @@ pub fn line_chart(
     series: &[Series],
     log_y: bool,
 ) -> Result<String, String> {
-    let valid = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!log_y || y > 0.0);
+    line_chart_axes(title, x_label, y_label, series, false, log_y)
+}
+
+/// [`line_chart`] with a choice of log-scale x too (`log_x`; points with `x <= 0` are then
+/// skipped), for quantities that change over several decades of steps.
+pub fn line_chart_axes(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+    log_y: bool,
+) -> Result<String, String> {
+    let valid =
+        |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!log_y || y > 0.0) && (!log_x || x > 0.0);
     let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied().filter(valid)).collect();
     if all.is_empty() {
         return Err("nothing to plot: no finite points".to_string());
@@ -115,10 +129,17 @@ pub fn line_chart(
                     .map_err(|e| draw(&e))?;
             }};
         }
-        if log_y {
-            finish!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(|e| draw(&e))?);
-        } else {
-            finish!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(|e| draw(&e))?);
+        match (log_x, log_y) {
+            (false, false) => finish!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(|e| draw(&e))?),
+            (false, true) => {
+                finish!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(|e| draw(&e))?)
+            }
+            (true, false) => {
+                finish!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(|e| draw(&e))?)
+            }
+            (true, true) => finish!(builder
+                .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+                .map_err(|e| draw(&e))?),
         }
         root.present().map_err(|e| draw(&e))?;
     }
@@ -154,5 +175,8 @@ mod tests {
         let svg = line_chart("t", "iterations", "training cost", &series, true).unwrap();
         assert!(svg.contains("<svg") && svg.contains("adam") && svg.contains("sgd"));
         assert!(line_chart("t", "x", "y", &[Series { label: "a".into(), points: vec![] }], false).is_err());
+        // A log x axis skips x <= 0 and still draws the rest.
+        let log = vec![Series { label: "r".into(), points: vec![(0.0, 1.0), (1.0, 2.0), (1e4, 1.0)] }];
+        assert!(line_chart_axes("t", "t", "ratio", &log, true, false).unwrap().contains("<svg"));
     }
 }

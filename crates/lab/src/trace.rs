@@ -20,12 +20,16 @@
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use adamant::autodiff::{Mode, Param, Tape};
 use adamant::optim::{Adam, AdamConfig, Optimizer};
 use adamant::tensor::Tensor;
 
+use adamant::tensor::io::write_atomic;
+
 use crate::cli::{self, CliError};
+use crate::plot::{line_chart_axes, Series};
 
 /// The most steps a trace takes (`--steps`). The whole table is built before it is printed,
 /// at 200 to 330 bytes a step (two 28-byte step records, a 64-byte row and its 120-character
@@ -184,6 +188,80 @@ pub fn format_table(config: &TraceConfig, rows: &[TraceRow]) -> String {
     s
 }
 
+/// The `beta2` values of the ratio figure (`--ratio-svg`): a short, the paper's default and
+/// the VAE study's long memory.
+pub const RATIO_BETA2S: [f32; 3] = [0.99, 0.999, 0.9999];
+
+/// The last step of the ratio figure: by `t = 10^5` even `beta2 = 0.9999` has forgotten its
+/// zero start (`beta2^t = e^-10`).
+pub const RATIO_LAST_STEP: u64 = 100_000;
+
+/// The uncorrected step over the corrected one at step `t` under a constant gradient:
+/// `(1 - beta1^t) / sqrt(1 - beta2^t)`, in `f64` like the optimizer's own coefficients.
+pub fn step_ratio(betas: (f32, f32), t: u64) -> f64 {
+    let t = t.min(i32::MAX as u64) as i32;
+    (1.0 - (betas.0 as f64).powi(t)) / (1.0 - (betas.1 as f64).powi(t)).sqrt()
+}
+
+/// The steps the figure samples: every `t` up to 100, then 100 per decade (log-spaced), up to
+/// [`RATIO_LAST_STEP`]. Enough for a smooth curve on a log axis, and a small SVG.
+fn ratio_steps() -> Vec<u64> {
+    let mut ts: Vec<u64> = (1..=100).collect();
+    for k in 201..=500 {
+        let t = 10f64.powf(k as f64 / 100.0).round() as u64;
+        if t > *ts.last().expect("not empty") {
+            ts.push(t);
+        }
+    }
+    ts
+}
+
+/// The ratio [`step_ratio`] against `t` (log axis) for each of [`RATIO_BETA2S`] with `beta1`,
+/// as SVG text.
+pub fn ratio_svg(beta1: f32) -> Result<String, String> {
+    let steps = ratio_steps();
+    let series: Vec<Series> = RATIO_BETA2S
+        .iter()
+        .map(|&beta2| Series {
+            label: format!("beta2 = {beta2}"),
+            points: steps.iter().map(|&t| (t as f64, step_ratio((beta1, beta2), t))).collect(),
+        })
+        .collect();
+    let title = format!("Uncorrected over corrected Adam step, constant gradient, beta1 = {beta1}");
+    line_chart_axes(&title, "step t", "(1 - beta1^t) / sqrt(1 - beta2^t)", &series, true, false)
+}
+
+/// One line per `beta2` of [`RATIO_BETA2S`]: the ratio at `t = 1, 10, 100, 1000, 10000` and its
+/// peak, the numbers the figure shows.
+pub fn ratio_summary(beta1: f32) -> String {
+    let mut s = format!("uncorrected / corrected step, constant gradient, beta1 {beta1}\n");
+    for beta2 in RATIO_BETA2S {
+        let at = |t| step_ratio((beta1, beta2), t);
+        let peak = (1..=RATIO_LAST_STEP).max_by(|&a, &b| at(a).total_cmp(&at(b))).expect("not empty");
+        let _ = writeln!(
+            s,
+            "beta2 {beta2}: t=1 {:.3}, t=10 {:.3}, t=100 {:.3}, t=1000 {:.3}, t=10000 {:.3}; peak {:.3} at t={peak}",
+            at(1),
+            at(10),
+            at(100),
+            at(1000),
+            at(10_000),
+            at(peak)
+        );
+    }
+    s
+}
+
+/// Draws [`ratio_svg`] to `path` (checked writable first, written atomically) and returns
+/// [`ratio_summary`]; the error is one line naming `--ratio-svg`.
+pub fn write_ratio_svg(beta1: f32, path: &Path) -> Result<String, String> {
+    cli::check_out_file("--ratio-svg", path).map_err(|e| e.to_string())?;
+    let fail = |reason: String| format!("--ratio-svg: cannot write {}: {reason}", cli::quote_path(path));
+    let svg = ratio_svg(beta1).map_err(fail)?;
+    write_atomic(path, svg.as_bytes()).map_err(|e| fail(e.to_string()))?;
+    Ok(ratio_summary(beta1))
+}
+
 /// The usage text of `examples/trace_adam.rs`.
 pub const USAGE: &str = "\
 Prints Adam's g, m, v, m_hat, v_hat and update at each step on f(x) = x^2/2, with and
@@ -198,16 +276,28 @@ Options:
   --eps F       epsilon, >= 0 (default 1e-8)
   --start X     starting point (default 1)
   --steps N     number of steps, 1 to 1000000 (default 15)
+  --ratio-svg FILE
+                instead of the table, draw the ratio of the uncorrected to the corrected step
+                under a constant gradient, (1 - beta1^t) / sqrt(1 - beta2^t), against t from 1
+                to 100000 for beta2 = 0.99, 0.999, 0.9999 and --beta1, to FILE, and print it at
+                a few t (its directory must exist)
   -h, --help    this text
 ";
 
 /// What the command line of `examples/trace_adam.rs` asked for.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     /// `--help`: print [`USAGE`].
     Help,
     /// Print a trace with these settings.
     Run(TraceConfig),
+    /// `--ratio-svg FILE`: draw [`ratio_svg`] for this `beta1` to the file.
+    Ratio {
+        /// `--beta1` (default 0.9).
+        beta1: f32,
+        /// The `--ratio-svg` file.
+        path: PathBuf,
+    },
 }
 
 /// Parses a decay rate, which must lie in `[0, 1)` for the moving averages to forget.
@@ -238,6 +328,7 @@ where
     use lexopt::Arg::{Long, Short};
     let mut parser = lexopt::Parser::from_args(args);
     let mut config = TraceConfig::default();
+    let mut ratio_svg = None;
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
@@ -249,8 +340,12 @@ where
             Long("steps") => {
                 config.steps = cli::parse_count(&cli::value(&mut parser, "--steps")?, "--steps", MAX_STEPS)?
             }
+            Long("ratio-svg") => ratio_svg = Some(cli::path_value(&mut parser, "--ratio-svg")?),
             other => return Err(cli::unexpected(other)),
         }
     }
-    Ok(Command::Run(config))
+    Ok(match ratio_svg {
+        Some(path) => Command::Ratio { beta1: config.betas.0, path },
+        None => Command::Run(config),
+    })
 }
