@@ -16,7 +16,7 @@ runs=(
   "1-sgd|100|--optimizer sgd --lr 0.019"
   "2-momentum|100|--optimizer sgd --lr 0.019 --momentum 0.9"
   "3-adagrad|100|--optimizer adagrad --lr 0.3"
-  "4-rmsprop|100|--optimizer rmsprop --lr 0.1"
+  "4-rmsprop|100|--optimizer rmsprop --lr 0.03"
   "5-adam|100|--optimizer adam --lr 0.1"
   # Signal against noise: the same gradient noise, sigma 20, for both.
   "6-noise-sgd|200|--optimizer sgd --lr 0.019 --noise 20 --seed 1"
