@@ -140,6 +140,10 @@ impl Tape {
     }
 
     /// A leaf holding data that needs no gradient (inputs, targets).
+    ///
+    /// Nothing flows back through a constant, even when it was computed from a parameter's
+    /// value: `tape.constant(table.value().gather_rows(..))` freezes the table. Use
+    /// [`Var::embedding`] to read rows of a trainable table.
     pub fn constant(&self, t: Tensor) -> Var<'_> {
         self.push_node(Node { value: t, needs_grad: false, param: None, backward: None })
     }

@@ -147,3 +147,122 @@ fn dropout_masks_are_reproducible_and_differ_between_layers() {
     let (c1, _) = masks(8);
     assert_ne!(a1, c1, "two seeds drew the same mask");
 }
+
+/// A small deterministic draw in `0..n` from a counter, for random shapes and ids.
+fn draw(seed: u64, counter: u64, n: usize) -> usize {
+    (adamant_tensor::rng::splitmix64(seed.wrapping_mul(1_000_003).wrapping_add(counter)) % n as u64) as usize
+}
+
+#[test]
+fn embedding_gradcheck_on_random_shapes_with_repeated_ids() {
+    use adamant_tensor::Ids;
+    for seed in 0..6u64 {
+        let v = 2 + draw(seed, 0, 5); // 2..=6 rows
+        let d = 1 + draw(seed, 1, 4);
+        let (b, t) = (1 + draw(seed, 2, 3), 2 + draw(seed, 3, 4));
+        // At least one repeat whatever the draws: the last id copies the first.
+        let mut data: Vec<usize> = (0..b * t).map(|j| draw(seed, 10 + j as u64, v)).collect();
+        let last = data.len() - 1;
+        data[last] = data[0];
+        let ids = Ids::from_vec(data, &[b, t]);
+        let mut table = Param::new("table", Tensor::randn(&[v, d], 0.0, 1.0, &mut seeded(seed)));
+        let weights = Tensor::randn(&[b, t, d], 0.0, 1.0, &mut seeded(100 + seed));
+        let report = gradcheck(
+            &mut [&mut table],
+            |tape, p| {
+                let x = tape.param(&*p[0]).embedding(&ids);
+                assert_eq!(x.shape(), vec![b, t, d]);
+                // A nonlinear loss, so that the gradient depends on the looked-up values.
+                (x.tanh() * tape.constant(weights.clone())).sum()
+            },
+            GradcheckOptions::default(),
+        );
+        assert!(report.passed, "seed {seed} (V={v}, D={d}, ids {:?}): {report}", ids.data());
+    }
+}
+
+#[test]
+fn embedding_sums_gradients_of_repeated_ids() {
+    use adamant_tensor::Ids;
+    let w = Param::new("w", Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]));
+    let tape = Tape::new(Mode::Train, 0);
+    let x = tape.param(&w).embedding(&Ids::from_slice(&[1, 1, 1, 0]));
+    assert_eq!(x.value().data(), &[3.0, 4.0, 3.0, 4.0, 3.0, 4.0, 1.0, 2.0]);
+    let grads = x.sum().backward();
+    assert_eq!(grads.get(&w).unwrap().data(), &[1.0, 1.0, 3.0, 3.0, 0.0, 0.0]);
+}
+
+#[test]
+fn a_constant_gather_freezes_the_table_and_embedding_does_not() {
+    use adamant_tensor::Ids;
+    // The bug of issue 20: rows gathered from the value are a constant; no gradient arrives.
+    let w = Param::new("w", Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]));
+    let tape = Tape::new(Mode::Train, 0);
+    let frozen = tape.constant(tape.param(&w).value().gather_rows(&[1, 0]));
+    assert!(!frozen.requires_grad());
+    let live = tape.param(&w).embedding(&Ids::from_slice(&[1, 0]));
+    assert!(live.requires_grad());
+    assert!(live.sum().backward().get(&w).is_some());
+}
+
+#[test]
+#[should_panic(expected = "embedding: id 3 (at flat position 1 of ids [2]) out of range for 3 rows")]
+fn embedding_rejects_an_out_of_range_id() {
+    let w = Param::new("w", Tensor::zeros(&[3, 2]));
+    let tape = Tape::new(Mode::Train, 0);
+    tape.param(&w).embedding(&adamant_tensor::Ids::from_slice(&[0, 3]));
+}
+
+#[test]
+fn custom_op_gradcheck_with_two_inputs() {
+    // x * y + x^3 as a custom op: two inputs, both gradients, x also used outside the op.
+    fn op<'t>(x: Var<'t>, y: Var<'t>) -> Var<'t> {
+        let (xv, yv) = (x.value(), y.value());
+        let v: Vec<f32> = xv.data().iter().zip(yv.data()).map(|(&a, &b)| a * b + a * a * a).collect();
+        x.tape().custom_op("xy_plus_x3", Tensor::from_vec(v, xv.shape()), &[x, y], |dy, xs| {
+            let (x, y) = (xs[0].data(), xs[1].data());
+            let dx: Vec<f32> = (0..x.len()).map(|i| dy.data()[i] * (y[i] + 3.0 * x[i] * x[i])).collect();
+            let dyv: Vec<f32> = (0..x.len()).map(|i| dy.data()[i] * x[i]).collect();
+            vec![Tensor::from_vec(dx, xs[0].shape()), Tensor::from_vec(dyv, xs[1].shape())]
+        })
+    }
+    let mut a = Param::new("a", Tensor::randn(&[2, 3], 0.0, 1.0, &mut seeded(7)));
+    let mut b = Param::new("b", Tensor::randn(&[2, 3], 0.0, 1.0, &mut seeded(8)));
+    let report = gradcheck(
+        &mut [&mut a, &mut b],
+        |t, p| {
+            let (x, y) = (t.param(&*p[0]), t.param(&*p[1]));
+            (op(x, y).sigmoid() + x).sum()
+        },
+        GradcheckOptions::default(),
+    );
+    assert!(report.passed, "{report}");
+}
+
+#[test]
+fn custom_op_on_constants_only_records_no_backward() {
+    let tape = Tape::new(Mode::Train, 0);
+    let c = tape.constant(Tensor::ones(&[2]));
+    let y = tape.custom_op("never", c.value(), &[c], |_, _| panic!("backward of a constant"));
+    assert!(!y.requires_grad());
+}
+
+#[test]
+#[should_panic(
+    expected = "custom op bad_shape: the gradient of input 0 has shape [3], the input has shape [2, 3]"
+)]
+fn custom_op_rejects_a_gradient_of_the_wrong_shape() {
+    let w = Param::new("w", Tensor::ones(&[2, 3]));
+    let tape = Tape::new(Mode::Train, 0);
+    let x = tape.param(&w);
+    tape.custom_op("bad_shape", x.value(), &[x], |_, _| vec![Tensor::zeros(&[3])]).sum().backward();
+}
+
+#[test]
+#[should_panic(expected = "custom op bad_count: backward returned 2 gradients for 1 inputs")]
+fn custom_op_rejects_a_wrong_number_of_gradients() {
+    let w = Param::new("w", Tensor::ones(&[2]));
+    let tape = Tape::new(Mode::Train, 0);
+    let x = tape.param(&w);
+    tape.custom_op("bad_count", x.value(), &[x], |dy, _| vec![dy.clone(), dy.clone()]).sum().backward();
+}

@@ -6,6 +6,7 @@
 //!
 //! * [`Tensor`] is a shape plus reference-counted storage: cloning is O(1) and
 //!   [`Tensor::data_mut`] copies only if the storage is shared (copy-on-write).
+//! * [`Ids`] is the integer counterpart: token ids and labels with a shape, never floats.
 //! * [`kernels`] holds plain functions on slices (`matmul`, `im2col`, `max_pool2d_forward`,
 //!   `log_softmax`, ...). Each is tested against a naive reference loop, and large inputs
 //!   are split over rayon's threads with a fixed chunking, so that results are bit-identical
@@ -21,6 +22,7 @@
 //! Shape errors are programmer errors: they panic with a message naming the op and the
 //! shapes involved.
 
+mod ids;
 pub mod io;
 pub mod kernels;
 pub mod pool;
@@ -30,5 +32,6 @@ mod tensor;
 #[doc(hidden)]
 pub mod testing;
 
+pub use ids::Ids;
 pub use shape::{broadcast_shapes, numel, strides};
 pub use tensor::Tensor;

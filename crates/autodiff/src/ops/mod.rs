@@ -9,11 +9,14 @@
 //! `arith` (broadcasting `+ - * /`, scalars, negation), `unary` (elementwise functions),
 //! `reduce` (sums and means), `shape` (reshape, flatten), `softmax` (log-softmax), `loss`
 //! (fused losses, the VAE's sample), `linalg` (matrix products), `conv`, `pool` (max-pooling)
-//! and `dropout`.
+//! `dropout`, `embedding` (row lookup by integer ids) and `custom` (the public
+//! [`Tape::custom_op`](crate::Tape::custom_op) for ops defined outside this crate).
 
 mod arith;
 mod conv;
+mod custom;
 mod dropout;
+mod embedding;
 mod linalg;
 mod loss;
 mod pool;

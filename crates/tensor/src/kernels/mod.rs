@@ -18,6 +18,7 @@
 //! | [`conv`]    | `im2col` / `col2im`, `conv2d_forward` / `conv2d_backward`                  |
 //! | [`pool`]    | `max_pool2d_forward` / `max_pool2d_backward`                               |
 //! | [`dropout`] | `dropout_forward` / `dropout_backward`                                     |
+//! | [`embedding`] | `embedding_forward` (row lookup) / `embedding_backward` (scatter-add of rows) |
 //! | [`parallel`] | when and how kernels split their work over rayon                         |
 //!
 //! Every kernel is also re-exported here, so `kernels::log_softmax_rows` works whatever file
@@ -26,6 +27,7 @@
 pub mod binary;
 pub mod conv;
 pub mod dropout;
+pub mod embedding;
 pub mod gemm;
 pub mod loss;
 pub mod matmul;
@@ -39,6 +41,7 @@ mod vecmath;
 pub use binary::*;
 pub use conv::*;
 pub use dropout::*;
+pub use embedding::*;
 pub use gemm::*;
 pub use loss::*;
 pub use matmul::*;
