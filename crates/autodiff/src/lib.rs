@@ -22,6 +22,7 @@
 //!
 //! Every op lives in [`ops`](crate) files with its backward beside its forward; each is
 //! checked against finite differences with the public [`gradcheck`].
+//! An op of your own records its value and a backward closure with [`Tape::custom_op`].
 
 mod gradcheck;
 mod gradients;

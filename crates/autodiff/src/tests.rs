@@ -266,3 +266,28 @@ fn custom_op_rejects_a_wrong_number_of_gradients() {
     let x = tape.param(&w);
     tape.custom_op("bad_count", x.value(), &[x], |dy, _| vec![dy.clone(), dy.clone()]).sum().backward();
 }
+
+#[test]
+fn index_select_on_axis_0_of_a_3d_value_gradchecks() {
+    use adamant_tensor::Ids;
+    let ids = Ids::from_slice(&[2, 0, 2, 1, 2]);
+    let mut x = Param::new("x", Tensor::randn(&[3, 2, 2], 0.0, 1.0, &mut seeded(11)));
+    let report = gradcheck(
+        &mut [&mut x],
+        |tape, p| {
+            let y = tape.param(&*p[0]).index_select(0, &ids);
+            assert_eq!(y.shape(), vec![5, 2, 2]);
+            y.tanh().sum()
+        },
+        GradcheckOptions::default(),
+    );
+    assert!(report.passed, "{report}");
+}
+
+#[test]
+#[should_panic(expected = "index_select: only axis 0 is implemented, got axis 1")]
+fn index_select_rejects_other_axes() {
+    let w = Param::new("w", Tensor::zeros(&[3, 2]));
+    let tape = Tape::new(Mode::Train, 0);
+    tape.param(&w).index_select(1, &adamant_tensor::Ids::from_slice(&[0]));
+}

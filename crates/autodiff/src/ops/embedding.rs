@@ -35,16 +35,38 @@ impl<'t> Var<'t> {
     /// If the table is not 2-d, or an id is not below `V` (the message names the op, the id
     /// and `V`).
     pub fn embedding(self, ids: &Ids) -> Var<'t> {
+        let shape = self.shape();
+        assert_eq!(shape.len(), 2, "embedding: the table must be 2-d [V, D], got shape {shape:?}");
+        self.lookup_rows("embedding", ids)
+    }
+
+    /// The items of axis `axis` at the 1-d `ids`, in order (`torch.index_select`): for a
+    /// `[V, ...rest]` value, `[ids.len(), ...rest]`. Repeated ids accumulate their gradients,
+    /// as in [`Var::embedding`]. Only `axis = 0` is implemented (the rows of a table, a
+    /// minibatch gather that stays differentiable).
+    ///
+    /// # Panics
+    /// If `axis` is not 0, `ids` is not 1-d, the value has no axis, or an id is not below `V`.
+    pub fn index_select(self, axis: usize, ids: &Ids) -> Var<'t> {
+        assert_eq!(axis, 0, "index_select: only axis 0 is implemented, got axis {axis}");
+        assert_eq!(ids.shape().len(), 1, "index_select: ids must be 1-d, got shape {:?}", ids.shape());
+        assert!(!self.shape().is_empty(), "index_select: needs at least one axis, got a scalar");
+        self.lookup_rows("index_select", ids)
+    }
+
+    /// Rows `ids` of a `[V, ...rest]` value: `[...ids.shape, ...rest]`, with the scatter-add
+    /// backward. Shared by [`Var::embedding`] and [`Var::index_select`].
+    fn lookup_rows(self, op: &str, ids: &Ids) -> Var<'t> {
         let table = self.value();
         let shape = table.shape();
-        assert_eq!(shape.len(), 2, "embedding: the table must be 2-d [V, D], got shape {shape:?}");
-        let (v, d) = (shape[0], shape[1]);
-        ids.check_below("embedding", v);
-        // out: [...ids.shape, D]
+        let v = shape[0];
+        let d: usize = shape[1..].iter().product(); // one row: D for an embedding table
+        ids.check_below(op, v);
+        // out: [...ids.shape, ...rest]
         let mut out = pool::take_for_overwrite(ids.numel() * d);
         k::embedding_forward(table.data(), d, ids.data(), &mut out);
         let mut out_shape = ids.shape().to_vec();
-        out_shape.push(d);
+        out_shape.extend_from_slice(&shape[1..]);
         // The backward needs only the ids (not the table): dtable [V, D] += scatter(dy).
         let ids = ids.data().to_vec();
         let i = self.index;

@@ -1,8 +1,9 @@
 //! Row lookup (an embedding) and its adjoint, the scatter-add of rows.
 //!
-//! `table` is `[V, D]` stored row-major, `ids` index its rows. The ids must already be
-//! checked against `V` by the caller (the autodiff op panics with the op's name); here an
-//! out-of-range id hits a slice bound check.
+//! `table` is `[V, D]` stored row-major (`D` the length of one row, whatever the table's
+//! rank), `ids` index its rows. The ids must already be checked against `V` by the caller
+//! (the autodiff op panics with the op's name); here an out-of-range id hits a slice bound
+//! check.
 
 /// `out[k, :] = table[ids[k], :]` for every k; `out` is `[ids.len(), d]`.
 pub fn embedding_forward(table: &[f32], d: usize, ids: &[usize], out: &mut [f32]) {
