@@ -291,3 +291,111 @@ fn index_select_rejects_other_axes() {
     let tape = Tape::new(Mode::Train, 0);
     tape.param(&w).index_select(1, &adamant_tensor::Ids::from_slice(&[0]));
 }
+
+/// Gradchecks `op` applied to a parameter of a random shape (rank 1 to 3, each axis 1 to 4)
+/// whose values come from `sample(seed, j)`, under the loss `sum(op(x) * r)`.
+fn gradcheck_unary(name: &str, sample: impl Fn(u64, usize) -> f32, op: impl for<'t> Fn(Var<'t>) -> Var<'t>) {
+    for seed in 0..5u64 {
+        let rank = 1 + draw(seed, 0, 3);
+        let shape: Vec<usize> = (0..rank).map(|a| 1 + draw(seed, 1 + a as u64, 4)).collect();
+        let n: usize = shape.iter().product();
+        let mut x = Param::new("x", Tensor::from_vec((0..n).map(|j| sample(seed, j)).collect(), &shape));
+        let r = Tensor::randn(&shape, 0.0, 1.0, &mut seeded(200 + seed));
+        let report = gradcheck(
+            &mut [&mut x],
+            |tape, p| (op(tape.param(&*p[0])) * tape.constant(r.clone())).sum(),
+            GradcheckOptions::default(),
+        );
+        assert!(report.passed, "{name}, seed {seed}, shape {shape:?}: {report}");
+    }
+}
+
+/// A value in `[-3, 3]` at least 0.1 away from each of `kinks` (so that the central
+/// difference with eps 1e-2 never straddles one).
+fn away_from(kinks: &'static [f32]) -> impl Fn(u64, usize) -> f32 {
+    move |seed, j| {
+        let mut k = 0u64;
+        loop {
+            let u = draw(seed, 1000 + 7919 * j as u64 + k, 60_001) as f32 / 10_000.0 - 3.0;
+            if kinks.iter().all(|&c| (u - c).abs() >= 0.1) {
+                return u;
+            }
+            k += 1;
+        }
+    }
+}
+
+/// A value in `[lo, lo + width]`.
+fn uniform(lo: f32, width: f32) -> impl Fn(u64, usize) -> f32 {
+    move |seed, j| lo + width * draw(seed, 5000 + j as u64, 10_001) as f32 / 10_000.0
+}
+
+#[test]
+fn gelu_gradchecks_on_random_shapes() {
+    gradcheck_unary("gelu", away_from(&[]), |x| x.gelu());
+    gradcheck_unary("gelu_tanh", away_from(&[]), |x| x.gelu_tanh());
+}
+
+#[test]
+fn silu_gradchecks_on_random_shapes() {
+    gradcheck_unary("silu", away_from(&[]), |x| x.silu());
+}
+
+#[test]
+fn abs_gradchecks_away_from_zero() {
+    gradcheck_unary("abs", away_from(&[0.0]), |x| x.abs());
+}
+
+#[test]
+fn clamp_gradchecks_away_from_its_bounds() {
+    gradcheck_unary("clamp", away_from(&[-0.5, 1.25]), |x| x.clamp(-0.5, 1.25));
+}
+
+#[test]
+fn leaky_relu_gradchecks_away_from_zero() {
+    gradcheck_unary("leaky_relu", away_from(&[0.0]), |x| x.leaky_relu(0.1));
+}
+
+#[test]
+fn elu_gradchecks_away_from_zero() {
+    gradcheck_unary("elu", away_from(&[0.0]), |x| x.elu(0.7));
+}
+
+#[test]
+fn sin_and_cos_gradcheck_on_random_shapes() {
+    gradcheck_unary("sin", away_from(&[]), |x| x.sin());
+    gradcheck_unary("cos", away_from(&[]), |x| x.cos());
+}
+
+#[test]
+fn rsqrt_and_recip_gradcheck_on_random_shapes() {
+    gradcheck_unary("rsqrt", uniform(0.3, 3.0), |x| x.rsqrt());
+    gradcheck_unary("recip", uniform(0.3, 3.0), |x| x.recip());
+    gradcheck_unary("recip of negatives", uniform(-3.3, 3.0), |x| x.recip());
+}
+
+/// The gradient of `op` at each of `xs` (a loss of `sum(op(x))`).
+fn grad_at(xs: &[f32], op: impl for<'t> Fn(Var<'t>) -> Var<'t>) -> Vec<f32> {
+    let x = Param::new("x", Tensor::from_vec(xs.to_vec(), &[xs.len()]));
+    let tape = Tape::new(Mode::Train, 0);
+    op(tape.param(&x)).sum().backward().get(&x).unwrap().data().to_vec()
+}
+
+#[test]
+fn gradients_at_kinks_follow_torch() {
+    // Values printed by torch 2.15.0 for the same inputs:
+    // abs'(0) = abs'(-0) = 0.
+    assert_eq!(grad_at(&[0.0, -0.0, 1.0, -2.0], |x| x.abs()), vec![0.0, 0.0, 1.0, -1.0]);
+    // clamp(-1, 1): 0 at both bounds, 1 strictly inside, 0 outside.
+    assert_eq!(grad_at(&[-1.0, 1.0, 0.5, 2.0, -2.0], |x| x.clamp(-1.0, 1.0)), vec![0.0, 0.0, 1.0, 0.0, 0.0]);
+    // leaky_relu(0.1)'(0) = 0.1, elu(0.7)'(0) = 0.7.
+    assert_eq!(grad_at(&[0.0, -0.0, 1.0], |x| x.leaky_relu(0.1)), vec![0.1, 0.1, 1.0]);
+    assert_eq!(grad_at(&[0.0, -0.0, 1.0], |x| x.elu(0.7)), vec![0.7, 0.7, 1.0]);
+}
+
+#[test]
+#[should_panic(expected = "clamp: min 2 must not exceed max 1 (input shape [3])")]
+fn clamp_with_crossed_bounds_panics() {
+    let tape = Tape::new(Mode::Train, 0);
+    let _ = tape.constant(Tensor::zeros(&[3])).clamp(2.0, 1.0);
+}

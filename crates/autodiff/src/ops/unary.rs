@@ -76,6 +76,101 @@ impl<'t> Var<'t> {
         self.unary(k::softplus, Saved::Input, k::softplus_backward)
     }
 
+    /// [`Var::unary`] for kernels with constant parameters: `forward(x, out)` and
+    /// `backward(saved, dy, dx)` are closures that capture them.
+    fn unary_with(
+        self,
+        forward: impl FnOnce(&[f32], &mut [f32]),
+        saved: Saved,
+        backward: impl Fn(&[f32], &[f32], &mut [f32]) + 'static,
+    ) -> Var<'t> {
+        let x = self.value();
+        let mut out = pool::take_for_overwrite(x.numel());
+        forward(x.data(), &mut out);
+        let y = Tensor::from_vec(out, x.shape());
+        let keep = match saved {
+            Saved::Input => x,
+            Saved::Output => y.clone(),
+        };
+        let i = self.index;
+        self.tape.push_op(y, &[self], move |dy, g| backward(keep.data(), dy, g.acc(i)))
+    }
+
+    /// Exact GELU `x Phi(x) = x (1 + erf(x / sqrt 2)) / 2` (PyTorch's `gelu`);
+    /// gradient `Phi(x) + x phi(x)`.
+    pub fn gelu(self) -> Var<'t> {
+        self.unary(k::gelu, Saved::Input, k::gelu_backward)
+    }
+
+    /// GELU's tanh approximation `x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2`
+    /// (PyTorch's `gelu(approximate='tanh')`).
+    pub fn gelu_tanh(self) -> Var<'t> {
+        self.unary(k::gelu_tanh, Saved::Input, k::gelu_tanh_backward)
+    }
+
+    /// SiLU (swish) `x sigmoid(x)`; gradient `s (1 + x (1 - s))` with `s = sigmoid(x)`.
+    pub fn silu(self) -> Var<'t> {
+        self.unary(k::silu, Saved::Input, k::silu_backward)
+    }
+
+    /// `|x|`; gradient `sign(x)`, 0 at `x == 0` as in PyTorch.
+    pub fn abs(self) -> Var<'t> {
+        self.unary(k::abs, Saved::Input, k::abs_backward)
+    }
+
+    /// `min(max(x, min), max)`; gradient 1 strictly inside `(min, max)`, 0 outside and at the
+    /// bounds themselves (what torch 2.15 gives). Either bound may be infinite.
+    ///
+    /// Panics if `min > max` or a bound is NaN (a programmer error).
+    pub fn clamp(self, min: f32, max: f32) -> Var<'t> {
+        assert!(min <= max, "clamp: min {min} must not exceed max {max} (input shape {:?})", self.shape());
+        self.unary_with(
+            |x, out| k::clamp(x, min, max, out),
+            Saved::Input,
+            move |x, dy, dx| k::clamp_backward(x, min, max, dy, dx),
+        )
+    }
+
+    /// `x` where `x > 0`, else `negative_slope x` (PyTorch's `leaky_relu`); gradient 1 or
+    /// `negative_slope`, which is also the gradient at 0 as in PyTorch.
+    pub fn leaky_relu(self, negative_slope: f32) -> Var<'t> {
+        self.unary_with(
+            |x, out| k::leaky_relu(x, negative_slope, out),
+            Saved::Input,
+            move |x, dy, dx| k::leaky_relu_backward(x, negative_slope, dy, dx),
+        )
+    }
+
+    /// `x` where `x > 0`, else `alpha (e^x - 1)` (PyTorch's `elu`); gradient 1 or `alpha e^x`,
+    /// `alpha` at 0 as in PyTorch.
+    pub fn elu(self, alpha: f32) -> Var<'t> {
+        self.unary_with(
+            |x, out| k::elu(x, alpha, out),
+            Saved::Input,
+            move |x, dy, dx| k::elu_backward(x, alpha, dy, dx),
+        )
+    }
+
+    /// `sin x`; gradient `cos x`.
+    pub fn sin(self) -> Var<'t> {
+        self.unary(k::sin, Saved::Input, k::sin_backward)
+    }
+
+    /// `cos x`; gradient `-sin x`.
+    pub fn cos(self) -> Var<'t> {
+        self.unary(k::cos, Saved::Input, k::cos_backward)
+    }
+
+    /// `1 / sqrt(x)`; gradient `-y^3 / 2` from the output `y`.
+    pub fn rsqrt(self) -> Var<'t> {
+        self.unary(k::rsqrt, Saved::Output, k::rsqrt_backward)
+    }
+
+    /// `1 / x`; gradient `-y^2` from the output `y`.
+    pub fn recip(self) -> Var<'t> {
+        self.unary(k::recip, Saved::Output, k::recip_backward)
+    }
+
     /// `x^p` for a constant exponent `p`.
     pub fn powf(self, p: f32) -> Var<'t> {
         let x = self.value();
