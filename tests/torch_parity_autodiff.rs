@@ -144,3 +144,11 @@ fn elementwise_ops_match_torch() {
     compare_within("rsqrt", tol, |v, _| v[0].rsqrt());
     compare_within("recip", tol, |v, _| v[0].recip());
 }
+
+/// `torch.maximum` / `torch.minimum` of [3, 4] and [4], with two exact ties (half the
+/// gradient to each side) and the broadcast operand's gradient summed over rows.
+#[test]
+fn minimum_and_maximum_match_torch() {
+    compare_within("maximum", (0.0, 1e-5), |v, _| v[0].maximum(v[1]));
+    compare_within("minimum", (0.0, 1e-5), |v, _| v[0].minimum(v[1]));
+}

@@ -399,3 +399,55 @@ fn clamp_with_crossed_bounds_panics() {
     let tape = Tape::new(Mode::Train, 0);
     let _ = tape.constant(Tensor::zeros(&[3])).clamp(2.0, 1.0);
 }
+
+#[test]
+fn minimum_and_maximum_gradcheck_with_broadcasting() {
+    for seed in 0..4u64 {
+        let (r, c) = (1 + draw(seed, 0, 4), 1 + draw(seed, 1, 4));
+        // a: [r, c], b: [c]; values on a grid of step 0.25 shifted by 0.1 apart, so no pair
+        // is within eps of a tie.
+        let grid = |n: usize, off: u64, shift: f32| -> Vec<f32> {
+            (0..n).map(|j| draw(seed, off + j as u64, 17) as f32 * 0.25 - 2.0 + shift).collect()
+        };
+        let mut a = Param::new("a", Tensor::from_vec(grid(r * c, 100, 0.0), &[r, c]));
+        let mut b = Param::new("b", Tensor::from_vec(grid(c, 200, 0.1), &[c]));
+        let w = Tensor::randn(&[r, c], 0.0, 1.0, &mut seeded(300 + seed));
+        for is_max in [true, false] {
+            let report = gradcheck(
+                &mut [&mut a, &mut b],
+                |tape, p| {
+                    let (x, y) = (tape.param(&*p[0]), tape.param(&*p[1]));
+                    let m = if is_max { x.maximum(y) } else { x.minimum(y) };
+                    (m * tape.constant(w.clone())).sum()
+                },
+                GradcheckOptions::default(),
+            );
+            assert!(report.passed, "seed {seed}, max {is_max}, [{r}, {c}] with [{c}]: {report}");
+        }
+    }
+}
+
+#[test]
+fn minimum_and_maximum_split_ties_half_and_half_like_torch() {
+    // torch 2.15.0: maximum([1,2,3], [1,1,4]) gives grads [0.5,1,0] and [0.5,0,1];
+    // minimum gives [0.5,0,1] and [0.5,1,0].
+    let a = Param::new("a", Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3]));
+    let b = Param::new("b", Tensor::from_vec(vec![1.0, 1.0, 4.0], &[3]));
+    for (is_max, ga, gb) in
+        [(true, [0.5, 1.0, 0.0], [0.5, 0.0, 1.0]), (false, [0.5, 0.0, 1.0], [0.5, 1.0, 0.0])]
+    {
+        let tape = Tape::new(Mode::Train, 0);
+        let (x, y) = (tape.param(&a), tape.param(&b));
+        let m = if is_max { x.maximum(y) } else { x.minimum(y) };
+        let grads = m.sum().backward();
+        assert_eq!(grads.get(&a).unwrap().data(), &ga);
+        assert_eq!(grads.get(&b).unwrap().data(), &gb);
+    }
+}
+
+#[test]
+#[should_panic(expected = "minimum: shapes [2, 3] and [2] cannot be broadcast together")]
+fn minimum_shape_error_names_the_op() {
+    let tape = Tape::new(Mode::Train, 0);
+    let _ = tape.constant(Tensor::zeros(&[2, 3])).minimum(tape.constant(Tensor::zeros(&[2])));
+}

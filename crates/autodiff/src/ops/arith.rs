@@ -25,6 +25,7 @@ fn send_back(g: &[f32], out_shape: &[usize], in_shape: &[usize], acc: &mut [f32]
 }
 
 type BinaryKernel = fn(&[f32], &[usize], &[f32], &[usize], &mut [f32]);
+type ExtremumBackward = fn(&[f32], &[usize], &[f32], &[usize], &[f32], &mut [f32], &mut [f32]);
 
 impl<'t> Var<'t> {
     fn binary_forward(self, rhs: Var<'t>, op: &str, kernel: BinaryKernel) -> (Tensor, Tensor, Tensor) {
@@ -107,6 +108,37 @@ impl<'t> Var<'t> {
                 pool::recycle(u);
             }
             pool::recycle(t);
+        })
+    }
+
+    /// `max(self, rhs)` elementwise with broadcasting (`torch.maximum`, NaN-propagating); the
+    /// gradient goes to the larger input, half to each on ties, as in PyTorch.
+    pub fn maximum(self, rhs: Var<'t>) -> Var<'t> {
+        self.extremum(rhs, "maximum", k::maximum, k::maximum_backward)
+    }
+
+    /// `min(self, rhs)` elementwise with broadcasting (`torch.minimum`, NaN-propagating); the
+    /// gradient goes to the smaller input, half to each on ties, as in PyTorch.
+    pub fn minimum(self, rhs: Var<'t>) -> Var<'t> {
+        self.extremum(rhs, "minimum", k::minimum, k::minimum_backward)
+    }
+
+    /// [`Var::maximum`] or [`Var::minimum`]: `backward(a, b, dy, da, db)` adds each side's share.
+    fn extremum(self, rhs: Var<'t>, op: &str, forward: BinaryKernel, backward: ExtremumBackward) -> Var<'t> {
+        let (a, b, y) = self.binary_forward(rhs, op, forward);
+        let (ia, ib) = (self.index, rhs.index);
+        self.tape.push_op(y, &[self, rhs], move |dy, g| {
+            // d max(a,b)/da = [a > b] + [a == b]/2 (mirrored for min); the kernel sums the
+            // shares back to each input's shape.
+            // Both shares come from one kernel call, so they go through zeroed buffers first.
+            let (mut da, mut db) = (vec![0.0; a.numel()], vec![0.0; b.numel()]);
+            backward(a.data(), a.shape(), b.data(), b.shape(), dy, &mut da, &mut db);
+            if g.wants(ia) {
+                k::add_assign(&da, g.acc(ia));
+            }
+            if g.wants(ib) {
+                k::add_assign(&db, g.acc(ib));
+            }
         })
     }
 

@@ -68,21 +68,53 @@ pub fn maximum_backward(
     da: &mut [f32],
     db: &mut [f32],
 ) {
-    let out_shape = check_operands("maximum_backward", a, a_shape, b, b_shape);
+    extremum_backward("maximum_backward", true, a, a_shape, b, b_shape, dy, da, db);
+}
+
+/// `out = min(a, b)` with NumPy broadcasting, NaN if either is NaN (like `torch.minimum`);
+/// `out` has shape `broadcast_shapes(a_shape, b_shape)`.
+pub fn minimum(a: &[f32], a_shape: &[usize], b: &[f32], b_shape: &[usize], out: &mut [f32]) {
+    broadcast_binary("minimum", a, a_shape, b, b_shape, out, |x, y| if x.is_nan() || x < y { x } else { y });
+}
+
+/// Gradient of [`minimum`]: adds `dy` to `da` where `a < b`, to `db` where `b < a`, half to
+/// each on ties (PyTorch's rule), summed back to `a_shape` and `b_shape`.
+pub fn minimum_backward(
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    dy: &[f32],
+    da: &mut [f32],
+    db: &mut [f32],
+) {
+    extremum_backward("minimum_backward", false, a, a_shape, b, b_shape, dy, da, db);
+}
+
+/// The backward of [`maximum`] (`is_max`) or [`minimum`]: the winner of each pair gets `dy`.
+#[allow(clippy::too_many_arguments)]
+fn extremum_backward(
+    name: &str,
+    is_max: bool,
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    dy: &[f32],
+    da: &mut [f32],
+    db: &mut [f32],
+) {
+    let out_shape = check_operands(name, a, a_shape, b, b_shape);
     let n = numel(&out_shape);
-    assert_eq!(
-        dy.len(),
-        n,
-        "maximum_backward: dy has {} elements, output shape {out_shape:?} needs {n}",
-        dy.len()
-    );
+    assert_eq!(dy.len(), n, "{name}: dy has {} elements, output shape {out_shape:?} needs {n}", dy.len());
     // The share of dy each side receives, as a factor 1, 0.5 or 0. PyTorch's formula is
     // where(a == b, dy / 2, dy).masked_fill(a < b, 0) for a, and the mirror image for b;
     // NaN compares false both ways, so then both sides get all of dy.
-    let share = |mine: f32, other: f32| {
+    // For minimum the same rule holds with the comparison mirrored.
+    let share = move |mine: f32, other: f32| {
         if mine == other {
             0.5
-        } else if mine < other {
+        } else if (is_max && mine < other) || (!is_max && mine > other) {
             0.0
         } else {
             1.0
@@ -93,7 +125,7 @@ pub fn maximum_backward(
         [(a, a_shape, b, b_shape, da), (b, b_shape, a, a_shape, db)]
     {
         // Broadcasting is symmetric, so tmp has the output's layout with either order.
-        broadcast_binary("maximum_backward", mine, mine_shape, other, other_shape, &mut tmp, share);
+        broadcast_binary(name, mine, mine_shape, other, other_shape, &mut tmp, share);
         // A masked-out position gets 0 even where dy is inf or NaN, as with masked_fill.
         for_each_chunk_mut(&mut tmp, |i, t| {
             for (t, &g) in t.iter_mut().zip(&dy[i * CHUNK..]) {
@@ -896,6 +928,33 @@ mod tests {
         }
         assert_bits_eq(&da, &wa, "da");
         assert_bits_eq(&db, &wb, "db");
+    }
+
+    #[test]
+    fn minimum_backward_mirrors_maximum_with_ties_and_nan() {
+        // min(a, b) = -max(-a, -b): the same shares, ties half to each side.
+        let (sa, sb) = ([3usize, 4], [4usize]);
+        let mut a = randn(&sa, 4);
+        let b = randn(&sb, 5);
+        a[1] = b[1];
+        a[6] = b[2];
+        let dy = randn(&[3, 4], 6);
+        let (mut da, mut db) = (vec![1.0; 12], vec![1.0; 4]);
+        minimum_backward(&a, &sa, &b, &sb, &dy, &mut da, &mut db);
+        let neg = |v: &[f32]| v.iter().map(|x| -x).collect::<Vec<f32>>();
+        let (mut wa, mut wb) = (vec![1.0; 12], vec![1.0; 4]);
+        maximum_backward(&neg(&a), &sa, &neg(&b), &sb, &dy, &mut wa, &mut wb);
+        assert_bits_eq(&da, &wa, "da");
+        assert_bits_eq(&db, &wb, "db");
+        let mut out = vec![0.0; 12];
+        minimum(&a, &sa, &b, &sb, &mut out);
+        assert_bits_eq(&out, &naive_binary(&a, &sa, &b, &sb, f32::min), "minimum");
+        // NaN: the value is NaN and both sides get all of dy, as for maximum.
+        let (mut da, mut db) = (vec![0.0; 1], vec![0.0; 1]);
+        minimum_backward(&[f32::NAN], &[1], &[1.0], &[1], &[2.0], &mut da, &mut db);
+        assert_eq!((da[0], db[0]), (2.0, 2.0));
+        minimum(&[f32::NAN], &[1], &[1.0], &[1], &mut da);
+        assert!(da[0].is_nan());
     }
 
     #[test]
