@@ -2,8 +2,8 @@
 //! BCE with logits equal PyTorch's on fixed inputs, within
 //! |ours - torch| <= 1e-5 + 1e-4 |torch| elementwise; the embedding lookup (a copy forward,
 //! a scatter-add of a few terms backward) and the elementwise ops of issue 20 (gelu, silu,
-//! abs, clamp, leaky_relu, elu, sin, cos, rsqrt, recip) within the relative
-//! |ours - torch| <= 1e-5 |torch|.
+//! abs, clamp, leaky_relu, elu, sin, cos, rsqrt, recip, minimum, maximum) within the relative
+//! |ours - torch| <= 1e-5 |torch|; masked_fill and where exactly.
 //!
 //! The fixtures come from `tests/fixtures/gen_autodiff.py` (run with torch installed); this
 //! test only reads the committed JSON.
@@ -151,4 +151,23 @@ fn elementwise_ops_match_torch() {
 fn minimum_and_maximum_match_torch() {
     compare_within("maximum", (0.0, 1e-5), |v, _| v[0].maximum(v[1]));
     compare_within("minimum", (0.0, 1e-5), |v, _| v[0].minimum(v[1]));
+}
+
+/// `masked_fill` and `torch.where` under a random mask (exact: a copy forward and backward).
+#[test]
+fn masked_fill_and_where_match_torch() {
+    fn mask(m: &Value) -> (Vec<bool>, Vec<usize>) {
+        let bits = m["mask"].as_array().unwrap().iter().map(|b| b.as_bool().unwrap()).collect();
+        let shape =
+            m["mask_shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        (bits, shape)
+    }
+    compare_within("masked_fill", (0.0, 0.0), |v, m| {
+        let (bits, shape) = mask(m);
+        v[0].masked_fill(&bits, &shape, m["value"].as_f64().unwrap() as f32)
+    });
+    compare_within("where", (0.0, 0.0), |v, m| {
+        let (bits, shape) = mask(m);
+        Var::where_(&bits, &shape, v[0], v[1])
+    });
 }

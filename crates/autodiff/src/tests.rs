@@ -451,3 +451,35 @@ fn minimum_shape_error_names_the_op() {
     let tape = Tape::new(Mode::Train, 0);
     let _ = tape.constant(Tensor::zeros(&[2, 3])).minimum(tape.constant(Tensor::zeros(&[2])));
 }
+
+#[test]
+fn masked_fill_and_where_gradcheck_on_random_shapes() {
+    for seed in 0..4u64 {
+        let shape = [1 + draw(seed, 0, 4), 1 + draw(seed, 1, 4)];
+        let n = shape[0] * shape[1];
+        let mask: Vec<bool> = (0..n).map(|j| draw(seed, 10 + j as u64, 2) == 1).collect();
+        let mut a = Param::new("a", Tensor::randn(&shape, 0.0, 1.0, &mut seeded(seed)));
+        let mut b = Param::new("b", Tensor::randn(&shape, 0.0, 1.0, &mut seeded(50 + seed)));
+        let w = Tensor::randn(&shape, 0.0, 1.0, &mut seeded(100 + seed));
+        let report = gradcheck(
+            &mut [&mut a, &mut b],
+            |tape, p| {
+                let (x, y) = (tape.param(&*p[0]), tape.param(&*p[1]));
+                let m = Var::where_(&mask, &shape, x.tanh(), y.square())
+                    + x.masked_fill(&mask, &shape, -1e9).sin();
+                (m * tape.constant(w.clone())).sum()
+            },
+            GradcheckOptions::default(),
+        );
+        assert!(report.passed, "seed {seed}, shape {shape:?}, mask {mask:?}: {report}");
+    }
+}
+
+#[test]
+#[should_panic(
+    expected = "masked_fill: mask of shape [3] (3 values) and operands of shapes [2, 3] and [2, 3] must all agree"
+)]
+fn masked_fill_with_a_mask_of_another_shape_panics() {
+    let tape = Tape::new(Mode::Train, 0);
+    let _ = tape.constant(Tensor::zeros(&[2, 3])).masked_fill(&[true; 3], &[3], 0.0);
+}

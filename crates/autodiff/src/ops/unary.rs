@@ -171,6 +171,42 @@ impl<'t> Var<'t> {
         self.unary(k::recip, Saved::Output, k::recip_backward)
     }
 
+    /// `value` where `mask` is true, else `x` (`torch.masked_fill`); gradient 1 where the mask
+    /// is false, 0 where it is true. The mask is a row-major `&[bool]` of shape `mask_shape`,
+    /// which must equal the input's shape (no broadcasting yet).
+    pub fn masked_fill(self, mask: &[bool], mask_shape: &[usize], value: f32) -> Var<'t> {
+        let shape = self.shape();
+        check_mask("masked_fill", mask, mask_shape, &shape, &shape);
+        let fill = vec![value; mask.len()];
+        let m: Vec<bool> = mask.to_vec();
+        self.unary_with(
+            |x, out| k::select(mask, &fill, x, out),
+            Saved::Input,
+            move |_, dy, dx| k::select_backward(&m, false, dy, dx),
+        )
+    }
+
+    /// `mask ? a : b` elementwise (`torch.where(mask, a, b)`); the gradient goes to `a` where
+    /// the mask is true and to `b` where it is false. `mask` (a row-major `&[bool]` of shape
+    /// `mask_shape`), `a` and `b` must all have the same shape (no broadcasting yet).
+    pub fn where_(mask: &[bool], mask_shape: &[usize], a: Var<'t>, b: Var<'t>) -> Var<'t> {
+        let (av, bv) = (a.value(), b.value());
+        check_mask("where_", mask, mask_shape, av.shape(), bv.shape());
+        let mut out = pool::take_for_overwrite(av.numel());
+        k::select(mask, av.data(), bv.data(), &mut out);
+        let m: Vec<bool> = mask.to_vec();
+        let (ia, ib) = (a.index, b.index);
+        a.tape.push_op(Tensor::from_vec(out, av.shape()), &[a, b], move |dy, g| {
+            // d where(m, a, b)/da = [m], /db = [!m].
+            if g.wants(ia) {
+                k::select_backward(&m, true, dy, g.acc(ia));
+            }
+            if g.wants(ib) {
+                k::select_backward(&m, false, dy, g.acc(ib));
+            }
+        })
+    }
+
     /// `x^p` for a constant exponent `p`.
     pub fn powf(self, p: f32) -> Var<'t> {
         let x = self.value();
@@ -182,4 +218,14 @@ impl<'t> Var<'t> {
             k::powf_backward(x.data(), p, dy, g.acc(i));
         })
     }
+}
+
+/// Panics (naming `op` and the shapes) unless the mask's shape, `a_shape` and `b_shape` are
+/// equal and the mask has that many elements.
+fn check_mask(op: &str, mask: &[bool], mask_shape: &[usize], a_shape: &[usize], b_shape: &[usize]) {
+    assert!(
+        mask_shape == a_shape && a_shape == b_shape && mask.len() == a_shape.iter().product::<usize>(),
+        "{op}: mask of shape {mask_shape:?} ({} values) and operands of shapes {a_shape:?} and {b_shape:?} must all agree",
+        mask.len()
+    );
 }

@@ -389,6 +389,44 @@ pub fn recip_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
     accumulate("recip_backward", "y", y, dy, dx, |y, g| -g * y * y);
 }
 
+/// `out = mask ? a : b`, elementwise (`torch.where`); all four slices have the same length.
+pub fn select(mask: &[bool], a: &[f32], b: &[f32], out: &mut [f32]) {
+    assert!(
+        mask.len() == a.len() && a.len() == b.len() && b.len() == out.len(),
+        "select: mask has {} elements, a {}, b {}, out {}",
+        mask.len(),
+        a.len(),
+        b.len(),
+        out.len()
+    );
+    for_each_chunk_mut(out, |i, o| {
+        let r = i * CHUNK..i * CHUNK + o.len();
+        for (((o, &m), &a), &b) in o.iter_mut().zip(&mask[r.clone()]).zip(&a[r.clone()]).zip(&b[r]) {
+            *o = if m { a } else { b };
+        }
+    });
+}
+
+/// `dx += dy` where `mask == when`, else nothing: the gradient of [`select`] for `a`
+/// (`when = true`) or `b` (`when = false`); same lengths.
+pub fn select_backward(mask: &[bool], when: bool, dy: &[f32], dx: &mut [f32]) {
+    assert!(
+        mask.len() == dy.len() && dy.len() == dx.len(),
+        "select_backward: mask has {} elements, dy {}, dx {}",
+        mask.len(),
+        dy.len(),
+        dx.len()
+    );
+    for_each_chunk_mut(dx, |i, d| {
+        let r = i * CHUNK..i * CHUNK + d.len();
+        for ((d, &m), &g) in d.iter_mut().zip(&mask[r.clone()]).zip(&dy[r]) {
+            if m == when {
+                *d += g;
+            }
+        }
+    });
+}
+
 // ----- scalar arithmetic (backward: `add_assign` and `axpy` below) ----------------------
 
 /// `out = x + s`, elementwise; same lengths.
@@ -917,6 +955,28 @@ mod tests {
         let y = fwd(|x, o| clamp(x, -1.0, 2.0, o), &[f32::NAN, -5.0, 5.0, 0.5]);
         assert!(y[0].is_nan());
         assert_eq!(&y[1..], &[-1.0, 2.0, 0.5]);
+    }
+
+    #[test]
+    fn select_and_its_backward_match_naive_across_chunks() {
+        let n = 2 * CHUNK + 5;
+        let (a, b, dy) = (normal(n, 0.0, 1.0, 1), normal(n, 0.0, 1.0, 2), normal(n, 0.0, 1.0, 3));
+        let mask: Vec<bool> = normal(n, 0.0, 1.0, 4).iter().map(|v| *v > 0.0).collect();
+        let got = with_mode(Mode::Parallel, || fwd(|_, o| select(&mask, &a, &b, o), &a));
+        let want: Vec<f32> = (0..n).map(|i| if mask[i] { a[i] } else { b[i] }).collect();
+        assert_bits_eq(&got, &want, "select");
+        for when in [true, false] {
+            let mut dx = vec![0.5; n];
+            with_mode(Mode::Parallel, || select_backward(&mask, when, &dy, &mut dx));
+            let want: Vec<f32> = (0..n).map(|i| if mask[i] == when { 0.5 + dy[i] } else { 0.5 }).collect();
+            assert_bits_eq(&dx, &want, "select_backward");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "select: mask has 2 elements, a 3, b 3, out 3")]
+    fn select_length_mismatch_panics() {
+        select(&[true; 2], &[0.0; 3], &[0.0; 3], &mut [0.0; 3]);
     }
 
     // ----- in place ----------------------------------------------------------------------
