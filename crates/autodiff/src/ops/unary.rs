@@ -24,16 +24,7 @@ impl<'t> Var<'t> {
         saved: Saved,
         backward: fn(&[f32], &[f32], &mut [f32]),
     ) -> Var<'t> {
-        let x = self.value();
-        let mut out = pool::take_for_overwrite(x.numel());
-        forward(x.data(), &mut out);
-        let y = Tensor::from_vec(out, x.shape());
-        let keep = match saved {
-            Saved::Input => x,
-            Saved::Output => y.clone(),
-        };
-        let i = self.index;
-        self.tape.push_op(y, &[self], move |dy, g| backward(keep.data(), dy, g.acc(i)))
+        self.unary_with(forward, saved, backward)
     }
 
     /// `exp(x)`.
