@@ -24,6 +24,7 @@
 //! Every kernel is also re-exported here, so `kernels::log_softmax_rows` works whatever file
 //! it lives in.
 
+pub mod activation;
 pub mod binary;
 pub mod conv;
 pub mod dropout;
@@ -38,6 +39,7 @@ pub mod softmax;
 pub mod unary;
 mod vecmath;
 
+pub use activation::*;
 pub use binary::*;
 pub use conv::*;
 pub use dropout::*;

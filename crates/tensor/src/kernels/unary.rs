@@ -23,7 +23,7 @@ fn map_chunked(name: &str, x: &[f32], out: &mut [f32], kernel: impl Fn(&[f32], &
 }
 
 /// Applies `f` elementwise from `x` into `out`, chunk by chunk.
-fn map_into(name: &str, x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send) {
+pub(super) fn map_into(name: &str, x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send) {
     map_chunked(name, x, out, |xs, o| {
         for (o, &v) in o.iter_mut().zip(xs) {
             *o = f(v);
@@ -75,7 +75,7 @@ fn accumulate_chunked(
 
 /// Adds `f(a, dy)` to `dx` elementwise, where `a` is the saved input or output of the forward
 /// (named `a_name` in panic messages).
-fn accumulate(
+pub(super) fn accumulate(
     name: &str,
     a_name: &str,
     a: &[f32],
@@ -201,232 +201,6 @@ pub fn powf_backward(x: &[f32], p: f32, dy: &[f32], dx: &mut [f32]) {
     accumulate("powf_backward", "x", x, dy, dx, |x, g| g * p * x.powf(p - 1.0));
 }
 
-// ----- activations and functions of issue 20 --------------------------------------------
-
-/// `erfc(x)` in f64 with relative error below 1.2e-7 everywhere (Numerical Recipes' `erfcc`,
-/// a Chebyshev fit); enough for an f32 result, and accurate in the tail where `1 + erf` is not.
-fn erfc64(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * poly.exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
-    }
-}
-
-/// `1/sqrt(2)` and `1/sqrt(2 pi)`, for the normal CDF `Phi(x) = erfc(-x/sqrt 2)/2` and density.
-const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
-const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
-
-/// `out = x Phi(x) = x erfc(-x/sqrt 2) / 2` (exact GELU, PyTorch's default), computed in f64.
-pub fn gelu(x: &[f32], out: &mut [f32]) {
-    map_into("gelu", x, out, |v| {
-        let v = v as f64;
-        (0.5 * v * erfc64(-v * FRAC_1_SQRT_2)) as f32
-    });
-}
-
-/// `dx += dy (Phi(x) + x phi(x))` with `phi` the normal density (gradient of [`gelu`]).
-pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("gelu_backward", "x", x, dy, dx, |x, g| {
-        let v = x as f64;
-        let d = 0.5 * erfc64(-v * FRAC_1_SQRT_2) + v * FRAC_1_SQRT_2PI * (-0.5 * v * v).exp();
-        (g as f64 * d) as f32
-    });
-}
-
-/// `sqrt(2/pi)` and the cubic coefficient of the tanh approximation of GELU.
-const GELU_K: f64 = 0.797_884_560_802_865_4;
-const GELU_C: f64 = 0.044_715;
-
-/// `out = x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2` (PyTorch's `approximate='tanh'`),
-/// computed in f64 (in f32, `1 + tanh` cancels for negative `x`).
-pub fn gelu_tanh(x: &[f32], out: &mut [f32]) {
-    map_into("gelu_tanh", x, out, |v| {
-        let v = v as f64;
-        (0.5 * v * (1.0 + (GELU_K * (v + GELU_C * v * v * v)).tanh())) as f32
-    });
-}
-
-/// `dx += dy ((1 + t)/2 + x (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2) / 2)`,
-/// `t = tanh(sqrt(2/pi)(x + 0.044715 x^3))` (gradient of [`gelu_tanh`]).
-pub fn gelu_tanh_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("gelu_tanh_backward", "x", x, dy, dx, |x, g| {
-        let v = x as f64;
-        let t = (GELU_K * (v + GELU_C * v * v * v)).tanh();
-        let d = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * GELU_C * v * v);
-        (g as f64 * d) as f32
-    });
-}
-
-/// The logistic function of one value, overflow-free (`exp` of a non-positive number only).
-#[inline]
-fn sigmoid1(v: f32) -> f32 {
-    let e = (-v.abs()).exp();
-    if v >= 0.0 {
-        1.0 / (1.0 + e)
-    } else {
-        e / (1.0 + e)
-    }
-}
-
-/// `out = x sigmoid(x)` (SiLU, also called swish); same lengths.
-pub fn silu(x: &[f32], out: &mut [f32]) {
-    map_into("silu", x, out, |v| v * sigmoid1(v));
-}
-
-/// `dx += dy s (1 + x (1 - s))`, `s = sigmoid(x)` (gradient of [`silu`]); same lengths.
-pub fn silu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("silu_backward", "x", x, dy, dx, |x, g| {
-        let s = sigmoid1(x);
-        g * s * (1.0 + x * (1.0 - s))
-    });
-}
-
-/// `out = |x|`; same lengths.
-pub fn abs(x: &[f32], out: &mut [f32]) {
-    map_into("abs", x, out, f32::abs);
-}
-
-/// `dx += dy sign(x)`, with `sign(0) = 0` as in PyTorch (gradient of [`abs`]).
-pub fn abs_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("abs_backward", "x", x, dy, dx, |x, g| {
-        if x > 0.0 {
-            g
-        } else if x < 0.0 {
-            -g
-        } else {
-            0.0
-        }
-    });
-}
-
-/// `out = min(max(x, lo), hi)`, NaN staying NaN; same lengths.
-pub fn clamp(x: &[f32], lo: f32, hi: f32, out: &mut [f32]) {
-    map_into("clamp", x, out, |v| {
-        let v = if v < lo { lo } else { v };
-        if v > hi {
-            hi
-        } else {
-            v
-        }
-    });
-}
-
-/// `dx += dy` where `lo < x < hi` strictly, else nothing: at a bound the gradient is 0, as
-/// torch 2.15 gives (gradient of [`clamp`]).
-pub fn clamp_backward(x: &[f32], lo: f32, hi: f32, dy: &[f32], dx: &mut [f32]) {
-    accumulate("clamp_backward", "x", x, dy, dx, |x, g| if x > lo && x < hi { g } else { 0.0 });
-}
-
-/// `out = x` where `x > 0`, else `slope x`; same lengths.
-pub fn leaky_relu(x: &[f32], slope: f32, out: &mut [f32]) {
-    map_into("leaky_relu", x, out, |v| if v > 0.0 { v } else { v * slope });
-}
-
-/// `dx += dy` where `x > 0`, else `slope dy` (at 0: `slope`, as PyTorch; gradient of [`leaky_relu`]).
-pub fn leaky_relu_backward(x: &[f32], slope: f32, dy: &[f32], dx: &mut [f32]) {
-    accumulate("leaky_relu_backward", "x", x, dy, dx, |x, g| if x > 0.0 { g } else { g * slope });
-}
-
-/// `out = x` where `x > 0`, else `alpha (e^x - 1)` (computed with `exp_m1`); same lengths.
-pub fn elu(x: &[f32], alpha: f32, out: &mut [f32]) {
-    map_into("elu", x, out, |v| if v > 0.0 { v } else { alpha * v.exp_m1() });
-}
-
-/// `dx += dy` where `x > 0`, else `alpha e^x dy` (at 0: `alpha`, as PyTorch; gradient of [`elu`]).
-pub fn elu_backward(x: &[f32], alpha: f32, dy: &[f32], dx: &mut [f32]) {
-    accumulate("elu_backward", "x", x, dy, dx, |x, g| if x > 0.0 { g } else { g * alpha * x.exp() });
-}
-
-/// `out = sin x`; same lengths.
-pub fn sin(x: &[f32], out: &mut [f32]) {
-    map_into("sin", x, out, f32::sin);
-}
-
-/// `dx += dy cos x` (gradient of [`sin`]); same lengths.
-pub fn sin_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("sin_backward", "x", x, dy, dx, |x, g| g * x.cos());
-}
-
-/// `out = cos x`; same lengths.
-pub fn cos(x: &[f32], out: &mut [f32]) {
-    map_into("cos", x, out, f32::cos);
-}
-
-/// `dx += -dy sin x` (gradient of [`cos`]); same lengths.
-pub fn cos_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("cos_backward", "x", x, dy, dx, |x, g| -g * x.sin());
-}
-
-/// `out = 1 / sqrt(x)` (`inf` at 0, NaN below); same lengths.
-pub fn rsqrt(x: &[f32], out: &mut [f32]) {
-    map_into("rsqrt", x, out, |v| 1.0 / v.sqrt());
-}
-
-/// `dx += -dy y^3 / 2` where `y = rsqrt(x)` is the saved output (gradient of [`rsqrt`]).
-pub fn rsqrt_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("rsqrt_backward", "y", y, dy, dx, |y, g| -0.5 * g * y * y * y);
-}
-
-/// `out = 1 / x` (`inf` at 0); same lengths.
-pub fn recip(x: &[f32], out: &mut [f32]) {
-    map_into("recip", x, out, |v| 1.0 / v);
-}
-
-/// `dx += -dy y^2` where `y = 1/x` is the saved output (gradient of [`recip`]).
-pub fn recip_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("recip_backward", "y", y, dy, dx, |y, g| -g * y * y);
-}
-
-/// `out = mask ? a : b`, elementwise (`torch.where`); all four slices have the same length.
-pub fn select(mask: &[bool], a: &[f32], b: &[f32], out: &mut [f32]) {
-    assert!(
-        mask.len() == a.len() && a.len() == b.len() && b.len() == out.len(),
-        "select: mask has {} elements, a {}, b {}, out {}",
-        mask.len(),
-        a.len(),
-        b.len(),
-        out.len()
-    );
-    for_each_chunk_mut(out, |i, o| {
-        let r = i * CHUNK..i * CHUNK + o.len();
-        for (((o, &m), &a), &b) in o.iter_mut().zip(&mask[r.clone()]).zip(&a[r.clone()]).zip(&b[r]) {
-            *o = if m { a } else { b };
-        }
-    });
-}
-
-/// `dx += dy` where `mask == when`, else nothing: the gradient of [`select`] for `a`
-/// (`when = true`) or `b` (`when = false`); same lengths.
-pub fn select_backward(mask: &[bool], when: bool, dy: &[f32], dx: &mut [f32]) {
-    assert!(
-        mask.len() == dy.len() && dy.len() == dx.len(),
-        "select_backward: mask has {} elements, dy {}, dx {}",
-        mask.len(),
-        dy.len(),
-        dx.len()
-    );
-    for_each_chunk_mut(dx, |i, d| {
-        let r = i * CHUNK..i * CHUNK + d.len();
-        for ((d, &m), &g) in d.iter_mut().zip(&mask[r.clone()]).zip(&dy[r]) {
-            if m == when {
-                *d += g;
-            }
-        }
-    });
-}
-
 // ----- scalar arithmetic (backward: `add_assign` and `axpy` below) ----------------------
 
 /// `out = x + s`, elementwise; same lengths.
@@ -472,6 +246,8 @@ pub fn add_scalar_in_place(y: &mut [f32], s: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The kernels of `activation.rs` share this module's test helpers.
+    use crate::kernels::activation::*;
     use crate::kernels::parallel::{with_mode, Mode};
     use crate::testing::{assert_bits_eq, assert_close, assert_par_eq_serial_bits, normal};
 
