@@ -33,5 +33,5 @@ mod tensor;
 pub mod testing;
 
 pub use ids::Ids;
-pub use shape::{broadcast_shapes, numel, strides};
+pub use shape::{broadcast_shapes, numel, strides, Axis};
 pub use tensor::Tensor;
