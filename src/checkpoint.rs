@@ -370,7 +370,8 @@ impl Checkpoint {
             step,
             partial: None,
             run: run.clone(),
-            model: model.named_params().into_iter().map(|(n, p)| (n, p.value().clone())).collect(),
+            // Parameters and buffers (batch norm's running statistics), as `save` writes them.
+            model: adamant_layers::serialize::state_dict(model).into_iter().map(|(n, t, _)| (n, t)).collect(),
             optimizer: optimizer.state_dict(),
             scheduler: scheduler.map(|s| s.state()),
             history: history.epochs.clone(),
@@ -660,6 +661,47 @@ mod tests {
             scheduler: None,
             history: (1..=epochs).map(row).collect(),
         }
+    }
+
+    /// Buffers (batch norm's running statistics and batch count) are checkpointed with the
+    /// weights, so a resumed run normalizes as the uninterrupted one would.
+    #[test]
+    fn buffers_round_trip_with_the_model() {
+        use adamant_autodiff::{Mode, Tape};
+        use adamant_layers::{sequential, BatchNorm1d, Dense, Params};
+        use adamant_optim::{Sgd, SgdConfig};
+        use adamant_tensor::rng::seeded;
+
+        let model = sequential![Dense::new(3, 4, &mut seeded(0)), BatchNorm1d::new(4)];
+        let x = Tensor::randn(&[5, 3], 0.0, 1.0, &mut seeded(1));
+        for _ in 0..2 {
+            let tape = Tape::new(Mode::Train, 0);
+            model.forward(tape.constant(x.clone()));
+        }
+        let sgd = Sgd::new(SgdConfig::default());
+        let c = Checkpoint::capture(&model, &sgd, None, 0, 0, &RunIdentity::new(), &History::default());
+        let names: Vec<&str> = c.model.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "0.weight",
+                "0.bias",
+                "1.weight",
+                "1.bias",
+                "1.running_mean",
+                "1.running_var",
+                "1.num_batches_tracked"
+            ]
+        );
+        let back = Checkpoint::from_bytes(&c.to_bytes().unwrap()).unwrap();
+        let mut fresh = sequential![Dense::new(3, 4, &mut seeded(5)), BatchNorm1d::new(4)];
+        back.restore(&mut fresh, &mut Sgd::new(SgdConfig::default()), None).unwrap();
+        for ((name, ours), (_, theirs)) in fresh.named_buffers().into_iter().zip(model.named_buffers()) {
+            assert_eq!(ours.value(), theirs.value(), "{name}");
+        }
+        assert_eq!(fresh.named_buffers()[2].1.value().item(), 2.0);
+        let eval = |m: &dyn Module| m.forward(Tape::inference().constant(x.clone())).value();
+        assert_eq!(eval(&fresh), eval(&model));
     }
 
     #[test]

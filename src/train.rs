@@ -344,7 +344,9 @@ pub fn fit<M: Module + ?Sized>(
         } else {
             // `read` refuses a checkpoint holding a NaN or an infinity, and one larger than
             // this model's could be (a hostile or unrelated file is not read into memory).
-            let cap = Checkpoint::max_bytes_for(model.num_params(), model.params().len());
+            let buffers = model.named_buffers();
+            let values = model.num_params() + buffers.iter().map(|(_, b)| b.value().numel()).sum::<usize>();
+            let cap = Checkpoint::max_bytes_for(values, model.params().len() + buffers.len());
             let ckpt = Checkpoint::read_at_most(path, cap)?;
             let conflicts = run.conflicts(&ckpt.run);
             if !conflicts.is_empty() && !config.resume_override {

@@ -28,11 +28,13 @@
 //!
 //! # What the derive generates
 //!
-//! An implementation of `Params` (the parameter half of `Module`: `visit_params` and
-//! `visit_params_mut`) that walks the fields in declaration order and visits each one under
+//! An implementation of `Params` (the parameter half of `Module`: `visit_params`,
+//! `visit_params_mut` and `visit_buffers`) that walks the fields in declaration order and
+//! visits each one under
 //! the prefix `"{prefix}{field}."`. A field's type decides what that means, through its own
 //! `Params` implementation: a module names its parameters below the prefix, a `Param` is
-//! named by the prefix itself (`weight`), `Vec<M>` and arrays number their elements
+//! named by the prefix itself (`weight`), so is a `Buffer` (non-trainable state such as
+//! `running_mean`, visited by `visit_buffers` only), `Vec<M>` and arrays number their elements
 //! (`blocks.0.`), `Option<M>` is visited when `Some`, `Box<M>` is transparent, and plain data
 //! (`usize`, `f32`, `bool`, `String`, ...) has no parameters. A field of any other type is a
 //! compile error until it is marked `#[module(skip)]`: a forgotten layer never silently drops
@@ -143,15 +145,15 @@ fn expand(mut input: DeriveInput, default_krate: TokenStream2) -> syn::Result<To
         }
     }
 
-    let walk = |mutable: bool| -> Vec<TokenStream2> {
+    let walk = |visit: TokenStream2| -> Vec<TokenStream2> {
         visited
             .iter()
             .map(|Visited { member, name, ty }| {
                 let segment = format!("{name}.");
-                let (visit, borrow) = if mutable {
-                    (quote!(visit_params_mut), quote!(&mut self.#member))
+                let borrow = if visit.to_string() == "visit_params_mut" {
+                    quote!(&mut self.#member)
                 } else {
-                    (quote!(visit_params), quote!(&self.#member))
+                    quote!(&self.#member)
                 };
                 // Spanned at the field's type, so that "`Tensor: Params` is not satisfied"
                 // points at the field to mark `#[module(skip)]`.
@@ -165,7 +167,8 @@ fn expand(mut input: DeriveInput, default_krate: TokenStream2) -> syn::Result<To
             })
             .collect()
     };
-    let (visit, visit_mut) = (walk(false), walk(true));
+    let (visit, visit_mut, visit_buffers) =
+        (walk(quote!(visit_params)), walk(quote!(visit_params_mut)), walk(quote!(visit_buffers)));
     // Unused when the struct has nothing to visit.
     let allow = visited.is_empty().then(|| quote!(#[allow(unused_variables)]));
 
@@ -190,6 +193,15 @@ fn expand(mut input: DeriveInput, default_krate: TokenStream2) -> syn::Result<To
                 f: &mut dyn ::core::ops::FnMut(&str, &'__adamant mut #krate::__private::Param),
             ) {
                 #(#visit_mut)*
+            }
+
+            #allow
+            fn visit_buffers<'__adamant>(
+                &'__adamant self,
+                prefix: &str,
+                f: &mut dyn ::core::ops::FnMut(&str, &'__adamant #krate::__private::Buffer),
+            ) {
+                #(#visit_buffers)*
             }
         }
     })

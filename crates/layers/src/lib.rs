@@ -26,12 +26,14 @@
 // derived layers and nets must be able to name too.
 extern crate self as adamant_layers;
 
+mod buffer;
 mod conv;
 mod dense;
 pub mod init;
 mod metrics;
 mod module;
 pub mod nets;
+mod norm;
 pub mod serialize;
 mod simple;
 
@@ -39,11 +41,13 @@ pub use adamant_autodiff::Reduction;
 /// `#[derive(Module)]`: implements [`Params`] for a struct of modules, naming each
 /// parameter by its field path (`fc1.weight`, `blocks.0.ln_1.bias`); see [`Params`].
 pub use adamant_derive::Module;
+pub use buffer::{Buffer, BufferKind};
 pub use conv::{Conv2d, MaxPool2d, MaxPool2dReLU};
 pub use dense::Dense;
 pub use metrics::{accuracy, correct_count};
 #[doc(hidden)]
 pub use module::__private;
 pub use module::{gradcheck_module, Module, Params, Sequential};
+pub use norm::{BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm};
 pub use serialize::{load, save, SerializeError};
 pub use simple::{Dropout, Flatten, Identity, ReLU, Sigmoid, Softplus, Tanh};

@@ -8,6 +8,7 @@
 
 use std::marker::PhantomData;
 
+use crate::buffer::Buffer;
 use adamant_autodiff::{gradcheck_with, GradcheckOptions, GradcheckReport, Param, ParamSet, Tape, Var};
 
 /// The trainable parameters of a model, each with its name: the half of [`Module`] that
@@ -196,6 +197,22 @@ pub trait Params {
         out
     }
 
+    /// Calls `f(path, buffer)` for every [`Buffer`] (non-trainable state, such as batch norm's
+    /// running statistics), in a fixed order, with paths formed as for parameters. Optimizers
+    /// never see buffers; saving, loading and checkpoints do. The default visits none: a layer
+    /// with buffers implements it, and `#[derive(Module)]` forwards it to every field.
+    fn visit_buffers<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Buffer)) {
+        let _ = (prefix, f);
+    }
+
+    /// `(path, buffer)` pairs: the names under which the model saves its buffers, as PyTorch's
+    /// `state_dict` keys (`"bn1.running_mean"`, `"bn1.num_batches_tracked"`).
+    fn named_buffers(&self) -> Vec<(String, &Buffer)> {
+        let mut out = Vec::new();
+        self.visit_buffers("", &mut |path, b| out.push((path.to_string(), b)));
+        out
+    }
+
     /// Total number of scalars in the parameters.
     fn num_params(&self) -> usize {
         let mut total = 0;
@@ -218,6 +235,7 @@ pub trait Module: Params {
 /// The derive's path builder, and what its expansion names (not a public API).
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::buffer::Buffer;
     pub use adamant_autodiff::Param;
 
     use std::fmt::{self, Write};
@@ -276,6 +294,16 @@ impl Params for Param {
 }
 
 /// Element `i` is visited under `"{prefix}{i}."`, as PyTorch's `nn.ModuleList` names it.
+/// A buffer on its own is visited like a `Param`: under its path, or its field name in a
+/// derived struct. It has no parameters.
+impl Params for Buffer {
+    fn visit_params<'a>(&'a self, _: &str, _: &mut dyn FnMut(&str, &'a Param)) {}
+    fn visit_params_mut<'a>(&'a mut self, _: &str, _: &mut dyn FnMut(&str, &'a mut Param)) {}
+    fn visit_buffers<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Buffer)) {
+        f(prefix.strip_suffix('.').unwrap_or(prefix), self)
+    }
+}
+
 impl<M: Params> Params for [M] {
     fn visit_params<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Param)) {
         for (i, m) in self.iter().enumerate() {
@@ -286,6 +314,12 @@ impl<M: Params> Params for [M] {
     fn visit_params_mut<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Param)) {
         for (i, m) in self.iter_mut().enumerate() {
             with_path(format_args!("{prefix}{i}."), |prefix| m.visit_params_mut(prefix, f));
+        }
+    }
+
+    fn visit_buffers<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Buffer)) {
+        for (i, m) in self.iter().enumerate() {
+            with_path(format_args!("{prefix}{i}."), |prefix| m.visit_buffers(prefix, f));
         }
     }
 }
@@ -299,6 +333,10 @@ impl<M: Params> Params for Vec<M> {
     fn visit_params_mut<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Param)) {
         self.as_mut_slice().visit_params_mut(prefix, f)
     }
+
+    fn visit_buffers<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Buffer)) {
+        self.as_slice().visit_buffers(prefix, f)
+    }
 }
 
 /// Numbered like a slice: `"{prefix}{i}."`.
@@ -309,6 +347,10 @@ impl<M: Params, const N: usize> Params for [M; N] {
 
     fn visit_params_mut<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Param)) {
         self.as_mut_slice().visit_params_mut(prefix, f)
+    }
+
+    fn visit_buffers<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Buffer)) {
+        self.as_slice().visit_buffers(prefix, f)
     }
 }
 
@@ -326,6 +368,12 @@ impl<M: Params> Params for Option<M> {
             m.visit_params_mut(prefix, f)
         }
     }
+
+    fn visit_buffers<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Buffer)) {
+        if let Some(m) = self {
+            m.visit_buffers(prefix, f)
+        }
+    }
 }
 
 /// A boxed value's parameters, under the same prefix: models chosen at run time
@@ -337,6 +385,10 @@ impl<M: Params + ?Sized> Params for Box<M> {
 
     fn visit_params_mut<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Param)) {
         (**self).visit_params_mut(prefix, f)
+    }
+
+    fn visit_buffers<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Buffer)) {
+        (**self).visit_buffers(prefix, f)
     }
 }
 
@@ -404,6 +456,10 @@ impl Params for Sequential {
 
     fn visit_params_mut<'a>(&'a mut self, prefix: &str, f: &mut dyn FnMut(&str, &'a mut Param)) {
         self.layers.visit_params_mut(prefix, f)
+    }
+
+    fn visit_buffers<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, &'a Buffer)) {
+        self.layers.visit_buffers(prefix, f)
     }
 }
 

@@ -1,7 +1,9 @@
-//! Saving and loading a model's parameters.
+//! Saving and loading a model's parameters and buffers.
 //!
-//! A file maps parameter names (`Params::named_params`, PyTorch's `state_dict` keys) to
-//! little-endian `F32` tensors in the safetensors format of [`adamant_tensor::io`], so
+//! A file maps parameter and buffer names (`Params::named_params` and
+//! `Params::named_buffers`, PyTorch's `state_dict` keys) to little-endian `F32` tensors (`I64`
+//! for counters such as `num_batches_tracked`, as PyTorch writes them) in the safetensors
+//! format of [`adamant_tensor::io`], so
 //! Python's `safetensors` and PyTorch's `load_state_dict` read what adamant writes, and the
 //! other way round. Loading checks everything before changing anything: a missing name, an
 //! extra name, a wrong shape or a wrong dtype is an error naming the parameter, and the model
@@ -14,9 +16,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use adamant_tensor::io::{decode, encode, write_atomic, CodecError};
+use adamant_tensor::io::{decode, encode, encode_typed, write_atomic, CodecError, Stored};
 use adamant_tensor::Tensor;
 
+use crate::buffer::{Buffer, BufferKind};
 use crate::module::Params;
 
 /// Why a safetensors file could not be written, or read into a model.
@@ -99,10 +102,10 @@ impl fmt::Display for AssignError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AssignError::Missing { name } => {
-                write!(f, "parameter '{name}' of the model is missing from the file")
+                write!(f, "'{name}' of the model is missing from the file")
             }
             AssignError::Unexpected { name } => {
-                write!(f, "tensor '{name}' in the file is not a parameter of the model")
+                write!(f, "tensor '{name}' in the file is not a parameter or buffer of the model")
             }
             AssignError::Duplicate { name } => write!(
                 f,
@@ -110,10 +113,7 @@ impl fmt::Display for AssignError {
                  its children distinct prefixes, as #[derive(Module)] does)"
             ),
             AssignError::Shape { name, expected, found } => {
-                write!(
-                    f,
-                    "parameter '{name}' has shape {found:?} in the file, the model expects {expected:?}"
-                )
+                write!(f, "'{name}' has shape {found:?} in the file, the model expects {expected:?}")
             }
         }
     }
@@ -154,18 +154,35 @@ fn first_duplicate<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<&'a s
     names.into_iter().find(|name| !seen.insert(*name))
 }
 
-/// Saves a model's parameters under their names (`named_params`), atomically. Two
-/// parameters with one name are an error naming it ([`AssignError::Duplicate`]), and nothing
+/// Every tensor a model saves, with how it is stored: its parameters (`named_params`), then
+/// its buffers (`named_buffers`; counters as `I64`).
+pub fn state_dict<M: Params + ?Sized>(model: &M) -> Vec<(String, Tensor, Stored)> {
+    let params = model.named_params().into_iter().map(|(n, p)| (n, p.value().clone(), Stored::F32));
+    let buffers = model.named_buffers().into_iter().map(|(n, b)| (n, b.value(), stored_as(b)));
+    params.chain(buffers).collect()
+}
+
+fn stored_as(buffer: &Buffer) -> Stored {
+    match buffer.kind() {
+        BufferKind::Float => Stored::F32,
+        BufferKind::Count => Stored::I64,
+    }
+}
+
+/// Saves a model's parameters and buffers under their names ([`state_dict`]), atomically.
+/// Two tensors with one name are an error naming it ([`AssignError::Duplicate`]), and nothing
 /// is written.
 pub fn save<M: Params + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<(), SerializeError> {
     let path = path.as_ref();
-    let named: Vec<(String, &Tensor)> =
-        model.named_params().into_iter().map(|(n, p)| (n, p.value())).collect();
-    if let Some(name) = first_duplicate(named.iter().map(|(n, _)| n.as_str())) {
+    let named = state_dict(model);
+    if let Some(name) = first_duplicate(named.iter().map(|(n, _, _)| n.as_str())) {
         let source = AssignError::Duplicate { name: name.to_string() };
         return Err(SerializeError::Mismatch { path: path.to_path_buf(), source });
     }
-    save_tensors(&named, path)
+    let typed: Vec<(&str, &Tensor, Stored)> = named.iter().map(|(n, t, s)| (n.as_str(), t, *s)).collect();
+    let bytes = encode_typed(&typed, &BTreeMap::new())
+        .map_err(|source| SerializeError::Codec { path: path.to_path_buf(), source })?;
+    write_atomic(path, &bytes).map_err(|source| SerializeError::Io { path: path.to_path_buf(), source })
 }
 
 /// Loads a model's parameters from a file holding exactly the model's names and shapes.
@@ -176,13 +193,17 @@ pub fn load<M: Params + ?Sized>(model: &mut M, path: impl AsRef<Path>) -> Result
     assign(model, loaded).map_err(|source| SerializeError::Mismatch { path: path.to_path_buf(), source })
 }
 
-/// Assigns named tensors to a model's parameters after checking names and shapes; on any
-/// error the model is unchanged. Two parameters of the model with one path are an error
-/// naming it.
+/// Assigns named tensors to a model's parameters and buffers after checking names and
+/// shapes; on any error the model is unchanged. Two tensors of the model with one path are an
+/// error naming it.
 pub fn assign<M: Params + ?Sized>(model: &mut M, tensors: Vec<(String, Tensor)>) -> Result<(), AssignError> {
     let mut by_name: HashMap<String, Tensor> = tensors.into_iter().collect();
-    let expected: Vec<(String, Vec<usize>)> =
-        model.named_params().into_iter().map(|(n, p)| (n, p.shape().to_vec())).collect();
+    let expected: Vec<(String, Vec<usize>)> = model
+        .named_params()
+        .into_iter()
+        .map(|(n, p)| (n, p.shape().to_vec()))
+        .chain(model.named_buffers().into_iter().map(|(n, b)| (n, b.shape())))
+        .collect();
     if let Some(name) = first_duplicate(expected.iter().map(|(name, _)| name.as_str())) {
         return Err(AssignError::Duplicate { name: name.to_string() });
     }
@@ -207,6 +228,9 @@ pub fn assign<M: Params + ?Sized>(model: &mut M, tensors: Vec<(String, Tensor)>)
         return Err(AssignError::Unexpected { name: extra[0].clone() });
     }
     // ... then change the model (`params_mut` names each parameter by its path).
+    for (name, b) in model.named_buffers() {
+        b.set(by_name.remove(&name).expect("checked above"));
+    }
     for p in model.params_mut() {
         let value = by_name.remove(p.name()).expect("checked above");
         p.set_value(value);

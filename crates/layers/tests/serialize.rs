@@ -275,3 +275,55 @@ fn duplicate_names_are_an_error_naming_them_not_a_panic() {
     let after: Vec<Tensor> = model.params().iter().map(|p| p.value().clone()).collect();
     assert_eq!(before, after);
 }
+
+/// A module with state that is not trained: a running mean and a counter, as batch norm has.
+#[derive(adamant_layers::Module)]
+struct Tracked {
+    fc: Dense,
+    running_mean: adamant_layers::Buffer,
+    num_batches_tracked: adamant_layers::Buffer,
+}
+
+fn tracked(seed: u64) -> Tracked {
+    Tracked {
+        fc: Dense::new(3, 2, &mut seeded(seed)),
+        running_mean: adamant_layers::Buffer::new(Tensor::from_vec(vec![0.25, -1.5], &[2])),
+        num_batches_tracked: adamant_layers::Buffer::count(7),
+    }
+}
+
+#[test]
+fn buffers_are_saved_and_loaded_but_never_trained() {
+    let dir = temp_dir("buffers");
+    let blocks = vec![tracked(1), tracked(2)];
+    // Buffers are named like parameters and walked apart from them.
+    let names: Vec<String> = blocks.named_buffers().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["0.running_mean", "0.num_batches_tracked", "1.running_mean", "1.num_batches_tracked"]);
+    let params: Vec<String> = blocks.named_params().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(params, ["0.fc.weight", "0.fc.bias", "1.fc.weight", "1.fc.bias"]);
+
+    blocks[1].running_mean.set(Tensor::from_vec(vec![3.0, 4.0], &[2]));
+    blocks[1].num_batches_tracked.update(|t| t.data_mut()[0] = 1000.0);
+    let path = dir.join("tracked.safetensors");
+    save(&blocks, &path).unwrap();
+    // The counter is an I64 in the file, as PyTorch writes num_batches_tracked.
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("1.num_batches_tracked").unwrap().dtype(), Dtype::I64);
+    assert_eq!(st.tensor("1.running_mean").unwrap().dtype(), Dtype::F32);
+
+    let mut fresh = vec![tracked(3), tracked(4)];
+    load(&mut fresh, &path).unwrap();
+    assert_eq!(fresh[1].running_mean.value().data(), &[3.0, 4.0]);
+    assert_eq!(fresh[1].num_batches_tracked.value().item(), 1000.0);
+    assert_eq!(fresh[0].fc.params()[0].value(), blocks[0].fc.params()[0].value());
+
+    // A file without the buffers (weights of a model that had none) does not fit.
+    let weights_only: Vec<(String, Tensor)> =
+        blocks.named_params().into_iter().map(|(n, p)| (n, p.value().clone())).collect();
+    let err = assign(&mut fresh, weights_only).unwrap_err();
+    assert_eq!(err, AssignError::Missing { name: "0.running_mean".to_string() });
+    assert_eq!(err.to_string(), "'0.running_mean' of the model is missing from the file");
+    // ... and the model is unchanged.
+    assert_eq!(fresh[1].running_mean.value().data(), &[3.0, 4.0]);
+}

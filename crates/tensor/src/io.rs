@@ -4,7 +4,9 @@
 //! metadata* in the [safetensors](https://huggingface.co/docs/safetensors) format, so Python's
 //! `safetensors` and PyTorch's `load_state_dict` read what adamant writes. [`encode`] and
 //! [`decode`] are the only codec; the layers, the optimizers and the training loop each add
-//! their own names and metadata keys on top of it.
+//! their own names and metadata keys on top of it. The one exception to `f32`: whole-number
+//! counters (batch norm's `num_batches_tracked`) are stored as `I64`, as PyTorch stores them
+//! ([`encode_typed`]), and read back into `f32` when they fit exactly.
 //!
 //! Every file is written with [`write_atomic`] (a temporary file beside the target, fsync,
 //! rename, fsync of the directory), so a crash leaves the old file or the new one, never a
@@ -49,7 +51,15 @@ pub enum CodecError {
     DuplicateName(String),
     /// The bytes are not a valid safetensors file (the parser's message).
     Format(String),
-    /// A tensor is not `F32`.
+    /// An `I64` tensor holds a value that `f32` cannot represent exactly (beyond 2^24), or
+    /// a counter to be written as `I64` is not a whole number.
+    NotACount {
+        /// The tensor.
+        name: String,
+        /// The offending value.
+        value: String,
+    },
+    /// A tensor is neither `F32` nor `I64`.
     Dtype {
         /// The tensor.
         name: String,
@@ -65,7 +75,12 @@ impl fmt::Display for CodecError {
                 write!(f, "two tensors are named '{name}'; every name must be unique")
             }
             CodecError::Format(message) => write!(f, "not a valid safetensors file: {message}"),
-            CodecError::Dtype { name, found } => write!(f, "tensor '{name}' has dtype {found}, expected F32"),
+            CodecError::NotACount { name, value } => {
+                write!(f, "tensor '{name}' holds {value}, not a whole number within f32's exact range (2^24)")
+            }
+            CodecError::Dtype { name, found } => {
+                write!(f, "tensor '{name}' has dtype {found}, expected F32 (or I64 for a counter)")
+            }
         }
     }
 }
@@ -78,17 +93,61 @@ pub fn encode(
     tensors: &[(&str, &Tensor)],
     metadata: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>, CodecError> {
+    let typed: Vec<(&str, &Tensor, Stored)> = tensors.iter().map(|&(n, t)| (n, t, Stored::F32)).collect();
+    encode_typed(&typed, metadata)
+}
+
+/// How [`encode_typed`] writes a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// As `F32`, every value as it is.
+    F32,
+    /// As `I64`: a counter, whose values must be whole numbers.
+    I64,
+}
+
+/// Whether `x` is a whole number that `f32` holds exactly (|x| <= 2^24).
+fn is_exact_count(x: f64) -> bool {
+    x.fract() == 0.0 && x.abs() <= (1u32 << 24) as f64
+}
+
+/// [`encode`], with each tensor's stored type given: `I64` for counters, as PyTorch writes
+/// `num_batches_tracked`. A counter holding a fraction is an error naming it.
+pub fn encode_typed(
+    tensors: &[(&str, &Tensor, Stored)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, CodecError> {
     let mut seen = HashSet::with_capacity(tensors.len());
-    if let Some((name, _)) = tensors.iter().find(|(name, _)| !seen.insert(*name)) {
+    if let Some((name, _, _)) = tensors.iter().find(|(name, _, _)| !seen.insert(*name)) {
         return Err(CodecError::DuplicateName(name.to_string()));
     }
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|(_, t)| t.data().iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(name, t, stored)| match stored {
+            Stored::F32 => Ok(t.data().iter().flat_map(|x| x.to_le_bytes()).collect()),
+            Stored::I64 => t
+                .data()
+                .iter()
+                .map(|&x| {
+                    if is_exact_count(x as f64) {
+                        Ok((x as i64).to_le_bytes())
+                    } else {
+                        Err(CodecError::NotACount { name: name.to_string(), value: x.to_string() })
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|counts| counts.concat()),
+        })
+        .collect::<Result<_, _>>()?;
     let views = tensors
         .iter()
         .zip(&bytes)
-        .map(|((name, t), data)| {
-            let view = TensorView::new(Dtype::F32, t.shape().to_vec(), data)
+        .map(|((name, t, stored), data)| {
+            let dtype = match stored {
+                Stored::F32 => Dtype::F32,
+                Stored::I64 => Dtype::I64,
+            };
+            let view = TensorView::new(dtype, t.shape().to_vec(), data)
                 .map_err(|e| CodecError::Format(e.to_string()))?;
             Ok((*name, view))
         })
@@ -98,7 +157,8 @@ pub fn encode(
         .map_err(|e| CodecError::Format(e.to_string()))
 }
 
-/// Decodes safetensors bytes whose tensors are all `F32`. Every defect is an error, never a
+/// Decodes safetensors bytes whose tensors are all `F32`, or `I64` counters whose values
+/// `f32` holds exactly (PyTorch's `num_batches_tracked`). Every defect is an error, never a
 /// panic: a truncated or oversized header, offsets outside the data, a wrong dtype.
 pub fn decode(bytes: &[u8]) -> Result<TensorFile, CodecError> {
     let format = |e: safetensors::SafeTensorError| CodecError::Format(e.to_string());
@@ -109,11 +169,24 @@ pub fn decode(bytes: &[u8]) -> Result<TensorFile, CodecError> {
     let mut tensors = Vec::with_capacity(names.len());
     for name in names {
         let view = st.tensor(name).map_err(format)?;
-        if view.dtype() != Dtype::F32 {
-            return Err(CodecError::Dtype { name: name.to_string(), found: format!("{:?}", view.dtype()) });
-        }
-        let values =
-            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let values = match view.dtype() {
+            Dtype::F32 => {
+                view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            }
+            Dtype::I64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|b| {
+                    let n = i64::from_le_bytes(b.try_into().expect("chunks of 8"));
+                    if is_exact_count(n as f64) && n.unsigned_abs() <= 1 << 24 {
+                        Ok(n as f32)
+                    } else {
+                        Err(CodecError::NotACount { name: name.to_string(), value: n.to_string() })
+                    }
+                })
+                .collect::<Result<Vec<f32>, _>>()?,
+            other => return Err(CodecError::Dtype { name: name.to_string(), found: format!("{other:?}") }),
+        };
         tensors.push((name.to_string(), Tensor::from_vec(values, view.shape())));
     }
     let metadata = header.metadata().clone().unwrap_or_default().into_iter().collect();
@@ -197,6 +270,31 @@ mod tests {
         let e = encode(&[("w", &t), ("v", &t), ("w", &t)], &BTreeMap::new()).unwrap_err();
         assert_eq!(e, CodecError::DuplicateName("w".to_string()));
         assert_eq!(e.to_string(), "two tensors are named 'w'; every name must be unique");
+    }
+
+    #[test]
+    fn counters_are_stored_as_i64_and_read_back_exactly() {
+        let count = Tensor::scalar(12345.0);
+        let w = Tensor::from_vec(vec![0.5, -1.0], &[2]);
+        let bytes =
+            encode_typed(&[("n", &count, Stored::I64), ("w", &w, Stored::F32)], &BTreeMap::new()).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.tensor("n").unwrap().dtype(), Dtype::I64);
+        assert_eq!(st.tensor("n").unwrap().data(), 12345i64.to_le_bytes());
+        assert_eq!(decode(&bytes).unwrap().tensors, [("n".to_string(), count), ("w".to_string(), w)]);
+        // A fraction is no counter; an I64 beyond f32's exact range is refused on reading.
+        let half = Tensor::scalar(0.5);
+        assert_eq!(
+            encode_typed(&[("n", &half, Stored::I64)], &BTreeMap::new()).unwrap_err(),
+            CodecError::NotACount { name: "n".to_string(), value: "0.5".to_string() }
+        );
+        let big = ((1i64 << 24) + 1).to_le_bytes();
+        let bytes = safetensors::serialize([("n", TensorView::new(Dtype::I64, vec![], &big).unwrap())], None)
+            .unwrap();
+        assert_eq!(
+            decode(&bytes).unwrap_err(),
+            CodecError::NotACount { name: "n".to_string(), value: "16777217".to_string() }
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! `arith` (broadcasting `+ - * /`, scalars, negation), `unary` (elementwise functions),
 //! `reduce` (sums and means), `shape` (reshape, flatten), `softmax` (log-softmax), `loss`
 //! (fused losses, the VAE's sample), `linalg` (matrix products), `conv`, `pool` (max-pooling)
-//! `dropout`, `embedding` (row lookup by integer ids) and `custom` (the public
+//! `dropout`, `norm` (fused layer, RMS and batch norm), `embedding` (row lookup by integer ids) and `custom` (the public
 //! [`Tape::custom_op`](crate::Tape::custom_op) for ops defined outside this crate).
 
 mod arith;
@@ -19,6 +19,7 @@ mod dropout;
 mod embedding;
 mod linalg;
 mod loss;
+mod norm;
 mod pool;
 mod reduce;
 mod shape;

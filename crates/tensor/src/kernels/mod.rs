@@ -19,6 +19,7 @@
 //! | [`pool`]    | `max_pool2d_forward` / `max_pool2d_backward`                               |
 //! | [`dropout`] | `dropout_forward` / `dropout_backward`                                     |
 //! | [`embedding`] | `embedding_forward` (row lookup) / `embedding_backward` (scatter-add of rows) |
+//! | [`norm`]  | `layer_norm`, `rms_norm` and `batch_norm` forward / backward (statistics in f64) |
 //! | [`parallel`] | when and how kernels split their work over rayon                         |
 //!
 //! Every kernel is also re-exported here, so `kernels::log_softmax_rows` works whatever file
@@ -32,6 +33,7 @@ pub mod embedding;
 pub mod gemm;
 pub mod loss;
 pub mod matmul;
+pub mod norm;
 pub mod parallel;
 pub mod pool;
 pub mod reduce;
@@ -47,6 +49,7 @@ pub use embedding::*;
 pub use gemm::*;
 pub use loss::*;
 pub use matmul::*;
+pub use norm::*;
 pub use pool::*;
 pub use reduce::*;
 pub use softmax::*;
