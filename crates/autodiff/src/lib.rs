@@ -34,7 +34,7 @@ pub use gradcheck::{
     gradcheck, gradcheck_with, GradcheckElement, GradcheckOptions, GradcheckReport, ParamSet,
 };
 pub use gradients::Gradients;
-pub use ops::Reduction;
+pub use ops::{Attention, AttentionMask, Reduction};
 pub use param::{Param, ParamId};
 pub use tape::{Mode, Tape, Var};
 

@@ -9,10 +9,11 @@
 //! `arith` (broadcasting `+ - * /`, scalars, negation), `unary` (elementwise functions),
 //! `reduce` (sums and means), `shape` (reshape, flatten), `softmax` (log-softmax), `loss`
 //! (fused losses, the VAE's sample), `linalg` (matrix products), `conv`, `pool` (max-pooling)
-//! `dropout`, `norm` (fused layer, RMS and batch norm), `embedding` (row lookup by integer ids) and `custom` (the public
+//! `dropout`, `attention` (fused scaled dot-product attention), `norm` (fused layer, RMS and batch norm), `embedding` (row lookup by integer ids) and `custom` (the public
 //! [`Tape::custom_op`](crate::Tape::custom_op) for ops defined outside this crate).
 
 mod arith;
+mod attention;
 mod conv;
 mod custom;
 mod dropout;
@@ -27,3 +28,4 @@ mod softmax;
 mod unary;
 
 pub use adamant_tensor::kernels::Reduction;
+pub use attention::{Attention, AttentionMask};

@@ -20,12 +20,14 @@
 //! | [`dropout`] | `dropout_forward` / `dropout_backward`                                     |
 //! | [`embedding`] | `embedding_forward` (row lookup) / `embedding_backward` (scatter-add of rows) |
 //! | [`norm`]  | `layer_norm`, `rms_norm` and `batch_norm` forward / backward (statistics in f64) |
+//! | [`attention`] | scaled dot-product attention forward / backward (masks, causal, dropout on the weights) |
 //! | [`parallel`] | when and how kernels split their work over rayon                         |
 //!
 //! Every kernel is also re-exported here, so `kernels::log_softmax_rows` works whatever file
 //! it lives in.
 
 pub mod activation;
+pub mod attention;
 pub mod binary;
 pub mod conv;
 pub mod dropout;
@@ -42,6 +44,7 @@ pub mod unary;
 mod vecmath;
 
 pub use activation::*;
+pub use attention::*;
 pub use binary::*;
 pub use conv::*;
 pub use dropout::*;
