@@ -19,6 +19,7 @@
 //! | [`pool`]    | `max_pool2d_forward` / `max_pool2d_backward`                               |
 //! | [`dropout`] | `dropout_forward` / `dropout_backward`                                     |
 //! | [`embedding`] | `embedding_forward` (row lookup) / `embedding_backward` (scatter-add of rows) |
+//! | [`layout`]  | data movement + backward: `permute`, `slice_axis` (narrow, step, select), `concat` |
 //! | [`parallel`] | when and how kernels split their work over rayon                         |
 //!
 //! Every kernel is also re-exported here, so `kernels::log_softmax_rows` works whatever file
@@ -30,6 +31,7 @@ pub mod conv;
 pub mod dropout;
 pub mod embedding;
 pub mod gemm;
+pub mod layout;
 pub mod loss;
 pub mod matmul;
 pub mod parallel;
@@ -45,6 +47,7 @@ pub use conv::*;
 pub use dropout::*;
 pub use embedding::*;
 pub use gemm::*;
+pub use layout::*;
 pub use loss::*;
 pub use matmul::*;
 pub use pool::*;
