@@ -7,8 +7,8 @@
 //!
 //! One file per op family, named like the kernel file it calls where there is one:
 //! `arith` (broadcasting `+ - * /`, scalars, negation), `unary` (elementwise functions),
-//! `reduce` (sums and means), `shape` (reshape, flatten), `softmax` (log-softmax), `loss`
-//! (fused losses, the VAE's sample), `linalg` (matrix products), `conv`, `pool` (max-pooling)
+//! `reduce` (sums and means), `shape` (views, permute, slicing, concat, expand), `softmax` (log-softmax), `loss`
+//! (fused losses, the VAE's sample), `linalg` (matrix products, batched), `conv`, `pool` (max-pooling)
 //! `dropout`, `embedding` (row lookup by integer ids) and `custom` (the public
 //! [`Tape::custom_op`](crate::Tape::custom_op) for ops defined outside this crate).
 
