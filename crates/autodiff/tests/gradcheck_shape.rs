@@ -191,3 +191,66 @@ fn matmul_with_vectors_as_torch() {
         weigh(v.matmul(m)) + weigh(m.matmul(u)) + v.matmul(v) + weigh(m.matmul_t(v, true, false))
     });
 }
+
+/// A value of `shape` on a fresh tape, for the panic tests.
+fn zeros<'t>(tape: &'t Tape, shape: &[usize]) -> Var<'t> {
+    tape.constant(Tensor::zeros(shape))
+}
+
+#[test]
+#[should_panic(expected = "matmul: batch axes do not broadcast: [2, 3, 4] @ [3, 4, 5]")]
+fn matmul_with_incompatible_batches_names_the_shapes() {
+    let tape = Tape::inference();
+    zeros(&tape, &[2, 3, 4]).matmul(zeros(&tape, &[3, 4, 5]));
+}
+
+#[test]
+#[should_panic(expected = "matmul: inner dimensions differ: [2, 3, 4] @ [2, 5, 4]")]
+fn matmul_with_different_inner_dimensions_names_the_shapes() {
+    let tape = Tape::inference();
+    zeros(&tape, &[2, 3, 4]).matmul(zeros(&tape, &[2, 5, 4]));
+}
+
+#[test]
+#[should_panic(expected = "concat: shapes [[2, 3], [3, 3]] differ in an axis other than axis 1")]
+fn concat_of_mismatched_shapes_names_them() {
+    let tape = Tape::inference();
+    Var::concat(&[zeros(&tape, &[2, 3]), zeros(&tape, &[3, 3])], 1);
+}
+
+#[test]
+#[should_panic(expected = "reshape: cannot view shape [2, 3] (6 elements) as [4, 2]")]
+fn reshape_to_another_size_names_both_shapes() {
+    let tape = Tape::inference();
+    zeros(&tape, &[2, 3]).reshape(&[4, 2]);
+}
+
+#[test]
+#[should_panic(expected = "slice: range 2..9 is out of bounds for axis 1 of shape [2, 5]")]
+fn slice_past_the_axis_names_the_shape() {
+    let tape = Tape::inference();
+    zeros(&tape, &[2, 5]).slice(1, 2..9, 1);
+}
+
+#[test]
+#[should_panic(expected = "permute: axes [0, 0, 1] are not a permutation of the axes of shape [2, 3, 4]")]
+fn permute_with_a_repeated_axis_names_the_shape() {
+    let tape = Tape::inference();
+    zeros(&tape, &[2, 3, 4]).permute(&[0, 0, 1]);
+}
+
+#[test]
+#[should_panic(expected = "broadcast_to: cannot broadcast shape [3, 2] to [3, 4]")]
+fn expand_of_a_non_unit_axis_names_the_shapes() {
+    let tape = Tape::inference();
+    zeros(&tape, &[3, 2]).expand(&[3, 4]);
+}
+
+#[test]
+fn squeeze_of_a_non_unit_axis_is_a_no_op_as_in_torch() {
+    let tape = Tape::inference();
+    assert_eq!(zeros(&tape, &[2, 3]).squeeze(0).shape(), vec![2, 3]);
+    assert_eq!(zeros(&tape, &[2, 1]).squeeze(-1).shape(), vec![2]);
+    assert_eq!(zeros(&tape, &[2, 3]).unsqueeze(2).shape(), vec![2, 3, 1]);
+    assert_eq!(zeros(&tape, &[]).flatten_range(0, -1).shape(), vec![1]);
+}
