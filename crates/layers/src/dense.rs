@@ -1,12 +1,17 @@
 //! The fully connected layer.
 
 use adamant_autodiff::{Param, Var};
+use adamant_tensor::numel;
 use adamant_tensor::rng::Rng;
 
 use crate::{init, Module};
 
 /// A fully connected layer with PyTorch `nn.Linear` semantics: `y = x W^T + b`, the weight
 /// stored `[out_features, in_features]`. Parameters `weight` and `bias`.
+///
+/// The input is `[..., in_features]` of any rank >= 1 and the output `[..., out_features]`:
+/// the leading axes are viewed as rows of one product (a reshape, no copy), so a `[B, T, C]`
+/// sequence is one GEMM of `B*T` rows, as `nn.Linear` does.
 #[derive(Module)]
 pub struct Dense {
     /// `[out_features, in_features]`.
@@ -43,6 +48,16 @@ impl Dense {
 
 impl Module for Dense {
     fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
+        let shape = x.shape();
+        if shape.len() != 2 {
+            // [..., in] -> [rows, in] -> [rows, out] -> [..., out].
+            assert!(!shape.is_empty(), "Dense: input must have at least one axis, got a scalar");
+            let lead = &shape[..shape.len() - 1];
+            let rows = x.reshape(&[numel(lead), shape[shape.len() - 1]]);
+            let mut out_shape = lead.to_vec();
+            out_shape.push(self.out_features());
+            return self.forward(rows).reshape(&out_shape);
+        }
         let tape = x.tape();
         let y = x.matmul_nt(tape.param(&self.weight));
         match &self.bias {

@@ -22,6 +22,7 @@
 //! Shape errors are programmer errors: they panic with a message naming the op and the
 //! shapes involved.
 
+mod dims;
 mod ids;
 pub mod io;
 pub mod kernels;
@@ -32,6 +33,7 @@ mod tensor;
 #[doc(hidden)]
 pub mod testing;
 
+pub use dims::{infer_shape, ShapeSpec};
 pub use ids::Ids;
 pub use shape::{broadcast_shapes, numel, strides, Axis};
 pub use tensor::Tensor;

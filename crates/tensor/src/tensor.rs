@@ -7,9 +7,10 @@ use std::sync::Arc;
 use rand::Rng as _;
 use rand_distr::{Bernoulli, Distribution, StandardNormal, Uniform};
 
+use crate::kernels;
 use crate::pool;
 use crate::rng::Rng;
-use crate::shape::numel;
+use crate::shape::{numel, Axis};
 
 /// A dense, contiguous, row-major `f32` tensor.
 ///
@@ -350,6 +351,47 @@ impl Tensor {
         Tensor::from_vec(out, &shape)
     }
 
+    /// The axes reordered, materialised: axis `i` of the result is axis `axes[i]` of `self`
+    /// (`torch.permute`; `&[1, 0]` is the 2-d [`Tensor::transpose`]).
+    ///
+    /// # Panics
+    /// If `axes` is not a permutation of the axes.
+    pub fn permute<A: Axis>(&self, axes: &[A]) -> Tensor {
+        let axes: Vec<usize> = axes.iter().map(|a| a.resolve("Tensor::permute", &self.shape)).collect();
+        let mut out = pool::take_for_overwrite(self.numel());
+        kernels::permute(&self.data, &self.shape, &axes, &mut out);
+        let shape: Vec<usize> = axes.iter().map(|&a| self.shape[a]).collect();
+        Tensor::from_vec(out, &shape)
+    }
+
+    /// Items `start..start + len` of axis `axis`, copied (`torch.narrow`).
+    ///
+    /// # Panics
+    /// If the range goes past the axis.
+    pub fn narrow(&self, axis: impl Axis, start: usize, len: usize) -> Tensor {
+        let axis = axis.resolve("Tensor::narrow", &self.shape);
+        let mut shape = self.shape.clone();
+        shape[axis] = len;
+        let mut out = pool::take_for_overwrite(numel(&shape));
+        kernels::slice_axis(&self.data, &self.shape, axis, start, len, 1, &mut out);
+        Tensor::from_vec(out, &shape)
+    }
+
+    /// Concatenates tensors along `axis` (`torch.cat`); the other axes must agree.
+    ///
+    /// # Panics
+    /// If `parts` is empty or the shapes differ in another axis.
+    pub fn concat(parts: &[&Tensor], axis: impl Axis) -> Tensor {
+        assert!(!parts.is_empty(), "Tensor::concat: no tensors to concatenate");
+        let axis = axis.resolve("Tensor::concat", &parts[0].shape);
+        let shapes: Vec<&[usize]> = parts.iter().map(|p| p.shape()).collect();
+        let (shape, outer, sizes, inner) = kernels::concat_layout("Tensor::concat", &shapes, axis);
+        let data: Vec<&[f32]> = parts.iter().map(|p| p.data()).collect();
+        let mut out = pool::take_for_overwrite(numel(&shape));
+        kernels::concat(&data, &sizes, outer, inner, &mut out);
+        Tensor::from_vec(out, &shape)
+    }
+
     /// A new tensor with `f` applied to every element (for tests and one-off transforms; the
     /// kernels in [`crate::kernels`] are the fast path).
     pub fn map(&self, f: impl Fn(f32) -> f32) -> Tensor {
@@ -519,5 +561,19 @@ mod tests {
     fn flatten_batch_keeps_leading_axis() {
         let t = Tensor::zeros(&[5, 3, 4, 4]);
         assert_eq!(t.flatten_batch().shape(), &[5, 48]);
+    }
+
+    #[test]
+    fn permute_narrow_and_concat_along_any_axis() {
+        let t = Tensor::arange(0.0, 24.0, 1.0).reshape(&[2, 3, 4]);
+        let p = t.permute(&[2, 0, 1]);
+        assert_eq!(p.shape(), &[4, 2, 3]);
+        assert_eq!(p.at(&[3, 1, 2]), t.at(&[1, 2, 3]));
+        assert_eq!(t.reshape(&[6, 4]).permute(&[1, 0]), t.reshape(&[6, 4]).transpose());
+        let n = t.narrow(-1, 1, 2);
+        assert_eq!(n.shape(), &[2, 3, 2]);
+        assert_eq!(n.at(&[1, 2, 0]), t.at(&[1, 2, 1]));
+        let c = Tensor::concat(&[&t.narrow(2, 0, 1), &t.narrow(2, 1, 3)], 2);
+        assert_eq!(c, t);
     }
 }

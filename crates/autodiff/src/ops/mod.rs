@@ -6,11 +6,14 @@
 //! loops live here.
 //!
 //! One file per op family, named like the kernel file it calls where there is one:
-//! `arith` (broadcasting `+ - * /`, scalars, negation), `unary` (elementwise functions),
-//! `reduce` (sums and means), `shape` (reshape, flatten), `softmax` (log-softmax), `loss`
-//! (fused losses, the VAE's sample), `linalg` (matrix products), `conv`, `pool` (max-pooling)
-//! `dropout`, `attention` (fused scaled dot-product attention), `norm` (fused layer, RMS and batch norm), `embedding` (row lookup by integer ids) and `custom` (the public
-//! [`Tape::custom_op`](crate::Tape::custom_op) for ops defined outside this crate).
+//!
+//! - `arith`: broadcasting `+ - * /`, scalars, negation; `unary`: elementwise functions;
+//! - `reduce`: sums and means; `softmax`: log-softmax; `loss`: fused losses, the VAE's sample;
+//! - `shape`: views, permute, slicing, concat, expand; `linalg`: matrix products, batched;
+//! - `conv`; `pool`: max-pooling; `dropout`; `embedding`: row lookup by integer ids;
+//! - `attention`: fused scaled dot-product attention; `norm`: fused layer, RMS and batch norm;
+//! - `custom`: the public [`Tape::custom_op`](crate::Tape::custom_op) for ops defined
+//!   outside this crate.
 
 mod arith;
 mod attention;

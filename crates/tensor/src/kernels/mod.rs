@@ -21,6 +21,7 @@
 //! | [`embedding`] | `embedding_forward` (row lookup) / `embedding_backward` (scatter-add of rows) |
 //! | [`norm`]  | `layer_norm`, `rms_norm` and `batch_norm` forward / backward (statistics in f64) |
 //! | [`attention`] | scaled dot-product attention forward / backward (masks, causal, dropout on the weights) |
+//! | [`layout`]  | data movement + backward: `permute`, `slice_axis` (narrow, step, select), `concat` |
 //! | [`parallel`] | when and how kernels split their work over rayon                         |
 //!
 //! Every kernel is also re-exported here, so `kernels::log_softmax_rows` works whatever file
@@ -33,6 +34,7 @@ pub mod conv;
 pub mod dropout;
 pub mod embedding;
 pub mod gemm;
+pub mod layout;
 pub mod loss;
 pub mod matmul;
 pub mod norm;
@@ -50,6 +52,7 @@ pub use conv::*;
 pub use dropout::*;
 pub use embedding::*;
 pub use gemm::*;
+pub use layout::*;
 pub use loss::*;
 pub use matmul::*;
 pub use norm::*;
