@@ -26,6 +26,7 @@
 // derived layers and nets must be able to name too.
 extern crate self as adamant_layers;
 
+mod attention;
 mod buffer;
 mod conv;
 mod dense;
@@ -34,6 +35,7 @@ mod metrics;
 mod module;
 pub mod nets;
 mod norm;
+mod recurrent;
 pub mod serialize;
 mod simple;
 
@@ -41,6 +43,7 @@ pub use adamant_autodiff::Reduction;
 /// `#[derive(Module)]`: implements [`Params`] for a struct of modules, naming each
 /// parameter by its field path (`fc1.weight`, `blocks.0.ln_1.bias`); see [`Params`].
 pub use adamant_derive::Module;
+pub use attention::{MultiheadAttention, TransformerBlock};
 pub use buffer::{Buffer, BufferKind};
 pub use conv::{Conv2d, MaxPool2d, MaxPool2dReLU};
 pub use dense::Dense;
@@ -49,5 +52,6 @@ pub use metrics::{accuracy, correct_count};
 pub use module::__private;
 pub use module::{gradcheck_module, Module, Params, Sequential};
 pub use norm::{BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm};
+pub use recurrent::{RecurrentOptions, RnnNonlinearity, GRU, LSTM, RNN};
 pub use serialize::{load, save, SerializeError};
 pub use simple::{Dropout, Flatten, Identity, ReLU, Sigmoid, Softplus, Tanh};

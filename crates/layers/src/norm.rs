@@ -44,6 +44,13 @@ impl LayerNorm {
     }
 }
 
+impl LayerNorm {
+    /// The trailing shape this layer normalizes over.
+    pub fn normalized_shape(&self) -> &[usize] {
+        &self.normalized_shape
+    }
+}
+
 impl Module for LayerNorm {
     fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
         let tape = x.tape();
