@@ -28,6 +28,7 @@ extern crate self as adamant_layers;
 
 mod conv;
 mod dense;
+mod embedding;
 pub mod init;
 mod metrics;
 mod module;
@@ -41,6 +42,7 @@ pub use adamant_autodiff::Reduction;
 pub use adamant_derive::Module;
 pub use conv::{Conv2d, MaxPool2d, MaxPool2dReLU};
 pub use dense::Dense;
+pub use embedding::Embedding;
 pub use metrics::{accuracy, correct_count};
 #[doc(hidden)]
 pub use module::__private;
