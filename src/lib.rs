@@ -37,10 +37,44 @@ pub mod history;
 pub mod train;
 
 /// The names most training scripts use, in one import.
+///
+/// It brings the random traits too, so the seeded generator (the type [`Rng`](prelude::Rng),
+/// ChaCha8) can be drawn from directly: `rand`'s `Rng` trait is imported anonymously (its
+/// methods, `random`, `random_range`, `random_bool`, without clashing with the type `Rng`),
+/// with `RngCore`, `SeedableRng` and `rand_distr`'s `Distribution`. The crates themselves are
+/// [`rand`] and [`rand_distr`] for distributions (`Normal`, `Uniform`, ...).
+///
+/// ```
+/// use adamant::prelude::*;
+///
+/// let mut rng = seeded(42);
+/// let u: f64 = rng.random(); // rand::Rng
+/// let k = rng.random_range(0..10);
+/// let bits = rng.next_u64(); // RngCore
+/// let normal = adamant::rand_distr::Normal::new(0.0f32, 1.0).unwrap();
+/// let z = normal.sample(&mut rng); // Distribution
+/// assert!((0.0..1.0).contains(&u) && k < 10 && z.is_finite());
+/// // SeedableRng: the same seed, the same stream.
+/// let mut again = Rng::seed_from_u64(42);
+/// assert_eq!(again.random::<f64>(), u);
+/// # let _ = bits;
+/// // Sampling ids from logits (temperature 1, no top-k).
+/// let logits = Tensor::from_vec(vec![0.0, 5.0, 0.0], &[1, 3]);
+/// let ids = adamant::tensor::sample::categorical(&logits, 1.0, None, &mut rng);
+/// assert_eq!(ids.shape(), &[1]);
+/// ```
 pub mod prelude {
     pub use adamant_tensor::rng::{seeded, Rng};
     pub use adamant_tensor::Tensor;
+    pub use rand::{Rng as _, RngCore, SeedableRng};
+    pub use rand_distr::Distribution;
 }
+
+/// The random-number crate of the prelude's traits (`rand` 0.9), re-exported so that its
+/// distributions and traits are the versions adamant's generator implements.
+pub use rand;
+/// Probability distributions (`Normal`, `Uniform`, ...) for the seeded generator (`rand_distr`).
+pub use rand_distr;
 
 /// The README's code blocks, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

@@ -20,6 +20,7 @@ const EXAMPLES: &[(&str, bool)] = &[
     ("bench", false),
     ("bench_kernels", false),
     ("data_info", false),
+    ("makemore", false),
 ];
 
 /// The bad command lines of the reliability issue, each with the flag its error must name.

@@ -22,6 +22,7 @@ pub mod idx;
 pub mod locate;
 pub mod preprocess;
 pub mod spec;
+pub mod text;
 
 pub use batch::{batches_per_epoch, Batch, BatchOptions, Batches};
 pub use dataset::{Dataset, Splits};
@@ -32,3 +33,4 @@ pub use locate::{
 pub use preprocess::{Normalizer, NormalizerOptions};
 #[cfg(feature = "zca")]
 pub use preprocess::{Zca, ZcaOptions};
+pub use text::{CharCorpus, CharVocab, Names};

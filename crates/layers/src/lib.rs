@@ -30,6 +30,7 @@ mod attention;
 mod buffer;
 mod conv;
 mod dense;
+mod embedding;
 pub mod init;
 mod metrics;
 mod module;
@@ -47,6 +48,7 @@ pub use attention::{MultiheadAttention, TransformerBlock};
 pub use buffer::{Buffer, BufferKind};
 pub use conv::{Conv2d, MaxPool2d, MaxPool2dReLU};
 pub use dense::Dense;
+pub use embedding::Embedding;
 pub use metrics::{accuracy, correct_count};
 #[doc(hidden)]
 pub use module::__private;

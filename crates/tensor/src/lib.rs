@@ -16,6 +16,8 @@
 //! * [`pool`] keeps freed buffers for the next training step, so that a step's speed does not
 //!   depend on the program's allocator; tensors return their storage to it when dropped.
 //! * [`rng`] gives the project's one portable, seedable random generator (ChaCha8).
+//! * [`sample`] draws ids from categorical distributions (`torch.multinomial`, sampling
+//!   logits with temperature and top-k).
 //! * `testing` (hidden from these docs) holds the helpers the tests of every crate share:
 //!   seeded inputs, tolerance and bit comparisons, the serial-versus-parallel check.
 //!
@@ -28,6 +30,7 @@ pub mod io;
 pub mod kernels;
 pub mod pool;
 pub mod rng;
+pub mod sample;
 mod shape;
 mod tensor;
 #[doc(hidden)]
