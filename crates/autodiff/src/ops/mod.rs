@@ -17,6 +17,7 @@ mod conv;
 mod custom;
 mod dropout;
 mod embedding;
+mod gather;
 mod linalg;
 mod loss;
 mod pool;
@@ -25,4 +26,6 @@ mod shape;
 mod softmax;
 mod unary;
 
+pub use adamant_tensor::kernels::CrossEntropy;
 pub use adamant_tensor::kernels::Reduction;
+pub use loss::ClassTargets;
