@@ -1,8 +1,9 @@
-//! Reductions: full (`sum_all`, `max_all`, ...), along one axis (`sum_axis`, `max_axis`, ...)
-//! and the bias-gradient column sum (`sum_rows`). Their backward is a broadcast
+//! Reductions: full (`sum_all`, `max_all`, `norm_all`, ...), along one axis (`sum_axis`,
+//! `max_axis`, `min_axis`, `var_axis`, `norm_axis`, ...) and the bias-gradient column sum
+//! (`sum_rows`). The backward of a sum or mean is a broadcast
 //! ([`broadcast_to`](super::broadcast_to), in the `binary` module beside its adjoint
-//! `sum_to_shape`); the last-axis softmax family, a reduction followed by a map, is in the
-//! [`softmax` module](mod@super::softmax).
+//! `sum_to_shape`); the others have their `_backward` here, beside them. The softmax family,
+//! a reduction followed by a map, is in the [`softmax` module](mod@super::softmax).
 //!
 //! Sums accumulate in `f64` and round once to `f32`. Every parallel path cuts its work at
 //! boundaries fixed by the input's shape (never by the thread count) and combines partial
@@ -77,9 +78,14 @@ pub(super) fn beats(v: f32, best: f32) -> bool {
 
 /// `(index, value)` of the first maximum of a non-empty slice.
 fn first_max(x: &[f32]) -> (usize, f32) {
+    first_by(x, beats)
+}
+
+/// `(index, value)` of the first element of a non-empty slice that no later one `better`s.
+fn first_by(x: &[f32], better: fn(f32, f32) -> bool) -> (usize, f32) {
     let mut best = (0, x[0]);
     for (i, &v) in x.iter().enumerate().skip(1) {
-        if beats(v, best.1) {
+        if better(v, best.1) {
             best = (i, v);
         }
     }
@@ -228,13 +234,22 @@ pub fn mean_axis(x: &[f32], shape: &[usize], axis: usize, out: &mut [f32]) {
     sum_axis_impl("mean_axis", x, shape, axis, out, true);
 }
 
-/// First maximum (value and position along the axis) of outputs `start..start + vals.len()`.
-fn max_axis_block(x: &[f32], n: usize, inner: usize, start: usize, vals: &mut [f32], idx: &mut [usize]) {
+/// First extreme by `better` (value and position along the axis) of outputs `start..start +
+/// vals.len()`: [`beats`] for the maximum, [`beats_min`] for the minimum.
+fn max_axis_block(
+    x: &[f32],
+    n: usize,
+    inner: usize,
+    start: usize,
+    vals: &mut [f32],
+    idx: &mut [usize],
+    better: fn(f32, f32) -> bool,
+) {
     if inner == 1 {
         // Reducing the last axis: each output scans a contiguous row.
         for (j, (v, i)) in vals.iter_mut().zip(idx.iter_mut()).enumerate() {
             let r = start + j;
-            (*i, *v) = first_max(&x[r * n..(r + 1) * n]);
+            (*i, *v) = first_by(&x[r * n..(r + 1) * n], better);
         }
         return;
     }
@@ -247,7 +262,7 @@ fn max_axis_block(x: &[f32], n: usize, inner: usize, start: usize, vals: &mut [f
         for k in 1..n {
             let base = (o * n + k) * inner + i0;
             for ((b, ix), &v) in vals.iter_mut().zip(idx.iter_mut()).zip(&x[base..base + len]) {
-                if beats(v, *b) {
+                if better(v, *b) {
                     *b = v;
                     *ix = k;
                 }
@@ -256,12 +271,20 @@ fn max_axis_block(x: &[f32], n: usize, inner: usize, start: usize, vals: &mut [f
     });
 }
 
-/// Shared body of `max_axis` and `argmax_axis`.
-fn max_axis_impl(op: &str, x: &[f32], shape: &[usize], axis: usize, vals: &mut [f32], idx: &mut [usize]) {
+/// Shared body of `max_axis`, `argmax_axis`, `min_axis` and `argmin_axis`.
+fn max_axis_impl(
+    op: &str,
+    x: &[f32],
+    shape: &[usize],
+    axis: usize,
+    vals: &mut [f32],
+    idx: &mut [usize],
+    better: fn(f32, f32) -> bool,
+) {
     let (_, n, inner) = axis_dims(op, x.len(), shape, axis, idx.len());
     assert!(n > 0, "{op}: cannot reduce over axis {axis} of size 0 in shape {shape:?}");
     let block = axis_block(n);
-    let run = |b: usize, v: &mut [f32], i: &mut [usize]| max_axis_block(x, n, inner, b * block, v, i);
+    let run = |b: usize, v: &mut [f32], i: &mut [usize]| max_axis_block(x, n, inner, b * block, v, i, better);
     if should_parallelize(x.len()) {
         vals.par_chunks_mut(block)
             .zip(idx.par_chunks_mut(block))
@@ -286,7 +309,7 @@ pub fn max_axis(x: &[f32], shape: &[usize], axis: usize, out: &mut [f32], argmax
         out.len(),
         argmax.len()
     );
-    max_axis_impl("max_axis", x, shape, axis, out, argmax);
+    max_axis_impl("max_axis", x, shape, axis, out, argmax, beats);
 }
 
 /// Position along `axis` of the first maximum of `x` (row-major, `shape`), into `out` (the
@@ -296,11 +319,45 @@ pub fn max_axis(x: &[f32], shape: &[usize], axis: usize, out: &mut [f32], argmax
 /// If `axis >= shape.len()`, `shape[axis] == 0`, or the lengths do not match `shape`.
 pub fn argmax_axis(x: &[f32], shape: &[usize], axis: usize, out: &mut [usize]) {
     let mut vals = vec![0.0f32; out.len()];
-    max_axis_impl("argmax_axis", x, shape, axis, &mut vals, out);
+    max_axis_impl("argmax_axis", x, shape, axis, &mut vals, out, beats);
+}
+
+/// Whether `v` should replace the running minimum `best`: strictly smaller (so the FIRST
+/// minimum wins, as torch's `min(dim)`), or the first NaN (which propagates).
+#[inline]
+pub(super) fn beats_min(v: f32, best: f32) -> bool {
+    v < best || (v.is_nan() && !best.is_nan())
+}
+
+/// Minimum of `x` (row-major, `shape`) over `axis` into `out`, and in `argmin` the position
+/// along `axis` of the FIRST minimum (torch's `min(dim)`); both have `numel(shape) /
+/// shape[axis]` elements and are overwritten. NaN counts as the minimum, as in torch.
+///
+/// # Panics
+/// If `axis >= shape.len()`, `shape[axis] == 0`, or the lengths do not match `shape`.
+pub fn min_axis(x: &[f32], shape: &[usize], axis: usize, out: &mut [f32], argmin: &mut [usize]) {
+    assert_eq!(
+        out.len(),
+        argmin.len(),
+        "min_axis: value output has {} elements, argmin output {} (shape {shape:?})",
+        out.len(),
+        argmin.len()
+    );
+    max_axis_impl("min_axis", x, shape, axis, out, argmin, beats_min);
+}
+
+/// Position along `axis` of the first minimum of `x` (row-major, `shape`), into `out` (the
+/// shape with `axis` removed, overwritten). NaN counts as the minimum, as in torch.
+///
+/// # Panics
+/// If `axis >= shape.len()`, `shape[axis] == 0`, or the lengths do not match `shape`.
+pub fn argmin_axis(x: &[f32], shape: &[usize], axis: usize, out: &mut [usize]) {
+    let mut vals = vec![0.0f32; out.len()];
+    max_axis_impl("argmin_axis", x, shape, axis, &mut vals, out, beats_min);
 }
 
 // ---------------------------------------------------------------------------------------------
-// Lanes: the general axis view shared by min, var, norm and the softmax family
+// Lanes: the general axis view of the max/min backward, var/std, norms and the softmax family
 // ---------------------------------------------------------------------------------------------
 
 /// A value of `shape` seen as `outer * inner` lanes of `n = shape[axis]` elements each: lane
@@ -391,7 +448,7 @@ impl Lanes {
 /// The elements of one lane of a full-shaped buffer, mutably, in order along the axis.
 pub(super) type LaneMut<'a> = std::iter::Take<std::iter::StepBy<std::slice::IterMut<'a, f32>>>;
 
-/// `out[j] = f(j, lane j of x)` for every lane; parallel over fixed blocks of whole `outer`
+/// `out[j] = f(j)` for every lane `j` (`f` reads the lane itself with [`Lanes::lane`]); parallel over fixed blocks of whole `outer`
 /// slices when large, so the result does not depend on the thread count.
 pub(super) fn reduce_lanes(lanes: Lanes, out: &mut [f32], f: impl Fn(usize) -> f32 + Sync + Send) {
     let width = lanes.outer_block() * lanes.inner;
@@ -416,51 +473,6 @@ pub(super) fn map_lanes(lanes: Lanes, out: &mut [f32], f: impl Fn(usize, LaneMut
             }
         }
     });
-}
-
-/// Whether `v` should replace the running minimum `best`: strictly smaller (so the FIRST
-/// minimum wins, as torch's `min(dim)`), or the first NaN (which propagates).
-#[inline]
-pub(super) fn beats_min(v: f32, best: f32) -> bool {
-    v < best || (v.is_nan() && !best.is_nan())
-}
-
-/// Shared body of `min_axis` and `argmin_axis`.
-fn min_axis_impl(op: &str, x: &[f32], shape: &[usize], axis: usize, vals: &mut [f32], idx: &mut [usize]) {
-    let lanes = Lanes::of(op, x.len(), shape, axis);
-    lanes.check_reduced(op, "output", vals.len());
-    lanes.check_reduced(op, "argmin output", idx.len());
-    assert!(lanes.n > 0, "{op}: cannot reduce over axis {axis} of size 0 in shape {shape:?}");
-    // Indices are written beside the values, serially: one pass of `n` reads per output.
-    for (j, (v, ix)) in vals.iter_mut().zip(idx.iter_mut()).enumerate() {
-        let mut best = (0, x[lanes.at(j, 0)]);
-        for (k, e) in lanes.lane(x, j).enumerate().skip(1) {
-            if beats_min(e, best.1) {
-                best = (k, e);
-            }
-        }
-        (*ix, *v) = best;
-    }
-}
-
-/// Minimum of `x` (row-major, `shape`) over `axis` into `out`, and in `argmin` the position
-/// along `axis` of the FIRST minimum (torch's `min(dim)`); both have `numel(shape) /
-/// shape[axis]` elements and are overwritten. NaN counts as the minimum, as in torch.
-///
-/// # Panics
-/// If `axis >= shape.len()`, `shape[axis] == 0`, or the lengths do not match `shape`.
-pub fn min_axis(x: &[f32], shape: &[usize], axis: usize, out: &mut [f32], argmin: &mut [usize]) {
-    min_axis_impl("min_axis", x, shape, axis, out, argmin);
-}
-
-/// Position along `axis` of the first minimum of `x` (row-major, `shape`), into `out` (the
-/// shape with `axis` removed, overwritten). NaN counts as the minimum, as in torch.
-///
-/// # Panics
-/// If `axis >= shape.len()`, `shape[axis] == 0`, or the lengths do not match `shape`.
-pub fn argmin_axis(x: &[f32], shape: &[usize], axis: usize, out: &mut [usize]) {
-    let mut vals = vec![0.0f32; out.len()];
-    min_axis_impl("argmin_axis", x, shape, axis, &mut vals, out);
 }
 
 /// Backward of [`max_axis`] and [`min_axis`]: `dx[.., idx[j], ..] += dy[j]`, each output's
@@ -918,6 +930,11 @@ mod tests {
                 let mut arg = vec![0; m];
                 argmax_axis(&x, shape, axis, &mut arg);
                 arg
+            });
+            assert_par_eq_serial(|| {
+                let (mut out, mut arg) = (vec![0.0; m], vec![0; m]);
+                min_axis(&x, shape, axis, &mut out, &mut arg);
+                (bits(&out), arg)
             });
         }
     }

@@ -1,7 +1,10 @@
-//! The softmax family over the last axis, forward beside backward: `logsumexp_rows`,
-//! `log_softmax_rows` with its backward `log_softmax_backward`, and `softmax_rows`.
+//! The softmax family, forward beside backward: over the last axis `logsumexp_rows`,
+//! `log_softmax_rows` with its backward `log_softmax_backward`, and `softmax_rows`; over any
+//! axis `logsumexp_axis`, `log_softmax_axis`, `softmax_axis`, each with its `_backward`, which
+//! run the row kernels when the axis is the last one.
 //!
-//! Each works on `x` viewed as `[rows, cols]`, one row at a time: shift by the row maximum
+//! The row kernels work on `x` viewed as `[rows, cols]`, one row at a time (the axis kernels
+//! the same way on each lane of the axis): shift by the row maximum
 //! (so `exp` cannot overflow), sum in `f64`, round once. Rows are cut into fixed blocks of
 //! about [`CHUNK`] elements, so parallel and serial runs agree bit for bit. The fused
 //! softmax cross-entropy, which calls `log_softmax_rows`, is with the other losses in the
