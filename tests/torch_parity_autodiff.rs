@@ -90,8 +90,8 @@ fn max_pool2d_matches_torch() {
 
 #[test]
 fn log_softmax_matches_torch() {
-    compare("log_softmax", |v, _| v[0].log_softmax());
-    compare("log_softmax_extreme", |v, _| v[0].log_softmax());
+    compare("log_softmax", |v, _| v[0].log_softmax(-1));
+    compare("log_softmax_extreme", |v, _| v[0].log_softmax(-1));
 }
 
 #[test]

@@ -35,6 +35,7 @@ pub use gradcheck::{
 };
 pub use gradients::Gradients;
 pub use ops::{Attention, AttentionMask, Reduction};
+pub use ops::{ClassTargets, CrossEntropy};
 pub use param::{Param, ParamId};
 pub use tape::{Mode, Tape, Var};
 

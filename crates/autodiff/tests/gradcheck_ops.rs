@@ -190,7 +190,7 @@ fn dropout_in_train_mode_uses_one_mask_per_seed() {
 #[test]
 fn log_softmax_rows() {
     let mut a = param("a", &[3, 7], 26);
-    check(&mut [&mut a], |t, p| weigh(t.param(&*p[0]).log_softmax()));
+    check(&mut [&mut a], |t, p| weigh(t.param(&*p[0]).log_softmax(-1)));
 }
 
 #[test]

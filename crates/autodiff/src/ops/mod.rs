@@ -8,7 +8,9 @@
 //! One file per op family, named like the kernel file it calls where there is one:
 //!
 //! - `arith`: broadcasting `+ - * /`, scalars, negation; `unary`: elementwise functions;
-//! - `reduce`: sums and means; `softmax`: log-softmax; `loss`: fused losses, the VAE's sample;
+//! - `reduce`: sums, means, extrema, arg-extrema, logsumexp, variance and norms along any axis;
+//! - `softmax`: softmax and log-softmax along any axis; `loss`: fused losses (cross-entropy of
+//!   any rank with `ignore_index` and label smoothing), the VAE's sample; `gather`;
 //! - `shape`: views, permute, slicing, concat, expand; `linalg`: matrix products, batched;
 //! - `conv`; `pool`: max-pooling; `dropout`; `embedding`: row lookup by integer ids;
 //! - `attention`: fused scaled dot-product attention; `norm`: fused layer, RMS and batch norm;
@@ -21,6 +23,7 @@ mod conv;
 mod custom;
 mod dropout;
 mod embedding;
+mod gather;
 mod linalg;
 mod loss;
 mod norm;
@@ -30,5 +33,7 @@ mod shape;
 mod softmax;
 mod unary;
 
+pub use adamant_tensor::kernels::CrossEntropy;
 pub use adamant_tensor::kernels::Reduction;
 pub use attention::{Attention, AttentionMask};
+pub use loss::ClassTargets;

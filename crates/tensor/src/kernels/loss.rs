@@ -109,6 +109,121 @@ pub fn softmax_cross_entropy_backward(
     });
 }
 
+/// The options of [`softmax_cross_entropy_with_forward`], PyTorch's arguments of
+/// `F.cross_entropy`: `CrossEntropy { ignore_index: Some(0), ..Default::default() }`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CrossEntropy {
+    /// Rows whose target equals this id contribute nothing and are left out of the mean
+    /// (torch's `ignore_index`; torch's default -100 never matches, here `None`). When every
+    /// row is ignored the mean is NaN (0 / 0), as in torch, and the gradient is zero.
+    pub ignore_index: Option<usize>,
+    /// `eps` in `[0, 1]`: the target distribution is `(1 - eps) onehot + eps / V` (torch's
+    /// `label_smoothing`; default 0, plain cross-entropy).
+    pub label_smoothing: f32,
+    /// Sum or mean over the rows that are not ignored (torch's `reduction`; default mean).
+    pub reduction: Reduction,
+}
+
+impl CrossEntropy {
+    /// Checks the options and the labels (each below `cols` unless ignored); returns the
+    /// number of rows that count.
+    fn check(&self, op: &str, rows: usize, cols: usize, labels: &[usize]) -> usize {
+        let eps = self.label_smoothing;
+        assert!((0.0..=1.0).contains(&eps), "{op}: label_smoothing must be in [0, 1], got {eps}");
+        assert_eq!(labels.len(), rows, "{op}: {} labels for {rows} rows", labels.len());
+        let mut counted = 0;
+        for (r, &l) in labels.iter().enumerate() {
+            if Some(l) == self.ignore_index {
+                continue;
+            }
+            assert!(l < cols, "{op}: label {l} at row {r} is out of range for {cols} classes");
+            counted += 1;
+        }
+        counted
+    }
+}
+
+/// Softmax cross-entropy of `logits` (`[rows, cols]`) against `labels` (`[rows]`) with the
+/// options of torch's `F.cross_entropy` (ignored rows, label smoothing, sum or mean); writes
+/// the log-softmax into `log_probs` for the backward. A counted row with label `t` adds
+/// `-(1 - eps) log_probs[t] - eps / cols * sum(log_probs)`.
+///
+/// # Panics
+/// If a length does not match, `label_smoothing` is outside `[0, 1]`, or a label that is not
+/// ignored is `>= cols`.
+pub fn softmax_cross_entropy_with_forward(
+    logits: &[f32],
+    rows: usize,
+    cols: usize,
+    labels: &[usize],
+    opts: &CrossEntropy,
+    log_probs: &mut [f32],
+) -> f32 {
+    let op = "softmax_cross_entropy_with_forward";
+    check_rows(op, "logits", logits.len(), rows, cols);
+    check_rows(op, "log_probs", log_probs.len(), rows, cols);
+    let counted = opts.check(op, rows, cols, labels);
+    log_softmax_rows(logits, rows, cols, log_probs);
+    let lp = &*log_probs;
+    let eps = opts.label_smoothing as f64;
+    let row_loss = |r: usize| {
+        if Some(labels[r]) == opts.ignore_index {
+            return 0.0;
+        }
+        let row = &lp[r * cols..(r + 1) * cols];
+        let nll = -(row[labels[r]] as f64);
+        // The smoothing term is skipped at eps = 0, so that a -inf log-probability elsewhere
+        // in the row cannot turn 0 * inf into NaN.
+        if eps == 0.0 {
+            nll
+        } else {
+            (1.0 - eps) * nll - eps / cols as f64 * row.iter().fold(0.0f64, |a, &v| a + v as f64)
+        }
+    };
+    let total = chunked_sum_f64(rows, |r| r.map(row_loss).sum());
+    (total * opts.reduction.factor(counted)) as f32
+}
+
+/// Backward of [`softmax_cross_entropy_with_forward`]: for each counted row, `dx += g * f *
+/// (softmax - (1 - eps) onehot(label) - eps / cols)`, `f` being 1 for a sum and one over the
+/// counted rows for a mean; ignored rows get nothing.
+///
+/// # Panics
+/// As the forward.
+pub fn softmax_cross_entropy_with_backward(
+    log_probs: &[f32],
+    rows: usize,
+    cols: usize,
+    labels: &[usize],
+    opts: &CrossEntropy,
+    g: f32,
+    dx: &mut [f32],
+) {
+    let op = "softmax_cross_entropy_with_backward";
+    check_rows(op, "log_probs", log_probs.len(), rows, cols);
+    check_rows(op, "dx", dx.len(), rows, cols);
+    let counted = opts.check(op, rows, cols, labels);
+    if counted == 0 {
+        return;
+    }
+    let scale = (g as f64 * opts.reduction.factor(counted)) as f32;
+    let eps = opts.label_smoothing;
+    let (hit, spread) = (scale * (1.0 - eps), scale * eps / cols as f32);
+    let rb = row_block(cols);
+    for_each_block_mut(dx, rb * cols, rows * cols, |b, d| {
+        for (i, d) in d.chunks_exact_mut(cols).enumerate() {
+            let r = b * rb + i;
+            if Some(labels[r]) == opts.ignore_index {
+                continue;
+            }
+            for (d, &lp) in d.iter_mut().zip(&log_probs[r * cols..(r + 1) * cols]) {
+                *d += scale * lp.exp() - spread;
+            }
+            d[labels[r]] -= hit;
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Binary cross-entropy with logits
 // ---------------------------------------------------------------------------------------------
@@ -424,6 +539,148 @@ mod tests {
     #[should_panic(expected = "softmax_cross_entropy_forward: logits has 20 elements, expected [3, 7]")]
     fn cross_entropy_logits_length_mismatch_panics() {
         softmax_cross_entropy_forward(&[0.0; 20], 3, 7, &[0, 1, 2], &mut [0.0; 21]);
+    }
+
+    // ---- softmax cross-entropy with options ----
+
+    /// Naive loss with options, in f64: each counted row adds -sum(q log p) with the target
+    /// distribution q = (1 - eps) onehot + eps / cols.
+    fn naive_cross_entropy_with(
+        x: &[f32],
+        rows: usize,
+        cols: usize,
+        labels: &[usize],
+        o: &CrossEntropy,
+    ) -> f64 {
+        let (mut total, mut counted) = (0.0, 0);
+        for r in 0..rows {
+            if Some(labels[r]) == o.ignore_index {
+                continue;
+            }
+            counted += 1;
+            let row = &x[r * cols..(r + 1) * cols];
+            let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+            let eps = o.label_smoothing as f64;
+            for (c, &v) in row.iter().enumerate() {
+                let q = eps / cols as f64 + if c == labels[r] { 1.0 - eps } else { 0.0 };
+                total -= q * (v as f64 - lse);
+            }
+        }
+        match o.reduction {
+            Reduction::Sum => total,
+            Reduction::Mean => total / counted as f64,
+        }
+    }
+
+    fn options() -> Vec<CrossEntropy> {
+        let mut all = vec![];
+        for ignore_index in [None, Some(1)] {
+            for label_smoothing in [0.0, 0.1, 1.0] {
+                for reduction in [Reduction::Sum, Reduction::Mean] {
+                    all.push(CrossEntropy { ignore_index, label_smoothing, reduction });
+                }
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn cross_entropy_with_matches_reference_and_finite_differences() {
+        for &(rows, cols) in &[(1, 7), (3, 10), (5, 3), (3, 1)] {
+            let x: Vec<f32> = randn(rows * cols, 130 + cols as u64).iter().map(|v| v * 2.0).collect();
+            let mut y = labels(rows, cols, 131);
+            if rows > 1 && cols > 1 {
+                y[0] = 1; // at least one ignored row for ignore_index = Some(1)
+            }
+            for o in options() {
+                let what = format!("[{rows}, {cols}] {o:?}");
+                let mut lp = vec![0.0; rows * cols];
+                let loss = softmax_cross_entropy_with_forward(&x, rows, cols, &y, &o, &mut lp);
+                let want = naive_cross_entropy_with(&x, rows, cols, &y, &o);
+                if want.is_nan() {
+                    assert!(loss.is_nan(), "{what}: {loss}");
+                    continue;
+                }
+                assert!(close(loss as f64, want, 1e-6), "{what}: {loss} vs {want}");
+                let f = |x: &[f32]| {
+                    softmax_cross_entropy_with_forward(x, rows, cols, &y, &o, &mut vec![0.0; rows * cols])
+                };
+                let fd = finite_diff(&x, 1e-2, f);
+                let start = randn(rows * cols, 132);
+                let mut dx = start.clone();
+                softmax_cross_entropy_with_backward(&lp, rows, cols, &y, &o, 0.7, &mut dx);
+                assert_grad(&dx, &start, 0.7, &fd, 2e-3, &what);
+            }
+        }
+    }
+
+    #[test]
+    fn cross_entropy_with_defaults_equals_plain_cross_entropy() {
+        let (rows, cols) = (6, 9);
+        let x = randn(rows * cols, 140);
+        let y = labels(rows, cols, 141);
+        let (mut a, mut b) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
+        let plain = softmax_cross_entropy_forward(&x, rows, cols, &y, &mut a);
+        let with = softmax_cross_entropy_with_forward(&x, rows, cols, &y, &CrossEntropy::default(), &mut b);
+        assert_eq!(plain.to_bits(), with.to_bits());
+        let (mut da, mut db) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
+        softmax_cross_entropy_backward(&a, rows, cols, &y, 1.3, &mut da);
+        softmax_cross_entropy_with_backward(&b, rows, cols, &y, &CrossEntropy::default(), 1.3, &mut db);
+        for (p, q) in da.iter().zip(&db) {
+            assert!(close(*p as f64, *q as f64, 1e-7), "{p} vs {q}");
+        }
+    }
+
+    #[test]
+    fn cross_entropy_with_all_ignored_is_nan_for_mean_zero_for_sum_and_zero_gradient() {
+        let x = randn(6, 150);
+        let mut lp = [0.0; 6];
+        let o = CrossEntropy { ignore_index: Some(7), label_smoothing: 0.2, ..Default::default() };
+        // Ignored ids may be out of range (torch's -100 convention).
+        assert!(softmax_cross_entropy_with_forward(&x, 2, 3, &[7, 7], &o, &mut lp).is_nan());
+        let mut dx = [0.25; 6];
+        softmax_cross_entropy_with_backward(&lp, 2, 3, &[7, 7], &o, 1.0, &mut dx);
+        assert_eq!(dx, [0.25; 6]);
+        let sum = CrossEntropy { reduction: Reduction::Sum, ..o };
+        assert_eq!(softmax_cross_entropy_with_forward(&x, 2, 3, &[7, 7], &sum, &mut lp), 0.0);
+    }
+
+    #[test]
+    fn cross_entropy_with_parallel_equals_serial_bitwise() {
+        let (rows, cols) = (3 * (CHUNK / 10) + 7, 10);
+        let x: Vec<f32> = randn(rows * cols, 160).iter().map(|v| v * 5.0).collect();
+        let y = labels(rows, cols, 161);
+        let o = CrossEntropy { ignore_index: Some(3), label_smoothing: 0.1, reduction: Reduction::Mean };
+        let (_, lp) = assert_par_eq_serial(|| {
+            let mut lp = vec![0.0; rows * cols];
+            let l = softmax_cross_entropy_with_forward(&x, rows, cols, &y, &o, &mut lp);
+            (l.to_bits(), bits(&lp))
+        });
+        let lp: Vec<f32> = lp.into_iter().map(f32::from_bits).collect();
+        assert_par_eq_serial(|| {
+            let mut dx = vec![0.1; rows * cols];
+            softmax_cross_entropy_with_backward(&lp, rows, cols, &y, &o, 0.9, &mut dx);
+            bits(&dx)
+        });
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "softmax_cross_entropy_with_forward: label_smoothing must be in [0, 1], got 1.5"
+    )]
+    fn cross_entropy_with_bad_smoothing_panics() {
+        let o = CrossEntropy { label_smoothing: 1.5, ..Default::default() };
+        softmax_cross_entropy_with_forward(&[0.0; 6], 2, 3, &[0, 1], &o, &mut [0.0; 6]);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "softmax_cross_entropy_with_forward: label 3 at row 1 is out of range for 3 classes"
+    )]
+    fn cross_entropy_with_label_out_of_range_panics() {
+        let o = CrossEntropy { ignore_index: Some(0), ..Default::default() };
+        softmax_cross_entropy_with_forward(&[0.0; 6], 2, 3, &[0, 3], &o, &mut [0.0; 6]);
     }
 
     // ---- BCE with logits ----

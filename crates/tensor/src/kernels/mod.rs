@@ -11,8 +11,8 @@
 //! |-------------|----------------------------------------------------------------------------|
 //! | [`binary`]  | `add`, `sub`, `mul`, `div`, `maximum` (+ backward) with broadcasting; `broadcast_to` and its adjoint `sum_to_shape` |
 //! | [`unary`]   | elementwise functions (`exp`, `relu`, `sigmoid`, ...), each followed by its `_backward`; scalar arithmetic; the in-place updates gradients are summed with (`axpy`, `add_assign`) |
-//! | [`reduce`]  | sums, means and maxima over everything or one axis; `sum_rows`            |
-//! | [`softmax`] | `logsumexp_rows`, `log_softmax_rows` + `log_softmax_backward`, `softmax_rows` |
+//! | [`reduce`]  | sums, means, maxima, minima, variances and norms over everything or one axis (+ backward); `sum_rows` |
+//! | [`softmax`] | `logsumexp`, `log_softmax`, `softmax` over the last axis (`_rows`) or any axis (`_axis`), + backward |
 //! | [`loss`]    | fused losses, forward + backward: softmax cross-entropy, BCE with logits, MSE, Gaussian KL |
 //! | [`matmul`](mod@matmul), [`gemm`] | the matrix product (its backward is two more products) and the packed GEMM under it |
 //! | [`conv`]    | `im2col` / `col2im`, `conv2d_forward` / `conv2d_backward`                  |
@@ -22,6 +22,7 @@
 //! | [`norm`]  | `layer_norm`, `rms_norm` and `batch_norm` forward / backward (statistics in f64) |
 //! | [`attention`] | scaled dot-product attention forward / backward (masks, causal, dropout on the weights) |
 //! | [`layout`]  | data movement + backward: `permute`, `slice_axis` (narrow, step, select), `concat` |
+//! | [`gather`]  | `gather_forward` (`torch.gather` along an axis) / `gather_backward` (its scatter-add) |
 //! | [`parallel`] | when and how kernels split their work over rayon                         |
 //!
 //! Every kernel is also re-exported here, so `kernels::log_softmax_rows` works whatever file
@@ -33,6 +34,7 @@ pub mod binary;
 pub mod conv;
 pub mod dropout;
 pub mod embedding;
+pub mod gather;
 pub mod gemm;
 pub mod layout;
 pub mod loss;
@@ -51,6 +53,7 @@ pub use binary::*;
 pub use conv::*;
 pub use dropout::*;
 pub use embedding::*;
+pub use gather::*;
 pub use gemm::*;
 pub use layout::*;
 pub use loss::*;
