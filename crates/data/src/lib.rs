@@ -20,11 +20,12 @@ pub mod download;
 mod error;
 pub mod idx;
 pub mod locate;
+pub mod npy;
 pub mod preprocess;
 pub mod spec;
 
 pub use batch::{batches_per_epoch, Batch, BatchOptions, Batches};
-pub use dataset::{Dataset, Splits};
+pub use dataset::{Dataset, DatasetError, Splits};
 pub use error::DataError;
 pub use locate::{
     cifar10, fashion_mnist, find, load, mnist, mnist_mini, CIFAR10, FASHION_MNIST, MNIST, MNIST_MINI,
