@@ -12,6 +12,7 @@
 //! Every failure to read outside data is a [`DataError`] naming the file and what was
 //! expected versus found; nothing here panics on bad input.
 
+pub mod augment;
 pub mod batch;
 pub mod cifar;
 mod dataset;
@@ -24,6 +25,7 @@ pub mod npy;
 pub mod preprocess;
 pub mod spec;
 
+pub use augment::Augment;
 pub use batch::{batches_per_epoch, Batch, BatchOptions, Batches};
 pub use dataset::{Dataset, DatasetError, Splits};
 pub use error::DataError;
