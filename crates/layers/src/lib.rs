@@ -32,6 +32,7 @@ pub mod init;
 mod metrics;
 mod module;
 pub mod nets;
+mod pool;
 pub mod serialize;
 mod simple;
 
@@ -39,11 +40,12 @@ pub use adamant_autodiff::Reduction;
 /// `#[derive(Module)]`: implements [`Params`] for a struct of modules, naming each
 /// parameter by its field path (`fc1.weight`, `blocks.0.ln_1.bias`); see [`Params`].
 pub use adamant_derive::Module;
-pub use conv::{Conv2d, MaxPool2d, MaxPool2dReLU};
+pub use conv::{Conv1d, Conv2d, MaxPool2d, MaxPool2dReLU};
 pub use dense::Dense;
 pub use metrics::{accuracy, correct_count};
 #[doc(hidden)]
 pub use module::__private;
 pub use module::{gradcheck_module, Module, Params, Sequential};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d};
 pub use serialize::{load, save, SerializeError};
 pub use simple::{Dropout, Flatten, Identity, ReLU, Sigmoid, Softplus, Tanh};
