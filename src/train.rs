@@ -4,8 +4,9 @@
 //! constant and the parameters read into it, the task's loss, `backward`, the tape dropped
 //! (every intermediate buffer with it), the optimizer's in-place update.
 //! Everything random is derived from the run's seed through streams separated by purpose
-//! ([`rng::stream`]): the shuffle of epoch `e` from `(seed, Shuffle, e)` and the tape of step
-//! `s` (its dropout masks and noise) from `(seed, Step, s)`, so a run resumed from a
+//! ([`rng::stream`]): the shuffle of epoch `e` from `(seed, Shuffle, e)`, the tape of step
+//! `s` (its dropout masks and noise) from `(seed, Step, s)`, and the augmentation of example `i`
+//! in epoch `e` ([`FitConfig::augment`]) from `(seed, Data, e)` and `i`, so a run resumed from a
 //! checkpoint continues exactly as the uninterrupted run would have, and no two purposes ever
 //! draw the same numbers.
 

@@ -170,3 +170,17 @@ fn augmenting_flat_features_is_a_programmer_error() {
         &config(Some(Augment::default())),
     );
 }
+
+#[test]
+fn the_augment_flag_is_refused_on_flat_images_before_training() {
+    let dir = common::Scratch::new("own-data-cli");
+    let out = common::mnist_mlp_command(&dir, 1, &["--augment", "--epochs", "1"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--augment")
+            && stderr.contains("crops and flips images [N, C, H, W]; mnist's training set is ["),
+        "{stderr}"
+    );
+    assert!(!dir.join("mnist_mlp_adam.ckpt").exists(), "nothing trained");
+}
