@@ -11,6 +11,7 @@
 //! ```text
 //! cargo run --release --example cifar10_cnn -- --epochs 1
 //! cargo run --release --example cifar10_cnn -- --preprocess zca --schedule constant   # as the paper
+//! cargo run --release --example cifar10_cnn -- --augment   # random crops (4-pixel padding) and flips
 //! ```
 
 use adamant::layers::nets;

@@ -4,8 +4,9 @@
 //! constant and the parameters read into it, the task's loss, `backward`, the tape dropped
 //! (every intermediate buffer with it), the optimizer's in-place update.
 //! Everything random is derived from the run's seed through streams separated by purpose
-//! ([`rng::stream`]): the shuffle of epoch `e` from `(seed, Shuffle, e)` and the tape of step
-//! `s` (its dropout masks and noise) from `(seed, Step, s)`, so a run resumed from a
+//! ([`rng::stream`]): the shuffle of epoch `e` from `(seed, Shuffle, e)`, the tape of step
+//! `s` (its dropout masks and noise) from `(seed, Step, s)`, and the augmentation of example `i`
+//! in epoch `e` ([`FitConfig::augment`]) from `(seed, Data, e)` and `i`, so a run resumed from a
 //! checkpoint continues exactly as the uninterrupted run would have, and no two purposes ever
 //! draw the same numbers.
 
@@ -19,7 +20,7 @@ use std::time::Instant;
 
 use adamant_autodiff::{Mode, Tape, Var};
 use adamant_data::batch::{BatchOptions, Batches};
-use adamant_data::Dataset;
+use adamant_data::{Augment, Dataset};
 use adamant_layers::{correct_count, Module};
 use adamant_optim::{Optimizer, Scheduler};
 use adamant_tensor::io::{remove_interrupted_writes, write_atomic};
@@ -91,6 +92,11 @@ pub struct FitConfig {
     /// [`TrainError::Interrupted`]; resuming from it ends bit-identical to a run never
     /// stopped. `fit` installs no handler itself: a library leaves signals to its program.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Augment every training batch (random crop and flip of `[N, C, H, W]` images), drawn
+    /// from `(seed, epoch, example)` so a resumed run sees the same images; evaluation
+    /// batches are never augmented. Recorded in the run's identity when set, so a resume
+    /// with another augmentation (or none) is refused. `None`: the images as they are.
+    pub augment: Option<Augment>,
 }
 
 impl Default for FitConfig {
@@ -108,6 +114,7 @@ impl Default for FitConfig {
             eval_batch_size: 1000,
             max_steps_per_epoch: None,
             interrupt: None,
+            augment: None,
         }
     }
 }
@@ -296,6 +303,10 @@ fn run_identity<M: Module + ?Sized>(
         .with("schedule", scheduler.map_or("none".to_string(), |s| s.schedule().to_string()))
         .with("model", format!("{} tensors, {} parameters", params.len(), model.num_params()))
         .with("adamant_version", env!("CARGO_PKG_VERSION"));
+    // Only when set: checkpoints of runs without augmentation keep the identity they had.
+    if let Some(augment) = config.augment {
+        run.set("augment", augment);
+    }
     for (setting, value) in config.identity.iter() {
         run.set(setting, value);
     }
@@ -305,6 +316,10 @@ fn run_identity<M: Module + ?Sized>(
 /// Trains `model` on `train` for `config.epochs` epochs, evaluating on `test` after each,
 /// logging to CSV and checkpointing into `config.out_dir`. With a `scheduler`, its learning
 /// rate is set before every optimizer step.
+///
+/// # Panics
+/// If `config.augment` is set and the training images are not `[N, C, H, W]` (a programmer
+/// error: the augmentation is for images).
 pub fn fit<M: Module + ?Sized>(
     model: &mut M,
     task: &dyn Task<M>,
@@ -314,6 +329,13 @@ pub fn fit<M: Module + ?Sized>(
     test: &Dataset,
     config: &FitConfig,
 ) -> Result<History, TrainError> {
+    if config.augment.is_some() {
+        assert!(
+            train.images.ndim() == 4,
+            "fit: FitConfig::augment crops and flips images [N, C, H, W], but the training set's are {:?}",
+            train.images.shape()
+        );
+    }
     let mut history = History::default();
     let mut step: u64 = 0;
     let mut first_epoch = 1;
@@ -407,7 +429,7 @@ pub fn fit<M: Module + ?Sized>(
         let (mut loss_sum, mut seen, mut correct, mut has_logits) = partial
             .map_or((0.0f64, 0usize, 0usize, false), |p| (p.loss_sum, p.examples, p.correct, p.has_logits));
         // `done`: the epoch's steps taken before this batch's.
-        for (done, batch) in (already..).zip(batches.take(steps_this_epoch).skip(already)) {
+        for (done, mut batch) in (already..).zip(batches.take(steps_this_epoch).skip(already)) {
             if config.interrupted() {
                 bar.abandon();
                 let partial = PartialEpoch {
@@ -453,6 +475,9 @@ pub fn fit<M: Module + ?Sized>(
             step += 1;
             if let Some(s) = scheduler.as_deref_mut() {
                 s.step(optimizer);
+            }
+            if let Some(augment) = &config.augment {
+                augment.apply_batch(&mut batch, config.seed, epoch as u64);
             }
             let tape = Tape::new(Mode::Train, rng::stream_seed(config.seed, Purpose::Step, step));
             let out = task.forward(model, tape.constant(batch.images), &batch.labels);

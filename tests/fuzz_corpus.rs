@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use adamant::autodiff::{Mode, Tape};
 use adamant::checkpoint::{Checkpoint, PartialEpoch, RunIdentity};
+use adamant::data::npy::{self, NpyArray, NpyData};
 use adamant::data::{cifar, idx};
 use adamant::layers::{sequential, serialize, Dense, Module, Params};
 use adamant::optim::{build, Optimizer, OptimizerOptions, Schedule, Scheduler};
@@ -183,6 +184,42 @@ fn seed_corpus_generator() {
     let m = cifar::read_batch_from(&bomb[..], Path::new("bomb")).unwrap_err().to_string();
     assert!(m.ends_with("found more than 30730000 bytes (not read further)"), "{m}");
     seeds.push(("cifar", "bomb-10001-records.bin.gz", bomb));
+
+    // NumPy .npy: each dtype read, a version-2.0 header, and broken variants (truncated,
+    // Fortran order, big-endian, a shape of 2^60 elements refused before allocating).
+    let f32s = npy::encode(&NpyArray {
+        shape: vec![2, 3],
+        data: NpyData::F32(vec![0.5, -1.0, 2.0, 0.0, 3.5, 1e-3]),
+    });
+    let f64s = npy::encode(&NpyArray { shape: vec![3], data: NpyData::F64(vec![0.1, -2.0, 7.0]) });
+    let bytes = npy::encode(&NpyArray { shape: vec![2, 2, 2], data: NpyData::U8(pattern(8, 5)) });
+    let labels = npy::encode(&NpyArray { shape: vec![4], data: NpyData::I64(vec![3, 0, -1, 9]) });
+    let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
+    let header = &f64s[10..f64s.len() - 24];
+    v2.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    v2.extend_from_slice(header);
+    v2.extend_from_slice(&f64s[f64s.len() - 24..]);
+    let mut huge = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1073741824, 1073741824), }\n";
+    huge.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    huge.extend_from_slice(header.as_bytes());
+    huge.extend_from_slice(&[0; 16]);
+    let m = npy::parse(&huge, Path::new("huge")).unwrap_err().to_string();
+    assert!(m.contains("at most 2147483648 bytes of data"), "{m}");
+    assert_eq!(npy::parse(&v2, Path::new("v2")).unwrap().shape, vec![3]);
+    seeds.extend([
+        ("npy", "f32-2x3.npy", f32s.clone()),
+        ("npy", "f64-3.npy", f64s.clone()),
+        ("npy", "u8-2x2x2.npy", bytes.clone()),
+        ("npy", "i64-labels-negative.npy", labels),
+        ("npy", "f64-3-version-2.npy", v2),
+        ("npy", "f32-2x3.npy.gz", gzip(&f32s)),
+        ("npy", "f32-truncated.npy", f32s[..f32s.len() - 3].to_vec()),
+        ("npy", "u8-trailing.npy", [&bytes[..], &[0]].concat()),
+        ("npy", "fortran-order.npy", replace(&f32s, "False", "True ")),
+        ("npy", "big-endian.npy", replace(&f32s, "<f4", ">f4")),
+        ("npy", "shape-2-pow-60.npy", huge),
+    ]);
 
     // safetensors: two small tensors, the tiny model's parameters, and broken variants.
     let (a, b) =

@@ -12,19 +12,20 @@ use std::path::Path;
 
 use adamant::autodiff::{Mode, Tape};
 use adamant::checkpoint::Checkpoint;
-use adamant::data::{cifar, idx};
+use adamant::data::{cifar, idx, npy};
 use adamant::layers::{sequential, serialize, Dense, Module, Params, ReLU, Sequential};
 use adamant::optim::{build, OptimizerOptions, Schedule, Scheduler};
 use adamant::tensor::{rng::seeded, Tensor};
 
 /// The names of the targets, which are also the directories of `fuzz/corpus/`.
-pub const TARGETS: [&str; 4] = ["idx", "cifar", "safetensors", "checkpoint"];
+pub const TARGETS: [&str; 5] = ["idx", "cifar", "npy", "safetensors", "checkpoint"];
 
 /// The body of the target named `name` (one of [`TARGETS`]).
 pub fn body(name: &str) -> fn(&[u8]) {
     match name {
         "idx" => idx,
         "cifar" => cifar,
+        "npy" => npy,
         "safetensors" => safetensors,
         "checkpoint" => checkpoint,
         _ => panic!("no fuzz target named '{name}'"),
@@ -61,6 +62,18 @@ pub fn cifar(data: &[u8]) {
     let _ = cifar::read_batch_from(data, path);
     if let Ok(bytes) = idx::decompress(data.to_vec(), path) {
         let _ = cifar::parse_batch(bytes, path);
+    }
+}
+
+/// NumPy `.npy`: the bytes of a file through `npy::read_from` (what `npy::read` does with a
+/// file, streaming, with no length known up front) and `npy::parse` (bytes in memory, length
+/// known); when they read, the array must convert to a tensor, and to labels or an error.
+pub fn npy(data: &[u8]) {
+    let path = Path::new("fuzz.npy");
+    let _ = npy::read_from(data, path);
+    if let Ok(array) = npy::parse(data, path) {
+        let _ = array.clone().into_tensor();
+        let _ = array.into_labels(path);
     }
 }
 

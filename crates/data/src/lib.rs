@@ -12,6 +12,7 @@
 //! Every failure to read outside data is a [`DataError`] naming the file and what was
 //! expected versus found; nothing here panics on bad input.
 
+pub mod augment;
 pub mod batch;
 pub mod cifar;
 mod dataset;
@@ -20,12 +21,14 @@ pub mod download;
 mod error;
 pub mod idx;
 pub mod locate;
+pub mod npy;
 pub mod preprocess;
 pub mod spec;
 pub mod text;
 
+pub use augment::Augment;
 pub use batch::{batches_per_epoch, Batch, BatchOptions, Batches};
-pub use dataset::{Dataset, Splits};
+pub use dataset::{Dataset, DatasetError, Splits};
 pub use error::DataError;
 pub use locate::{
     cifar10, fashion_mnist, find, load, mnist, mnist_mini, CIFAR10, FASHION_MNIST, MNIST, MNIST_MINI,

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use adamant::data::spec::Mirror;
-use adamant::data::{locate, DataError, Dataset, Splits};
+use adamant::data::{locate, Augment, DataError, Dataset, Splits};
 use adamant::layers::Module;
 use adamant::optim::options::build_with_settings;
 use adamant::optim::OptionsError;
@@ -255,6 +255,9 @@ pub struct ExperimentArgs {
     pub steps_per_epoch: Option<usize>,
     /// `--no-progress`: no progress bar.
     pub no_progress: bool,
+    /// `--augment`: random crops (4 pixels of zero padding) and horizontal flips of the
+    /// training images, drawn per epoch and example ([`Augment::default`]).
+    pub augment: bool,
 }
 
 /// What the command line asks for.
@@ -298,6 +301,7 @@ where
             }
             Long("compare") => a.compare = true,
             Long("no-progress") => a.no_progress = true,
+            Long("augment") => a.augment = true,
             Long("schedule") => {
                 let v = cli::value(&mut parser, "--schedule")?;
                 a.schedule =
@@ -359,7 +363,9 @@ impl Experiment {
              --train-subset N      train on the first N examples (at most {max_examples})\n  \
              --test-subset N       evaluate on the first N test examples (at most {max_examples})\n  \
              --steps-per-epoch N   stop each epoch after N steps (at most {max_examples})\n  \
-             --no-progress         no progress bar\n\n\
+             --no-progress         no progress bar\n  \
+             --augment             random crop (4-pixel zero padding) and horizontal flip of each training image, \
+             drawn per epoch and example (image datasets only)\n\n\
              Defaults of this experiment (command-line options override them):\n{defaults}\n\n{optimizer_usage}",
             name = self.name,
             about = self.about,
@@ -402,6 +408,19 @@ impl Experiment {
         splits.train = train;
         splits.test = test;
         Ok(splits)
+    }
+
+    /// Refuses `--augment` on a dataset that is not images `[N, C, H, W]` (MNIST's are
+    /// flattened to `[N, 784]`), before any training starts.
+    pub fn check_augment(&self, args: &ExperimentArgs, data: &Splits) -> Result<(), CliError> {
+        let shape = data.train.images.shape();
+        if args.augment && shape.len() != 4 {
+            return Err(CliError::invalid(
+                "--augment",
+                format!("crops and flips images [N, C, H, W]; {}'s training set is {shape:?}", self.dataset),
+            ));
+        }
+        Ok(())
     }
 
     /// The optimizers a command line runs: the experiment's figure with `--compare`, else the
@@ -449,6 +468,7 @@ impl Experiment {
             max_steps_per_epoch: args.steps_per_epoch,
             // Installed here, after the data is loaded: Ctrl-C during loading just exits.
             interrupt: Some(cli::interrupt_flag()),
+            augment: args.augment.then(Augment::default),
         };
         let length =
             RunLength { epochs: config.epochs, steps_per_epoch: config.steps_per_epoch(data.train.len()) };
@@ -586,6 +606,7 @@ pub fn run_main(experiment: &Experiment) {
     cli::exit_on_error(experiment.check_options(&args));
     cli::exit_on_error(cli::check_out_dir("--out", &experiment.out_dir(&args)));
     let data = cli::exit_on_error(experiment.load_data(&args));
+    cli::exit_on_error(experiment.check_augment(&args, &data));
     if !args.json {
         println!(
             "{}: {} train / {} test examples from {}",
@@ -651,6 +672,36 @@ mod tests {
         }
         let Command::Run(a) = parse_args(["--preprocess", "standardize"]).unwrap() else { panic!("help") };
         assert_eq!(a.preprocess, Some(Preprocess::Standardize));
+    }
+
+    #[test]
+    fn augment_is_a_flag_for_image_datasets_only() {
+        let Command::Run(a) = parse_args(["--augment"]).unwrap() else { panic!("help") };
+        assert!(a.augment);
+        let Command::Run(plain) = parse_args(Vec::<String>::new()).unwrap() else { panic!("help") };
+        assert!(!plain.augment);
+        let experiment = Experiment {
+            name: "t",
+            about: "",
+            dataset: "mnist",
+            epochs: 1,
+            batch_size: 2,
+            optimizer: "adam",
+            compare: &[],
+            defaults: |_| OptimizerOptions::default(),
+            schedule: |_, _| Schedule::Constant,
+            defaults_doc: "",
+            model: |rng| Box::new(adamant::layers::nets::mlp(rng)),
+            preprocess: Preprocess::None,
+        };
+        let splits = |shape: &[usize]| {
+            let d = Dataset { images: Tensor::zeros(shape), labels: vec![0; shape[0]] };
+            Splits { train: d.clone(), test: d, source: PathBuf::new(), class_names: vec![] }
+        };
+        assert!(experiment.check_augment(&a, &splits(&[2, 3, 4, 4])).is_ok());
+        assert!(experiment.check_augment(&plain, &splits(&[2, 784])).is_ok());
+        let e = experiment.check_augment(&a, &splits(&[2, 784])).unwrap_err().to_string();
+        assert!(e.contains("--augment") && e.contains("mnist's training set is [2, 784]"), "{e}");
     }
 
     #[test]

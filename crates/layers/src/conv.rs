@@ -1,4 +1,4 @@
-//! Convolution and max-pooling layers (NCHW), and max-pooling fused with the ReLU before it.
+//! Convolution (1-d and 2-d) and max-pooling layers (NCHW), and max-pooling fused with the ReLU before it.
 
 use adamant_autodiff::{Param, Var};
 use adamant_tensor::rng::Rng;
@@ -106,5 +106,51 @@ impl MaxPool2dReLU {
 impl Module for MaxPool2dReLU {
     fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
         x.max_pool2d(self.kernel, self.stride, self.padding).relu()
+    }
+}
+
+/// A 1-d convolution with PyTorch `nn.Conv1d` semantics (no dilation or groups). Input
+/// `[N, C, L]`, weight `[OC, C, K]`, output `[N, OC, OL]` with
+/// `OL = (L + 2 padding - K) / stride + 1`. Parameters `weight` and `bias`.
+#[derive(Module)]
+pub struct Conv1d {
+    /// `[out_channels, in_channels, kernel]`.
+    pub weight: Param,
+    /// `[out_channels]`, if the layer has a bias.
+    pub bias: Option<Param>,
+    /// Step of the kernel along the input.
+    pub stride: usize,
+    /// Zero padding on each end.
+    pub padding: usize,
+}
+
+impl Conv1d {
+    /// A convolution with PyTorch's default initialisation (uniform in `±1/sqrt(C K)` for
+    /// the bias, Kaiming-uniform with `a = sqrt(5)` for the weight).
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        rng: &mut Rng,
+    ) -> Conv1d {
+        let shape = [out_channels, in_channels, kernel];
+        let weight = init::torch_default_weight(&shape, rng);
+        let (fan_in, _) = init::fans(&shape);
+        let bias = init::torch_default_bias(out_channels, fan_in, rng);
+        Conv1d { weight: Param::new("weight", weight), bias: Some(Param::new("bias", bias)), stride, padding }
+    }
+}
+
+impl Module for Conv1d {
+    fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
+        let tape = x.tape();
+        x.conv1d(
+            tape.param(&self.weight),
+            self.bias.as_ref().map(|b| tape.param(b)),
+            self.stride,
+            self.padding,
+        )
     }
 }

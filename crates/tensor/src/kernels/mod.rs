@@ -16,7 +16,7 @@
 //! | [`loss`]    | fused losses, forward + backward: softmax cross-entropy, BCE with logits, MSE, Gaussian KL |
 //! | [`matmul`](mod@matmul), [`gemm`] | the matrix product (its backward is two more products) and the packed GEMM under it |
 //! | [`conv`]    | `im2col` / `col2im`, `conv2d_forward` / `conv2d_backward`                  |
-//! | [`pool`]    | `max_pool2d_forward` / `max_pool2d_backward`                               |
+//! | [`pool`]    | `max_pool2d_forward` / `max_pool2d_backward`; `avg_pool2d_*`, `adaptive_avg_pool2d_*` (forward / backward) |
 //! | [`dropout`] | `dropout_forward` / `dropout_backward`                                     |
 //! | [`embedding`] | `embedding_forward` (row lookup) / `embedding_backward` (scatter-add of rows) |
 //! | [`norm`]  | `layer_norm`, `rms_norm` and `batch_norm` forward / backward (statistics in f64) |

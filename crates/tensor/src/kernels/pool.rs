@@ -1,4 +1,4 @@
-//! 2-D max pooling with PyTorch's semantics, forward and backward.
+//! 2-D max and average pooling with PyTorch's semantics, forward and backward (average pooling at the end).
 //!
 //! * Output size floor((H + 2p - k) / s) + 1 (no `ceil_mode`).
 //! * Padding counts as -inf, never 0: an all-negative window returns its true maximum.
@@ -318,6 +318,206 @@ pub fn max_pool2d_backward(
     });
 }
 
+/// Checks the lengths of an average-pooling kernel's input and output planes.
+fn check_planes(
+    op: &str,
+    x: (&str, usize),
+    out: (&str, usize),
+    planes: usize,
+    hw: [usize; 2],
+    ohw: [usize; 2],
+) {
+    assert_eq!(
+        x.1,
+        planes * hw[0] * hw[1],
+        "{op}: {} has {} elements, expected {planes} planes of {}x{}",
+        x.0,
+        x.1,
+        hw[0],
+        hw[1]
+    );
+    assert_eq!(
+        out.1,
+        planes * ohw[0] * ohw[1],
+        "{op}: {} has {} elements, expected {planes} planes of {}x{}",
+        out.0,
+        out.1,
+        ohw[0],
+        ohw[1]
+    );
+}
+
+/// Average pooling `x[P, H, W] -> out[P, OH, OW]` (overwritten) over the `P = N*C` planes,
+/// with PyTorch's `F.avg_pool2d` defaults (`count_include_pad=True`, no `ceil_mode`): each
+/// output is the sum of the real inputs of its `kernel x kernel` window divided by
+/// `kernel * kernel`, the zero padding counted in the divisor. Output size as
+/// [`pool_out_size`].
+///
+/// # Panics
+/// If `padding > kernel / 2` (PyTorch refuses it too) or a slice has the wrong length.
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool2d_forward(
+    x: &[f32],
+    planes: usize,
+    height: usize,
+    width: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    out: &mut [f32],
+) {
+    assert!(
+        padding <= kernel / 2,
+        "avg_pool2d_forward: padding {padding} must be at most half the kernel size {kernel} (as in PyTorch)"
+    );
+    let oh = pool_out_size(height, kernel, stride, padding);
+    let ow = pool_out_size(width, kernel, stride, padding);
+    check_planes("avg_pool2d_forward", ("x", x.len()), ("out", out.len()), planes, [height, width], [oh, ow]);
+    let (plane_in, plane_out) = (height * width, oh * ow);
+    // Without ceil_mode every window lies inside the padded plane: the divisor is k*k.
+    let scale = 1.0 / (kernel * kernel) as f32;
+    for_each_block_mut(out, plane_out, out.len() * kernel * kernel, |p, o| {
+        let xp = &x[p * plane_in..(p + 1) * plane_in];
+        for oy in 0..oh {
+            let (y_lo, y_hi) = window(oy, height, kernel, stride, padding);
+            for ox in 0..ow {
+                let (x_lo, x_hi) = window(ox, width, kernel, stride, padding);
+                let mut sum = 0.0f32;
+                for y in y_lo..y_hi {
+                    sum += xp[y * width + x_lo..y * width + x_hi].iter().sum::<f32>();
+                }
+                o[oy * ow + ox] = sum * scale;
+            }
+        }
+    });
+}
+
+/// Average pooling backward: ADDS `dy / (kernel * kernel)` of each output into every real
+/// input of its window in `dx_acc[P, H, W]` (overlapping windows accumulate).
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool2d_backward(
+    dy: &[f32],
+    planes: usize,
+    height: usize,
+    width: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dx_acc: &mut [f32],
+) {
+    let oh = pool_out_size(height, kernel, stride, padding);
+    let ow = pool_out_size(width, kernel, stride, padding);
+    check_planes(
+        "avg_pool2d_backward",
+        ("dx_acc", dx_acc.len()),
+        ("dy", dy.len()),
+        planes,
+        [height, width],
+        [oh, ow],
+    );
+    let (plane_in, plane_out) = (height * width, oh * ow);
+    let scale = 1.0 / (kernel * kernel) as f32;
+    for_each_block_mut(dx_acc, plane_in, dy.len() * kernel * kernel, |p, dxp| {
+        let dyp = &dy[p * plane_out..(p + 1) * plane_out];
+        for oy in 0..oh {
+            let (y_lo, y_hi) = window(oy, height, kernel, stride, padding);
+            for ox in 0..ow {
+                let (x_lo, x_hi) = window(ox, width, kernel, stride, padding);
+                let g = dyp[oy * ow + ox] * scale;
+                for y in y_lo..y_hi {
+                    dxp[y * width + x_lo..y * width + x_hi].iter_mut().for_each(|d| *d += g);
+                }
+            }
+        }
+    });
+}
+
+/// The input range `[start, end)` of adaptive pooling's output `i` of `out` along an axis of
+/// `size`: `floor(i * size / out)` to `ceil((i + 1) * size / out)`, as PyTorch computes it.
+pub fn adaptive_window(i: usize, size: usize, out: usize) -> (usize, usize) {
+    (i * size / out, ((i + 1) * size).div_ceil(out))
+}
+
+/// Adaptive average pooling `x[P, H, W] -> out[P, OH, OW]` (overwritten), PyTorch's
+/// `F.adaptive_avg_pool2d`: output `(i, j)` is the mean of the input rows and columns of
+/// [`adaptive_window`] (windows may overlap when the size is not a multiple of the output's).
+///
+/// # Panics
+/// If an output size is zero while the input's is not, or a slice has the wrong length.
+#[allow(clippy::too_many_arguments)]
+pub fn adaptive_avg_pool2d_forward(
+    x: &[f32],
+    planes: usize,
+    height: usize,
+    width: usize,
+    out_h: usize,
+    out_w: usize,
+    out: &mut [f32],
+) {
+    assert!(
+        out_h > 0 && out_w > 0,
+        "adaptive_avg_pool2d_forward: output size {out_h}x{out_w} must be positive"
+    );
+    check_planes(
+        "adaptive_avg_pool2d_forward",
+        ("x", x.len()),
+        ("out", out.len()),
+        planes,
+        [height, width],
+        [out_h, out_w],
+    );
+    let plane_in = height * width;
+    for_each_block_mut(out, out_h * out_w, x.len(), |p, o| {
+        let xp = &x[p * plane_in..(p + 1) * plane_in];
+        for oy in 0..out_h {
+            let (y_lo, y_hi) = adaptive_window(oy, height, out_h);
+            for ox in 0..out_w {
+                let (x_lo, x_hi) = adaptive_window(ox, width, out_w);
+                let mut sum = 0.0f32;
+                for y in y_lo..y_hi {
+                    sum += xp[y * width + x_lo..y * width + x_hi].iter().sum::<f32>();
+                }
+                o[oy * out_w + ox] = sum / ((y_hi - y_lo) * (x_hi - x_lo)) as f32;
+            }
+        }
+    });
+}
+
+/// Adaptive average pooling backward: ADDS each output's `dy / window size` into every input
+/// of its window in `dx_acc[P, H, W]`.
+pub fn adaptive_avg_pool2d_backward(
+    dy: &[f32],
+    planes: usize,
+    height: usize,
+    width: usize,
+    out_h: usize,
+    out_w: usize,
+    dx_acc: &mut [f32],
+) {
+    check_planes(
+        "adaptive_avg_pool2d_backward",
+        ("dx_acc", dx_acc.len()),
+        ("dy", dy.len()),
+        planes,
+        [height, width],
+        [out_h, out_w],
+    );
+    let plane_out = out_h * out_w;
+    for_each_block_mut(dx_acc, height * width, dx_acc.len(), |p, dxp| {
+        let dyp = &dy[p * plane_out..(p + 1) * plane_out];
+        for oy in 0..out_h {
+            let (y_lo, y_hi) = adaptive_window(oy, height, out_h);
+            for ox in 0..out_w {
+                let (x_lo, x_hi) = adaptive_window(ox, width, out_w);
+                let g = dyp[oy * out_w + ox] / ((y_hi - y_lo) * (x_hi - x_lo)) as f32;
+                for y in y_lo..y_hi {
+                    dxp[y * width + x_lo..y * width + x_hi].iter_mut().for_each(|d| *d += g);
+                }
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,6 +763,148 @@ mod tests {
                 let mut dx = vec![0.5; x.len()];
                 max_pool2d_backward(&dy, &am, n, c, h, w, oh, ow, &mut dx);
                 (out, am, dx)
+            })
+        };
+        assert_eq!(run(Mode::Serial), run(Mode::Parallel));
+    }
+
+    /// Average pooling by the definition: pad with zeros, sum each window, divide by `k*k`;
+    /// its backward spreads `dy / k^2` back over the padded window and drops the padding.
+    fn naive_avg(x: &[f32], p: usize, h: usize, w: usize, k: usize, s: usize, pad: usize) -> Vec<f32> {
+        let (ph, pw) = (h + 2 * pad, w + 2 * pad);
+        let (oh, ow) = ((ph - k) / s + 1, (pw - k) / s + 1);
+        let mut out = vec![0.0; p * oh * ow];
+        for pl in 0..p {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut sum = 0.0;
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let (y, xx) = (oy * s + ky, ox * s + kx);
+                            if y >= pad && y < h + pad && xx >= pad && xx < w + pad {
+                                sum += x[(pl * h + y - pad) * w + xx - pad];
+                            }
+                        }
+                    }
+                    out[(pl * oh + oy) * ow + ox] = sum / (k * k) as f32;
+                }
+            }
+        }
+        out
+    }
+
+    /// The adjoint by the definition: `<avg(x), dy> = <x, dx>` for every `x`, so `dx` is the
+    /// gradient of that inner product, computed one basis vector at a time.
+    fn adjoint(forward: impl Fn(&[f32]) -> Vec<f32>, n_in: usize, dy: &[f32]) -> Vec<f32> {
+        (0..n_in)
+            .map(|i| {
+                let mut e = vec![0.0; n_in];
+                e[i] = 1.0;
+                forward(&e).iter().zip(dy).map(|(a, b)| a * b).sum()
+            })
+            .collect()
+    }
+
+    fn close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "at {i}: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn avg_pool_matches_naive_forward_and_backward() {
+        for (p, h, w, k, s, pad) in
+            [(2, 5, 6, 2, 2, 0), (3, 7, 5, 3, 2, 1), (1, 4, 4, 3, 1, 1), (2, 6, 7, 4, 3, 2)]
+        {
+            let x = randn(p * h * w, 3);
+            let (oh, ow) = (pool_out_size(h, k, s, pad), pool_out_size(w, k, s, pad));
+            let mut out = vec![f32::NAN; p * oh * ow];
+            avg_pool2d_forward(&x, p, h, w, k, s, pad, &mut out);
+            close(&out, &naive_avg(&x, p, h, w, k, s, pad));
+            let dy = randn(out.len(), 4);
+            let mut dx = vec![0.25; x.len()];
+            avg_pool2d_backward(&dy, p, h, w, k, s, pad, &mut dx);
+            let want: Vec<f32> = adjoint(|e| naive_avg(e, p, h, w, k, s, pad), x.len(), &dy)
+                .iter()
+                .map(|g| g + 0.25)
+                .collect();
+            close(&dx, &want);
+        }
+    }
+
+    #[test]
+    fn avg_pool_counts_padding_in_the_divisor() {
+        // 2x2 of ones, kernel 3, padding 1, stride 1: each window holds 4 real ones of 9 cells.
+        let mut out = vec![0.0; 4];
+        avg_pool2d_forward(&[1.0; 4], 1, 2, 2, 3, 1, 1, &mut out);
+        assert_eq!(out, [4.0 / 9.0; 4]);
+    }
+
+    /// Adaptive pooling by the definition, with PyTorch's start/end formulas written out.
+    fn naive_adaptive(x: &[f32], p: usize, h: usize, w: usize, oh: usize, ow: usize) -> Vec<f32> {
+        let mut out = vec![0.0; p * oh * ow];
+        for pl in 0..p {
+            for i in 0..oh {
+                let (y0, y1) = ((i * h) as f64 / oh as f64, ((i + 1) * h) as f64 / oh as f64);
+                let (y0, y1) = (y0.floor() as usize, y1.ceil() as usize);
+                for j in 0..ow {
+                    let (x0, x1) = ((j * w) as f64 / ow as f64, ((j + 1) * w) as f64 / ow as f64);
+                    let (x0, x1) = (x0.floor() as usize, x1.ceil() as usize);
+                    let mut sum = 0.0;
+                    for y in y0..y1 {
+                        for xx in x0..x1 {
+                            sum += x[(pl * h + y) * w + xx];
+                        }
+                    }
+                    out[(pl * oh + i) * ow + j] = sum / ((y1 - y0) * (x1 - x0)) as f32;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn adaptive_avg_pool_matches_naive_forward_and_backward() {
+        for (p, h, w, oh, ow) in
+            [(2, 6, 6, 3, 2), (3, 5, 7, 3, 4), (1, 4, 3, 4, 3), (2, 3, 5, 1, 1), (1, 2, 2, 5, 3)]
+        {
+            let x = randn(p * h * w, 5);
+            let mut out = vec![f32::NAN; p * oh * ow];
+            adaptive_avg_pool2d_forward(&x, p, h, w, oh, ow, &mut out);
+            close(&out, &naive_adaptive(&x, p, h, w, oh, ow));
+            let dy = randn(out.len(), 6);
+            let mut dx = vec![-1.0; x.len()];
+            adaptive_avg_pool2d_backward(&dy, p, h, w, oh, ow, &mut dx);
+            let want: Vec<f32> = adjoint(|e| naive_adaptive(e, p, h, w, oh, ow), x.len(), &dy)
+                .iter()
+                .map(|g| g - 1.0)
+                .collect();
+            close(&dx, &want);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "avg_pool2d_forward: padding 2 must be at most half the kernel size 3")]
+    fn avg_pool_padding_over_half_kernel_panics() {
+        avg_pool2d_forward(&[0.0; 9], 1, 3, 3, 3, 1, 2, &mut [0.0; 25]);
+    }
+
+    #[test]
+    fn avg_pools_parallel_equal_serial_bitwise() {
+        let (p, h, w) = (40, 17, 15);
+        let x = randn(p * h * w, 9);
+        let run = |mode| {
+            with_mode(mode, || {
+                let (oh, ow) = (pool_out_size(h, 3, 2, 1), pool_out_size(w, 3, 2, 1));
+                let mut out = vec![0.0; p * oh * ow];
+                avg_pool2d_forward(&x, p, h, w, 3, 2, 1, &mut out);
+                let mut dx = vec![0.0; x.len()];
+                avg_pool2d_backward(&out, p, h, w, 3, 2, 1, &mut dx);
+                let mut ad = vec![0.0; p * 4 * 3];
+                adaptive_avg_pool2d_forward(&x, p, h, w, 4, 3, &mut ad);
+                adaptive_avg_pool2d_backward(&ad, p, h, w, 4, 3, &mut dx);
+                (out, dx, ad)
             })
         };
         assert_eq!(run(Mode::Serial), run(Mode::Parallel));
