@@ -177,7 +177,7 @@ pub fn slice_axis_backward(
 }
 
 /// The layout of `torch.cat` of parts of shapes `shapes` along `axis`: the output shape, and
-/// the `outer`, `sizes` and `inner` that [`concat`] takes.
+/// the `outer`, `sizes` and `inner` that [`concat()`] takes.
 ///
 /// # Panics
 /// If there is no part, or the shapes differ in rank or in an axis other than `axis`; the
@@ -231,7 +231,7 @@ pub fn concat(parts: &[&[f32]], sizes: &[usize], outer: usize, inner: usize, out
     }
 }
 
-/// The backward of [`concat`] for part `part`: `dpart += ` its items of `dy`
+/// The backward of [`concat()`] for part `part`: `dpart += ` its items of `dy`
 /// (`[outer, sum(sizes), inner]`).
 pub fn concat_backward(
     dy: &[f32],
