@@ -105,4 +105,6 @@ pub mod tour_doctests {
     pub struct BiasCorrection;
     #[doc = include_str!("../docs/tour/09-the-family.md")]
     pub struct TheFamily;
+    #[doc = include_str!("../docs/tour/10-a-language-model.md")]
+    pub struct ALanguageModel;
 }
