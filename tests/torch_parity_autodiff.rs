@@ -8,35 +8,16 @@
 //! The fixtures come from `tests/fixtures/gen_autodiff.py` (run with torch installed); this
 //! test only reads the committed JSON.
 
-use adamant::autodiff::{Mode, Param, Reduction, Tape, Var};
-use adamant::tensor::{Ids, Tensor};
+use adamant::autodiff::{Reduction, Var};
+use adamant::tensor::Ids;
 use serde_json::Value;
 
-fn fixtures() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/autodiff_torch.json");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    let json: Value = serde_json::from_str(&text).expect("fixture is valid JSON");
-    json["cases"].as_array().expect("cases array").clone()
-}
+mod common;
+
+use common::torch::{compare_case, fixture_json, named, tensor};
 
 fn case(name: &str) -> Value {
-    fixtures().into_iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no fixture case {name}"))
-}
-
-fn tensor(v: &Value) -> Tensor {
-    let shape: Vec<usize> =
-        v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    let data: Vec<f32> = v["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-    Tensor::from_vec(data, &shape)
-}
-
-/// Elementwise `|ours - torch| <= atol + rtol |torch|`.
-fn assert_close(what: &str, ours: &Tensor, torch: &Tensor, (atol, rtol): (f32, f32)) {
-    assert_eq!(ours.shape(), torch.shape(), "{what}: shape");
-    for (i, (&o, &t)) in ours.data().iter().zip(torch.data()).enumerate() {
-        let tol = atol + rtol * t.abs();
-        assert!((o - t).abs() <= tol, "{what}[{i}]: ours {o}, torch {t}, |diff| {} > {tol}", (o - t).abs());
-    }
+    named(&fixture_json("autodiff_torch.json")["cases"], name).clone()
 }
 
 /// The tolerance of most cases: kernels that sum in another order than PyTorch's.
@@ -49,24 +30,7 @@ fn compare(name: &str, op: impl for<'t> Fn(&[Var<'t>], &Value) -> Var<'t>) {
 
 /// [`compare`] with the tolerance `(atol, rtol)`.
 fn compare_within(name: &str, tol: (f32, f32), op: impl for<'t> Fn(&[Var<'t>], &Value) -> Var<'t>) {
-    let c = case(name);
-    let params: Vec<Param> = c["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Param::new(format!("in{i}"), tensor(v)))
-        .collect();
-    let tape = Tape::new(Mode::Train, 0);
-    let vars: Vec<Var> = params.iter().map(|p| tape.param(p)).collect();
-    let out = op(&vars, &c["meta"]);
-    assert_close(&format!("{name} output"), &out.value(), &tensor(&c["output"]), tol);
-    let loss =
-        if c.get("weights").is_some() { (out * tape.constant(tensor(&c["weights"]))).sum() } else { out };
-    let grads = loss.backward();
-    for (i, (p, g)) in params.iter().zip(c["grads"].as_array().unwrap()).enumerate() {
-        assert_close(&format!("{name} grad of input {i}"), grads.get(p).unwrap(), &tensor(g), tol);
-    }
+    compare_case(&case(name), tol, op)
 }
 
 fn meta(m: &Value, key: &str) -> usize {

@@ -10,62 +10,25 @@
 //! The fixtures come from `tests/fixtures/gen_norm.py` (run with torch installed); this test
 //! only reads the committed files.
 
+mod common;
+
 use adamant::autodiff::{Mode, Param, Tape, Var};
 use adamant::layers::{load, BatchNorm1d, BatchNorm2d, LayerNorm, Module, Params, RMSNorm};
 use adamant::tensor::Tensor;
+use common::torch::{assert_close, compare_case, fixture_json, named, tensor, usizes, TOL};
 use serde_json::Value;
 
 fn fixtures() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/norm_torch.json");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    serde_json::from_str(&text).expect("fixture is valid JSON")
+    fixture_json("norm_torch.json")
 }
-
-fn find<'a>(list: &'a Value, name: &str) -> &'a Value {
-    list.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no fixture {name}"))
-}
-
-fn tensor(v: &Value) -> Tensor {
-    let shape: Vec<usize> =
-        v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    let data: Vec<f32> = v["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-    Tensor::from_vec(data, &shape)
-}
-
-/// Elementwise `|ours - torch| <= atol + rtol |torch|`.
-fn assert_close(what: &str, ours: &Tensor, torch: &Tensor, atol: f32) {
-    assert_eq!(ours.shape(), torch.shape(), "{what}: shape");
-    for (i, (&o, &t)) in ours.data().iter().zip(torch.data()).enumerate() {
-        let tol = atol + 1e-5 * t.abs();
-        assert!((o - t).abs() <= tol, "{what}[{i}]: ours {o}, torch {t}, |diff| {} > {tol}", (o - t).abs());
-    }
-}
-
-const ATOL: f32 = 1e-6;
 
 /// Runs `op` on the case's inputs as parameters; compares the output and every gradient.
 fn compare(name: &str, op: impl for<'t> Fn(&[Var<'t>], &Value) -> Var<'t>) {
-    let all = fixtures();
-    let c = find(&all["cases"], name);
-    let params: Vec<Param> = c["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Param::new(format!("in{i}"), tensor(v)))
-        .collect();
-    let tape = Tape::new(Mode::Train, 0);
-    let vars: Vec<Var> = params.iter().map(|p| tape.param(p)).collect();
-    let out = op(&vars, &c["meta"]);
-    assert_close(&format!("{name} output"), &out.value(), &tensor(&c["output"]), ATOL);
-    let grads = (out * tape.constant(tensor(&c["weights"]))).sum().backward();
-    for (i, (p, g)) in params.iter().zip(c["grads"].as_array().unwrap()).enumerate() {
-        assert_close(&format!("{name} grad of input {i}"), grads.get(p).unwrap(), &tensor(g), ATOL);
-    }
+    compare_case(named(&fixtures()["cases"], name), TOL, op)
 }
 
 fn shape_of(m: &Value, key: &str) -> Vec<usize> {
-    m[key].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()
+    usizes(&m[key])
 }
 
 #[test]
@@ -97,8 +60,8 @@ fn batch_norm_matches_torch_in_training_and_evaluation() {
         compare(name, |v, m| {
             let (mut mean, mut var) = (tensor(&m["running_mean"]), tensor(&m["running_var"]));
             let y = v[0].batch_norm(Some(v[1]), Some(v[2]), Some((&mut mean, &mut var)), true, 0.1, 1e-5);
-            assert_close(&format!("{name} running_mean"), &mean, &tensor(&m["running_mean_after"]), ATOL);
-            assert_close(&format!("{name} running_var"), &var, &tensor(&m["running_var_after"]), ATOL);
+            assert_close(&format!("{name} running_mean"), &mean, &tensor(&m["running_mean_after"]), TOL);
+            assert_close(&format!("{name} running_var"), &var, &tensor(&m["running_var_after"]), TOL);
             y
         });
     }
@@ -112,7 +75,7 @@ fn batch_norm_matches_torch_in_training_and_evaluation() {
 /// PyTorch's: evaluation, then one training forward (output, input gradient, buffers).
 fn check_layer(name: &str, mut layer: impl Module) {
     let all = fixtures();
-    let c = find(&all["layers"], name);
+    let c = named(&all["layers"], name);
     let file = format!("{}/tests/fixtures/{}", env!("CARGO_MANIFEST_DIR"), c["file"].as_str().unwrap());
     load(&mut layer, &file).unwrap_or_else(|e| panic!("{name}: {e}"));
     let x = tensor(&c["input"]);
@@ -122,24 +85,24 @@ fn check_layer(name: &str, mut layer: impl Module) {
         &format!("{name} eval"),
         &layer.forward(eval.constant(x.clone())).value(),
         &tensor(&c["eval_output"]),
-        ATOL,
+        TOL,
     );
 
     let input = Param::new("x", x);
     let tape = Tape::new(Mode::Train, 0);
     let y = layer.forward(tape.param(&input));
-    assert_close(&format!("{name} train"), &y.value(), &tensor(&c["train_output"]), ATOL);
+    assert_close(&format!("{name} train"), &y.value(), &tensor(&c["train_output"]), TOL);
     let grads = (y * tape.constant(tensor(&c["weights"]))).sum().backward();
     assert_close(
         &format!("{name} input grad"),
         grads.get(&input).unwrap(),
         &tensor(&c["train_input_grad"]),
-        ATOL,
+        TOL,
     );
     let buffers = c["buffers_after"].as_object().unwrap();
     assert_eq!(layer.named_buffers().len(), buffers.len(), "{name}: buffer count");
     for (key, b) in layer.named_buffers() {
-        assert_close(&format!("{name} {key}"), &b.value(), &tensor(&buffers[&key]), ATOL);
+        assert_close(&format!("{name} {key}"), &b.value(), &tensor(&buffers[&key]), TOL);
     }
 }
 

@@ -11,67 +11,25 @@
 
 mod common;
 
-use adamant::autodiff::{Mode, Param, Tape, Var};
+use adamant::autodiff::{Tape, Var};
 use adamant::layers::{
     save, sequential, serialize, AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, Dense, Flatten, Module, ReLU,
 };
 use adamant::tensor::{rng::seeded, Tensor};
+use common::torch::{assert_close, compare_case, fixture_json, named, tensor, TOL};
 use serde_json::Value;
 
 fn fixture() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pool_torch.json");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    serde_json::from_str(&text).expect("fixture is valid JSON")
+    fixture_json("pool_torch.json")
 }
 
 fn case(name: &str) -> Value {
-    fixture()["cases"]
-        .as_array()
-        .expect("cases array")
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no fixture case {name}"))
-        .clone()
+    named(&fixture()["cases"], name).clone()
 }
-
-fn tensor(v: &Value) -> Tensor {
-    let shape: Vec<usize> =
-        v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    let data: Vec<f32> = v["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-    Tensor::from_vec(data, &shape)
-}
-
-/// Elementwise `|ours - torch| <= atol + rtol |torch|`.
-fn assert_close(what: &str, ours: &Tensor, torch: &Tensor, (atol, rtol): (f32, f32)) {
-    assert_eq!(ours.shape(), torch.shape(), "{what}: shape");
-    for (i, (&o, &t)) in ours.data().iter().zip(torch.data()).enumerate() {
-        let tol = atol + rtol * t.abs();
-        assert!((o - t).abs() <= tol, "{what}[{i}]: ours {o}, torch {t}, |diff| {} > {tol}", (o - t).abs());
-    }
-}
-
-/// `(atol, rtol)`: relative 1e-5, with a tiny absolute floor for values near 0.
-const TOL: (f32, f32) = (1e-6, 1e-5);
 
 /// Runs `op` on the case's inputs as parameters, compares the output and the gradients.
 fn compare(name: &str, tol: (f32, f32), op: impl for<'t> Fn(&[Var<'t>], &Value) -> Var<'t>) {
-    let c = case(name);
-    let params: Vec<Param> = c["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Param::new(format!("in{i}"), tensor(v)))
-        .collect();
-    let tape = Tape::new(Mode::Train, 0);
-    let vars: Vec<Var> = params.iter().map(|p| tape.param(p)).collect();
-    let out = op(&vars, &c["meta"]);
-    assert_close(&format!("{name} output"), &out.value(), &tensor(&c["output"]), tol);
-    let loss = (out * tape.constant(tensor(&c["weights"]))).sum();
-    let grads = loss.backward();
-    for (i, (p, g)) in params.iter().zip(c["grads"].as_array().unwrap()).enumerate() {
-        assert_close(&format!("{name} grad of input {i}"), grads.get(p).unwrap(), &tensor(g), tol);
-    }
+    compare_case(&case(name), tol, op)
 }
 
 fn meta(m: &Value, key: &str) -> usize {

@@ -7,68 +7,25 @@
 //! The fixtures come from `tests/fixtures/gen_reduce.py` (run with torch installed); this
 //! test only reads the committed JSON.
 
-use adamant::autodiff::{CrossEntropy, Mode, Param, Reduction, Tape, Var};
-use adamant::tensor::{Ids, Tensor};
+mod common;
+
+use adamant::autodiff::{CrossEntropy, Mode, Reduction, Tape, Var};
+use adamant::tensor::Ids;
+use common::torch::{compare_case, fixture_json, named, tensor, usizes, TOL};
 use serde_json::Value;
 
 fn fixtures() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reduce_torch.json");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    let json: Value = serde_json::from_str(&text).expect("fixture is valid JSON");
-    json["cases"].as_array().expect("cases array").clone()
+    fixture_json("reduce_torch.json")["cases"].as_array().expect("cases").clone()
 }
 
 fn case(name: &str) -> Value {
-    fixtures().into_iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no fixture case {name}"))
+    named(&fixture_json("reduce_torch.json")["cases"], name).clone()
 }
 
-fn usizes(v: &Value) -> Vec<usize> {
-    v.as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()
-}
-
-/// A tensor of the fixture; `null` stands for NaN (JSON has no NaN).
-fn tensor(v: &Value) -> Tensor {
-    let data: Vec<f32> =
-        v["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap_or(f64::NAN) as f32).collect();
-    Tensor::from_vec(data, &usizes(&v["shape"]))
-}
-
-/// Elementwise `|ours - torch| <= atol + rtol |torch|`; NaN matches only NaN.
-fn assert_close(what: &str, ours: &Tensor, torch: &Tensor, (atol, rtol): (f32, f32)) {
-    assert_eq!(ours.shape(), torch.shape(), "{what}: shape");
-    for (i, (&o, &t)) in ours.data().iter().zip(torch.data()).enumerate() {
-        if t.is_nan() {
-            assert!(o.is_nan(), "{what}[{i}]: ours {o}, torch NaN");
-            continue;
-        }
-        let tol = atol + rtol * t.abs();
-        assert!((o - t).abs() <= tol, "{what}[{i}]: ours {o}, torch {t}, |diff| {} > {tol}", (o - t).abs());
-    }
-}
-
-/// Relative 1e-5, and 1e-6 absolute for values near 0 (gradients that cancel to ~1e-8).
-const TOL: (f32, f32) = (1e-6, 1e-5);
-
-/// Runs `op` on the case's inputs as parameters, compares the output and the gradients.
+/// Runs `op` on the case's inputs as parameters, compares the output and the gradients
+/// (relative 1e-5, and 1e-6 absolute for gradients that cancel to ~1e-8).
 fn compare(name: &str, op: impl for<'t> Fn(&[Var<'t>], &Value) -> Var<'t>) {
-    let c = case(name);
-    let params: Vec<Param> = c["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Param::new(format!("in{i}"), tensor(v)))
-        .collect();
-    let tape = Tape::new(Mode::Train, 0);
-    let vars: Vec<Var> = params.iter().map(|p| tape.param(p)).collect();
-    let out = op(&vars, &c["meta"]);
-    assert_close(&format!("{name} output"), &out.value(), &tensor(&c["output"]), TOL);
-    let loss =
-        if c.get("weights").is_some() { (out * tape.constant(tensor(&c["weights"]))).sum() } else { out };
-    let grads = loss.backward();
-    for (i, (p, g)) in params.iter().zip(c["grads"].as_array().unwrap()).enumerate() {
-        assert_close(&format!("{name} grad of input {i}"), grads.get(p).unwrap(), &tensor(g), TOL);
-    }
+    compare_case(&case(name), TOL, op)
 }
 
 fn axis(m: &Value) -> i32 {

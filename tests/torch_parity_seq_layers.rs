@@ -7,40 +7,19 @@
 //! The fixtures come from `tests/fixtures/gen_seq_layers.py` (run with torch installed); this
 //! test only reads the committed files.
 
+mod common;
+
 use adamant::autodiff::{Mode, Param, Tape, Var};
 use adamant::layers::{
     load, Module, MultiheadAttention, Params, RecurrentOptions, RnnNonlinearity, TransformerBlock, GRU, LSTM,
     RNN,
 };
-use adamant::tensor::{rng::seeded, Tensor};
+use adamant::tensor::rng::seeded;
+use common::torch::{assert_close, fixture_json, named, tensor, TOL};
 use serde_json::Value;
 
 fn case(name: &str) -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/seq_layers_torch.json");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    let json: Value = serde_json::from_str(&text).expect("fixture is valid JSON");
-    json["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no case {name}"))
-}
-
-fn tensor(v: &Value) -> Tensor {
-    let shape: Vec<usize> =
-        v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    let data: Vec<f32> = v["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-    Tensor::from_vec(data, &shape)
-}
-
-fn assert_close(what: &str, ours: &Tensor, torch: &Tensor) {
-    assert_eq!(ours.shape(), torch.shape(), "{what}: shape");
-    for (i, (&o, &t)) in ours.data().iter().zip(torch.data()).enumerate() {
-        let tol = 1e-6 + 1e-5 * t.abs();
-        assert!((o - t).abs() <= tol, "{what}[{i}]: ours {o}, torch {t}, |diff| {} > {tol}", (o - t).abs());
-    }
+    named(&fixture_json("seq_layers_torch.json")["layers"], name).clone()
 }
 
 /// Loads the case's state_dict into `layer`, runs `call` on its inputs (as parameters, so
@@ -59,10 +38,10 @@ fn check<M: Params>(name: &str, mut layer: M, call: impl for<'t> Fn(&M, &[Var<'t
     let tape = Tape::new(Mode::Train, 0);
     let vars: Vec<Var> = inputs.iter().map(|p| tape.param(p)).collect();
     let out = call(&layer, &vars);
-    assert_close(&format!("{name} output"), &out.value(), &tensor(&c["output"]));
+    assert_close(&format!("{name} output"), &out.value(), &tensor(&c["output"]), TOL);
     let grads = (out * tape.constant(tensor(&c["weights"]))).sum().backward();
     for (i, (p, g)) in inputs.iter().zip(c["grads"].as_array().unwrap()).enumerate() {
-        assert_close(&format!("{name} grad of input {i}"), grads.get(p).unwrap(), &tensor(g));
+        assert_close(&format!("{name} grad of input {i}"), grads.get(p).unwrap(), &tensor(g), TOL);
     }
 }
 

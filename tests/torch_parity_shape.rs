@@ -9,60 +9,24 @@
 //! The fixtures come from `tests/fixtures/gen_shape.py` (run with torch installed); this test
 //! only reads the committed JSON.
 
+mod common;
+
 use adamant::autodiff::{Mode, Param, Tape, Var};
-use adamant::tensor::Tensor;
+use common::torch::{assert_close, compare_case, fixture_json, named, tensor, TOL};
 use serde_json::Value;
 
-fn fixtures() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/shape_torch.json");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    let json: Value = serde_json::from_str(&text).expect("fixture is valid JSON");
-    json["cases"].as_array().expect("cases array").clone()
-}
-
 fn case(name: &str) -> Value {
-    fixtures().into_iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no fixture case {name}"))
+    named(&fixture_json("shape_torch.json")["cases"], name).clone()
 }
-
-fn tensor(v: &Value) -> Tensor {
-    let shape: Vec<usize> =
-        v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    let data: Vec<f32> = v["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-    Tensor::from_vec(data, &shape)
-}
-
-/// Elementwise `|ours - torch| <= atol + rtol |torch|`.
-fn assert_close(what: &str, ours: &Tensor, torch: &Tensor, (atol, rtol): (f32, f32)) {
-    assert_eq!(ours.shape(), torch.shape(), "{what}: shape");
-    for (i, (&o, &t)) in ours.data().iter().zip(torch.data()).enumerate() {
-        let tol = atol + rtol * t.abs();
-        assert!((o - t).abs() <= tol, "{what}[{i}]: ours {o}, torch {t}, |diff| {} > {tol}", (o - t).abs());
-    }
-}
-
-const TOL: (f32, f32) = (1e-6, 1e-5);
 
 /// Runs `op` on the case's inputs as parameters, compares the output and the gradients of
-/// `sum(output * weights)`.
+/// `sum(output * weights)`; first checks that PyTorch's own f32 error on the case (recorded
+/// by the generator against float64) is below the tolerance.
 fn compare(name: &str, op: impl for<'t> Fn(&[Var<'t>]) -> Var<'t>) {
     let c = case(name);
     let err = c["torch_f32_err"].as_f64().unwrap();
     assert!(err < TOL.0 as f64, "{name}: torch's own f32 error {err} exceeds the tolerance");
-    let params: Vec<Param> = c["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Param::new(format!("in{i}"), tensor(v)))
-        .collect();
-    let tape = Tape::new(Mode::Train, 0);
-    let vars: Vec<Var> = params.iter().map(|p| tape.param(p)).collect();
-    let out = op(&vars);
-    assert_close(&format!("{name} output"), &out.value(), &tensor(&c["output"]), TOL);
-    let grads = (out * tape.constant(tensor(&c["weights"]))).sum().backward();
-    for (i, (p, g)) in params.iter().zip(c["grads"].as_array().unwrap()).enumerate() {
-        assert_close(&format!("{name} grad of input {i}"), grads.get(p).unwrap(), &tensor(g), TOL);
-    }
+    compare_case(&c, TOL, |vars, _| op(vars));
 }
 
 /// torch.cat of the flattened pieces, as the generator compares split and chunk.

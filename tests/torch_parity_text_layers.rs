@@ -5,12 +5,15 @@
 //! Fixtures: `tests/fixtures/gen_text_layers.py`, run with torch and safetensors installed;
 //! this test only reads the committed files.
 
+mod common;
+
 use std::path::PathBuf;
 
 use adamant::autodiff::{Mode, Tape};
 use adamant::layers::serialize::{assign, decode_tensors};
 use adamant::layers::{load, Dense, Embedding, Module, Params};
-use adamant::tensor::{rng::seeded, Ids, Tensor};
+use adamant::tensor::rng::seeded;
+use common::torch::{assert_close, fixture_json, ids, tensor, TOL};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -18,38 +21,8 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn case(name: &str) -> Value {
-    let path = fixture("text_layers_torch.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let json: Value = serde_json::from_str(&text).expect("fixture is valid JSON");
-    json[name].clone()
+    fixture_json("text_layers_torch.json")[name].clone()
 }
-
-fn shape(v: &Value) -> Vec<usize> {
-    v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()
-}
-
-fn tensor(v: &Value) -> Tensor {
-    let data: Vec<f32> = v["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-    Tensor::from_vec(data, &shape(v))
-}
-
-fn ids(v: &Value) -> Ids {
-    let data: Vec<usize> =
-        v["data"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
-    Ids::from_vec(data, &shape(v))
-}
-
-/// Elementwise `|ours - torch| <= atol + rtol |torch|`.
-fn assert_close(what: &str, ours: &Tensor, torch: &Tensor, (atol, rtol): (f32, f32)) {
-    assert_eq!(ours.shape(), torch.shape(), "{what}: shape");
-    for (i, (&o, &t)) in ours.data().iter().zip(torch.data()).enumerate() {
-        let tol = atol + rtol * t.abs();
-        assert!((o - t).abs() <= tol, "{what}[{i}]: ours {o}, torch {t}, |diff| {} > {tol}", (o - t).abs());
-    }
-}
-
-/// The conventions' tolerance: relative 1e-5 in f32, with a tiny atol for values near 0.
-const TOL: (f32, f32) = (1e-6, 1e-5);
 
 #[test]
 fn torch_embedding_file_gives_torch_output_and_gradient() {

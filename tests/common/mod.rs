@@ -2,6 +2,8 @@
 // Each test crate uses only some of these.
 #![allow(dead_code)]
 
+pub mod torch;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Once;
