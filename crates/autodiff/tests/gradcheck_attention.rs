@@ -2,17 +2,11 @@
 //! with boolean and additive masks that broadcast, with dropout on the weights (one mask per
 //! tape seed), and self-attention with one `Var` as query, key and value.
 
-use adamant_autodiff::{gradcheck, Attention, AttentionMask, GradcheckOptions, Mode, Param, Tape, Var};
-use adamant_tensor::{rng::seeded, Tensor};
+mod common;
 
-fn param(name: &str, shape: &[usize], seed: u64) -> Param {
-    Param::new(name, Tensor::randn(shape, 0.0, 1.0, &mut seeded(seed)))
-}
-
-fn weigh(y: Var<'_>) -> Var<'_> {
-    let r = Tensor::randn(&y.shape(), 0.0, 1.0, &mut seeded(999));
-    (y * y.tape().constant(r)).sum()
-}
+use adamant_autodiff::{gradcheck, Attention, AttentionMask, GradcheckOptions, Mode, Tape};
+use adamant_tensor::Tensor;
+use common::{param, weigh};
 
 fn check_qkv(q_shape: &[usize], k_shape: &[usize], v_shape: &[usize], options: Attention<'_>) {
     let mut q = param("q", q_shape, 1);

@@ -1,28 +1,11 @@
 //! The fused normalizations (layer norm, RMS norm, batch norm in training and evaluation)
 //! checked against central finite differences, with and without their affine operands.
 
-use adamant_autodiff::{gradcheck, GradcheckOptions, Param, Tape, Var};
-use adamant_tensor::{rng::seeded, Tensor};
+mod common;
 
-fn param(name: &str, shape: &[usize], seed: u64) -> Param {
-    Param::new(name, Tensor::randn(shape, 0.0, 1.0, &mut seeded(seed)))
-}
-
-/// `sum(y * r)` with a fixed random `r`: every output element matters with its own weight
-/// (a plain sum of a normalized row would have a zero gradient).
-fn weigh(y: Var<'_>) -> Var<'_> {
-    let r = Tensor::randn(&y.shape(), 0.0, 1.0, &mut seeded(999));
-    (y * y.tape().constant(r)).sum()
-}
-
-fn check<F>(params: &mut [&mut Param], f: F)
-where
-    F: for<'t> Fn(&'t Tape, &[&mut Param]) -> Var<'t>,
-{
-    let report = gradcheck(params, f, GradcheckOptions::default());
-    assert!(report.passed, "{report}");
-    assert!(report.checked > 0);
-}
+use adamant_autodiff::Tape;
+use adamant_tensor::Tensor;
+use common::{check, param, weigh};
 
 #[test]
 fn layer_norm_over_the_last_two_axes_with_affine() {

@@ -2,32 +2,11 @@
 //! odd sizes. Each test builds a scalar from the op (a weighted sum with fixed random
 //! weights, so that every output element matters with a different weight) and gradchecks it.
 
-use adamant_autodiff::{gradcheck, GradcheckOptions, Mode, Param, Reduction, Tape, Var};
+mod common;
+
+use adamant_autodiff::{gradcheck, GradcheckOptions, Mode, Param, Reduction, Tape};
 use adamant_tensor::{rng::seeded, Tensor};
-
-fn param(name: &str, shape: &[usize], seed: u64) -> Param {
-    Param::new(name, Tensor::randn(shape, 0.0, 1.0, &mut seeded(seed)))
-}
-
-/// Values in `[lo, hi)`, for ops with a restricted domain (log, sqrt, div).
-fn param_in(name: &str, shape: &[usize], lo: f32, hi: f32, seed: u64) -> Param {
-    Param::new(name, Tensor::rand_uniform(shape, lo, hi, &mut seeded(seed)))
-}
-
-/// `sum(y * r)` with a fixed random `r` of `y`'s shape: a scalar that weighs every element.
-fn weigh(y: Var<'_>) -> Var<'_> {
-    let r = Tensor::randn(&y.shape(), 0.0, 1.0, &mut seeded(999));
-    (y * y.tape().constant(r)).sum()
-}
-
-fn check<F>(params: &mut [&mut Param], f: F)
-where
-    F: for<'t> Fn(&'t Tape, &[&mut Param]) -> Var<'t>,
-{
-    let report = gradcheck(params, f, GradcheckOptions::default());
-    assert!(report.passed, "{report}");
-    assert!(report.checked > 0);
-}
+use common::{check, param, param_in, weigh};
 
 #[test]
 fn add_sub_mul_div_same_shape() {

@@ -1,34 +1,14 @@
 //! Average pooling (fixed and adaptive windows) and 1-d convolution checked against central
 //! finite differences on random shapes, each through a weighted sum of its output.
 
-use adamant_autodiff::{gradcheck, GradcheckOptions, Param, Tape, Var};
-use adamant_tensor::{
-    rng::{mix, seeded},
-    Tensor,
-};
+mod common;
+
+use adamant_tensor::rng::mix;
+use common::{check, param, weigh};
 
 /// A size in `lo..=hi` drawn from `(case, what)`: random shapes, the same every run.
 fn pick(case: u64, what: u64, lo: usize, hi: usize) -> usize {
     lo + (mix(case, what) % (hi - lo + 1) as u64) as usize
-}
-
-fn param(name: &str, shape: &[usize], seed: u64) -> Param {
-    Param::new(name, Tensor::randn(shape, 0.0, 1.0, &mut seeded(seed)))
-}
-
-/// `sum(y * r)` with a fixed random `r` of `y`'s shape: a scalar that weighs every element.
-fn weigh(y: Var<'_>) -> Var<'_> {
-    let r = Tensor::randn(&y.shape(), 0.0, 1.0, &mut seeded(999));
-    (y * y.tape().constant(r)).sum()
-}
-
-fn check<F>(params: &mut [&mut Param], f: F)
-where
-    F: for<'t> Fn(&'t Tape, &[&mut Param]) -> Var<'t>,
-{
-    let report = gradcheck(params, f, GradcheckOptions::default());
-    assert!(report.passed, "{report}");
-    assert!(report.checked > 0);
 }
 
 #[test]

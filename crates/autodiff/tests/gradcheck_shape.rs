@@ -3,27 +3,11 @@
 //! compositions that a strided implementation would get wrong: a transpose followed by a
 //! reshape, a permute followed by a concat, slices of slices.
 
-use adamant_autodiff::{gradcheck, GradcheckOptions, Param, Tape, Var};
+mod common;
+
+use adamant_autodiff::{Tape, Var};
 use adamant_tensor::{rng::seeded, Tensor};
-
-fn param(name: &str, shape: &[usize], seed: u64) -> Param {
-    Param::new(name, Tensor::randn(shape, 0.0, 1.0, &mut seeded(seed)))
-}
-
-/// `sum(y * r)` with a fixed random `r` of `y`'s shape: a scalar that weighs every element.
-fn weigh(y: Var<'_>) -> Var<'_> {
-    let r = Tensor::randn(&y.shape(), 0.0, 1.0, &mut seeded(999));
-    (y * y.tape().constant(r)).sum()
-}
-
-fn check<F>(params: &mut [&mut Param], f: F)
-where
-    F: for<'t> Fn(&'t Tape, &[&mut Param]) -> Var<'t>,
-{
-    let report = gradcheck(params, f, GradcheckOptions::default());
-    assert!(report.passed, "{report}");
-    assert!(report.checked > 0);
-}
+use common::{check, param, weigh};
 
 /// A shape of `rank` sizes drawn from 1..=4 with `seed`.
 fn random_shape(rank: usize, seed: u64) -> Vec<usize> {
