@@ -325,8 +325,9 @@ pub struct Names {
 }
 
 impl Names {
-    /// The vocabulary of the names: `'.'` then the 26 lowercase letters.
-    pub fn vocab() -> CharVocab {
+    /// The vocabulary every names dataset has (its `vocab` field): `'.'` then the 26 lowercase
+    /// letters.
+    pub fn alphabet() -> CharVocab {
         CharVocab::from_chars(std::iter::once('.').chain('a'..='z'))
     }
 
@@ -351,7 +352,7 @@ impl Names {
     /// character other than `a`..`z`.
     pub fn parse(text: &str, source: impl AsRef<Path>, context: usize) -> Result<Names, DataError> {
         let source = source.as_ref();
-        let vocab = Names::vocab();
+        let vocab = Names::alphabet();
         let mut names = Vec::new();
         let mut encoded = Vec::new();
         // Python's str.split(): words separated by any run of whitespace.
@@ -470,7 +471,7 @@ mod tests {
     #[test]
     fn name_examples_match_torch_makemore() {
         // "emma" gives ("...", e), ("..e", m), (".em", m), ("emm", a), ("mma", .).
-        let v = Names::vocab();
+        let v = Names::alphabet();
         assert_eq!(v.len(), 27);
         assert_eq!((v.id('.'), v.id('a'), v.id('z')), (Some(0), Some(1), Some(26)));
         let ex = NameExamples::from_names(&[v.encode("emma").unwrap(), v.encode("al").unwrap()], 3);
