@@ -1,14 +1,15 @@
 //! Scaled dot-product attention equals PyTorch's `F.scaled_dot_product_attention`, forward
 //! and backward (query, key and value gradients): plain over batch and heads, causal with a
 //! custom scale, a boolean mask broadcast over batch and heads, and a per-example additive
-//! mask. Tolerance `|ours - torch| <= 1e-5 |torch| + 1e-6` elementwise.
+//! mask; and masked_fill and where with broadcast masks and operands. Tolerance
+//! `|ours - torch| <= 1e-5 |torch| + 1e-6` elementwise.
 //!
 //! The fixtures come from `tests/fixtures/gen_attention.py` (run with torch installed); this
 //! test only reads the committed JSON.
 
 mod common;
 
-use adamant::autodiff::{Attention, AttentionMask};
+use adamant::autodiff::{Attention, AttentionMask, Var};
 use common::torch::{compare_case, fixture_json, named, tensor, usizes, TOL};
 use serde_json::Value;
 
@@ -43,4 +44,19 @@ fn masked_attention_matches_torch() {
         "sdpa_additive_mask",
         &Attention { mask: Some(AttentionMask::Additive(&bias)), ..Attention::default() },
     );
+}
+
+#[test]
+fn broadcast_masked_fill_and_where_match_torch() {
+    let bools = |m: &Value| -> Vec<bool> {
+        m["mask"].as_array().unwrap().iter().map(|b| b.as_bool().unwrap()).collect()
+    };
+    let m = meta("masked_fill_broadcast_causal");
+    let (mask, shape, value) = (bools(&m), usizes(&m["mask_shape"]), m["value"].as_f64().unwrap() as f32);
+    compare_case(&case("masked_fill_broadcast_causal"), TOL, |v, _| {
+        v[0].masked_fill(&mask, &shape, value).softmax(-1)
+    });
+    let m = meta("where_broadcast");
+    let (mask, shape) = (bools(&m), usizes(&m["mask_shape"]));
+    compare_case(&case("where_broadcast"), TOL, |v, _| Var::where_(&mask, &shape, v[0], v[1]));
 }

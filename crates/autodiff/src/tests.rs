@@ -476,10 +476,45 @@ fn masked_fill_and_where_gradcheck_on_random_shapes() {
 }
 
 #[test]
-#[should_panic(
-    expected = "masked_fill: mask of shape [3] (3 values) and operands of shapes [2, 3] and [2, 3] must all agree"
-)]
-fn masked_fill_with_a_mask_of_another_shape_panics() {
+fn masked_fill_and_where_broadcast_their_mask_and_operands() {
+    // A [3, 3] causal mask on [2, 2, 3, 3] scores; where_ of [2, 1] and [3] under a [1, 3] mask.
+    let causal: Vec<bool> = (0..9).map(|i| i % 3 > i / 3).collect();
+    let keep = [true, false, true];
+    let mut s = Param::new("s", Tensor::randn(&[2, 2, 3, 3], 0.0, 1.0, &mut seeded(1)));
+    let mut a = Param::new("a", Tensor::randn(&[2, 1], 0.0, 1.0, &mut seeded(2)));
+    let mut b = Param::new("b", Tensor::randn(&[3], 0.0, 1.0, &mut seeded(3)));
+    let w = Tensor::randn(&[2, 2, 3, 3], 0.0, 1.0, &mut seeded(4));
+    let report = gradcheck(
+        &mut [&mut s, &mut a, &mut b],
+        |tape, p| {
+            let (s, a, b) = (tape.param(&*p[0]), tape.param(&*p[1]), tape.param(&*p[2]));
+            let masked = s.masked_fill(&causal, &[3, 3], -1e9).softmax(-1);
+            let picked = Var::where_(&keep, &[1, 3], a.tanh(), b.square()); // [2, 3]
+            (masked * tape.constant(w.clone())).sum() + (picked * picked).sum()
+        },
+        GradcheckOptions::default(),
+    );
+    assert!(report.passed, "{report}");
+    let tape = Tape::inference();
+    let picked = Var::where_(&keep, &[1, 3], tape.param(&a), tape.param(&b));
+    assert_eq!(picked.shape(), [2, 3]);
+    let (av, bv) = (a.value().data(), b.value().data());
+    assert_eq!(picked.value().data(), &[av[0], bv[1], av[0], av[1], bv[1], av[1]]);
+}
+
+#[test]
+#[should_panic(expected = "masked_fill: mask of shape [2] (2 values) does not broadcast to shape [2, 3]")]
+fn masked_fill_with_a_mask_that_does_not_broadcast_panics() {
     let tape = Tape::new(Mode::Train, 0);
-    let _ = tape.constant(Tensor::zeros(&[2, 3])).masked_fill(&[true; 3], &[3], 0.0);
+    let _ = tape.constant(Tensor::zeros(&[2, 3])).masked_fill(&[true; 2], &[2], 0.0);
+}
+
+#[test]
+#[should_panic(
+    expected = "where_: mask of shape [2] and operands of shapes [2, 3] and [3] do not broadcast together"
+)]
+fn where_with_shapes_that_do_not_broadcast_panics() {
+    let tape = Tape::new(Mode::Train, 0);
+    let (a, b) = (tape.constant(Tensor::zeros(&[2, 3])), tape.constant(Tensor::zeros(&[3])));
+    let _ = Var::where_(&[true; 2], &[2], a, b);
 }

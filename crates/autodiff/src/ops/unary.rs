@@ -4,7 +4,7 @@
 //! derivative: `exp' = y`, `sigmoid' = y(1-y)`, `tanh' = 1-y^2`, `sqrt' = 1/(2y)`,
 //! `relu' = [x > 0]`, `softplus' = sigmoid(x)`, `log' = 1/x`, `(x^2)' = 2x`.
 
-use adamant_tensor::{kernels as k, pool, Tensor};
+use adamant_tensor::{broadcast_shapes, kernels as k, numel, pool, Tensor};
 
 use crate::tape::Var;
 
@@ -164,36 +164,59 @@ impl<'t> Var<'t> {
 
     /// `value` where `mask` is true, else `x` (`torch.masked_fill`); gradient 1 where the mask
     /// is false, 0 where it is true. The mask is a row-major `&[bool]` of shape `mask_shape`,
-    /// which must equal the input's shape (no broadcasting yet).
+    /// broadcast to the input's shape as PyTorch does (a `[T, T]` causal mask on `[B, H, T, T]`
+    /// scores).
     pub fn masked_fill(self, mask: &[bool], mask_shape: &[usize], value: f32) -> Var<'t> {
         let shape = self.shape();
-        check_mask("masked_fill", mask, mask_shape, &shape, &shape);
+        let mask = broadcast_mask("masked_fill", mask, mask_shape, &shape);
         let fill = vec![value; mask.len()];
-        let m: Vec<bool> = mask.to_vec();
+        let m = mask.clone();
         self.unary_with(
-            |x, out| k::select(mask, &fill, x, out),
+            move |x, out| k::select(&mask, &fill, x, out),
             Saved::Input,
             move |_, dy, dx| k::select_backward(&m, false, dy, dx),
         )
     }
 
-    /// `mask ? a : b` elementwise (`torch.where(mask, a, b)`); the gradient goes to `a` where
-    /// the mask is true and to `b` where it is false. `mask` (a row-major `&[bool]` of shape
-    /// `mask_shape`), `a` and `b` must all have the same shape (no broadcasting yet).
+    /// `mask ? a : b` elementwise (`torch.where(mask, a, b)`), the mask (a row-major `&[bool]`
+    /// of shape `mask_shape`), `a` and `b` broadcast together as PyTorch does; the gradient
+    /// goes to `a` where the mask is true and to `b` where it is false, summed back over the
+    /// axes each operand was broadcast along.
     pub fn where_(mask: &[bool], mask_shape: &[usize], a: Var<'t>, b: Var<'t>) -> Var<'t> {
         let (av, bv) = (a.value(), b.value());
-        check_mask("where_", mask, mask_shape, av.shape(), bv.shape());
-        let mut out = pool::take_for_overwrite(av.numel());
-        k::select(mask, av.data(), bv.data(), &mut out);
-        let m: Vec<bool> = mask.to_vec();
+        let out_shape = broadcast_shapes(av.shape(), bv.shape())
+            .and_then(|s| broadcast_shapes(mask_shape, &s))
+            .unwrap_or_else(|| {
+                panic!(
+                    "where_: mask of shape {mask_shape:?} and operands of shapes {:?} and {:?} do not broadcast together",
+                    av.shape(),
+                    bv.shape()
+                )
+            });
+        let m = broadcast_mask("where_", mask, mask_shape, &out_shape);
+        let n = m.len();
+        let spread = |t: &Tensor| {
+            let mut full = pool::take_for_overwrite(n);
+            k::broadcast_to(t.data(), t.shape(), &out_shape, &mut full);
+            full
+        };
+        let (af, bf) = (spread(&av), spread(&bv));
+        let mut out = pool::take_for_overwrite(n);
+        k::select(&m, &af, &bf, &mut out);
+        pool::recycle(af);
+        pool::recycle(bf);
         let (ia, ib) = (a.index, b.index);
-        a.tape.push_op(Tensor::from_vec(out, av.shape()), &[a, b], move |dy, g| {
-            // d where(m, a, b)/da = [m], /db = [!m].
-            if g.wants(ia) {
-                k::select_backward(&m, true, dy, g.acc(ia));
-            }
-            if g.wants(ib) {
-                k::select_backward(&m, false, dy, g.acc(ib));
+        let (a_shape, b_shape) = (av.shape().to_vec(), bv.shape().to_vec());
+        let shape = out_shape.clone();
+        a.tape.push_op(Tensor::from_vec(out, &out_shape), &[a, b], move |dy, g| {
+            // d where(m, a, b)/da = [m], /db = [!m], each summed back to its operand's shape.
+            for (i, when, target) in [(ia, true, &a_shape), (ib, false, &b_shape)] {
+                if g.wants(i) {
+                    let mut full = pool::take_zeroed(dy.len());
+                    k::select_backward(&m, when, dy, &mut full);
+                    k::sum_to_shape(&full, &shape, target, g.acc(i));
+                    pool::recycle(full);
+                }
             }
         })
     }
@@ -213,10 +236,18 @@ impl<'t> Var<'t> {
 
 /// Panics (naming `op` and the shapes) unless the mask's shape, `a_shape` and `b_shape` are
 /// equal and the mask has that many elements.
-fn check_mask(op: &str, mask: &[bool], mask_shape: &[usize], a_shape: &[usize], b_shape: &[usize]) {
+/// `mask` (row-major in `mask_shape`) broadcast to `shape`, which it must broadcast to.
+fn broadcast_mask(op: &str, mask: &[bool], mask_shape: &[usize], shape: &[usize]) -> Vec<bool> {
     assert!(
-        mask_shape == a_shape && a_shape == b_shape && mask.len() == a_shape.iter().product::<usize>(),
-        "{op}: mask of shape {mask_shape:?} ({} values) and operands of shapes {a_shape:?} and {b_shape:?} must all agree",
+        mask.len() == numel(mask_shape) && broadcast_shapes(mask_shape, shape).as_deref() == Some(shape),
+        "{op}: mask of shape {mask_shape:?} ({} values) does not broadcast to shape {shape:?}",
         mask.len()
     );
+    if mask_shape == shape {
+        return mask.to_vec();
+    }
+    let ones: Vec<f32> = mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
+    let mut full = vec![0.0; numel(shape)];
+    k::broadcast_to(&ones, mask_shape, shape, &mut full);
+    full.iter().map(|&v| v != 0.0).collect()
 }
