@@ -7,11 +7,26 @@
 
 use adamant_tensor::{kernels as k, numel, pool, Tensor};
 
-use crate::tape::Var;
+use crate::tape::{GradSink, Var};
 
 /// The values of an optional operand, or `None`.
 fn values(v: Option<Var<'_>>) -> Option<Tensor> {
     v.map(|v| v.value())
+}
+
+/// The gradient buffers of the inputs `indices` that want one (`None` for an absent operand
+/// or one that needs no gradient), taken out so that one kernel call fills them all.
+fn take_wanted<const N: usize>(g: &mut GradSink, indices: [Option<usize>; N]) -> [Option<Vec<f32>>; N] {
+    indices.map(|i| i.filter(|&i| g.wants(i)).map(|i| g.take(i)))
+}
+
+/// Gives back the buffers of [`take_wanted`].
+fn put_back<const N: usize>(g: &mut GradSink, indices: [Option<usize>; N], grads: [Option<Vec<f32>>; N]) {
+    for (i, grad) in indices.into_iter().zip(grads) {
+        if let (Some(i), Some(grad)) = (i, grad) {
+            g.put(i, grad);
+        }
+    }
 }
 
 /// Checks that an optional affine operand has `shape`, naming the op and the operand.
@@ -67,9 +82,8 @@ impl<'t> Var<'t> {
         let inputs: Vec<Var<'t>> = [Some(self), weight, bias].into_iter().flatten().collect();
         let (ix, iw, ib) = (self.index, weight.map(|v| v.index), bias.map(|v| v.index));
         self.tape.push_op(Tensor::from_vec(y, x.shape()), &inputs, move |dy, g| {
-            let mut dx = g.wants(ix).then(|| g.take(ix));
-            let mut dw = iw.filter(|&i| g.wants(i)).map(|i| g.take(i));
-            let mut db = ib.filter(|&i| g.wants(i)).map(|i| g.take(i));
+            let indices = [Some(ix), iw, ib];
+            let [mut dx, mut dw, mut db] = take_wanted(g, indices);
             k::layer_norm_backward(
                 x.data(),
                 w.as_ref().map(Tensor::data),
@@ -81,11 +95,7 @@ impl<'t> Var<'t> {
                 dw.as_deref_mut(),
                 db.as_deref_mut(),
             );
-            for (i, grad) in [(Some(ix), dx), (iw, dw), (ib, db)] {
-                if let (Some(i), Some(grad)) = (i, grad) {
-                    g.put(i, grad);
-                }
-            }
+            put_back(g, indices, [dx, dw, db]);
         })
     }
 
@@ -108,8 +118,8 @@ impl<'t> Var<'t> {
         let inputs: Vec<Var<'t>> = [Some(self), weight].into_iter().flatten().collect();
         let (ix, iw) = (self.index, weight.map(|v| v.index));
         self.tape.push_op(Tensor::from_vec(y, x.shape()), &inputs, move |dy, g| {
-            let mut dx = g.wants(ix).then(|| g.take(ix));
-            let mut dw = iw.filter(|&i| g.wants(i)).map(|i| g.take(i));
+            let indices = [Some(ix), iw];
+            let [mut dx, mut dw] = take_wanted(g, indices);
             k::rms_norm_backward(
                 x.data(),
                 w.as_ref().map(Tensor::data),
@@ -119,11 +129,7 @@ impl<'t> Var<'t> {
                 dx.as_deref_mut(),
                 dw.as_deref_mut(),
             );
-            for (i, grad) in [(Some(ix), dx), (iw, dw)] {
-                if let (Some(i), Some(grad)) = (i, grad) {
-                    g.put(i, grad);
-                }
-            }
+            put_back(g, indices, [dx, dw]);
         })
     }
 
@@ -201,9 +207,8 @@ impl<'t> Var<'t> {
         let inputs: Vec<Var<'t>> = [Some(self), weight, bias].into_iter().flatten().collect();
         let (ix, iw, ib) = (self.index, weight.map(|v| v.index), bias.map(|v| v.index));
         self.tape.push_op(Tensor::from_vec(y, &shape), &inputs, move |dy, g| {
-            let mut dx = g.wants(ix).then(|| g.take(ix));
-            let mut dw = iw.filter(|&i| g.wants(i)).map(|i| g.take(i));
-            let mut db = ib.filter(|&i| g.wants(i)).map(|i| g.take(i));
+            let indices = [Some(ix), iw, ib];
+            let [mut dx, mut dw, mut db] = take_wanted(g, indices);
             k::batch_norm_backward(
                 x.data(),
                 layout,
@@ -216,11 +221,7 @@ impl<'t> Var<'t> {
                 dw.as_deref_mut(),
                 db.as_deref_mut(),
             );
-            for (i, grad) in [(Some(ix), dx), (iw, dw), (ib, db)] {
-                if let (Some(i), Some(grad)) = (i, grad) {
-                    g.put(i, grad);
-                }
-            }
+            put_back(g, indices, [dx, dw, db]);
         })
     }
 }
