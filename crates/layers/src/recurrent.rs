@@ -103,7 +103,16 @@ impl Stack {
 
     /// `x` as `[B, T, C]`, checking its width.
     fn batch_major<'t>(&self, op: &str, x: Var<'t>) -> Var<'t> {
-        let shape = x.shape();
+        self.batch_size(op, &x.shape());
+        if self.batch_first {
+            x
+        } else {
+            x.transpose(0, 1)
+        }
+    }
+
+    /// The batch size of input of `shape`, checking its rank and width.
+    fn batch_size(&self, op: &str, shape: &[usize]) -> usize {
         let input = self.layers[0].ih.shape()[1];
         let layout = if self.batch_first { "[batch, time, input]" } else { "[time, batch, input]" };
         assert!(
@@ -111,9 +120,9 @@ impl Stack {
             "{op}: expected {layout} input with input size {input}, got shape {shape:?}"
         );
         if self.batch_first {
-            x
+            shape[0]
         } else {
-            x.transpose(0, 1)
+            shape[1]
         }
     }
 
@@ -234,7 +243,7 @@ impl RNN {
     /// when `None`); returns the last layer's output at every step (`[B, T, H]` or
     /// `[T, B, H]`, as the input) and the final state `[num_layers, B, H]`.
     pub fn forward_with_state<'t>(&self, x: Var<'t>, h0: Option<Var<'t>>) -> (Var<'t>, Var<'t>) {
-        let batch = self.stack.batch_major("RNN", x).shape()[0];
+        let batch = self.stack.batch_size("RNN", &x.shape());
         let initial = self.stack.initial("RNN", x, h0, batch).into_iter().map(|h| vec![h]).collect();
         let (output, states) = self.stack.run("RNN", x, initial, |gx, gh, _| {
             let pre = gx + gh;
@@ -287,7 +296,7 @@ impl GRU {
 
     /// As [`RNN::forward_with_state`]: outputs and the final state `[num_layers, B, H]`.
     pub fn forward_with_state<'t>(&self, x: Var<'t>, h0: Option<Var<'t>>) -> (Var<'t>, Var<'t>) {
-        let batch = self.stack.batch_major("GRU", x).shape()[0];
+        let batch = self.stack.batch_size("GRU", &x.shape());
         let initial = self.stack.initial("GRU", x, h0, batch).into_iter().map(|h| vec![h]).collect();
         let (output, states) = self.stack.run("GRU", x, initial, |gx, gh, states| {
             let (x3, h3) = (gx.chunk(3, -1), gh.chunk(3, -1));
@@ -346,7 +355,7 @@ impl LSTM {
         x: Var<'t>,
         state: Option<(Var<'t>, Var<'t>)>,
     ) -> (Var<'t>, (Var<'t>, Var<'t>)) {
-        let batch = self.stack.batch_major("LSTM", x).shape()[0];
+        let batch = self.stack.batch_size("LSTM", &x.shape());
         let (h0, c0) = match state {
             Some((h, c)) => (Some(h), Some(c)),
             None => (None, None),
