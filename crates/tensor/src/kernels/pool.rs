@@ -1,4 +1,5 @@
-//! 2-D max and average pooling with PyTorch's semantics, forward and backward (average pooling at the end).
+//! 2-D pooling with PyTorch's semantics, forward and backward, in three sections: max pooling
+//! (the notes below), average pooling, and adaptive average pooling.
 //!
 //! * Output size floor((H + 2p - k) / s) + 1 (no `ceil_mode`).
 //! * Padding counts as -inf, never 0: an all-negative window returns its true maximum.
@@ -34,6 +35,10 @@ fn window(out_pos: usize, size: usize, kernel: usize, stride: usize, padding: us
     let hi = (start + kernel - padding).min(size);
     (lo, hi)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Max pooling: forward (with a fast path for small strides) and backward
+// ---------------------------------------------------------------------------------------------
 
 /// Max pooling `x[N, C, H, W] -> out[N, C, OH, OW]` (overwritten), recording in `argmax`
 /// (same shape as `out`) the flat index `h*W + w` of each maximum within its input plane.
@@ -347,6 +352,10 @@ fn check_planes(
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// Average pooling
+// ---------------------------------------------------------------------------------------------
+
 /// Average pooling `x[P, H, W] -> out[P, OH, OW]` (overwritten) over the `P = N*C` planes,
 /// with PyTorch's `F.avg_pool2d` defaults (`count_include_pad=True`, no `ceil_mode`): each
 /// output is the sum of the real inputs of its `kernel x kernel` window divided by
@@ -431,6 +440,10 @@ pub fn avg_pool2d_backward(
         }
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Adaptive average pooling
+// ---------------------------------------------------------------------------------------------
 
 /// The input range `[start, end)` of adaptive pooling's output `i` of `out` along an axis of
 /// `size`: `floor(i * size / out)` to `ceil((i + 1) * size / out)`, as PyTorch computes it.

@@ -492,6 +492,10 @@ pub fn max_axis_backward(dy: &[f32], idx: &[usize], shape: &[usize], axis: usize
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Variance, standard deviation and L2 norms along an axis (on lanes), each with its backward
+// ---------------------------------------------------------------------------------------------
+
 /// Mean and variance of each lane, in `f64`: two passes (mean, then squared deviations),
 /// which stays accurate when the mean is large compared with the spread.
 fn lane_moments(lane: impl Iterator<Item = f32> + Clone, n: usize, correction: usize) -> (f64, f64) {
@@ -640,6 +644,10 @@ pub fn norm_axis_backward(
         }
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Column sums of a matrix: the bias gradient
+// ---------------------------------------------------------------------------------------------
 
 /// Fewest rows in one partial sum of [`sum_rows`].
 pub const SUM_ROWS_MIN_ROWS: usize = 64;
