@@ -359,6 +359,20 @@ impl OptimizerArgs {
                 OptionValue::Pair(a, b)
             }
             OptionKind::Switch => OptionValue::Switch,
+            // The range is checked when the optimizer is built, with the option's own bounds.
+            OptionKind::Count => {
+                OptionValue::Count(parse_count(&value(parser, &flag)?, &flag, u32::MAX as usize)? as u32)
+            }
+            OptionKind::Choice => {
+                let word = value(parser, &flag)?;
+                let choice = spec.choices.iter().find(|c| **c == word).ok_or_else(|| {
+                    CliError::invalid(
+                        &flag,
+                        format!("expected one of {}, got {}", spec.choices.join(", "), quoted(&word)),
+                    )
+                })?;
+                OptionValue::Choice(choice)
+            }
         };
         self.options.set(spec.name, given)?;
         Ok(true)

@@ -3,7 +3,7 @@
 //!
 //! [`options_table!`](crate::options) below is the only place a hyperparameter is declared:
 //! its name (`weight_decay`, spelled `--weight-decay` on a command line), its kind (a number,
-//! a pair, or a switch), its valid range and its help text. The struct [`OptimizerOptions`]
+//! a pair, a switch, a count or a choice of words), its valid range and its help text. The struct [`OptimizerOptions`]
 //! (one optional field per hyperparameter), the range checks, the command-line parsing of
 //! `adamant-lab` and its usage text are all generated from that table.
 //!
@@ -43,6 +43,11 @@ pub enum OptionKind {
     Pair,
     /// A switch without a value (`--amsgrad`), stored as `bool` (`false`: not given).
     Switch,
+    /// A whole number (`--ns-steps 5`), stored as `Option<u32>`; its range bounds it too.
+    Count,
+    /// One word of a fixed list (`--adjust-lr-fn original`), stored as
+    /// `Option<&'static str>` pointing into [`OptionSpec::choices`].
+    Choice,
 }
 
 /// The valid values of a number (each number of a pair): `low <= x` (or `low < x`) and
@@ -67,6 +72,14 @@ impl Range {
     pub const UNIT_OPEN: Range = Range { low: 0.0, low_open: false, high: 1.0, high_closed: false };
     /// `[0, 1]`.
     pub const UNIT: Range = Range { low: 0.0, low_open: false, high: 1.0, high_closed: true };
+    /// `(-inf, 0]`: exponents of decay schedules, such as Adafactor's `beta2_decay`.
+    pub const NON_POSITIVE: Range =
+        Range { low: f32::NEG_INFINITY, low_open: true, high: 0.0, high_closed: true };
+    /// `[1, inf)`: thresholds and factors that must not shrink below one.
+    pub const AT_LEAST_ONE: Range =
+        Range { low: 1.0, low_open: false, high: f32::INFINITY, high_closed: false };
+    /// `[1, 100]`: iteration counts (a run of more than a hundred is a mistake, not a choice).
+    pub const ITERATIONS: Range = Range { low: 1.0, low_open: false, high: 100.0, high_closed: true };
 
     /// Whether `x` is in the range (and finite).
     pub fn contains(&self, x: f32) -> bool {
@@ -77,10 +90,12 @@ impl Range {
 }
 
 impl fmt::Display for Range {
-    /// `>= 0`, `> 0`, or `in [0, 1)`.
+    /// `>= 0`, `> 0`, `<= 0`, or `in [0, 1)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let low = if self.low_open { ">" } else { ">=" };
-        if self.high == f32::INFINITY {
+        if self.low == f32::NEG_INFINITY {
+            write!(f, "{} {}", if self.high_closed { "<=" } else { "<" }, self.high)
+        } else if self.high == f32::INFINITY {
             write!(f, "{low} {}", self.low)
         } else {
             let (l, h) = (if self.low_open { "(" } else { "[" }, if self.high_closed { "]" } else { ")" });
@@ -97,8 +112,10 @@ pub struct OptionSpec {
     pub name: &'static str,
     /// How it is written.
     pub kind: OptionKind,
-    /// Its valid values (numbers and pairs).
+    /// Its valid values (numbers, pairs and counts).
     pub range: Range,
+    /// The words a [`OptionKind::Choice`] accepts (empty for other kinds).
+    pub choices: &'static [&'static str],
     /// One line of help: the table entry's doc comment (with the leading space rustdoc keeps;
     /// [`OptionSpec::help`] trims it).
     pub help_doc: &'static str,
@@ -125,6 +142,10 @@ pub enum OptionValue {
     Pair(f32, f32),
     /// A switch that is on.
     Switch,
+    /// A whole number.
+    Count(u32),
+    /// One of the option's [`OptionSpec::choices`].
+    Choice(&'static str),
 }
 
 impl fmt::Display for OptionValue {
@@ -137,6 +158,8 @@ impl fmt::Display for OptionValue {
             OptionValue::Number(x) => f.write_str(&number(x)),
             OptionValue::Pair(a, b) => write!(f, "{},{}", number(a), number(b)),
             OptionValue::Switch => Ok(()),
+            OptionValue::Count(n) => write!(f, "{n}"),
+            OptionValue::Choice(word) => f.write_str(word),
         }
     }
 }
@@ -146,6 +169,8 @@ macro_rules! option_type {
     (Number) => { Option<f32> };
     (Pair) => { Option<(f32, f32)> };
     (Switch) => { bool };
+    (Count) => { Option<u32> };
+    (Choice) => { Option<&'static str> };
 }
 
 /// The value stored for an option of each kind, if it was given.
@@ -158,6 +183,12 @@ macro_rules! option_value {
     };
     (Switch, $x:expr) => {
         $x.then_some(OptionValue::Switch)
+    };
+    (Count, $x:expr) => {
+        $x.map(OptionValue::Count)
+    };
+    (Choice, $x:expr) => {
+        $x.map(OptionValue::Choice)
     };
 }
 
@@ -187,11 +218,27 @@ macro_rules! option_store {
             None
         }
     };
+    (Count, $field:expr, $v:expr) => {
+        if let OptionValue::Count(n) = $v {
+            $field = Some(n);
+            Some(())
+        } else {
+            None
+        }
+    };
+    (Choice, $field:expr, $v:expr) => {
+        if let OptionValue::Choice(word) = $v {
+            $field = Some(word);
+            Some(())
+        } else {
+            None
+        }
+    };
 }
 
 /// Generates [`OptimizerOptions`], [`OPTIONS`] and the generic accessors from one table.
 macro_rules! options_table {
-    ($( $(#[doc = $doc:literal])+ $field:ident: $kind:ident $(in $range:expr)?; )*) => {
+    ($( $(#[doc = $doc:literal])+ $field:ident: $kind:ident $([$($choice:literal),+])? $(in $range:expr)?; )*) => {
         /// Hyperparameters as given by a user or a command line; `None` (or `false` for a
         /// switch) means the optimizer's default. One field per entry of [`OPTIONS`].
         #[derive(Clone, Debug, Default, PartialEq)]
@@ -205,6 +252,7 @@ macro_rules! options_table {
                 name: stringify!($field),
                 kind: OptionKind::$kind,
                 range: options_table!(@range $($range)?),
+                choices: options_table!(@choices $([$($choice),+])?),
                 help_doc: concat!($($doc),+),
             }, )*
         ];
@@ -242,6 +290,8 @@ macro_rules! options_table {
     };
     (@range) => { Range::NON_NEGATIVE };
     (@range $range:expr) => { $range };
+    (@choices) => { &[] };
+    (@choices [$($choice:literal),+]) => { &[$($choice),+] };
     (@or Switch, $a:expr, $b:expr) => { $a || $b };
     (@or $kind:ident, $a:expr, $b:expr) => { $a.or($b) };
 }
@@ -416,6 +466,41 @@ impl<'a> OptionReader<'a> {
         on
     }
 
+    /// The count option `name`, or `default`.
+    pub fn count(&self, name: &'static str, default: u32) -> Result<u32, OptionsError> {
+        let spec = spec(name);
+        debug_assert_eq!(spec.kind, OptionKind::Count, "option '{name}'");
+        self.record(spec.name, OptionValue::Count(default));
+        let n = match self.given.get(name) {
+            Some(OptionValue::Count(n)) => n,
+            _ => default,
+        };
+        self.record_effective(spec.name, n.to_string());
+        // Counts are small (the range says how small): as f32 they are exact.
+        self.check(spec, n as f32).map(|_| n)
+    }
+
+    /// The choice option `name`, or `default` (one of the table's choices for it).
+    pub fn choice(&self, name: &'static str, default: &'static str) -> Result<&'static str, OptionsError> {
+        let spec = spec(name);
+        debug_assert_eq!(spec.kind, OptionKind::Choice, "option '{name}'");
+        debug_assert!(spec.choices.contains(&default), "default '{default}' of option '{name}'");
+        self.record(spec.name, OptionValue::Choice(default));
+        let word = match self.given.get(name) {
+            Some(OptionValue::Choice(word)) => word,
+            _ => default,
+        };
+        self.record_effective(spec.name, word.to_string());
+        if spec.choices.contains(&word) {
+            Ok(word)
+        } else {
+            Err(OptionsError::Invalid {
+                option: spec.name,
+                reason: format!("must be one of {}, got '{word}'", spec.choices.join(", ")),
+            })
+        }
+    }
+
     /// An error about option `name` for a check across options (`needs momentum > 0`).
     pub fn invalid(&self, name: &'static str, reason: impl Into<String>) -> OptionsError {
         OptionsError::Invalid { option: spec(name).name, reason: reason.into() }
@@ -447,6 +532,12 @@ impl ReadOption for (f32, f32) {
         default: (f32, f32),
     ) -> Result<(f32, f32), OptionsError> {
         o.pair(name, default)
+    }
+}
+
+impl ReadOption for u32 {
+    fn read(o: &OptionReader<'_>, name: &'static str, default: u32) -> Result<u32, OptionsError> {
+        o.count(name, default)
     }
 }
 
@@ -581,6 +672,8 @@ pub fn usage() -> String {
             OptionKind::Number => " F",
             OptionKind::Pair => " F,F",
             OptionKind::Switch => "",
+            OptionKind::Count => " N",
+            OptionKind::Choice => " WORD",
         };
         // Optimizers with the same default together: "0.001 (sgd, adam), 0.01 (adagrad)".
         let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
@@ -606,7 +699,11 @@ pub fn usage() -> String {
             )
             .collect();
         let flag = format!("{}{argument}", spec.flag());
-        out.push_str(&format!("  {flag:<32}{}: {}\n", spec.help(), defaults.join(", ")));
+        let help = match spec.kind {
+            OptionKind::Choice => format!("{} ({})", spec.help(), spec.choices.join(" | ")),
+            _ => spec.help().to_string(),
+        };
+        out.push_str(&format!("  {flag:<32}{help}: {}\n", defaults.join(", ")));
     }
     out
 }

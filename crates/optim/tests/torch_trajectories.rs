@@ -11,114 +11,36 @@
 //! 1e-6 for every setting), so 1e-4 is loose against rounding yet tight against any formula
 //! difference.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use adamant_autodiff::{Gradients, Mode, Param, Tape};
-use adamant_optim::{build, OptimizerOptions, OPTIMIZER_NAMES};
+use adamant_optim::{build, OptimizerOptions};
 use adamant_tensor::Tensor;
+use common::{floats, options_from_json, read_fixture, rosenbrock_grads, shape, Worst, TORCH_OPTIM};
 use serde_json::Value;
-
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/optim_torch.json");
 
 /// The largest |ours - torch| allowed at any step and element.
 const TOLERANCE: f64 = 1e-4;
 
 fn fixture() -> &'static Value {
     static FIXTURE_JSON: OnceLock<Value> = OnceLock::new();
-    FIXTURE_JSON.get_or_init(|| {
-        let text = std::fs::read_to_string(FIXTURE).unwrap_or_else(|e| panic!("reading {FIXTURE}: {e}"));
-        serde_json::from_str(&text).expect("fixture is valid JSON")
-    })
+    FIXTURE_JSON.get_or_init(|| read_fixture("optim_torch.json"))
 }
 
 fn settings() -> &'static [Value] {
     fixture()["settings"].as_array().expect("settings array")
 }
 
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().expect("array of numbers").iter().map(|x| x.as_f64().expect("number") as f32).collect()
-}
-
-fn shape(v: &Value) -> Vec<usize> {
-    v.as_array().expect("shape array").iter().map(|d| d.as_u64().expect("dimension") as usize).collect()
-}
-
-fn f32_of(v: &Value) -> f32 {
-    v.as_f64().unwrap_or_else(|| panic!("expected a number, got {v}")) as f32
-}
-
-fn bool_of(v: &Value) -> bool {
-    v.as_bool().unwrap_or_else(|| panic!("expected a boolean, got {v}"))
-}
-
-/// The fixture's options (named like `OptimizerOptions`' fields), with the problem's learning
-/// rate override if it has one. An unknown key fails the test rather than being ignored, so a
-/// setting can never silently run with defaults.
+/// The setting's options, with the problem's learning rate override if it has one.
 fn options(setting: &Value, problem: &Value) -> OptimizerOptions {
-    let mut o = OptimizerOptions::default();
-    for (key, v) in setting["options"].as_object().expect("options object") {
-        match key.as_str() {
-            "lr" => o.lr = Some(f32_of(v)),
-            "betas" => {
-                let b = floats(v);
-                assert_eq!(b.len(), 2, "betas {v}");
-                o.betas = Some((b[0], b[1]));
-            }
-            "eps" => o.eps = Some(f32_of(v)),
-            "weight_decay" => o.weight_decay = Some(f32_of(v)),
-            "amsgrad" => o.amsgrad = bool_of(v),
-            "momentum" => o.momentum = Some(f32_of(v)),
-            "dampening" => o.dampening = Some(f32_of(v)),
-            "nesterov" => o.nesterov = bool_of(v),
-            "alpha" => o.alpha = Some(f32_of(v)),
-            "centered" => o.centered = bool_of(v),
-            "rho" => o.rho = Some(f32_of(v)),
-            "lr_decay" => o.lr_decay = Some(f32_of(v)),
-            "initial_accumulator_value" => o.initial_accumulator_value = Some(f32_of(v)),
-            "momentum_decay" => o.momentum_decay = Some(f32_of(v)),
-            other => panic!("fixture option '{other}' is not an OptimizerOptions field"),
-        }
-    }
+    let mut o = options_from_json(&setting["options"]);
     if let Some(lr) = problem.get("lr") {
-        o.lr = Some(f32_of(lr));
+        o.lr = Some(lr.as_f64().expect("lr") as f32);
     }
     o
-}
-
-/// Where the largest difference of a run is.
-#[derive(Clone, Debug, Default)]
-struct Worst {
-    diff: f64,
-    /// Step after which it occurred (0 = initial value).
-    step: usize,
-    /// Parameter name and flat element index.
-    at: String,
-}
-
-impl Worst {
-    fn record(&mut self, ours: &[f32], torch: &[f32], step: usize, name: &str) {
-        assert_eq!(ours.len(), torch.len(), "{name}: element count");
-        for (i, (&o, &t)) in ours.iter().zip(torch).enumerate() {
-            let d = (o as f64 - t as f64).abs();
-            // NaN on either side must fail, so it counts as infinitely far.
-            let d = if d.is_nan() { f64::INFINITY } else { d };
-            if self.at.is_empty() || d > self.diff {
-                *self = Worst { diff: d, step, at: format!("{name}[{i}]") };
-            }
-        }
-    }
-}
-
-/// Rosenbrock of a `[2]` parameter through Var ops: the coordinates are picked out by
-/// multiplying with the selector columns (1, 0) and (0, 1), which leaves their gradients exact.
-fn rosenbrock_grads(p: &Param) -> Gradients {
-    let tape = Tape::new(Mode::Train, 0);
-    let row = tape.param(p).reshape(&[1, 2]);
-    let x = row.matmul(tape.constant(Tensor::from_vec(vec![1.0, 0.0], &[2, 1])));
-    let y = row.matmul(tape.constant(Tensor::from_vec(vec![0.0, 1.0], &[2, 1])));
-    let loss = (1.0 - x).square() + (y - x.square()).square() * 100.0;
-    loss.sum().backward()
 }
 
 fn run_rosenbrock(setting: &Value) -> Worst {
@@ -218,7 +140,7 @@ fn fixture_covers_every_optimizer_with_three_settings() {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for s in settings() {
         let name = s["optimizer"].as_str().expect("optimizer name");
-        assert!(OPTIMIZER_NAMES.contains(&name), "fixture optimizer '{name}' is not one adamant builds");
+        assert!(TORCH_OPTIM.contains(&name), "fixture optimizer '{name}' is not one of torch.optim's");
         *counts.entry(name).or_default() += 1;
         // Every setting must be buildable: an option adamant lacks would be a coverage hole.
         for problem in ["rosenbrock", "mlp"] {
@@ -231,7 +153,7 @@ fn fixture_covers_every_optimizer_with_three_settings() {
         );
         assert_eq!(s["mlp"]["trajectory"].as_array().unwrap().len(), 20, "{name}: 20 MLP steps");
     }
-    for name in OPTIMIZER_NAMES {
+    for name in TORCH_OPTIM {
         let n = counts.get(name).copied().unwrap_or(0);
         assert!(n >= 3, "the fixture has {n} settings of {name}, want at least 3");
     }
