@@ -1,8 +1,11 @@
-//! Watch an optimizer walk a 2-d loss: prints its path as CSV and can draw it as SVG.
+//! Watch an optimizer walk a 2-d loss: prints its path as CSV and can draw it as SVG. The
+//! `matrix` problem (a least-squares loss over a `[4, 3]` matrix) is for the optimizers that
+//! treat matrices as matrices, and prints the twelve coordinates.
 //!
 //! ```text
 //! cargo run --release --example optimize -- --problem rosenbrock --start=-1.5,2.0 --steps 100 \
 //!     --optimizer adam --lr 0.1 --svg adam.svg > adam.csv
+//! cargo run --release --example optimize -- --problem matrix --steps 50 --optimizer adam --lr 0.05
 //! cargo run --release --example optimize -- --help
 //! ```
 //!

@@ -67,7 +67,7 @@ fn sgd_with_momentum_converges_on_the_ill_conditioned_quadratic() {
     let (plain, _) = run(&["--problem", "quadratic", "--steps", "300", "--optimizer", "sgd", "--lr", "0.01"]);
     assert_eq!(momentum[0].params, Problem::Quadratic.default_start());
     assert_eq!(momentum[0].loss, 52.0);
-    let end = momentum[300];
+    let end = &momentum[300];
     assert!(end.loss < 1e-9, "momentum SGD ended at loss {}", end.loss);
     assert!(end.params.iter().all(|x| x.abs() < 1e-4), "{:?}", end.params);
     // Without momentum the flat direction (curvature 1) shrinks only by 0.99 per step.
@@ -146,7 +146,7 @@ fn noise_is_seeded_and_zero_noise_changes_nothing() {
 #[test]
 fn defaults_help_and_spellings() {
     let a = args(&["--optimizer", "sgd"]);
-    assert_eq!((a.problem, a.start, a.steps, a.svg), (Problem::Rosenbrock, [-1.5, 2.0], 100, None));
+    assert_eq!((a.problem, a.start, a.steps, a.svg), (Problem::Rosenbrock, vec![-1.5, 2.0], 100, None));
     assert_eq!(args(&["--problem=quadratic", "--optimizer=sgd"]).start, [-2.0, 1.0]);
     assert_eq!(args(&["--optimizer", "sgd", "--start", "-0.5,-2"]).start, [-0.5, -2.0]);
     assert_eq!(args(&["--optimizer", "sgd", "--start=3,4"]).start, [3.0, 4.0]);
@@ -207,7 +207,12 @@ fn bad_arguments_give_one_line_errors() {
         ),
         (
             &["--optimizer", "adam", "--problem", "beale"],
-            "--problem: unknown problem 'beale' (expected one of: rosenbrock, quadratic)".into(),
+            "--problem: unknown problem 'beale' (expected one of: rosenbrock, quadratic, matrix)".into(),
+        ),
+        (
+            &["--optimizer", "adam", "--problem", "matrix", "--start", "1,2"],
+            "--start: the matrix problem starts from its fixed W; --start sets (x, y) of a 2-d problem"
+                .into(),
         ),
         (&["--optimizer", "adam", "--svg="], "--svg: expected a path, got ''".into()),
         (

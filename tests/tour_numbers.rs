@@ -227,14 +227,14 @@ fn chapter_9_quotes_the_formulas_and_the_paths() {
 
     // Adam on the bowl: the first step, the angle to the minimum, the overshoots.
     let step1 = [adam_q[1].params[0] - adam_q[0].params[0], adam_q[1].params[1] - adam_q[0].params[1]];
-    let [x0, y0] = adam_q[0].params;
+    let [x0, y0] = adam_q[0].params[..] else { unreachable!() };
     let angle = |dx: f32, dy: f32| (dy.abs() / dx.abs()).atan().to_degrees();
     let low_y = adam_q.iter().min_by(|a, b| a.params[1].total_cmp(&b.params[1])).unwrap();
     let high_x = adam_q.iter().max_by(|a, b| a.params[0].total_cmp(&b.params[0])).unwrap();
     let x_cross = adam_q.iter().find(|r| r.params[0] > 0.0).unwrap().step;
     let y_cross = adam_q.iter().find(|r| r.params[1] < 0.0).unwrap().step;
     let q = |s: usize| &adam_q[s];
-    let last = |rows: &[Row]| *rows.last().unwrap();
+    let last = |rows: &[Row]| rows.last().unwrap().clone();
     let end = |rows: &[Row]| format!("`({:.2}, {:.2})`", last(rows).params[0], last(rows).params[1]);
     let pair = |a: f32, b: f32| format!("({a:+}, {b:+})");
 
@@ -650,8 +650,9 @@ fn chapter_6_quotes_the_paths() {
     let noisy = |optimizer: &str, sigma: u32| {
         bowl(&format!("--steps 200 --optimizer {optimizer} --noise {sigma} --seed 1"))
     };
-    let last = |rows: &[Row]| *rows.last().unwrap();
-    let furthest = |rows: &[Row]| *rows.iter().max_by(|a, b| a.params[0].total_cmp(&b.params[0])).unwrap();
+    let last = |rows: &[Row]| rows.last().unwrap().clone();
+    let furthest =
+        |rows: &[Row]| rows.iter().max_by(|a, b| a.params[0].total_cmp(&b.params[0])).unwrap().clone();
     let step = |rows: &[Row], t: usize| {
         [rows[t].params[0] - rows[t - 1].params[0], rows[t].params[1] - rows[t - 1].params[1]]
     };

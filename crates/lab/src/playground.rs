@@ -1,10 +1,11 @@
-//! Optimizers on 2-d test functions: the engine of `examples/optimize.rs`.
+//! Optimizers on small test problems: the engine of `examples/optimize.rs`.
 //!
-//! A [`Problem`] is a loss of one parameter of shape `[2]`, written with autodiff [`Var`] ops
-//! so its gradient comes from the same backward passes that train networks. [`run`] takes
-//! `steps` optimizer updates from a start point and records every iterate ([`run_noisy`] adds
-//! seeded Gaussian noise to each gradient first); [`write_csv`]
-//! prints them and [`plot_svg`] draws the path over the loss's contours. [`parse_args`] and
+//! A [`Problem`] is a loss of one parameter, of shape `[2]` for the 2-d test functions and
+//! `[4, 3]` for the matrix problem, written with autodiff [`Var`] ops so its gradient comes
+//! from the same backward passes that train networks. [`run`] takes `steps` optimizer updates
+//! from a start point and records every iterate ([`run_noisy`] adds seeded Gaussian noise to
+//! each gradient first); [`write_csv`] prints them and [`plot_svg`] draws a 2-d path over the
+//! loss's contours (the matrix problem's loss per step). [`parse_args`] and
 //! [`execute`] are the example's whole command line, here so that tests can call them.
 //!
 //! ```
@@ -13,6 +14,7 @@
 //!
 //! let mut adam = build("adam", &OptimizerOptions { lr: Some(0.1), ..Default::default() }).unwrap();
 //! let rows = run(Problem::Quadratic, Problem::Quadratic.default_start(), 300, adam.as_mut());
+//! assert_eq!(rows[0].params, [-2.0, 1.0]);
 //! assert_eq!(rows.len(), 301);
 //! assert!(rows[300].loss < 1e-3 * rows[0].loss);
 //! ```
@@ -31,8 +33,10 @@ use adamant::tensor::Tensor;
 use plotters::prelude::*;
 
 use crate::cli::{self, CliError, OptimizerArgs};
+use crate::plot::{line_chart, Series};
 
-/// A 2-d loss to minimise; its parameter is one tensor of shape `[2]`, written `(x, y)`.
+/// A loss to minimise over one parameter tensor: `(x, y)` of shape `[2]` for the 2-d test
+/// functions, `W` of shape `[4, 3]` for [`Problem::Matrix`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Problem {
     /// Rosenbrock's banana, `(1 - x)^2 + 100 (y - x^2)^2`: a curved, narrow valley with its
@@ -42,17 +46,31 @@ pub enum Problem {
     /// number 100; minimum 0 at `(0, 0)`. Plain gradient descent is stable only for
     /// `lr < 2/100` and then crawls along `x`. Default start `(-2, 1)`.
     Quadratic,
+    /// A least-squares problem over a matrix, `0.5 sum((A W - B)^2)` for `W` of shape
+    /// `[4, 3]`, with `A[r][c] = sin(4 r + c + 1)` (`[5, 4]`) and `B[r][c] = cos(3 r + c + 1)`
+    /// (`[5, 3]`); start `W[i][j] = 0.1 (3 i + j) - 0.5`. It is the problem for optimizers that
+    /// treat matrices as matrices (Adafactor's factored moments, Muon's orthogonalised step)
+    /// and the one every optimizer can run. Its minimum is the least-squares solution, with a
+    /// loss above 0 (five equations per column, four unknowns).
+    Matrix,
+}
+
+/// A `[rows, cols]` matrix with entries `f(row, col)`, computed in `f64` and rounded once.
+fn matrix(rows: usize, cols: usize, f: impl Fn(f64, f64) -> f64) -> Tensor {
+    let data = (0..rows * cols).map(|k| f((k / cols) as f64, (k % cols) as f64) as f32).collect();
+    Tensor::from_vec(data, &[rows, cols])
 }
 
 impl Problem {
     /// The names `--problem` accepts.
-    pub const NAMES: [&'static str; 2] = ["rosenbrock", "quadratic"];
+    pub const NAMES: [&'static str; 3] = ["rosenbrock", "quadratic", "matrix"];
 
     /// The problem called `name`, or an error naming `--problem`.
     pub fn from_name(name: &str) -> Result<Problem, CliError> {
         match name {
             "rosenbrock" => Ok(Problem::Rosenbrock),
             "quadratic" => Ok(Problem::Quadratic),
+            "matrix" => Ok(Problem::Matrix),
             _ => Err(CliError::invalid(
                 "--problem",
                 format!(
@@ -69,6 +87,7 @@ impl Problem {
         match self {
             Problem::Rosenbrock => "rosenbrock",
             Problem::Quadratic => "quadratic",
+            Problem::Matrix => "matrix",
         }
     }
 
@@ -77,27 +96,51 @@ impl Problem {
         match self {
             Problem::Rosenbrock => "(1-x)\u{b2} + 100(y-x\u{b2})\u{b2}",
             Problem::Quadratic => "0.5(x\u{b2} + 100y\u{b2})",
+            Problem::Matrix => "0.5 \u{3a3}(AW - B)\u{b2}",
         }
     }
 
-    /// Where a run starts when `--start` is not given.
-    pub fn default_start(self) -> [f32; 2] {
+    /// The shape of the parameter: `[2]`, or `[4, 3]` for the matrix problem.
+    pub fn shape(self) -> &'static [usize] {
         match self {
-            Problem::Rosenbrock => [-1.5, 2.0],
-            Problem::Quadratic => [-2.0, 1.0],
+            Problem::Rosenbrock | Problem::Quadratic => &[2],
+            Problem::Matrix => &[4, 3],
         }
     }
 
-    /// The global minimiser (the loss is 0 there).
-    pub fn minimum(self) -> [f32; 2] {
+    /// Whether the parameter is a point `(x, y)` that a contour plot can show and `--start`
+    /// can set.
+    pub fn is_2d(self) -> bool {
+        self.shape() == [2]
+    }
+
+    /// Where a run starts when `--start` is not given (row-major for the matrix).
+    pub fn default_start(self) -> Vec<f32> {
         match self {
-            Problem::Rosenbrock => [1.0, 1.0],
-            Problem::Quadratic => [0.0, 0.0],
+            Problem::Rosenbrock => vec![-1.5, 2.0],
+            Problem::Quadratic => vec![-2.0, 1.0],
+            Problem::Matrix => matrix(4, 3, |i, j| 0.1 * (3.0 * i + j) - 0.5).into_vec(),
         }
     }
 
-    /// The loss of `p` (shape `[2]`) as a scalar on `p`'s tape, built from autodiff ops so that
-    /// `backward` gives its gradient.
+    /// The global minimiser of a 2-d problem (the loss is 0 there); `None` for the matrix.
+    pub fn minimum(self) -> Option<[f32; 2]> {
+        match self {
+            Problem::Rosenbrock => Some([1.0, 1.0]),
+            Problem::Quadratic => Some([0.0, 0.0]),
+            Problem::Matrix => None,
+        }
+    }
+
+    /// The matrix problem's `A` and `B`.
+    fn matrix_data() -> (Tensor, Tensor) {
+        let a = matrix(5, 4, |r, c| (4.0 * r + c + 1.0).sin());
+        let b = matrix(5, 3, |r, c| (3.0 * r + c + 1.0).cos());
+        (a, b)
+    }
+
+    /// The loss of `p` (of shape [`Problem::shape`]) as a scalar on `p`'s tape, built from
+    /// autodiff ops so that `backward` gives its gradient.
     pub fn loss<'t>(self, p: Var<'t>) -> Var<'t> {
         let tape = p.tape();
         match self {
@@ -108,14 +151,23 @@ impl Problem {
                 (1.0 - x).square() + 100.0 * (y - x.square()).square()
             }
             Problem::Quadratic => (p.square() * tape.constant(Tensor::from_vec(vec![0.5, 50.0], &[2]))).sum(),
+            Problem::Matrix => {
+                let (a, b) = Problem::matrix_data();
+                0.5 * (tape.constant(a).matmul(p) - tape.constant(b)).square().sum()
+            }
         }
     }
 
-    /// The same loss in plain `f64` arithmetic, for drawing contours (no gradient needed).
+    /// A 2-d problem's loss in plain `f64` arithmetic, for drawing contours (no gradient
+    /// needed).
+    ///
+    /// # Panics
+    /// For the matrix problem, which has no `(x, y)`.
     pub fn value(self, x: f64, y: f64) -> f64 {
         match self {
             Problem::Rosenbrock => (1.0 - x).powi(2) + 100.0 * (y - x * x).powi(2),
             Problem::Quadratic => 0.5 * (x * x + 100.0 * y * y),
+            Problem::Matrix => panic!("Problem::value: the matrix problem has no 2-d contour"),
         }
     }
 
@@ -124,6 +176,7 @@ impl Problem {
         match self {
             Problem::Rosenbrock => ([-2.0, 2.0], [-1.0, 3.0]),
             Problem::Quadratic => ([-2.5, 2.5], [-1.5, 1.5]),
+            Problem::Matrix => unreachable!("only 2-d problems have a contour window"),
         }
     }
 
@@ -134,24 +187,26 @@ impl Problem {
         match self {
             Problem::Rosenbrock => 0.2,
             Problem::Quadratic => 0.05,
+            Problem::Matrix => unreachable!("only 2-d problems have contours"),
         }
     }
 }
 
-/// The most updates a run takes (`--steps`). Every iterate is kept (24 bytes) for the plot, and
-/// printed as a CSV line: a million of them is 24 MB and a CSV of some 40 MB, more than a
-/// path on a 2-d loss needs; the bound also keeps `steps + 1` from overflowing.
+/// The most updates a run takes (`--steps`). Every iterate is kept for the plot and printed as
+/// a CSV line: a million 2-d iterates are some 40 MB of CSV (the matrix problem's 12
+/// coordinates some 150 MB), more than a path needs; the bound also keeps `steps + 1` from
+/// overflowing.
 pub const MAX_STEPS: usize = 1_000_000;
 
 /// One iterate of a run: the parameters after `step` updates and the loss there.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Row {
     /// Number of updates taken (0 = the start).
     pub step: usize,
     /// The loss at `params`.
     pub loss: f32,
-    /// The parameter `(x, y)`.
-    pub params: [f32; 2],
+    /// The parameter: `(x, y)`, or the matrix row-major.
+    pub params: Vec<f32>,
 }
 
 /// The largest `--noise`: 1000, six times the largest gradient coordinate at either problem's
@@ -171,9 +226,18 @@ pub struct Noise {
     pub seed: u64,
 }
 
-/// Takes `steps` updates of `optimizer` on `problem` from `start`; returns `steps + 1` rows,
-/// row `t` holding the parameters after `t` updates and the loss there.
-pub fn run(problem: Problem, start: [f32; 2], steps: usize, optimizer: &mut dyn Optimizer) -> Vec<Row> {
+/// Takes `steps` updates of `optimizer` on `problem` from `start` (as many numbers as the
+/// problem's parameter has); returns `steps + 1` rows, row `t` holding the parameters after
+/// `t` updates and the loss there.
+///
+/// # Panics
+/// If `start` has the wrong length.
+pub fn run(
+    problem: Problem,
+    start: impl AsRef<[f32]>,
+    steps: usize,
+    optimizer: &mut dyn Optimizer,
+) -> Vec<Row> {
     run_noisy(problem, start, steps, optimizer, Noise::default())
 }
 
@@ -182,12 +246,13 @@ pub fn run(problem: Problem, start: [f32; 2], steps: usize, optimizer: &mut dyn 
 /// is exactly [`run`]'s.
 pub fn run_noisy(
     problem: Problem,
-    start: [f32; 2],
+    start: impl AsRef<[f32]>,
     steps: usize,
     optimizer: &mut dyn Optimizer,
     noise: Noise,
 ) -> Vec<Row> {
-    let mut p = Param::new("xy", Tensor::from_vec(start.to_vec(), &[2]));
+    let name = if problem.is_2d() { "xy" } else { "w" };
+    let mut p = Param::new(name, Tensor::from_slice(start.as_ref(), problem.shape()));
     let mut rows = Vec::with_capacity(steps + 1);
     for step in 0..=steps {
         let tape = Tape::new(Mode::Train, 0);
@@ -196,14 +261,13 @@ pub fn run_noisy(
         // The last row only needs the loss: no backward, no update.
         let grads = (step < steps).then(|| loss.backward());
         drop(tape);
-        let xy = p.value().data();
-        rows.push(Row { step, loss: value, params: [xy[0], xy[1]] });
+        rows.push(Row { step, loss: value, params: p.value().data().to_vec() });
         if let Some(mut grads) = grads {
             if noise.sigma > 0.0 {
                 // One stream per step: step t's noise does not depend on how many draws
                 // earlier steps made.
                 let mut rng = stream(noise.seed, Purpose::Step, step as u64);
-                let draw = Tensor::randn(&[2], 0.0, noise.sigma, &mut rng);
+                let draw = Tensor::randn(problem.shape(), 0.0, noise.sigma, &mut rng);
                 for (_, g) in grads.iter_mut() {
                     g.data_mut().iter_mut().zip(draw.data()).for_each(|(g, n)| *g += n);
                 }
@@ -214,12 +278,15 @@ pub fn run_noisy(
     rows
 }
 
-/// Writes `step,loss,x0,x1` and one line per row; floats use `f32`'s `Display`, which prints
-/// the shortest text that reads back to the same `f32`.
+/// Writes `step,loss,x0,...,x{n-1}` and one line per row; floats use `f32`'s `Display`,
+/// which prints the shortest text that reads back to the same `f32`.
 pub fn write_csv(rows: &[Row], out: &mut dyn Write) -> io::Result<()> {
-    writeln!(out, "step,loss,x0,x1")?;
+    let n = rows.first().map_or(0, |r| r.params.len());
+    let columns: Vec<String> = (0..n).map(|i| format!("x{i}")).collect();
+    writeln!(out, "step,loss,{}", columns.join(","))?;
     for r in rows {
-        writeln!(out, "{},{},{},{}", r.step, r.loss, r.params[0], r.params[1])?;
+        let values: Vec<String> = r.params.iter().map(f32::to_string).collect();
+        writeln!(out, "{},{},{}", r.step, r.loss, values.join(","))?;
     }
     Ok(())
 }
@@ -312,10 +379,16 @@ fn contour_lines(values: &[f64], n: usize, xs: &[f64], ys: &[f64], level: f64) -
 /// Grid cells per axis of the contour plot.
 const GRID: usize = 300;
 
-/// Draws the path of `rows` over log-spaced contours of `problem`, with the start, the end
-/// and the minimum marked, and returns the SVG text. `title` is the first line of the header
-/// (e.g. the optimizer and its options).
+/// Draws the path of `rows` over log-spaced contours of a 2-d `problem`, with the start, the
+/// end and the minimum marked, and returns the SVG text; for the matrix problem, whose 12
+/// coordinates have no picture, the loss per step on a log scale. `title` is the first line
+/// of the header (e.g. the optimizer and its options).
 pub fn plot_svg(problem: Problem, rows: &[Row], title: &str) -> Result<String, String> {
+    if !problem.is_2d() {
+        let points = rows.iter().map(|r| (r.step as f64, r.loss as f64)).collect();
+        let series = [Series { label: format!("{}: {}", problem.name(), problem.formula()), points }];
+        return line_chart(title, "step", "loss", &series, true);
+    }
     let ([mut x0, mut x1], [mut y0, mut y1]) = problem.window();
     let (cx, cy, hw, hh) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0, (x1 - x0) / 2.0, (y1 - y0) / 2.0);
     let path: Vec<(f64, f64)> = rows.iter().map(|r| (r.params[0] as f64, r.params[1] as f64)).collect();
@@ -420,7 +493,8 @@ pub fn plot_svg(problem: Problem, rows: &[Row], title: &str) -> Result<String, S
 
         let start = path[0];
         let end = *path.last().expect("rows is not empty");
-        let min = (problem.minimum()[0] as f64, problem.minimum()[1] as f64);
+        let [min_x, min_y] = problem.minimum().expect("a 2-d problem has a minimum");
+        let min = (min_x as f64, min_y as f64);
         let start_colour = RGBColor(20, 150, 60);
         chart
             .draw_series([start].into_iter().filter(inside).map(|p| Circle::new(p, 7, start_colour.filled())))
@@ -451,16 +525,20 @@ pub fn plot_svg(problem: Problem, rows: &[Row], title: &str) -> Result<String, S
 
 /// The usage text of `examples/optimize.rs`.
 pub const USAGE: &str = "\
-Runs an optimizer on a 2-d test function and prints its path as CSV (step,loss,x0,x1).
+Runs an optimizer on a small test problem and prints its path as CSV (step,loss,x0,x1,...).
 
 Usage: cargo run --release --example optimize -- --optimizer NAME [options]
 
 Problem:
   --problem NAME     rosenbrock: (1-x)^2 + 100(y-x^2)^2, minimum (1,1), start -1.5,2.0 (default)
                      quadratic:  0.5(x^2 + 100y^2), condition number 100, minimum (0,0), start -2,1
-  --start X,Y        start point (default: the problem's)
+                     matrix:     0.5 sum((A W - B)^2) over W [4, 3], A[r][c] = sin(4r + c + 1),
+                                 B[r][c] = cos(3r + c + 1), start W[i][j] = 0.1(3i + j) - 0.5;
+                                 prints x0..x11 (W row-major)
+  --start X,Y        start point of a 2-d problem (default: the problem's)
   --steps N          number of updates, 1 to 1000000 (default 100); prints N+1 rows, row 0 the start
-  --svg FILE         also draw the path over the loss's contours to FILE (its directory must exist)
+  --svg FILE         also draw the path over the loss's contours to FILE (the matrix problem: its
+                     loss per step); its directory must exist
   --noise SIGMA      add Gaussian noise N(0, SIGMA^2) to each gradient coordinate, 0 to 1000
                      (default 0: the exact gradient); the printed loss is the true loss
   --seed S           seed of the noise, a whole number (default 0); same seed, same path
@@ -481,8 +559,9 @@ pub enum Command {
 pub struct OptimizeArgs {
     /// `--problem` (default rosenbrock).
     pub problem: Problem,
-    /// `--start X,Y` (default: the problem's [`Problem::default_start`]).
-    pub start: [f32; 2],
+    /// `--start X,Y` (default: the problem's [`Problem::default_start`]; the matrix problem
+    /// always starts from its own).
+    pub start: Vec<f32>,
     /// `--steps` (default 100).
     pub steps: usize,
     /// `--optimizer` and its flags; checked with [`OptimizerArgs::build`] by [`parse_args`].
@@ -542,9 +621,18 @@ where
         }
     }
     optimizer.build()?;
+    if start.is_some() && !problem.is_2d() {
+        return Err(CliError::invalid(
+            "--start",
+            format!(
+                "the {} problem starts from its fixed W; --start sets (x, y) of a 2-d problem",
+                problem.name()
+            ),
+        ));
+    }
     Ok(Command::Run(OptimizeArgs {
         problem,
-        start: start.unwrap_or(problem.default_start()),
+        start: start.map_or_else(|| problem.default_start(), |xy: [f32; 2]| xy.to_vec()),
         steps,
         optimizer,
         svg,
@@ -590,7 +678,7 @@ pub fn execute(args: &OptimizeArgs, out: &mut dyn Write) -> Result<Vec<Row>, Exe
     if let Some(path) = &args.svg {
         cli::check_out_file("--svg", path).map_err(ExecuteError::Args)?;
     }
-    let rows = run_noisy(args.problem, args.start, args.steps, optimizer.as_mut(), args.noise);
+    let rows = run_noisy(args.problem, &args.start, args.steps, optimizer.as_mut(), args.noise);
     if let Some(path) = &args.svg {
         let svg_error = |reason: String| ExecuteError::Svg { path: path.clone(), reason };
         let mut title = args.optimizer.describe();
@@ -638,7 +726,7 @@ mod tests {
             assert_eq!(g, [x, 100.0 * y]);
         }
         for problem in [Problem::Rosenbrock, Problem::Quadratic] {
-            let [x, y] = problem.minimum();
+            let [x, y] = problem.minimum().unwrap();
             assert_eq!(loss_and_grad(problem, x, y), (0.0, [0.0, 0.0]));
         }
     }
@@ -654,13 +742,13 @@ mod tests {
     #[test]
     fn noise_is_seeded_and_zero_noise_is_the_exact_gradient() {
         let start = Problem::Quadratic.default_start();
-        let exact = run(Problem::Quadratic, start, 50, adam().as_mut());
+        let exact = run(Problem::Quadratic, &start, 50, adam().as_mut());
         for seed in [0, 7] {
             let silent = Noise { sigma: 0.0, seed };
-            assert_eq!(run_noisy(Problem::Quadratic, start, 50, adam().as_mut(), silent), exact);
+            assert_eq!(run_noisy(Problem::Quadratic, &start, 50, adam().as_mut(), silent), exact);
         }
         let noisy =
-            |sigma, seed| run_noisy(Problem::Quadratic, start, 50, adam().as_mut(), Noise { sigma, seed });
+            |sigma, seed| run_noisy(Problem::Quadratic, &start, 50, adam().as_mut(), Noise { sigma, seed });
         assert_eq!(noisy(1.0, 3), noisy(1.0, 3), "same seed, same path");
         assert_ne!(noisy(1.0, 3), noisy(1.0, 4), "another seed, another path");
         assert_ne!(noisy(1.0, 3), exact);
@@ -691,21 +779,55 @@ mod tests {
     }
 
     #[test]
+    fn the_matrix_problem_is_the_issues_least_squares_with_its_gradient() {
+        let w0 = Problem::Matrix.default_start();
+        assert_eq!(w0.len(), 12);
+        assert_eq!((w0[0], w0[5], w0[11]), (-0.5, 0.0, 0.6), "W[i][j] = 0.1 (3 i + j) - 0.5");
+        let p = Param::new("w", Tensor::from_vec(w0.clone(), &[4, 3]));
+        let tape = Tape::new(Mode::Train, 0);
+        let loss = Problem::Matrix.loss(tape.param(&p));
+        let value = loss.item() as f64;
+        let grads = loss.backward();
+        let g = grads.get(&p).unwrap().data().to_vec();
+        // The same in f64 by hand: residual R = A W - B, loss 0.5 |R|^2, gradient A^T R.
+        let a = |r: usize, c: usize| ((4 * r + c + 1) as f64).sin();
+        let b = |r: usize, c: usize| ((3 * r + c + 1) as f64).cos();
+        let w = |i: usize, j: usize| w0[3 * i + j] as f64;
+        let residual = |r: usize, j: usize| (0..4).map(|k| a(r, k) * w(k, j)).sum::<f64>() - b(r, j);
+        let expected: f64 =
+            (0..5).flat_map(|r| (0..3).map(move |j| (r, j))).map(|(r, j)| residual(r, j).powi(2)).sum();
+        assert!((value - 0.5 * expected).abs() < 1e-5 * value, "{value} vs {}", 0.5 * expected);
+        for (k, &gk) in g.iter().enumerate() {
+            let (i, j) = (k / 3, k % 3);
+            let want: f64 = (0..5).map(|r| a(r, i) * residual(r, j)).sum();
+            assert!((gk as f64 - want).abs() < 1e-5 * want.abs().max(1.0), "dW[{i}][{j}] {gk} vs {want}");
+        }
+        // Adam makes progress, and the CSV has the twelve coordinates.
+        let rows = run(Problem::Matrix, &w0, 200, adam().as_mut());
+        assert!(rows[200].loss < 0.5 * rows[0].loss, "{} -> {}", rows[0].loss, rows[200].loss);
+        let mut out = Vec::new();
+        write_csv(&rows[..1], &mut out).unwrap();
+        let header = String::from_utf8(out).unwrap().lines().next().unwrap().to_string();
+        assert_eq!(header, "step,loss,x0,x1,x2,x3,x4,x5,x6,x7,x8,x9,x10,x11");
+        assert!(plot_svg(Problem::Matrix, &rows, "adam").unwrap().starts_with("<svg"));
+    }
+
+    #[test]
     fn problems_by_name() {
         for name in Problem::NAMES {
             assert_eq!(Problem::from_name(name).unwrap().name(), name);
         }
         assert_eq!(
             Problem::from_name("banana").unwrap_err().to_string(),
-            "--problem: unknown problem 'banana' (expected one of: rosenbrock, quadratic)"
+            "--problem: unknown problem 'banana' (expected one of: rosenbrock, quadratic, matrix)"
         );
     }
 
     #[test]
     fn csv_has_a_header_and_round_tripping_floats() {
         let rows = [
-            Row { step: 0, loss: 0.1, params: [-1.5, 2.0] },
-            Row { step: 1, loss: 1.0 / 3.0, params: [1e-8, -7.25] },
+            Row { step: 0, loss: 0.1, params: vec![-1.5, 2.0] },
+            Row { step: 1, loss: 1.0 / 3.0, params: vec![1e-8, -7.25] },
         ];
         let mut out = Vec::new();
         write_csv(&rows, &mut out).unwrap();
