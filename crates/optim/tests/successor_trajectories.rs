@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use adamant_autodiff::{Gradients, Mode, Param, Tape};
 use adamant_optim::{build, OptimizerOptions, OPTIMIZER_NAMES};
 use adamant_tensor::Tensor;
-use common::{floats, options_from_json, read_fixture, rosenbrock_grads, Worst, TORCH_OPTIM};
+use common::{floats, options_from_json, read_fixture, rosenbrock_grads, Report, Worst, TORCH_OPTIM};
 use serde_json::Value;
 
 /// The largest `|ours - reference| / max(1, |reference|)` allowed at any step and element.
@@ -106,30 +106,22 @@ fn replay(setting: &Value, problem_name: &str) -> Worst {
 /// Replays every setting of `optimizer` on its problems and fails, listing every setting's
 /// worst difference, if any exceeds the tolerance.
 fn check(optimizer: &str) {
-    let mut report = Vec::new();
-    let mut failed = false;
+    let mut report = Report::default();
     for setting in settings().iter().filter(|s| s["optimizer"] == optimizer) {
         let label = setting["label"].as_str().unwrap();
         for problem in ["rosenbrock", "matrix"].into_iter().filter(|p| setting.get(*p).is_some()) {
             let drift = setting[problem]["f32_drift"].as_f64().expect("f32_drift");
             assert!(drift < TOLERANCE / 10.0, "{optimizer}/{label}/{problem}: f32 drift {drift:.1e}");
-            let worst = replay(setting, problem);
-            let bad = worst.diff > TOLERANCE;
-            failed |= bad;
-            report.push(format!(
-                "{}{optimizer}/{label}/{problem}: max scaled |ours - reference| = {:.3e} (step {}, {}; \
-                 reference f32 drift {drift:.1e})",
-                if bad { "FAIL " } else { "" },
-                worst.diff,
-                worst.step,
-                worst.at
-            ));
+            let note = format!("; the reference's own f32 drift {drift:.1e}");
+            report.add(
+                &format!("{optimizer}/{label}/{problem}"),
+                &replay(setting, problem),
+                TOLERANCE,
+                &note,
+            );
         }
     }
-    assert!(!report.is_empty(), "no fixture settings for {optimizer}");
-    let report = report.join("\n");
-    eprintln!("{report}");
-    assert!(!failed, "{optimizer} leaves the reference trajectory by more than {TOLERANCE}:\n{report}");
+    report.finish(optimizer, TOLERANCE);
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use adamant_autodiff::{Gradients, Mode, Param, Tape};
 use adamant_optim::{build, OptimizerOptions};
 use adamant_tensor::Tensor;
-use common::{floats, options_from_json, read_fixture, rosenbrock_grads, shape, Worst, TORCH_OPTIM};
+use common::{floats, options_from_json, read_fixture, rosenbrock_grads, shape, Report, Worst, TORCH_OPTIM};
 use serde_json::Value;
 
 /// The largest |ours - torch| allowed at any step and element.
@@ -111,28 +111,14 @@ fn run_mlp(setting: &Value) -> Worst {
 /// Replays every setting of `optimizer` on both problems and fails, listing every setting's
 /// worst difference, if any exceeds the tolerance.
 fn check(optimizer: &str) {
-    let mut report = Vec::new();
-    let mut failed = false;
-    let mut overall = 0.0f64;
+    let mut report = Report::default();
     for setting in settings().iter().filter(|s| s["optimizer"] == optimizer) {
         let label = setting["label"].as_str().unwrap();
         for (problem, worst) in [("rosenbrock", run_rosenbrock(setting)), ("mlp", run_mlp(setting))] {
-            let bad = worst.diff.is_nan() || worst.diff > TOLERANCE;
-            failed |= bad;
-            overall = overall.max(worst.diff);
-            report.push(format!(
-                "{}{optimizer}/{label}/{problem}: max |ours - torch| = {:.3e} (step {}, {})",
-                if bad { "FAIL " } else { "" },
-                worst.diff,
-                worst.step,
-                worst.at
-            ));
+            report.add(&format!("{optimizer}/{label}/{problem}"), &worst, TOLERANCE, "");
         }
     }
-    assert!(!report.is_empty(), "no fixture settings for {optimizer}");
-    let report = report.join("\n");
-    eprintln!("{report}\n{optimizer}: worst {overall:.3e}");
-    assert!(!failed, "{optimizer} leaves torch's trajectory by more than {TOLERANCE}:\n{report}");
+    report.finish(optimizer, TOLERANCE);
 }
 
 #[test]

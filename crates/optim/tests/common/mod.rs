@@ -113,6 +113,41 @@ impl Worst {
     }
 }
 
+/// The comparisons of one optimizer's settings with their references: one line per setting
+/// and problem, the failing ones marked, printed whatever the outcome.
+#[derive(Debug, Default)]
+pub struct Report {
+    lines: Vec<String>,
+    failed: bool,
+}
+
+impl Report {
+    /// Adds the comparison `what` (`adam/default/rosenbrock`) whose largest difference is
+    /// `worst`, with `note` appended to its line.
+    pub fn add(&mut self, what: &str, worst: &Worst, tolerance: f64, note: &str) {
+        let bad = worst.diff > tolerance;
+        self.failed |= bad;
+        self.lines.push(format!(
+            "{}{what}: max difference {:.3e} (step {}, {}){note}",
+            if bad { "FAIL " } else { "" },
+            worst.diff,
+            worst.step,
+            worst.at
+        ));
+    }
+
+    /// Prints the lines and fails if there are none or any exceeds the tolerance.
+    pub fn finish(self, optimizer: &str, tolerance: f64) {
+        assert!(!self.lines.is_empty(), "no fixture settings for {optimizer}");
+        let report = self.lines.join("\n");
+        eprintln!("{report}");
+        assert!(
+            !self.failed,
+            "{optimizer} leaves the reference trajectory by more than {tolerance}:\n{report}"
+        );
+    }
+}
+
 /// Rosenbrock's `f(x, y) = (1 - x)^2 + 100 (y - x^2)^2` of a `[2]` parameter through Var ops:
 /// the coordinates are picked out by multiplying with the selector columns (1, 0) and (0, 1),
 /// which leaves their gradients exact.
