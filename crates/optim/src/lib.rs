@@ -36,7 +36,7 @@ pub use clip::{clip_grad_norm, clip_grad_value, global_norm};
 pub use core::{Hyper, ParamGroup, ParamState, Selector};
 pub use optimizer::Optimizer;
 pub use options::{build, FromOptions, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
-pub use schedule::{Schedule, ScheduleError, Scheduler};
+pub use schedule::{Plateau, PlateauMode, Schedule, ScheduleError, Scheduler, ThresholdMode};
 pub use state::{OptimizerState, SavedParamState, StateError};
 
 /// Declares the optimizers: each one's module (its own file), the types it exports, and the
