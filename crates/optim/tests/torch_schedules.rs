@@ -199,3 +199,34 @@ fn plateau_fixture_exercises_every_mechanism() {
         "a cut skipped by eps"
     );
 }
+
+#[test]
+fn plateau_on_a_chainable_schedule_matches_both_torch_schedulers_stepping_one_optimizer() {
+    // StepLR / ExponentialLR / LinearLR stepped every step and ReduceLROnPlateau every epoch
+    // multiply the same rate: adamant's plateau cutting the base rate gives those rates, with
+    // cuts during the warmup and between decays. (Chainable: a few f64 ulps of drift.)
+    let cases = fixture()["chained"].as_array().expect("chained");
+    assert!(cases.len() >= 3);
+    for case in cases {
+        let spec = str_of(&case["spec"]);
+        let schedule: Schedule = spec.parse().unwrap_or_else(|e| panic!("{e}"));
+        let plateau: Plateau = str_of(&case["plateau"]).parse().unwrap_or_else(|e| panic!("{e}"));
+        let base = base_lr(case);
+        let per_epoch = case["steps_per_epoch"].as_u64().expect("steps_per_epoch") as usize;
+        let (metrics, want) = (f64s(&case["metrics"]), f64s(&case["lrs"]));
+        assert_eq!(want.len(), metrics.len() * per_epoch);
+        let mut scheduler = Scheduler::new(schedule, base).with_plateau(plateau);
+        let mut optimizer = adamant_optim::build("sgd", &Default::default()).unwrap();
+        let mut cuts = 0;
+        for (epoch, &metric) in metrics.iter().enumerate() {
+            for (i, &w) in want[epoch * per_epoch..][..per_epoch].iter().enumerate() {
+                let got = scheduler.step(&mut *optimizer) as f64;
+                let rel = ((got - w) / w).abs();
+                let t = epoch * per_epoch + i + 1;
+                assert!(rel < CHAINABLE_TOLERANCE, "{spec} + {plateau}, step {t}: got {got}, torch {w}");
+            }
+            cuts += scheduler.observe(metric) as usize;
+        }
+        assert!(cuts >= 2, "{spec} + {plateau}: the case cuts the rate ({cuts} cuts)");
+    }
+}

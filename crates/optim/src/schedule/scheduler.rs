@@ -72,16 +72,24 @@ impl Scheduler {
     ///
     /// **How they combine: the plateau cuts the base rate.** Each cut replaces the base rate
     /// the schedule scales by `max(rate * factor, min_lr)` (skipped when that lowers it by no
-    /// more than `eps`), and step `t` then runs at `lr_at(cut base, t)`. With
-    /// [`Schedule::Constant`] that is PyTorch's `ReduceLROnPlateau` exactly, to the bit
-    /// (`tests/torch_schedules.rs`). With a schedule that is a multiple of its base rate
-    /// (every one but the cosine ones' `eta_min` floor) it is also what PyTorch gives when a
-    /// chainable scheduler and `ReduceLROnPlateau` both step the same optimizer, except that
-    /// `min_lr` bounds the cut base rate rather than the scheduled rate: a decaying schedule
-    /// still goes below `min_lr`, as it would without the plateau. (Multiplying the
-    /// schedule's output by a plateau factor instead would need `min_lr` divided by the
-    /// schedule's current value, which does not reproduce PyTorch's repeated `lr * factor`
-    /// rounding even when the schedule is constant.)
+    /// more than `eps`), and step `t` then runs at `lr_at(cut base, t)`:
+    ///
+    /// - With [`Schedule::Constant`] that is PyTorch's `ReduceLROnPlateau` exactly, to the
+    ///   bit (`tests/torch_schedules.rs`): the same chain of `lr * factor` in `f64`.
+    /// - With `step`, `exp` and `warmup`, it is what PyTorch gives when `StepLR`,
+    ///   `ExponentialLR` or `LinearLR` and `ReduceLROnPlateau` step the same optimizer: those
+    ///   multiply the current rate by a ratio, so the cuts and the schedule multiply, except
+    ///   that `min_lr` bounds the cut base rate here rather than the scheduled rate (a
+    ///   decaying schedule still goes below `min_lr`, as it would without the plateau).
+    ///   The same test pins this against PyTorch with `min_lr = 0`.
+    /// - PyTorch's closed-form schedulers (`LambdaLR`, so `inverse-sqrt` and `noam`, and
+    ///   `OneCycleLR`) overwrite a cut at their next step, and the cosine ones' `eta_min` is
+    ///   absolute, so PyTorch has no combined behaviour to match there; here the cut scales
+    ///   the schedule from the next step on, as for the others.
+    ///
+    /// (Multiplying the schedule's output by a plateau factor instead would need `min_lr`
+    /// divided by the schedule's current value, and would not reproduce PyTorch's repeated
+    /// `lr * factor` rounding even with a constant schedule.)
     ///
     /// # Panics
     /// If the plateau is invalid ([`Plateau::validate`]; plateaus parsed from text are
@@ -248,7 +256,8 @@ fn plateau_state(get: &dyn Fn(&str) -> Result<f64, StateError>) -> Result<Platea
         Err(StateError::Format { message: format!("'{key}' must be {what}, got {x}") })
     };
     let lr = get(PLATEAU_LR_KEY)?;
-    if !(lr.is_finite() && lr >= 0.0) {
+    // Finite as an f32 too: the rates the schedule derives from it are set as f32.
+    if !(lr >= 0.0 && lr <= f32::MAX as f64) {
         return bad(PLATEAU_LR_KEY, "a finite learning rate >= 0", lr);
     }
     let best = get(PLATEAU_BEST_KEY)?;
@@ -491,6 +500,8 @@ mod tests {
         let cases = [
             (partial, "lacks scalar 'scheduler.plateau.cooldown_counter'"),
             (with(PLATEAU_LR_KEY, -1.0), "'scheduler.plateau.lr' must be a finite learning rate >= 0"),
+            (with(PLATEAU_LR_KEY, 1e300), "'scheduler.plateau.lr' must be a finite learning rate >= 0"),
+            (with(PLATEAU_LR_KEY, f64::NAN), "'scheduler.plateau.lr' must be a finite learning rate >= 0"),
             (with(PLATEAU_BEST_KEY, f64::NAN), "'scheduler.plateau.best' must be finite"),
             (with(PLATEAU_BEST_INFINITE_KEY, 2.0), "'scheduler.plateau.best_infinite' must be -1 or 1"),
             (with(PLATEAU_BEST_INFINITE_KEY, 1.0), "'scheduler.plateau.best_infinite' must be -1 or 1"),
