@@ -36,7 +36,7 @@
 //! | `cosine:T_MAX[,ETA_MIN]` | [`Schedule::CosineAnnealing`] | `CosineAnnealingLR` |
 //! | `warmup-cosine:WARMUP,T_MAX[,ETA_MIN]` | [`Schedule::WarmupCosine`] | none (one formula) |
 //! | `noam:WARMUP,D_MODEL[,SCALE]` | [`Schedule::Noam`] | `LambdaLR` with the Transformer's lambda |
-//! | `onecycle:TOTAL[,PCT_START[,DIV[,FINAL_DIV]]]` | [`Schedule::OneCycle`] | `OneCycleLR` (learning rates only) |
+//! | `onecycle:TOTAL[,PCT_START[,DIV[,FINAL_DIV]]]` | [`Schedule::OneCycle`] | `OneCycleLR`, rates only |
 //! | `onecycle-three-phase:...` (same arguments) | [`Schedule::OneCycle`] | `OneCycleLR(three_phase=True)` |
 //!
 //! On top of any of them, a [`Plateau`] (`Scheduler::with_plateau`, spelled
