@@ -4,7 +4,11 @@
 //! against (SGD with momentum and Nesterov, AdaGrad, RMSProp, AdaDelta) and the successors
 //! users expect (AMSGrad, AdamW, NAdam, RAdam), each with `torch.optim`'s names, defaults
 //! and update formulas (pinned to PyTorch-computed trajectories by the tests). Plus
-//! learning-rate schedules, gradient clipping, parameter groups and exact state save/load.
+//! gradient clipping, parameter groups, exact state save/load, and learning-rate
+//! [`schedule`]s, pinned to the rates `torch.optim.lr_scheduler` computes where it has
+//! them: step, exponential, linear warmup, cosine annealing (with or without warmup), the
+//! Adam paper's `1/sqrt(t)`, the Transformer's warmup + inverse square root ("Noam"),
+//! one-cycle, and `ReduceLROnPlateau` ([`Plateau`]) on top of any of them.
 //!
 //! Optimizers see parameters and gradients only, never modules:
 //!
@@ -36,7 +40,7 @@ pub use clip::{clip_grad_norm, clip_grad_value, global_norm};
 pub use core::{Hyper, ParamGroup, ParamState, Selector};
 pub use optimizer::Optimizer;
 pub use options::{build, FromOptions, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
-pub use schedule::{Schedule, ScheduleError, Scheduler};
+pub use schedule::{Plateau, PlateauMode, Schedule, ScheduleError, Scheduler, ThresholdMode};
 pub use state::{OptimizerState, SavedParamState, StateError};
 
 /// Declares the optimizers: each one's module (its own file), the types it exports, and the
