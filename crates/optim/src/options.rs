@@ -303,7 +303,7 @@ options_table! {
     betas: Pair in Range::UNIT_OPEN;
     /// term added to the denominator
     eps: Number;
-    /// L2 penalty (decoupled in adamw)
+    /// L2 penalty (decoupled in adamw, lion)
     weight_decay: Number;
     /// keep the maximum of the second moment (AMSGrad)
     amsgrad: Switch;
@@ -767,5 +767,6 @@ mod tests {
         assert!(line("--momentum F").ends_with("momentum factor: 0 (sgd, rmsprop)"), "{text}");
         assert!(line("--amsgrad").ends_with("(AMSGrad): adam, adamw"), "{text}");
         assert!(line("--betas F,F").contains("0.9,0.999 (adam, adamw, adamax, nadam, radam)"), "{text}");
+        assert!(line("--betas F,F").contains("0.9,0.99 (lion)"), "{text}");
     }
 }

@@ -119,6 +119,12 @@ fn settings() -> Vec<(&'static str, &'static str, OptimizerOptions)> {
             "rho_weight_decay",
             OptimizerOptions { rho: Some(0.95), weight_decay: Some(1e-2), ..o() },
         ),
+        ("lion", "default", OptimizerOptions { lr: Some(1e-3), ..o() }),
+        (
+            "lion",
+            "betas_weight_decay",
+            OptimizerOptions { lr: Some(1e-3), betas: Some((0.95, 0.98)), weight_decay: Some(0.1), ..o() },
+        ),
     ]
 }
 

@@ -160,3 +160,9 @@ fn every_optimizer_is_pinned_by_one_of_the_two_fixtures() {
 fn adam_harness_check() {
     check("adam");
 }
+
+/// Lion against lion-pytorch 0.2.5.
+#[test]
+fn lion() {
+    check("lion");
+}
