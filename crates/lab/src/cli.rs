@@ -601,9 +601,9 @@ mod tests {
             (&["--amsgrad=yes"], "--amsgrad: takes no value, got 'yes'"),
             (
                 &["--optimizer", "adamm"],
-                "--optimizer: unknown optimizer 'adamm' (expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta, lion)",
+                "--optimizer: unknown optimizer 'adamm' (expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta, lion, lamb)",
             ),
-            (&["--lr", "0.1"], "--optimizer: missing; expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta, lion"),
+            (&["--lr", "0.1"], "--optimizer: missing; expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta, lion, lamb"),
             (&["--lr", "bad\nline"], "--lr: invalid number 'bad\\nline'"),
         ];
         for (args, expected) in cases {

@@ -61,4 +61,5 @@ optimizers! {
     rmsprop: RmsProp, RmsPropConfig => [RmsProp];
     adadelta: Adadelta, AdadeltaConfig => [Adadelta];
     lion: Lion, LionConfig => [Lion];
+    lamb: Lamb, LambConfig => [Lamb];
 }

@@ -325,7 +325,7 @@ options_table! {
     initial_accumulator_value: Number;
     /// momentum decay psi
     momentum_decay: Number;
-    /// Adam without Algorithm 1's bias correction
+    /// no bias correction of the moments (Adam without Algorithm 1's; LAMB as torch-optimizer)
     no_bias_correction: Switch;
 }
 
@@ -766,7 +766,7 @@ mod tests {
         let line = |flag: &str| text.lines().find(|l| l.trim_start().starts_with(flag)).unwrap().to_string();
         assert!(line("--momentum F").ends_with("momentum factor: 0 (sgd, rmsprop)"), "{text}");
         assert!(line("--amsgrad").ends_with("(AMSGrad): adam, adamw"), "{text}");
-        assert!(line("--betas F,F").contains("0.9,0.999 (adam, adamw, adamax, nadam, radam)"), "{text}");
+        assert!(line("--betas F,F").contains("0.9,0.999 (adam, adamw, adamax, nadam, radam, "), "{text}");
         assert!(line("--betas F,F").contains("0.9,0.99 (lion)"), "{text}");
     }
 }

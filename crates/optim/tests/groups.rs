@@ -86,8 +86,9 @@ fn build_rejects_bad_options_with_one_line_errors() {
             OptimizerOptions { no_bias_correction: true, ..Default::default() },
             "no_bias_correction is not an option of adamw",
         ),
-        // lion-pytorch refuses a zero learning rate.
+        // lion-pytorch and torch-optimizer's Lamb refuse a zero learning rate.
         ("lion", OptimizerOptions { lr: Some(0.0), ..Default::default() }, "lr must be > 0 for lion, got 0"),
+        ("lamb", OptimizerOptions { lr: Some(0.0), ..Default::default() }, "lr must be > 0 for lamb, got 0"),
         ("lion", OptimizerOptions { eps: Some(1e-8), ..Default::default() }, "eps is not an option of lion"),
     ];
     for (name, opts, want) in cases {

@@ -125,6 +125,12 @@ fn settings() -> Vec<(&'static str, &'static str, OptimizerOptions)> {
             "betas_weight_decay",
             OptimizerOptions { lr: Some(1e-3), betas: Some((0.95, 0.98)), weight_decay: Some(0.1), ..o() },
         ),
+        ("lamb", "default", OptimizerOptions { lr: Some(1e-2), ..o() }),
+        (
+            "lamb",
+            "no_bias_correction_weight_decay",
+            OptimizerOptions { lr: Some(1e-2), weight_decay: Some(1e-2), no_bias_correction: true, ..o() },
+        ),
     ]
 }
 

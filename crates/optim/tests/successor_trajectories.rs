@@ -166,3 +166,10 @@ fn adam_harness_check() {
 fn lion() {
     check("lion");
 }
+
+/// LAMB against the paper's bias-corrected Algorithm 2 (written in the generator), and without
+/// bias correction against torch_optimizer.Lamb(debias=False).
+#[test]
+fn lamb() {
+    check("lamb");
+}
