@@ -62,4 +62,5 @@ optimizers! {
     adadelta: Adadelta, AdadeltaConfig => [Adadelta];
     lion: Lion, LionConfig => [Lion];
     lamb: Lamb, LambConfig => [Lamb];
+    adabelief: AdaBelief, AdaBeliefConfig => [AdaBelief];
 }

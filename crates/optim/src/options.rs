@@ -303,7 +303,7 @@ options_table! {
     betas: Pair in Range::UNIT_OPEN;
     /// term added to the denominator
     eps: Number;
-    /// L2 penalty (decoupled in adamw, lion)
+    /// L2 penalty (decoupled in adamw, lion, adabelief)
     weight_decay: Number;
     /// keep the maximum of the second moment (AMSGrad)
     amsgrad: Switch;
@@ -327,6 +327,8 @@ options_table! {
     momentum_decay: Number;
     /// no bias correction of the moments (Adam without Algorithm 1's; LAMB as torch-optimizer)
     no_bias_correction: Switch;
+    /// weight decay as an L2 term in the gradient instead of decoupled (AdamW-style)
+    no_decoupled_weight_decay: Switch;
 }
 
 /// The table entry of option `name`. Panics if there is none: optimizers read options by

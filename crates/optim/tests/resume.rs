@@ -131,6 +131,17 @@ fn settings() -> Vec<(&'static str, &'static str, OptimizerOptions)> {
             "no_bias_correction_weight_decay",
             OptimizerOptions { lr: Some(1e-2), weight_decay: Some(1e-2), no_bias_correction: true, ..o() },
         ),
+        ("adabelief", "default", OptimizerOptions { lr: Some(1e-2), ..o() }),
+        (
+            "adabelief",
+            "l2",
+            OptimizerOptions {
+                lr: Some(1e-2),
+                weight_decay: Some(1e-2),
+                no_decoupled_weight_decay: true,
+                ..o()
+            },
+        ),
     ]
 }
 

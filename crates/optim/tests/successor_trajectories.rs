@@ -173,3 +173,9 @@ fn lion() {
 fn lamb() {
     check("lamb");
 }
+
+/// AdaBelief against adabelief-pytorch 0.2.1 (no rectification, no AMSGrad).
+#[test]
+fn adabelief() {
+    check("adabelief");
+}
