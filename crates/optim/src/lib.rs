@@ -3,8 +3,10 @@
 //! Adam exactly as Kingma & Ba's Algorithm 1, AdaMax, every baseline the paper compares
 //! against (SGD with momentum and Nesterov, AdaGrad, RMSProp, AdaDelta) and the successors
 //! users expect (AMSGrad, AdamW, NAdam, RAdam), each with `torch.optim`'s names, defaults
-//! and update formulas (pinned to PyTorch-computed trajectories by the tests). Plus
-//! learning-rate schedules, gradient clipping, parameter groups and exact state save/load.
+//! and update formulas (pinned to PyTorch-computed trajectories by the tests); Lion, LAMB and
+//! AdaBelief with the defaults and formulas of their reference implementations (pinned to
+//! float64 runs of them). Plus learning-rate schedules, gradient clipping, parameter groups
+//! and exact state save/load.
 //!
 //! Optimizers see parameters and gradients only, never modules:
 //!
