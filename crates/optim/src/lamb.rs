@@ -129,13 +129,24 @@ impl Optimizer for Lamb {
                 let [m, v] = &mut state.buffers[..] else { unreachable!("lamb keeps two buffers") };
                 let (m, v) = (m.data_mut(), v.data_mut());
                 let (weight_sq, direction_sq) = update_moments(theta, grad, m, v, beta1, beta2, direction);
-                let trust = trust_ratio(weight_sq.sqrt().min(c.clamp_value as f64), direction_sq.sqrt());
+                let weight_norm = clamp_norm(weight_sq.sqrt(), c.clamp_value as f64);
+                let trust = trust_ratio(weight_norm, direction_sq.sqrt());
                 apply_direction(theta, m, v, direction, (h.lr as f64 * trust) as f32);
             },
         );
     }
 
     optimizer_common!();
+}
+
+/// torch's `norm.clamp(0, cap)` of a norm: `min(norm, cap)`, but NaN stays NaN (`f64::min`
+/// would return the cap), so a parameter holding NaN gets a NaN step as in torch-optimizer.
+fn clamp_norm(norm: f64, cap: f64) -> f64 {
+    if norm > cap {
+        cap
+    } else {
+        norm
+    }
 }
 
 /// `weight_norm / direction_norm`, or 1 when either is 0 (a zero parameter, e.g. a bias at
@@ -395,5 +406,8 @@ mod tests {
         assert_eq!(trust_ratio(0.0, 2.0), 1.0);
         assert_eq!(trust_ratio(2.0, 0.0), 1.0);
         assert_eq!(trust_ratio(2.0, 4.0), 0.5);
+        // A NaN norm stays NaN through the cap, as in torch, rather than becoming 10.
+        assert_eq!((clamp_norm(50.0, 10.0), clamp_norm(5.0, 10.0)), (10.0, 5.0));
+        assert!(trust_ratio(clamp_norm(f64::NAN, 10.0), 2.0).is_nan());
     }
 }
