@@ -160,7 +160,7 @@ fn defaults_help_and_spellings() {
 
 #[test]
 fn bad_arguments_give_one_line_errors() {
-    let names = "sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta";
+    let names = "sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta, lion, lamb, adabelief";
     let cases: Vec<(&[&str], String)> = vec![
         (
             &["--optimizer", "adan"],

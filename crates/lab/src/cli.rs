@@ -530,6 +530,7 @@ mod tests {
             "--momentum-decay",
             "0.005",
             "--no-bias-correction",
+            "--no-decoupled-weight-decay",
         ])
         .unwrap();
         let expected = OptimizerOptions {
@@ -548,6 +549,7 @@ mod tests {
             initial_accumulator_value: Some(0.1),
             momentum_decay: Some(0.005),
             no_bias_correction: true,
+            no_decoupled_weight_decay: true,
         };
         assert_eq!(o.name.as_deref(), Some("adam"));
         assert_eq!(o.options, expected);
@@ -601,9 +603,9 @@ mod tests {
             (&["--amsgrad=yes"], "--amsgrad: takes no value, got 'yes'"),
             (
                 &["--optimizer", "adamm"],
-                "--optimizer: unknown optimizer 'adamm' (expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta)",
+                "--optimizer: unknown optimizer 'adamm' (expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta, lion, lamb, adabelief)",
             ),
-            (&["--lr", "0.1"], "--optimizer: missing; expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta"),
+            (&["--lr", "0.1"], "--optimizer: missing; expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta, lion, lamb, adabelief"),
             (&["--lr", "bad\nline"], "--lr: invalid number 'bad\\nline'"),
         ];
         for (args, expected) in cases {

@@ -3,12 +3,13 @@
 //! Adam exactly as Kingma & Ba's Algorithm 1, AdaMax, every baseline the paper compares
 //! against (SGD with momentum and Nesterov, AdaGrad, RMSProp, AdaDelta) and the successors
 //! users expect (AMSGrad, AdamW, NAdam, RAdam), each with `torch.optim`'s names, defaults
-//! and update formulas (pinned to PyTorch-computed trajectories by the tests). Plus
-//! gradient clipping, parameter groups, exact state save/load, and learning-rate
-//! [`schedule`]s, pinned to the rates `torch.optim.lr_scheduler` computes where it has
-//! them: step, exponential, linear warmup, cosine annealing (with or without warmup), the
-//! Adam paper's `1/sqrt(t)`, the Transformer's warmup + inverse square root ("Noam"),
-//! one-cycle, and `ReduceLROnPlateau` ([`Plateau`]) on top of any of them.
+//! and update formulas (pinned to PyTorch-computed trajectories by the tests); Lion, LAMB and
+//! AdaBelief with the defaults and formulas of their reference implementations (pinned to
+//! float64 runs of them). Plus gradient clipping, parameter groups, exact state save/load,
+//! and learning-rate [`schedule`]s, pinned to the rates `torch.optim.lr_scheduler` computes
+//! where it has them: step, exponential, linear warmup, cosine annealing (with or without
+//! warmup), the Adam paper's `1/sqrt(t)`, the Transformer's warmup + inverse square root
+//! ("Noam"), one-cycle, and `ReduceLROnPlateau` ([`Plateau`]) on top of any of them.
 //!
 //! Optimizers see parameters and gradients only, never modules:
 //!
@@ -64,4 +65,7 @@ optimizers! {
     adagrad: Adagrad, AdagradConfig => [Adagrad];
     rmsprop: RmsProp, RmsPropConfig => [RmsProp];
     adadelta: Adadelta, AdadeltaConfig => [Adadelta];
+    lion: Lion, LionConfig => [Lion];
+    lamb: Lamb, LambConfig => [Lamb];
+    adabelief: AdaBelief, AdaBeliefConfig => [AdaBelief];
 }

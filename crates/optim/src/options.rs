@@ -303,7 +303,7 @@ options_table! {
     betas: Pair in Range::UNIT_OPEN;
     /// term added to the denominator
     eps: Number;
-    /// L2 penalty (decoupled in adamw)
+    /// L2 penalty (decoupled in adamw, lion, adabelief)
     weight_decay: Number;
     /// keep the maximum of the second moment (AMSGrad)
     amsgrad: Switch;
@@ -325,8 +325,10 @@ options_table! {
     initial_accumulator_value: Number;
     /// momentum decay psi
     momentum_decay: Number;
-    /// Adam without Algorithm 1's bias correction
+    /// no bias correction of the moments (Adam without Algorithm 1's; LAMB as torch-optimizer)
     no_bias_correction: Switch;
+    /// weight decay as an L2 term in the gradient instead of decoupled (AdamW-style)
+    no_decoupled_weight_decay: Switch;
 }
 
 /// The table entry of option `name`. Panics if there is none: optimizers read options by
@@ -766,6 +768,7 @@ mod tests {
         let line = |flag: &str| text.lines().find(|l| l.trim_start().starts_with(flag)).unwrap().to_string();
         assert!(line("--momentum F").ends_with("momentum factor: 0 (sgd, rmsprop)"), "{text}");
         assert!(line("--amsgrad").ends_with("(AMSGrad): adam, adamw"), "{text}");
-        assert!(line("--betas F,F").contains("0.9,0.999 (adam, adamw, adamax, nadam, radam)"), "{text}");
+        assert!(line("--betas F,F").contains("0.9,0.999 (adam, adamw, adamax, nadam, radam, "), "{text}");
+        assert!(line("--betas F,F").contains("0.9,0.99 (lion)"), "{text}");
     }
 }

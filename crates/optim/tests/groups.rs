@@ -86,6 +86,20 @@ fn build_rejects_bad_options_with_one_line_errors() {
             OptimizerOptions { no_bias_correction: true, ..Default::default() },
             "no_bias_correction is not an option of adamw",
         ),
+        // lion-pytorch and torch-optimizer's Lamb refuse a zero learning rate.
+        ("lion", OptimizerOptions { lr: Some(0.0), ..Default::default() }, "lr must be > 0 for lion, got 0"),
+        ("lamb", OptimizerOptions { lr: Some(0.0), ..Default::default() }, "lr must be > 0 for lamb, got 0"),
+        ("lion", OptimizerOptions { eps: Some(1e-8), ..Default::default() }, "eps is not an option of lion"),
+        (
+            "adabelief",
+            OptimizerOptions { betas: Some((0.9, 1.0)), ..Default::default() },
+            "betas must be in [0, 1), got 1",
+        ),
+        (
+            "adam",
+            OptimizerOptions { no_decoupled_weight_decay: true, ..Default::default() },
+            "no_decoupled_weight_decay is not an option of adam",
+        ),
     ];
     for (name, opts, want) in cases {
         let msg =

@@ -119,6 +119,29 @@ fn settings() -> Vec<(&'static str, &'static str, OptimizerOptions)> {
             "rho_weight_decay",
             OptimizerOptions { rho: Some(0.95), weight_decay: Some(1e-2), ..o() },
         ),
+        ("lion", "default", OptimizerOptions { lr: Some(1e-3), ..o() }),
+        (
+            "lion",
+            "betas_weight_decay",
+            OptimizerOptions { lr: Some(1e-3), betas: Some((0.95, 0.98)), weight_decay: Some(0.1), ..o() },
+        ),
+        ("lamb", "default", OptimizerOptions { lr: Some(1e-2), ..o() }),
+        (
+            "lamb",
+            "no_bias_correction_weight_decay",
+            OptimizerOptions { lr: Some(1e-2), weight_decay: Some(1e-2), no_bias_correction: true, ..o() },
+        ),
+        ("adabelief", "default", OptimizerOptions { lr: Some(1e-2), ..o() }),
+        (
+            "adabelief",
+            "l2",
+            OptimizerOptions {
+                lr: Some(1e-2),
+                weight_decay: Some(1e-2),
+                no_decoupled_weight_decay: true,
+                ..o()
+            },
+        ),
     ]
 }
 

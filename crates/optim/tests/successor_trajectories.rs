@@ -152,3 +152,22 @@ fn every_optimizer_is_pinned_by_one_of_the_two_fixtures() {
 fn adam_harness_check() {
     check("adam");
 }
+
+/// Lion against lion-pytorch 0.2.5.
+#[test]
+fn lion() {
+    check("lion");
+}
+
+/// LAMB against the paper's bias-corrected Algorithm 2 (written in the generator), and without
+/// bias correction against torch_optimizer.Lamb(debias=False).
+#[test]
+fn lamb() {
+    check("lamb");
+}
+
+/// AdaBelief against adabelief-pytorch 0.2.1 (no rectification, no AMSGrad).
+#[test]
+fn adabelief() {
+    check("adabelief");
+}
