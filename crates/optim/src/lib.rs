@@ -60,4 +60,5 @@ optimizers! {
     adagrad: Adagrad, AdagradConfig => [Adagrad];
     rmsprop: RmsProp, RmsPropConfig => [RmsProp];
     adadelta: Adadelta, AdadeltaConfig => [Adadelta];
+    adafactor: Adafactor, AdafactorConfig => [Adafactor];
 }

@@ -327,6 +327,14 @@ options_table! {
     momentum_decay: Number;
     /// Adam without Algorithm 1's bias correction
     no_bias_correction: Switch;
+    /// decay exponent tau of Adafactor's second moment, beta2_t = 1 - t^tau
+    beta2_decay: Number in Range::NON_POSITIVE;
+    /// floor of Adafactor's second-moment estimate (f32 epsilon by default)
+    eps1: Number;
+    /// floor of the parameter scale in Adafactor's step size
+    eps2: Number;
+    /// threshold of Adafactor's update clipping by its RMS
+    d: Number in Range::AT_LEAST_ONE;
 }
 
 /// The table entry of option `name`. Panics if there is none: optimizers read options by

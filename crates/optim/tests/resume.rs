@@ -119,6 +119,13 @@ fn settings() -> Vec<(&'static str, &'static str, OptimizerOptions)> {
             "rho_weight_decay",
             OptimizerOptions { rho: Some(0.95), weight_decay: Some(1e-2), ..o() },
         ),
+        // Factored statistics for the weights, a full second moment for the biases.
+        ("adafactor", "default", OptimizerOptions::default()),
+        (
+            "adafactor",
+            "weight_decay_clipping",
+            OptimizerOptions { weight_decay: Some(0.1), d: Some(1.05), beta2_decay: Some(-0.5), ..o() },
+        ),
     ]
 }
 
@@ -372,4 +379,32 @@ fn validate_catches_shape_and_name_mismatches() {
     extra.params.insert("3.weight".to_string(), some);
     let refs: Vec<&Param> = params.iter().collect();
     assert!(matches!(extra.validate(&refs), Err(StateError::Unexpected { .. })));
+}
+
+/// Adafactor's state has torch's names and shapes, which differ with the parameter's rank:
+/// row and column statistics for the weights, a full second moment for the biases. A saved
+/// weight missing one statistic is refused with the name of what is missing.
+#[test]
+fn adafactor_state_has_torchs_buffers_for_each_rank() {
+    let (state, params, _, _) = save_midway("adafactor", &OptimizerOptions::default());
+    let shapes = |name: &str| -> Vec<(String, Vec<usize>)> {
+        state.params[name].buffers.iter().map(|(b, t)| (b.clone(), t.shape().to_vec())).collect()
+    };
+    assert_eq!(
+        shapes("0.weight"),
+        [("col_var".to_string(), vec![1, 5]), ("row_var".to_string(), vec![7, 1])]
+    );
+    assert_eq!(shapes("0.bias"), [("variance".to_string(), vec![7])]);
+    let refs: Vec<&Param> = params.iter().collect();
+    state.validate(&refs).expect("reduced statistics fit their parameters");
+
+    let mut broken = state.clone();
+    broken.params.get_mut("0.weight").unwrap().buffers.remove("col_var");
+    let mut adafactor = build("adafactor", &OptimizerOptions::default()).unwrap();
+    match adafactor.load_state_dict(broken) {
+        Err(e @ StateError::Missing { .. }) => {
+            assert!(e.to_string().contains("'col_var' of parameter '0.weight'"), "{e}")
+        }
+        other => panic!("loading a weight without col_var: {other:?}"),
+    }
 }
