@@ -20,6 +20,22 @@ pub enum Selector {
     /// Parameters with at most one axis: biases (and norm scales), the usual weight-decay
     /// exemption.
     OneDimensional,
+    /// Parameters with exactly two axes: the weights of linear layers, which
+    /// [`Muon`](crate::Muon) updates.
+    Matrices,
+}
+
+impl std::fmt::Display for Selector {
+    /// What the selector picks, as the rest of a sentence: `parameters named '*bias'`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Selector::NameSuffix(s) => write!(f, "parameters named '*{s}'"),
+            Selector::NamePrefix(s) => write!(f, "parameters named '{s}*'"),
+            Selector::Names(names) => write!(f, "parameters named {}", names.join(", ")),
+            Selector::OneDimensional => write!(f, "parameters with at most one axis"),
+            Selector::Matrices => write!(f, "matrices (parameters with two axes)"),
+        }
+    }
 }
 
 impl Selector {
@@ -30,6 +46,7 @@ impl Selector {
             Selector::NamePrefix(s) => p.name().starts_with(s.as_str()),
             Selector::Names(names) => names.iter().any(|n| n == p.name()),
             Selector::OneDimensional => p.shape().len() <= 1,
+            Selector::Matrices => p.shape().len() == 2,
         }
     }
 }

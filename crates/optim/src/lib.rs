@@ -30,6 +30,7 @@ mod moments;
 mod optimizer;
 pub mod options;
 pub mod schedule;
+mod split;
 mod state;
 
 pub use clip::{clip_grad_norm, clip_grad_value, global_norm};
@@ -37,6 +38,7 @@ pub use core::{Hyper, ParamGroup, ParamState, Selector};
 pub use optimizer::Optimizer;
 pub use options::{build, FromOptions, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
 pub use schedule::{Schedule, ScheduleError, Scheduler};
+pub use split::Split;
 pub use state::{OptimizerState, SavedParamState, StateError};
 
 /// Declares the optimizers: each one's module (its own file), the types it exports, and the
@@ -61,4 +63,5 @@ optimizers! {
     rmsprop: RmsProp, RmsPropConfig => [RmsProp];
     adadelta: Adadelta, AdadeltaConfig => [Adadelta];
     adafactor: Adafactor, AdafactorConfig => [Adafactor];
+    muon: Muon, MuonConfig, AdjustLr, MuonWithAdamW => [MuonWithAdamW];
 }

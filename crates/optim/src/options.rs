@@ -303,7 +303,7 @@ options_table! {
     betas: Pair in Range::UNIT_OPEN;
     /// term added to the denominator
     eps: Number;
-    /// L2 penalty (decoupled in adamw)
+    /// L2 penalty (decoupled in adamw, adafactor, muon)
     weight_decay: Number;
     /// keep the maximum of the second moment (AMSGrad)
     amsgrad: Switch;
@@ -335,6 +335,12 @@ options_table! {
     eps2: Number;
     /// threshold of Adafactor's update clipping by its RMS
     d: Number in Range::AT_LEAST_ONE;
+    /// Newton-Schulz iterations of Muon's orthogonalisation
+    ns_steps: Count in Range::ITERATIONS;
+    /// how Muon scales the learning rate with the matrix shape
+    adjust_lr_fn: Choice["original", "match_rms_adamw", "spectral_unclamped"];
+    /// plain momentum instead of Nesterov's (Muon)
+    no_nesterov: Switch;
 }
 
 /// The table entry of option `name`. Panics if there is none: optimizers read options by
@@ -772,7 +778,7 @@ mod tests {
         let text = usage();
         assert_eq!(text.lines().count(), OPTIONS.len() + 1);
         let line = |flag: &str| text.lines().find(|l| l.trim_start().starts_with(flag)).unwrap().to_string();
-        assert!(line("--momentum F").ends_with("momentum factor: 0 (sgd, rmsprop)"), "{text}");
+        assert!(line("--momentum F").ends_with("momentum factor: 0 (sgd, rmsprop), 0.95 (muon)"), "{text}");
         assert!(line("--amsgrad").ends_with("(AMSGrad): adam, adamw"), "{text}");
         assert!(line("--betas F,F").contains("0.9,0.999 (adam, adamw, adamax, nadam, radam)"), "{text}");
     }

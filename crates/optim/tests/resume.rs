@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use adamant_autodiff::{Gradients, Mode, Param, Tape};
-use adamant_optim::{build, Optimizer, OptimizerOptions, OptimizerState, StateError};
+use adamant_optim::{build, Muon, MuonConfig, Optimizer, OptimizerOptions, OptimizerState, StateError};
 use adamant_tensor::{rng, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -125,6 +125,18 @@ fn settings() -> Vec<(&'static str, &'static str, OptimizerOptions)> {
             "adafactor",
             "weight_decay_clipping",
             OptimizerOptions { weight_decay: Some(0.1), d: Some(1.05), beta2_decay: Some(-0.5), ..o() },
+        ),
+        // `muon` by name: Muon for the weights, AdamW for the biases, in one state.
+        ("muon", "default", OptimizerOptions { lr: Some(2e-2), ..o() }),
+        (
+            "muon",
+            "plain_momentum_match_rms_adamw",
+            OptimizerOptions {
+                lr: Some(1e-2),
+                no_nesterov: true,
+                adjust_lr_fn: Some("match_rms_adamw"),
+                ..o()
+            },
         ),
     ]
 }
@@ -407,4 +419,50 @@ fn adafactor_state_has_torchs_buffers_for_each_rank() {
         }
         other => panic!("loading a weight without col_var: {other:?}"),
     }
+}
+
+/// Muon itself (not `muon` by name) on the matrices alone: the MLP's two weights, its biases
+/// left out, resumes bit for bit; and the state of `muon` by name says which part owns each
+/// parameter.
+#[test]
+fn muon_resumes_exactly_on_matrices_alone() {
+    let Problem { params, x, labels } = problem();
+    let run_weights = |opt: &mut Muon, params: &mut [Param], from: usize, to: usize| {
+        for _ in from..to {
+            let g = grads(params, &x, &labels);
+            let mut weights: Vec<&mut Param> =
+                params.iter_mut().filter(|p| p.name().ends_with("weight")).collect();
+            opt.step(&mut weights, &g);
+        }
+    };
+    let config = MuonConfig { lr: 2e-2, ..Default::default() };
+    let mut straight_params = fresh_copy(&params);
+    let mut straight = Muon::new(config);
+    run_weights(&mut straight, &mut straight_params, 0, STEPS);
+
+    let mut first_params = fresh_copy(&params);
+    let mut first = Muon::new(config);
+    run_weights(&mut first, &mut first_params, 0, SAVE_AT);
+    let state = OptimizerState::from_bytes(&first.state_dict().to_bytes()).unwrap();
+    assert_eq!(state.params.keys().collect::<Vec<_>>(), ["0.weight", "2.weight"]);
+    let mut resumed_params = fresh_copy(&first_params);
+    let mut resumed = Muon::new(config);
+    resumed.load_state_dict(state).unwrap();
+    run_weights(&mut resumed, &mut resumed_params, SAVE_AT, STEPS);
+    assert_eq!(bits(&resumed_params), bits(&straight_params));
+    assert_ne!(bits(&straight_params), bits(&params), "the weights moved");
+    assert_eq!(bits(&straight_params[1..2]), bits(&params[1..2]), "the biases were left alone");
+
+    let (split_state, _, _, _) = save_midway("muon", &OptimizerOptions::default());
+    let part = |name: &str| split_state.params[name].scalars["split_part"];
+    assert_eq!([part("0.weight"), part("0.bias"), part("2.weight"), part("2.bias")], [0.0, 1.0, 0.0, 1.0]);
+    assert!(split_state.params["0.weight"].buffers.contains_key("momentum_buffer"));
+    assert!(split_state.params["0.bias"].buffers.contains_key("exp_avg"));
+    assert!(split_state.scalars.contains_key("rest.lr"));
+    let mut unmarked = split_state.clone();
+    unmarked.params.get_mut("2.bias").unwrap().scalars.remove("split_part");
+    let mut muon = build("muon", &OptimizerOptions::default()).unwrap();
+    let e = muon.load_state_dict(unmarked).unwrap_err().to_string();
+    assert_eq!(e, "optimizer state lacks scalar 'split_part' (0 or 1) of parameter '2.bias'");
+    assert!(matches!(muon.load_state_dict(first.state_dict()), Err(StateError::Missing { .. })));
 }

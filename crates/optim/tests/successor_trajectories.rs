@@ -5,7 +5,8 @@
 //! - Rosenbrock `f(x, y) = (1 - x)^2 + 100 (y - x^2)^2` from (-1.5, 2.0), a `[2]` parameter;
 //! - `0.5 sum((A W - B)^2)` for a `[4, 3]` matrix `W` (`A`, `B` fixed; issue #21 defines them);
 //! - `0.5 sum(C (W - T)^2)` for a `[2, 3, 4]` tensor, for the optimizers that treat rank 3 and
-//!   more specially (Adafactor factors the last two axes).
+//!   more specially (Adafactor factors the last two axes), and the same on its first `[3, 4]`
+//!   slice, a wide matrix (Muon transposes tall ones).
 //!
 //! The trajectories come from `tests/fixtures/gen_optim_successors.py` (float64, each optimizer's
 //! reference package or `torch.optim` class, named in the script). This test builds each
@@ -29,7 +30,7 @@ use serde_json::Value;
 const TOLERANCE: f64 = 1e-4;
 
 /// The problems a setting may run on, as the fixture names them.
-const PROBLEMS: [&str; 3] = ["rosenbrock", "matrix", "tensor3"];
+const PROBLEMS: [&str; 4] = ["rosenbrock", "matrix", "tensor3", "wide"];
 
 fn fixture() -> &'static Value {
     static FIXTURE_JSON: OnceLock<Value> = OnceLock::new();
@@ -69,7 +70,7 @@ fn tensor3_problem() -> (Tensor, Tensor, Tensor) {
 }
 
 /// The gradient of `0.5 sum(C (W - T)^2)` with respect to `w`.
-fn tensor3_grads(w: &Param, c: &Tensor, t: &Tensor) -> Gradients {
+fn weighted_grads(w: &Param, c: &Tensor, t: &Tensor) -> Gradients {
     let tape = Tape::new(Mode::Train, 0);
     let diff = tape.param(w) - tape.constant(t.clone());
     ((diff.square() * tape.constant(c.clone())).sum() * 0.5).backward()
@@ -115,6 +116,11 @@ fn replay(setting: &Value, problem_name: &str) -> Worst {
             let (w, c, t) = tensor3_problem();
             (Param::new("w", w), Some((c, t)))
         }
+        "wide" => {
+            let first = |t: Tensor| Tensor::from_slice(&t.data()[..12], &[3, 4]);
+            let (w, c, t) = tensor3_problem();
+            (Param::new("w", first(w)), Some((first(c), first(t))))
+        }
         other => panic!("unknown problem '{other}'"),
     };
     let mut opt =
@@ -123,7 +129,7 @@ fn replay(setting: &Value, problem_name: &str) -> Worst {
     worst.record_scaled(p.value().data(), &expected[0], 0, p.name());
     for (step, row) in expected.iter().enumerate().skip(1) {
         let grads = match (problem_name, &constants) {
-            ("tensor3", Some((c, t))) => tensor3_grads(&p, c, t),
+            ("tensor3" | "wide", Some((c, t))) => weighted_grads(&p, c, t),
             (_, Some((a, b))) => matrix_grads(&p, a, b),
             _ => rosenbrock_grads(&p),
         };
@@ -197,4 +203,13 @@ fn adam_harness_check() {
 #[test]
 fn adafactor() {
     check("adafactor");
+}
+
+/// Muon against torch.optim.Muon in float64 (its Newton-Schulz iteration without the cast to
+/// bfloat16), through `muon` by name (on a lone matrix, all Muon): Nesterov with decoupled
+/// decay, plain momentum with Moonshot's learning-rate scaling, and three iterations with
+/// Bernstein's scaling and an eps that binds; on a tall and a wide matrix.
+#[test]
+fn muon() {
+    check("muon");
 }
