@@ -23,6 +23,10 @@ pub enum Selector {
     /// Parameters with exactly two axes: the weights of linear layers, which
     /// [`Muon`](crate::Muon) updates.
     Matrices,
+    /// Parameters every one of these selectors picks.
+    All(Vec<Selector>),
+    /// Parameters this selector does not pick.
+    Not(Box<Selector>),
 }
 
 impl std::fmt::Display for Selector {
@@ -34,6 +38,11 @@ impl std::fmt::Display for Selector {
             Selector::Names(names) => write!(f, "parameters named {}", names.join(", ")),
             Selector::OneDimensional => write!(f, "parameters with at most one axis"),
             Selector::Matrices => write!(f, "matrices (parameters with two axes)"),
+            Selector::All(all) => {
+                let parts: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+                write!(f, "{}", parts.join(" and "))
+            }
+            Selector::Not(s) => write!(f, "all but {s}"),
         }
     }
 }
@@ -47,6 +56,8 @@ impl Selector {
             Selector::Names(names) => names.iter().any(|n| n == p.name()),
             Selector::OneDimensional => p.shape().len() <= 1,
             Selector::Matrices => p.shape().len() == 2,
+            Selector::All(all) => all.iter().all(|s| s.matches(p)),
+            Selector::Not(s) => !s.matches(p),
         }
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! Adam exactly as Kingma & Ba's Algorithm 1, AdaMax, every baseline the paper compares
 //! against (SGD with momentum and Nesterov, AdaGrad, RMSProp, AdaDelta) and the successors
-//! users expect (AMSGrad, AdamW, NAdam, RAdam), each with `torch.optim`'s names, defaults
-//! and update formulas (pinned to PyTorch-computed trajectories by the tests). Plus
-//! learning-rate schedules, gradient clipping, parameter groups and exact state save/load.
+//! users expect (AMSGrad, AdamW, NAdam, RAdam, Adafactor, Muon), each with `torch.optim`'s
+//! names, defaults and update formulas (pinned to PyTorch-computed trajectories by the
+//! tests). Plus learning-rate schedules, gradient clipping, parameter groups, [`Split`] (two
+//! optimizers as one: `muon` by name is Muon for the matrices and AdamW for the rest) and
+//! exact state save/load.
 //!
 //! Optimizers see parameters and gradients only, never modules:
 //!

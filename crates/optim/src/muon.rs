@@ -263,14 +263,26 @@ fn newton_schulz(s: &mut Scratch, rows: usize, cols: usize, c: &MuonConfig) {
 /// [`Optimizer::set_lr`] (schedules): `--lr` sets both, every other option is Muon's. With
 /// `--adjust-lr-fn match_rms_adamw` that is Moonshot's recipe, one learning rate for both.
 ///
-/// ```
-/// use adamant_optim::{AdamW, AdamWConfig, Muon, MuonConfig, MuonWithAdamW, Optimizer, Selector, Split};
+/// Muon's users also give embeddings and the output layer (matrices, but not hidden ones)
+/// to AdamW, and exempt biases and norms from weight decay. Both are a [`Selector`] and a
+/// [`ParamGroup`](crate::ParamGroup) away, by hand:
 ///
-/// // The same pairing by hand, with AdamW at a tenth of Muon's learning rate.
+/// ```
+/// use adamant_optim::{AdamW, AdamWConfig, Muon, MuonConfig, MuonWithAdamW, Optimizer, ParamGroup, Selector, Split};
+///
+/// // Muon for the hidden matrices at lr 0.02; AdamW at lr 0.002 for the embedding "wte.",
+/// // the head "lm_head." and every vector, without decay on the vectors.
+/// let hidden = Selector::All(vec![
+///     Selector::Matrices,
+///     Selector::Not(Box::new(Selector::NamePrefix("wte.".into()))),
+///     Selector::Not(Box::new(Selector::NamePrefix("lm_head.".into()))),
+/// ]);
 /// let muon = Muon::new(MuonConfig { lr: 0.02, ..Default::default() });
 /// let adamw = AdamW::new(AdamWConfig { lr: 0.002, ..Default::default() });
-/// let split: MuonWithAdamW = Split::new("muon", Selector::Matrices, muon, adamw);
-/// assert_eq!(split.lr(), 0.02);
+/// let mut split: MuonWithAdamW = Split::new("muon", hidden, muon, adamw);
+/// split.add_param_group(ParamGroup::no_decay_for_biases());
+/// split.set_lr(0.01); // a schedule: AdamW follows at a tenth
+/// assert_eq!((split.lr(), split.rest().lr()), (0.01, 0.001));
 /// ```
 pub type MuonWithAdamW = Split<Muon, AdamW>;
 

@@ -173,3 +173,18 @@ fn muon_by_name_is_muon_for_matrices_and_adamw_for_the_rest() {
     assert_ne!(bits(&w), bits(&matrix_and_bias().0), "the matrix moved");
     assert_eq!(split.lr(), lr / 4.0);
 }
+
+#[test]
+fn selectors_combine_and_describe_themselves() {
+    let hidden =
+        Selector::All(vec![Selector::Matrices, Selector::Not(Box::new(Selector::NamePrefix("wte.".into())))]);
+    let p = |name: &str, shape: &[usize]| Param::new(name, Tensor::zeros(shape));
+    assert!(hidden.matches(&p("h.0.weight", &[4, 4])));
+    assert!(!hidden.matches(&p("wte.weight", &[10, 4])), "the embedding is excluded");
+    assert!(!hidden.matches(&p("h.0.bias", &[4])), "a vector is not a matrix");
+    assert!(!hidden.matches(&p("conv.weight", &[2, 1, 3, 3])), "nor is a convolution kernel");
+    assert_eq!(
+        hidden.to_string(),
+        "matrices (parameters with two axes) and all but parameters named 'wte.*'"
+    );
+}
