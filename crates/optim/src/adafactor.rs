@@ -78,8 +78,10 @@ impl FromOptions for Adafactor {
 pub struct Adafactor {
     config: AdafactorConfig,
     core: Core,
-    /// Scratch: the column sums of `G_t^2` of one matrix (kept to not allocate every step).
+    /// Scratch: the column sums of `G_t^2` of one matrix, and one block (row) of the
+    /// unscaled update (kept to not allocate every step).
     col_sums: Vec<f64>,
+    block: Vec<f32>,
 }
 
 /// Buffers of a factored (rank >= 2) parameter, then of a vector, in state order: torch's
@@ -90,7 +92,7 @@ impl Adafactor {
     /// An Adafactor optimizer.
     pub fn new(config: AdafactorConfig) -> Adafactor {
         let core = Core::with_buffer_sets("adafactor", BUFFER_SETS, &[], config.lr, config.weight_decay);
-        Adafactor { config, core, col_sums: Vec::new() }
+        Adafactor { config, core, col_sums: Vec::new(), block: Vec::new() }
     }
 
     /// The options this optimizer was made with (the learning rate may have moved since).
@@ -116,13 +118,35 @@ fn init_state(shape: &[usize]) -> ParamState {
 
 /// `sqrt(mean(x^2))`, summed in f64.
 fn rms(x: &[f32]) -> f64 {
-    (x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len() as f64).sqrt()
+    (sum_sq(x) / x.len() as f64).sqrt()
 }
+
+/// `sum(x^2)` in f64, over eight running sums added up in a fixed order: the same bits for
+/// the same input, and a loop that vectorises, where one running f64 sum is a chain of
+/// dependent additions (it made Adafactor's step several times slower).
+pub(crate) fn sum_sq(x: &[f32]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(c) {
+            *lane += (v as f64) * (v as f64);
+        }
+    }
+    let mut sum = lanes.iter().sum::<f64>();
+    for &v in tail {
+        sum += (v as f64) * (v as f64);
+    }
+    sum
+}
+
+/// Elements per block of the unscaled update of a vector (a matrix's blocks are its rows).
+const BLOCK: usize = 1024;
 
 impl Optimizer for Adafactor {
     fn step(&mut self, params: &mut [&mut Param], grads: &Gradients) {
         let c = self.config;
-        let col_sums = &mut self.col_sums;
+        let (col_sums, block) = (&mut self.col_sums, &mut self.block);
         self.core.for_each_shaped(
             params,
             grads,
@@ -160,12 +184,16 @@ impl Optimizer for Adafactor {
                     }
                     Estimate::Full { variance: variance.data() }
                 };
-                let mut sum_sq = 0.0f64;
-                estimate.for_each_update(grad, eps1_sq, |_, u| sum_sq += (u as f64) * (u as f64));
-                let update_rms = (sum_sq / grad.len() as f64).sqrt();
+                let mut update_sq = 0.0f64;
+                estimate.for_each_block(grad, eps1_sq, block, |_, u| update_sq += sum_sq(u));
+                let update_rms = (update_sq / grad.len() as f64).sqrt();
                 let denom = (update_rms / c.d as f64).max(1.0);
                 let coef = (-alpha / denom) as f32;
-                estimate.for_each_update(grad, eps1_sq, |i, u| theta[i] += coef * u);
+                estimate.for_each_block(grad, eps1_sq, block, |start, u| {
+                    for (t, &u) in theta[start..start + u.len()].iter_mut().zip(u) {
+                        *t += coef * u;
+                    }
+                });
             },
         );
     }
@@ -201,13 +229,10 @@ fn update_factors(
         col_sums.clear();
         col_sums.resize(cols, 0.0);
         for (row, r) in g.chunks_exact(cols).zip(row_var.iter_mut()) {
-            let mut row_sum = 0.0f64;
             for (&x, s) in row.iter().zip(col_sums.iter_mut()) {
-                let sq = (x as f64) * (x as f64);
-                row_sum += sq;
-                *s += sq;
+                *s += (x as f64) * (x as f64);
             }
-            *r = lerp(*r, (row_sum / cols as f64) as f32, w);
+            *r = lerp(*r, (sum_sq(row) / cols as f64) as f32, w);
         }
         for (c, &s) in col_var.iter_mut().zip(col_sums.iter()) {
             *c = lerp(*c, (s / rows as f64) as f32, w);
@@ -224,29 +249,38 @@ enum Estimate<'a> {
 }
 
 impl Estimate<'_> {
-    /// Calls `f(i, U_i)` for every element of the unscaled update
-    /// `U = G / sqrt(max(V, eps1^2))`, in order. The step runs it twice (for the RMS of `U`,
-    /// then to apply it) rather than storing `U`: the same arithmetic gives the same bits.
-    fn for_each_update(&self, grad: &[f32], eps1_sq: f32, mut f: impl FnMut(usize, f32)) {
+    /// Calls `f(start, U)` for consecutive blocks of the unscaled update
+    /// `U = G / sqrt(max(V, eps1^2))` (a matrix's rows, or [`BLOCK`] elements of a vector),
+    /// each computed into `block`, `start` its offset in the parameter. The step runs it twice
+    /// (for the RMS of `U`, then to apply it) rather than storing `U`: the same arithmetic
+    /// gives the same bits, and a block stays in the cache.
+    fn for_each_block(&self, grad: &[f32], eps1_sq: f32, block: &mut Vec<f32>, mut f: impl FnMut(usize, &[f32])) {
         let unscaled = |g: f32, v: f32| g * (1.0 / v.max(eps1_sq).sqrt());
         match *self {
             Estimate::Full { variance } => {
-                for (i, (&g, &v)) in grad.iter().zip(variance).enumerate() {
-                    f(i, unscaled(g, v));
+                for (k, (g, v)) in grad.chunks(BLOCK).zip(variance.chunks(BLOCK)).enumerate() {
+                    block.resize(g.len(), 0.0);
+                    for ((u, &g), &v) in block.iter_mut().zip(g).zip(v) {
+                        *u = unscaled(g, v);
+                    }
+                    f(k * BLOCK, block);
                 }
             }
             Estimate::Factored { rows, cols, row_var, col_var, eps1 } => {
-                let mut i = 0;
+                let mut start = 0;
+                block.resize(cols, 0.0);
                 for (g, (row_var, col_var)) in
                     grad.chunks_exact(rows * cols).zip(row_var.chunks_exact(rows).zip(col_var.chunks_exact(cols)))
                 {
                     let mean = (row_var.iter().map(|&r| r as f64).sum::<f64>() / rows as f64) as f32;
                     let mean = mean.max(eps1);
                     for (row, &r) in g.chunks_exact(cols).zip(row_var) {
-                        for (&g, &c) in row.iter().zip(col_var) {
-                            f(i, unscaled(g, r * c / mean));
-                            i += 1;
+                        // torch: (row_var @ col_var) / mean, an outer product then a division.
+                        for ((u, &g), &c) in block.iter_mut().zip(row).zip(col_var) {
+                            *u = unscaled(g, r * c / mean);
                         }
+                        f(start, block);
+                        start += cols;
                     }
                 }
             }
@@ -257,6 +291,15 @@ impl Estimate<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sum_sq_is_the_sum_of_squares_for_every_tail_length() {
+        for n in [0, 1, 7, 8, 9, 17, 1000] {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+            let naive: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            assert!((sum_sq(&x) - naive).abs() <= 1e-12 * naive.max(1.0), "n = {n}");
+        }
+    }
 
     #[test]
     fn state_has_torchs_buffers_and_shapes() {
@@ -278,9 +321,14 @@ mod tests {
         let (mut row_var, mut col_var, mut sums) = (vec![0.0; 3], vec![0.0; 2], Vec::new());
         update_factors(&grad, &mut row_var, &mut col_var, 3, 2, 1.0, &mut sums);
         let estimate = Estimate::Factored { rows: 3, cols: 2, row_var: &row_var, col_var: &col_var, eps1: 1e-30 };
-        estimate.for_each_update(&grad, 0.0, |i, u| {
-            let v = a[i / 2] * b[i % 2];
-            assert!((u - grad[i] / v.sqrt()).abs() < 1e-6, "element {i}: {u}");
+        let mut seen = 0;
+        estimate.for_each_block(&grad, 0.0, &mut Vec::new(), |start, u| {
+            for (i, &u) in (start..).zip(u) {
+                let v = a[i / 2] * b[i % 2];
+                assert!((u - grad[i] / v.sqrt()).abs() < 1e-6, "element {i}: {u}");
+                seen += 1;
+            }
         });
+        assert_eq!(seen, 6);
     }
 }

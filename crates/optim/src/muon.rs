@@ -5,6 +5,7 @@ use adamant_autodiff::{Gradients, Param};
 use adamant_tensor::kernels::matmul;
 use adamant_tensor::Tensor;
 
+use crate::adafactor::sum_sq;
 use crate::adam::{AdamW, AdamWConfig};
 use crate::core::{Core, ParamState, Selector};
 use crate::moments::lerp;
@@ -221,7 +222,7 @@ impl Optimizer for Muon {
 /// As torch, a tall matrix is transposed so that `S` is the smaller Gram matrix; here the
 /// transposes are the GEMM's flags, not copies.
 fn newton_schulz(s: &mut Scratch, rows: usize, cols: usize, c: &MuonConfig) {
-    let norm = s.x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt() as f32;
+    let norm = sum_sq(&s.x).sqrt() as f32;
     let norm = norm.max(c.eps);
     s.x.iter_mut().for_each(|v| *v /= norm);
     let (a, b, c2) = c.ns_coefficients;
