@@ -4,8 +4,11 @@
 use adamant_autodiff::{Gradients, Param};
 use adamant_tensor::Tensor;
 
+use adamant_tensor::kernels::parallel::should_parallelize;
+use rayon::prelude::*;
+
 use crate::core::{Core, ParamState};
-use crate::moments::lerp;
+use crate::moments::{lerp, UPDATE_CHUNK};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
 use crate::read_config;
@@ -72,8 +75,9 @@ impl FromOptions for Adafactor {
 /// row and column statistics for each matrix of its last two axes, as torch does (a
 /// convolution's `[out, in, kh, kw]` weight gets `[out, in, kh, 1]` and `[out, in, 1, kw]`).
 /// The step needs three passes over the gradient (the statistics, the RMS of `U_t`, the
-/// update), as torch's does; the RMS reductions run in f64, serially, so results do not
-/// depend on threads.
+/// update), as torch's does. Large tensors are split over rayon in fixed pieces of rows (or
+/// of 1024-element units of a vector); every reduction runs in f64 and adds its partial sums
+/// in a fixed order, so the result is the same bits on any number of threads (tested).
 #[derive(Clone, Debug)]
 pub struct Adafactor {
     config: AdafactorConfig,
@@ -140,7 +144,7 @@ pub(crate) fn sum_sq(x: &[f32]) -> f64 {
     sum
 }
 
-/// Elements per block of the unscaled update of a vector (a matrix's blocks are its rows).
+/// Elements per unit of the unscaled update of a vector (a matrix's units are its rows).
 const BLOCK: usize = 1024;
 
 impl Optimizer for Adafactor {
@@ -161,39 +165,37 @@ impl Optimizer for Adafactor {
                 let lr = h.lr as f64;
                 let rho = lr.min(1.0 / t.sqrt());
                 let alpha = (c.eps2 as f64).max(rms(theta)) * rho;
+                let parallel = should_parallelize(theta.len());
                 if h.weight_decay != 0.0 {
                     let factor = (1.0 - lr * h.weight_decay as f64) as f32;
-                    theta.iter_mut().for_each(|x| *x *= factor);
+                    elementwise(theta, grad, parallel, |t, _| *t *= factor);
                 }
-                let eps1_sq = (c.eps1 as f64 * c.eps1 as f64) as f32;
-                let estimate = if shape.len() >= 2 {
+                let kind = if shape.len() >= 2 {
                     let [row_var, col_var] = &mut state.buffers[..] else {
                         panic!("adafactor: the state of a {shape:?} parameter lacks row_var and col_var")
                     };
                     let (rows, cols) = (shape[shape.len() - 2], shape[shape.len() - 1]);
                     update_factors(grad, row_var.data_mut(), col_var.data_mut(), rows, cols, w, col_sums);
-                    Estimate::Factored { rows, cols, row_var: row_var.data(), col_var: col_var.data(), eps1: c.eps1 }
+                    let (row_var, col_var) = (row_var.data(), col_var.data());
+                    // mean(R) of each matrix, floored by eps1: the denominator of V = R C / mean.
+                    let means = row_var
+                        .chunks_exact(rows)
+                        .map(|r| ((r.iter().map(|&x| x as f64).sum::<f64>() / rows as f64) as f32).max(c.eps1))
+                        .collect();
+                    Kind::Factored { rows, cols, row_var, col_var, means }
                 } else {
                     let [variance] = &mut state.buffers[..] else {
                         panic!("adafactor: the state of a {shape:?} parameter lacks variance")
                     };
                     let v = variance.data_mut();
                     assert_eq!(v.len(), grad.len(), "adafactor: variance of a {shape:?} parameter");
-                    for (v, &g) in v.iter_mut().zip(grad) {
-                        *v = lerp(*v, g * g, w);
-                    }
-                    Estimate::Full { variance: variance.data() }
+                    elementwise(v, grad, parallel, |v, g| *v = lerp(*v, g * g, w));
+                    Kind::Full { variance: variance.data() }
                 };
-                let mut update_sq = 0.0f64;
-                estimate.for_each_block(grad, eps1_sq, block, |_, u| update_sq += sum_sq(u));
-                let update_rms = (update_sq / grad.len() as f64).sqrt();
+                let estimate = Estimate { kind, eps1_sq: (c.eps1 as f64 * c.eps1 as f64) as f32 };
+                let update_rms = (estimate.update_sq(grad, block, parallel) / grad.len() as f64).sqrt();
                 let denom = (update_rms / c.d as f64).max(1.0);
-                let coef = (-alpha / denom) as f32;
-                estimate.for_each_block(grad, eps1_sq, block, |start, u| {
-                    for (t, &u) in theta[start..start + u.len()].iter_mut().zip(u) {
-                        *t += coef * u;
-                    }
-                });
+                estimate.apply(theta, grad, (-alpha / denom) as f32, block, parallel);
             },
         );
     }
@@ -201,9 +203,25 @@ impl Optimizer for Adafactor {
     optimizer_common!();
 }
 
+/// `f(x, g)` for every element of `x` and of the gradient `g`, over rayon in fixed pieces if
+/// `parallel` (each element on its own: the same bits either way).
+fn elementwise(x: &mut [f32], g: &[f32], parallel: bool, f: impl Fn(&mut f32, f32) + Sync) {
+    let piece = |x: &mut [f32], g: &[f32]| x.iter_mut().zip(g).for_each(|(x, &g)| f(x, g));
+    if parallel {
+        x.par_chunks_mut(UPDATE_CHUNK).zip(g.par_chunks(UPDATE_CHUNK)).for_each(|(x, g)| piece(x, g));
+    } else {
+        piece(x, g);
+    }
+}
+
 /// Updates the row and column statistics of every `[rows, cols]` matrix of `grad` (its last
-/// two axes) with the means of `G^2` along each row and each column, in one pass over the
-/// gradient: `R <- lerp(R, mean_over_columns(G^2), w)`, `C <- lerp(C, mean_over_rows(G^2), w)`.
+/// two axes) with the means of `G^2` along each row and each column:
+/// `R <- lerp(R, mean_over_columns(G^2), w)`, `C <- lerp(C, mean_over_rows(G^2), w)`.
+///
+/// A small matrix takes one pass over its gradient; a large one is split over rayon into
+/// pieces of rows for `R` and blocks of columns for `C`. Each row and each column is summed
+/// in the same order either way (rows by [`sum_sq`], columns from the first row down), so the
+/// split changes no bit.
 ///
 /// # Panics
 /// If the statistics do not have one entry per row and per column of every matrix.
@@ -223,67 +241,140 @@ fn update_factors(
         row_var.len(),
         col_var.len()
     );
+    let row_mean = |row: &[f32], r: &mut f32| *r = lerp(*r, (sum_sq(row) / cols as f64) as f32, w);
     for ((g, row_var), col_var) in
         grad.chunks_exact(rows * cols).zip(row_var.chunks_exact_mut(rows)).zip(col_var.chunks_exact_mut(cols))
     {
-        col_sums.clear();
-        col_sums.resize(cols, 0.0);
-        for (row, r) in g.chunks_exact(cols).zip(row_var.iter_mut()) {
-            for (&x, s) in row.iter().zip(col_sums.iter_mut()) {
-                *s += (x as f64) * (x as f64);
+        if should_parallelize(g.len()) {
+            let rows_per_piece = (UPDATE_CHUNK / cols).max(1);
+            g.par_chunks(rows_per_piece * cols).zip(row_var.par_chunks_mut(rows_per_piece)).for_each(|(g, r)| {
+                g.chunks_exact(cols).zip(r).for_each(|(row, r)| row_mean(row, r));
+            });
+            let cols_per_block = (UPDATE_CHUNK / rows).clamp(64, cols.max(64));
+            col_var.par_chunks_mut(cols_per_block).enumerate().for_each(|(k, block)| {
+                let first = k * cols_per_block;
+                let mut sums = vec![0.0f64; block.len()];
+                for row in g.chunks_exact(cols) {
+                    for (s, &x) in sums.iter_mut().zip(&row[first..first + block.len()]) {
+                        *s += (x as f64) * (x as f64);
+                    }
+                }
+                for (c, &s) in block.iter_mut().zip(&sums) {
+                    *c = lerp(*c, (s / rows as f64) as f32, w);
+                }
+            });
+        } else {
+            col_sums.clear();
+            col_sums.resize(cols, 0.0);
+            for (row, r) in g.chunks_exact(cols).zip(row_var.iter_mut()) {
+                for (&x, s) in row.iter().zip(col_sums.iter_mut()) {
+                    *s += (x as f64) * (x as f64);
+                }
+                row_mean(row, r);
             }
-            *r = lerp(*r, (sum_sq(row) / cols as f64) as f32, w);
-        }
-        for (c, &s) in col_var.iter_mut().zip(col_sums.iter()) {
-            *c = lerp(*c, (s / rows as f64) as f32, w);
+            for (c, &s) in col_var.iter_mut().zip(col_sums.iter()) {
+                *c = lerp(*c, (s / rows as f64) as f32, w);
+            }
         }
     }
 }
 
-/// The second-moment estimate `V_t` of one parameter, factored or full.
-enum Estimate<'a> {
-    /// `V = R C / max(eps1, mean(R))` for each `[rows, cols]` matrix.
-    Factored { rows: usize, cols: usize, row_var: &'a [f32], col_var: &'a [f32], eps1: f32 },
+/// The second-moment estimate `V_t` of one parameter, and the floor `eps1^2` of it.
+struct Estimate<'a> {
+    kind: Kind<'a>,
+    eps1_sq: f32,
+}
+
+/// A factored or a full second moment.
+enum Kind<'a> {
+    /// `V = R C / mean` for each `[rows, cols]` matrix, `mean = max(eps1, mean(R))`.
+    Factored { rows: usize, cols: usize, row_var: &'a [f32], col_var: &'a [f32], means: Vec<f32> },
     /// `V` itself.
     Full { variance: &'a [f32] },
 }
 
 impl Estimate<'_> {
-    /// Calls `f(start, U)` for consecutive blocks of the unscaled update
-    /// `U = G / sqrt(max(V, eps1^2))` (a matrix's rows, or [`BLOCK`] elements of a vector),
-    /// each computed into `block`, `start` its offset in the parameter. The step runs it twice
-    /// (for the RMS of `U`, then to apply it) rather than storing `U`: the same arithmetic
-    /// gives the same bits, and a block stays in the cache.
-    fn for_each_block(&self, grad: &[f32], eps1_sq: f32, block: &mut Vec<f32>, mut f: impl FnMut(usize, &[f32])) {
+    /// Elements of a unit of the update: a matrix's row, or [`BLOCK`] elements of a vector
+    /// (the last unit may be shorter).
+    fn unit_len(&self) -> usize {
+        match self.kind {
+            Kind::Factored { cols, .. } => cols,
+            Kind::Full { .. } => BLOCK,
+        }
+    }
+
+    /// Units per piece when the update is split over rayon: about [`UPDATE_CHUNK`] elements.
+    fn units_per_piece(&self) -> usize {
+        (UPDATE_CHUNK / self.unit_len()).max(1)
+    }
+
+    /// Unit `k` of the unscaled update `U = G / sqrt(max(V, eps1^2))`, for its gradient `g`,
+    /// into `out`.
+    fn unit(&self, k: usize, g: &[f32], out: &mut [f32]) {
+        let eps1_sq = self.eps1_sq;
         let unscaled = |g: f32, v: f32| g * (1.0 / v.max(eps1_sq).sqrt());
-        match *self {
-            Estimate::Full { variance } => {
-                for (k, (g, v)) in grad.chunks(BLOCK).zip(variance.chunks(BLOCK)).enumerate() {
-                    block.resize(g.len(), 0.0);
-                    for ((u, &g), &v) in block.iter_mut().zip(g).zip(v) {
-                        *u = unscaled(g, v);
-                    }
-                    f(k * BLOCK, block);
+        match &self.kind {
+            Kind::Factored { rows, cols, row_var, col_var, means } => {
+                let (matrix, r) = (k / rows, row_var[k]);
+                let (c, mean) = (&col_var[matrix * cols..(matrix + 1) * cols], means[matrix]);
+                // torch: (row_var @ col_var) / mean, an outer product then a division.
+                for ((u, &g), &c) in out.iter_mut().zip(g).zip(c) {
+                    *u = unscaled(g, r * c / mean);
                 }
             }
-            Estimate::Factored { rows, cols, row_var, col_var, eps1 } => {
-                let mut start = 0;
-                block.resize(cols, 0.0);
-                for (g, (row_var, col_var)) in
-                    grad.chunks_exact(rows * cols).zip(row_var.chunks_exact(rows).zip(col_var.chunks_exact(cols)))
-                {
-                    let mean = (row_var.iter().map(|&r| r as f64).sum::<f64>() / rows as f64) as f32;
-                    let mean = mean.max(eps1);
-                    for (row, &r) in g.chunks_exact(cols).zip(row_var) {
-                        // torch: (row_var @ col_var) / mean, an outer product then a division.
-                        for ((u, &g), &c) in block.iter_mut().zip(row).zip(col_var) {
-                            *u = unscaled(g, r * c / mean);
-                        }
-                        f(start, block);
-                        start += cols;
-                    }
+            Kind::Full { variance } => {
+                let v = &variance[k * BLOCK..k * BLOCK + g.len()];
+                for ((u, &g), &v) in out.iter_mut().zip(g).zip(v) {
+                    *u = unscaled(g, v);
                 }
             }
+        }
+    }
+
+    /// `sum(U^2)`: each unit's [`sum_sq`], added up in unit order (over rayon, the units'
+    /// sums are gathered first, then added in the same order).
+    fn update_sq(&self, grad: &[f32], block: &mut Vec<f32>, parallel: bool) -> f64 {
+        let len = self.unit_len();
+        let unit_sq = |k: usize, g: &[f32], block: &mut Vec<f32>| {
+            block.resize(g.len(), 0.0);
+            self.unit(k, g, block);
+            sum_sq(block)
+        };
+        if parallel {
+            let per_piece = self.units_per_piece();
+            let pieces: Vec<Vec<f64>> = grad
+                .par_chunks(per_piece * len)
+                .enumerate()
+                .map(|(p, g)| {
+                    let mut block = Vec::with_capacity(len);
+                    g.chunks(len).enumerate().map(|(j, g)| unit_sq(p * per_piece + j, g, &mut block)).collect()
+                })
+                .collect();
+            pieces.iter().flatten().fold(0.0, |sum, &s| sum + s)
+        } else {
+            grad.chunks(len).enumerate().fold(0.0, |sum, (k, g)| sum + unit_sq(k, g, block))
+        }
+    }
+
+    /// `theta <- theta + coef U`, a unit at a time (over rayon in pieces of units).
+    fn apply(&self, theta: &mut [f32], grad: &[f32], coef: f32, block: &mut Vec<f32>, parallel: bool) {
+        let len = self.unit_len();
+        let units = |first: usize, theta: &mut [f32], grad: &[f32], block: &mut Vec<f32>| {
+            for (j, (t, g)) in theta.chunks_mut(len).zip(grad.chunks(len)).enumerate() {
+                block.resize(g.len(), 0.0);
+                self.unit(first + j, g, block);
+                for (t, &u) in t.iter_mut().zip(block.iter()) {
+                    *t += coef * u;
+                }
+            }
+        };
+        if parallel {
+            let per_piece = self.units_per_piece();
+            theta.par_chunks_mut(per_piece * len).zip(grad.par_chunks(per_piece * len)).enumerate().for_each(
+                |(p, (theta, grad))| units(p * per_piece, theta, grad, &mut Vec::with_capacity(len)),
+            );
+        } else {
+            units(0, theta, grad, block);
         }
     }
 }
@@ -320,15 +411,73 @@ mod tests {
         let grad: Vec<f32> = a.iter().flat_map(|x| b.iter().map(move |y| (x * y).sqrt())).collect();
         let (mut row_var, mut col_var, mut sums) = (vec![0.0; 3], vec![0.0; 2], Vec::new());
         update_factors(&grad, &mut row_var, &mut col_var, 3, 2, 1.0, &mut sums);
-        let estimate = Estimate::Factored { rows: 3, cols: 2, row_var: &row_var, col_var: &col_var, eps1: 1e-30 };
-        let mut seen = 0;
-        estimate.for_each_block(&grad, 0.0, &mut Vec::new(), |start, u| {
-            for (i, &u) in (start..).zip(u) {
-                let v = a[i / 2] * b[i % 2];
-                assert!((u - grad[i] / v.sqrt()).abs() < 1e-6, "element {i}: {u}");
-                seen += 1;
+        let mean = row_var.iter().sum::<f32>() / 3.0;
+        let kind = Kind::Factored { rows: 3, cols: 2, row_var: &row_var, col_var: &col_var, means: vec![mean] };
+        let estimate = Estimate { kind, eps1_sq: 0.0 };
+        for (k, g) in grad.chunks(2).enumerate() {
+            let mut u = [0.0; 2];
+            estimate.unit(k, g, &mut u);
+            for (j, &u) in u.iter().enumerate() {
+                let v = a[k] * b[j];
+                assert!((u - g[j] / v.sqrt()).abs() < 1e-6, "[{k}, {j}]: {u}");
             }
+        }
+    }
+
+    /// The split over threads changes no bit of the parameter or the state, for a matrix
+    /// (rows and column blocks split), a rank-3 tensor and a vector, with weight decay, the
+    /// ragged last pieces included.
+    #[test]
+    fn parallel_step_equals_serial_bit_for_bit() {
+        use adamant_autodiff::{Mode, Tape};
+        use adamant_tensor::testing::{assert_par_eq_serial, bits, randn};
+        let shapes: [&[usize]; 3] = [&[300, 201], &[2, 150, 131], &[3 * UPDATE_CHUNK + 123]];
+        let out = assert_par_eq_serial(|| {
+            let mut params: Vec<Param> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Param::new(format!("p{i}"), Tensor::from_vec(randn(s.iter().product(), i as u64), s)))
+                .collect();
+            let mut adafactor = Adafactor::new(AdafactorConfig { weight_decay: 0.1, ..Default::default() });
+            for step in 0..3 {
+                let tape = Tape::new(Mode::Train, 0);
+                let loss = params
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let c = Tensor::from_vec(randn(p.numel(), 10 * step + i as u64), p.shape());
+                        (tape.param(p) * tape.constant(c)).sum()
+                    })
+                    .reduce(|a, b| a + b)
+                    .unwrap();
+                let grads = loss.backward();
+                drop(tape);
+                let mut refs: Vec<&mut Param> = params.iter_mut().collect();
+                adafactor.step(&mut refs, &grads);
+            }
+            let state = adafactor.state_dict();
+            let mut out: Vec<Vec<u32>> = params.iter().map(|p| bits(p.value().data())).collect();
+            out.extend(state.params.values().flat_map(|s| s.buffers.values().map(|b| bits(b.data()))));
+            out
         });
-        assert_eq!(seen, 6);
+        assert_eq!(out.len(), 3 + 2 + 2 + 1);
+
+        // The RMS of U is summed to the same bits too (the step above may round a difference
+        // in its last bits away).
+        let (rows, cols) = (300, 201);
+        let (g, r, c) = (randn(rows * cols, 1), randn(rows, 2), randn(cols, 3));
+        let (r, c): (Vec<f32>, Vec<f32>) = (r.iter().map(|x| x * x).collect(), c.iter().map(|x| x * x).collect());
+        let v: Vec<f32> = g.iter().map(|x| x * x + 0.5).collect();
+        let kinds = [
+            Kind::Factored { rows, cols, row_var: &r, col_var: &c, means: vec![0.7] },
+            Kind::Full { variance: &v },
+        ];
+        for kind in kinds {
+            let estimate = Estimate { kind, eps1_sq: 1e-6 };
+            assert_par_eq_serial(|| {
+                let parallel = should_parallelize(g.len());
+                estimate.update_sq(&g, &mut Vec::new(), parallel).to_bits()
+            });
+        }
     }
 }
