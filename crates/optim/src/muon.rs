@@ -99,7 +99,8 @@ impl MuonConfig {
             _ => AdjustLr::Original,
         };
         if config.ns_steps >= 100 {
-            return Err(o.invalid("ns_steps", format!("must be below 100, as torch.optim.Muon requires, got {}", config.ns_steps)));
+            let reason = format!("must be below 100, as torch.optim.Muon requires, got {}", config.ns_steps);
+            return Err(o.invalid("ns_steps", reason));
         }
         Ok(MuonConfig { nesterov, adjust_lr_fn, ..config })
     }
@@ -122,7 +123,7 @@ impl MuonConfig {
 /// torch's documentation writes the momentum as `B_t = mu B_{t-1} + G_t`; its code (and
 /// adamant) averages instead, which only rescales `M_t`, and the normalisation by
 /// `||M_t||_F` removes the scale up to `eps`. The iteration drives the singular values of
-/// `X` towards 1 (to roughly 0.7..1.2; its coefficients trade exactness for speed), so
+/// `X` towards 1 (into roughly [0.5, 1.5]: the coefficients trade exactness for speed), so
 /// `O_t ~ U V^T` for `M_t = U S V^T`.
 ///
 /// One deliberate difference from torch: torch runs the iteration in bfloat16 (it casts
