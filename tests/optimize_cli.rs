@@ -78,7 +78,13 @@ fn sgd_with_momentum_converges_on_the_ill_conditioned_quadratic() {
 
 #[test]
 fn every_optimizer_runs_with_its_defaults() {
+    // Muon takes matrices only: an optimizer that refuses the problem's [2] vector is not run.
+    let vector = adamant::autodiff::Param::new("p", adamant::tensor::Tensor::zeros(&[2]));
     for name in adamant::optim::OPTIMIZER_NAMES {
+        let optimizer = adamant::optim::build(name, &Default::default()).unwrap();
+        if optimizer.check_params(&[&vector]).is_err() {
+            continue;
+        }
         let (rows, _) = run(&["--problem", "quadratic", "--steps", "20", "--optimizer", name]);
         assert_eq!(rows.len(), 21);
         assert!(rows[20].loss < rows[0].loss, "{name}: {} -> {}", rows[0].loss, rows[20].loss);
@@ -160,7 +166,7 @@ fn defaults_help_and_spellings() {
 
 #[test]
 fn bad_arguments_give_one_line_errors() {
-    let names = "sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta, lion, lamb, adabelief";
+    let names = adamant::optim::OPTIMIZER_NAMES.join(", ");
     let cases: Vec<(&[&str], String)> = vec![
         (
             &["--optimizer", "adan"],

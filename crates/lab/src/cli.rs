@@ -531,6 +531,19 @@ mod tests {
             "0.005",
             "--no-bias-correction",
             "--no-decoupled-weight-decay",
+            "--beta2-decay",
+            "-0.5",
+            "--eps1",
+            "1e-30",
+            "--eps2",
+            "1e-2",
+            "--d",
+            "2",
+            "--ns-steps",
+            "3",
+            "--adjust-lr-fn",
+            "match_rms_adamw",
+            "--no-nesterov",
         ])
         .unwrap();
         let expected = OptimizerOptions {
@@ -550,6 +563,13 @@ mod tests {
             momentum_decay: Some(0.005),
             no_bias_correction: true,
             no_decoupled_weight_decay: true,
+            beta2_decay: Some(-0.5),
+            eps1: Some(1e-30),
+            eps2: Some(1e-2),
+            d: Some(2.0),
+            ns_steps: Some(3),
+            adjust_lr_fn: Some("match_rms_adamw"),
+            no_nesterov: true,
         };
         assert_eq!(o.name.as_deref(), Some("adam"));
         assert_eq!(o.options, expected);
@@ -603,9 +623,9 @@ mod tests {
             (&["--amsgrad=yes"], "--amsgrad: takes no value, got 'yes'"),
             (
                 &["--optimizer", "adamm"],
-                "--optimizer: unknown optimizer 'adamm' (expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta, lion, lamb, adabelief)",
+                "--optimizer: unknown optimizer 'adamm' (expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta, lion, lamb, adabelief, adafactor, muon)",
             ),
-            (&["--lr", "0.1"], "--optimizer: missing; expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta, lion, lamb, adabelief"),
+            (&["--lr", "0.1"], "--optimizer: missing; expected one of: sgd, adam, adamw, adamax, nadam, radam, adagrad, rmsprop, adadelta, lion, lamb, adabelief, adafactor, muon"),
             (&["--lr", "bad\nline"], "--lr: invalid number 'bad\\nline'"),
         ];
         for (args, expected) in cases {
@@ -624,6 +644,36 @@ mod tests {
         assert_eq!(error(&["--optimizer", "sgd", "--betas", "0.9,0.99"]), "--betas is not an option of sgd");
         assert!(error(&["--optimizer", "adam", "--betas", "1.5,0.999"])
             .starts_with("--betas must be in [0, 1), got 1.5"));
+    }
+
+    /// Muon's whole-number and one-word flags: a bad word, a count that is not one, and
+    /// counts out of the option's range (or torch's limit) are one line naming the flag.
+    #[test]
+    fn count_and_choice_flags_parse_and_refuse_bad_values() {
+        let o = parse(&["--optimizer", "muon", "--ns-steps", "7", "--adjust-lr-fn", "spectral_unclamped"])
+            .unwrap();
+        assert_eq!((o.options.ns_steps, o.options.adjust_lr_fn), (Some(7), Some("spectral_unclamped")));
+        assert!(o.build().is_ok());
+        let cases: [(&[&str], &str); 6] = [
+            (
+                &["--optimizer", "muon", "--adjust-lr-fn", "orginal"],
+                "--adjust-lr-fn: expected one of original, match_rms_adamw, spectral_unclamped, got 'orginal'",
+            ),
+            (&["--optimizer", "muon", "--adjust-lr-fn"], "--adjust-lr-fn: missing value"),
+            (&["--optimizer", "muon", "--ns-steps", "2.5"], "--ns-steps: expected a whole number from 1 to 4294967295, got '2.5'"),
+            (&["--optimizer", "muon", "--ns-steps", "0"], "--ns-steps: expected a whole number from 1 to 4294967295, got '0'"),
+            (&["--optimizer", "muon", "--ns-steps", "101"], "--ns-steps must be in [1, 100], got 101"),
+            (&["--optimizer", "muon", "--ns-steps", "100"], "--ns-steps must be below 100, as torch.optim.Muon requires, got 100"),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(error(args), expected, "args {args:?}");
+        }
+        assert_eq!(error(&["--optimizer", "adam", "--ns-steps", "3"]), "--ns-steps is not an option of adam");
+        assert_eq!(error(&["--optimizer", "adafactor", "--d", "0.5"]), "--d must be >= 1, got 0.5");
+        assert_eq!(
+            error(&["--optimizer", "adafactor", "--beta2-decay", "0.1"]),
+            "--beta2-decay must be <= 0, got 0.1"
+        );
     }
 
     #[test]

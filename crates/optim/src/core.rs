@@ -20,6 +20,31 @@ pub enum Selector {
     /// Parameters with at most one axis: biases (and norm scales), the usual weight-decay
     /// exemption.
     OneDimensional,
+    /// Parameters with exactly two axes: the weights of linear layers, which
+    /// [`Muon`](crate::Muon) updates.
+    Matrices,
+    /// Parameters every one of these selectors picks.
+    All(Vec<Selector>),
+    /// Parameters this selector does not pick.
+    Not(Box<Selector>),
+}
+
+impl std::fmt::Display for Selector {
+    /// What the selector picks, as the rest of a sentence: `parameters named '*bias'`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Selector::NameSuffix(s) => write!(f, "parameters named '*{s}'"),
+            Selector::NamePrefix(s) => write!(f, "parameters named '{s}*'"),
+            Selector::Names(names) => write!(f, "parameters named {}", names.join(", ")),
+            Selector::OneDimensional => write!(f, "parameters with at most one axis"),
+            Selector::Matrices => write!(f, "matrices (parameters with two axes)"),
+            Selector::All(all) => {
+                let parts: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+                write!(f, "{}", parts.join(" and "))
+            }
+            Selector::Not(s) => write!(f, "all but {s}"),
+        }
+    }
 }
 
 impl Selector {
@@ -30,6 +55,9 @@ impl Selector {
             Selector::NamePrefix(s) => p.name().starts_with(s.as_str()),
             Selector::Names(names) => names.iter().any(|n| n == p.name()),
             Selector::OneDimensional => p.shape().len() <= 1,
+            Selector::Matrices => p.shape().len() == 2,
+            Selector::All(all) => all.iter().all(|s| s.matches(p)),
+            Selector::Not(s) => !s.matches(p),
         }
     }
 }
@@ -113,6 +141,10 @@ pub(crate) struct Core {
     pub kind: &'static str,
     /// Names of the per-parameter buffers, in [`ParamState::buffers`] order.
     pub buffer_names: &'static [&'static str],
+    /// Other sets of buffer names a parameter's state may have instead of `buffer_names`,
+    /// each of its own length, which is how a state's set is told (Adafactor keeps
+    /// `row_var` and `col_var` for matrices, `variance` for vectors). Usually empty.
+    pub other_buffer_names: &'static [&'static [&'static str]],
     /// Names of the per-parameter scalars, in [`ParamState::scalars`] order.
     pub scalar_names: &'static [&'static str],
     pub lr: f32,
@@ -136,6 +168,7 @@ impl Core {
         Core {
             kind,
             buffer_names,
+            other_buffer_names: &[],
             scalar_names,
             lr,
             weight_decay,
@@ -144,6 +177,47 @@ impl Core {
             pending: HashMap::new(),
             names: HashMap::new(),
         }
+    }
+
+    /// A core whose parameters keep one of several sets of buffers, as
+    /// [`Core::other_buffer_names`] describes.
+    ///
+    /// # Panics
+    /// If two sets have the same length (a state's length must tell its set).
+    pub fn with_buffer_sets(
+        kind: &'static str,
+        buffer_sets: &'static [&'static [&'static str]],
+        scalar_names: &'static [&'static str],
+        lr: f32,
+        weight_decay: f32,
+    ) -> Core {
+        let [first, others @ ..] = buffer_sets else { panic!("{kind}: no buffer set") };
+        for (i, a) in buffer_sets.iter().enumerate() {
+            assert!(
+                buffer_sets[i + 1..].iter().all(|b| b.len() != a.len()),
+                "{kind}: buffer sets of equal length"
+            );
+        }
+        Core { other_buffer_names: others, ..Core::new(kind, first, scalar_names, lr, weight_decay) }
+    }
+
+    /// The names of the buffers of a state with `n` buffers.
+    fn names_of(&self, n: usize) -> &'static [&'static str] {
+        std::iter::once(self.buffer_names)
+            .chain(self.other_buffer_names.iter().copied())
+            .find(|names| names.len() == n)
+            .unwrap_or(self.buffer_names)
+    }
+
+    /// The set of buffer names that saved buffers `saved` are meant to have: the one holding
+    /// the first saved name (or the main set), so that missing and unexpected buffers are
+    /// reported against it.
+    fn names_for(&self, saved: &BTreeMap<String, Tensor>) -> &'static [&'static str] {
+        let first = saved.keys().next();
+        std::iter::once(self.buffer_names)
+            .chain(self.other_buffer_names.iter().copied())
+            .find(|names| first.is_some_and(|f| names.contains(&f.as_str())))
+            .unwrap_or(self.buffer_names)
     }
 
     /// The learning rate and weight decay that apply to `p`.
@@ -169,6 +243,39 @@ impl Core {
         init: impl Fn(&Param) -> ParamState,
         mut update: impl FnMut(&mut [f32], &[f32], &mut ParamState, Hyper),
     ) {
+        self.visit(params, grads, init, |p, g, state, h| {
+            update(p.value_mut().data_mut(), g.data(), state, h)
+        });
+    }
+
+    /// [`Core::for_each`] for updates that need the parameter's shape (Adafactor's row and
+    /// column statistics, Muon's matrix products): `update(values, grad, shape, state, hyper)`.
+    ///
+    /// # Panics
+    /// If a gradient's shape differs from its parameter's (a programmer error).
+    pub fn for_each_shaped(
+        &mut self,
+        params: &mut [&mut Param],
+        grads: &Gradients,
+        init: impl Fn(&Param) -> ParamState,
+        mut update: impl FnMut(&mut [f32], &[f32], &[usize], &mut ParamState, Hyper),
+    ) {
+        self.visit(params, grads, init, |p, g, state, h| {
+            // The values are borrowed mutably, so the shape is copied (a few words per tensor).
+            let shape = p.shape().to_vec();
+            update(p.value_mut().data_mut(), g.data(), &shape, state, h)
+        });
+    }
+
+    /// What [`Core::for_each`] and [`Core::for_each_shaped`] share: finds (or makes) each
+    /// parameter's state, counts the step, and calls `f(param, grad, state, hyper)`.
+    fn visit(
+        &mut self,
+        params: &mut [&mut Param],
+        grads: &Gradients,
+        init: impl Fn(&Param) -> ParamState,
+        mut f: impl FnMut(&mut Param, &Tensor, &mut ParamState, Hyper),
+    ) {
         for p in params.iter_mut() {
             let Some(g) = grads.get(p) else { continue };
             assert_eq!(
@@ -189,7 +296,7 @@ impl Core {
             }
             let state = self.states.get_mut(&id).expect("inserted above");
             state.step += 1;
-            update(p.value_mut().data_mut(), g.data(), state, hyper);
+            f(p, g, state, hyper);
         }
     }
 
@@ -200,7 +307,7 @@ impl Core {
             let saved = SavedParamState {
                 step: s.step,
                 buffers: self
-                    .buffer_names
+                    .names_of(s.buffers.len())
                     .iter()
                     .map(|n| n.to_string())
                     .zip(s.buffers.iter().cloned())
@@ -237,9 +344,10 @@ impl Core {
             .ok_or_else(|| StateError::Missing { what: "scalar 'lr'".to_string() })?;
         let mut pending = HashMap::new();
         for (name, saved) in state.params {
-            let mut buffers = Vec::with_capacity(self.buffer_names.len());
+            let names = self.names_for(&saved.buffers);
+            let mut buffers = Vec::with_capacity(names.len());
             let mut by_name = saved.buffers;
-            for b in self.buffer_names {
+            for b in names {
                 let t = by_name.remove(*b).ok_or_else(|| StateError::Missing {
                     what: format!("buffer '{b}' of parameter '{name}'"),
                 })?;

@@ -2,14 +2,16 @@
 //!
 //! Adam exactly as Kingma & Ba's Algorithm 1, AdaMax, every baseline the paper compares
 //! against (SGD with momentum and Nesterov, AdaGrad, RMSProp, AdaDelta) and the successors
-//! users expect (AMSGrad, AdamW, NAdam, RAdam), each with `torch.optim`'s names, defaults
-//! and update formulas (pinned to PyTorch-computed trajectories by the tests); Lion, LAMB and
-//! AdaBelief with the defaults and formulas of their reference implementations (pinned to
-//! float64 runs of them). Plus gradient clipping, parameter groups, exact state save/load,
-//! and learning-rate [`schedule`]s, pinned to the rates `torch.optim.lr_scheduler` computes
-//! where it has them: step, exponential, linear warmup, cosine annealing (with or without
-//! warmup), the Adam paper's `1/sqrt(t)`, the Transformer's warmup + inverse square root
-//! ("Noam"), one-cycle, and `ReduceLROnPlateau` ([`Plateau`]) on top of any of them.
+//! users expect (AMSGrad, AdamW, NAdam, RAdam, Adafactor, Muon), each with `torch.optim`'s
+//! names, defaults and update formulas (pinned to PyTorch-computed trajectories by the
+//! tests); Lion, LAMB and AdaBelief with the defaults and formulas of their reference
+//! implementations (pinned to float64 runs of them). Plus gradient clipping, parameter
+//! groups, [`Split`] (two optimizers as one: `muon` by name is Muon for the matrices and
+//! AdamW for the rest), exact state save/load, and learning-rate [`schedule`]s, pinned to
+//! the rates `torch.optim.lr_scheduler` computes where it has them: step, exponential, linear
+//! warmup, cosine annealing (with or without warmup), the Adam paper's `1/sqrt(t)`, the
+//! Transformer's warmup + inverse square root ("Noam"), one-cycle, and `ReduceLROnPlateau`
+//! ([`Plateau`]) on top of any of them.
 //!
 //! Optimizers see parameters and gradients only, never modules:
 //!
@@ -35,6 +37,7 @@ mod moments;
 mod optimizer;
 pub mod options;
 pub mod schedule;
+mod split;
 mod state;
 
 pub use clip::{clip_grad_norm, clip_grad_value, global_norm};
@@ -42,6 +45,7 @@ pub use core::{Hyper, ParamGroup, ParamState, Selector};
 pub use optimizer::Optimizer;
 pub use options::{build, FromOptions, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
 pub use schedule::{Plateau, PlateauMode, Schedule, ScheduleError, Scheduler, ThresholdMode};
+pub use split::Split;
 pub use state::{OptimizerState, SavedParamState, StateError};
 
 /// Declares the optimizers: each one's module (its own file), the types it exports, and the
@@ -68,4 +72,6 @@ optimizers! {
     lion: Lion, LionConfig => [Lion];
     lamb: Lamb, LambConfig => [Lamb];
     adabelief: AdaBelief, AdaBeliefConfig => [AdaBelief];
+    adafactor: Adafactor, AdafactorConfig => [Adafactor];
+    muon: Muon, MuonConfig, AdjustLr, MuonWithAdamW => [MuonWithAdamW];
 }

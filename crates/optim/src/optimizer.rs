@@ -33,6 +33,16 @@ pub trait Optimizer {
     /// Restores state saved by [`Optimizer::state_dict`] of the same kind of optimizer. State
     /// is attached to parameters by name when they next take a step. On error nothing changes.
     fn load_state_dict(&mut self, state: OptimizerState) -> Result<(), StateError>;
+
+    /// Whether this optimizer can update `params`: an error of one line naming a parameter it
+    /// cannot take. Most optimizers take any parameter; [`Muon`](crate::Muon) takes matrices
+    /// only and panics at its first step on anything else, as `torch.optim.Muon` refuses
+    /// them. Code whose parameters and optimizer come from outside input (a command line)
+    /// calls this before stepping, to report the mismatch instead of panicking.
+    fn check_params(&self, params: &[&Param]) -> Result<(), String> {
+        let _ = params;
+        Ok(())
+    }
 }
 
 /// Implements the parts of [`Optimizer`] that only touch the optimizer's `core` field, given

@@ -303,7 +303,7 @@ options_table! {
     betas: Pair in Range::UNIT_OPEN;
     /// term added to the denominator
     eps: Number;
-    /// L2 penalty (decoupled in adamw, lion, adabelief)
+    /// L2 penalty (decoupled in adamw, lion, adabelief, adafactor, muon)
     weight_decay: Number;
     /// keep the maximum of the second moment (AMSGrad)
     amsgrad: Switch;
@@ -329,6 +329,20 @@ options_table! {
     no_bias_correction: Switch;
     /// weight decay as an L2 term in the gradient instead of decoupled (AdamW-style)
     no_decoupled_weight_decay: Switch;
+    /// decay exponent tau of Adafactor's second moment, beta2_t = 1 - t^tau
+    beta2_decay: Number in Range::NON_POSITIVE;
+    /// floor of Adafactor's second-moment estimate (f32 epsilon by default)
+    eps1: Number;
+    /// floor of the parameter scale in Adafactor's step size
+    eps2: Number;
+    /// threshold of Adafactor's update clipping by its RMS
+    d: Number in Range::AT_LEAST_ONE;
+    /// Newton-Schulz iterations of Muon's orthogonalisation
+    ns_steps: Count in Range::ITERATIONS;
+    /// how Muon scales the learning rate with the matrix shape
+    adjust_lr_fn: Choice["original", "match_rms_adamw", "spectral_unclamped"];
+    /// plain momentum instead of Nesterov's (Muon)
+    no_nesterov: Switch;
 }
 
 /// The table entry of option `name`. Panics if there is none: optimizers read options by
@@ -766,7 +780,7 @@ mod tests {
         let text = usage();
         assert_eq!(text.lines().count(), OPTIONS.len() + 1);
         let line = |flag: &str| text.lines().find(|l| l.trim_start().starts_with(flag)).unwrap().to_string();
-        assert!(line("--momentum F").ends_with("momentum factor: 0 (sgd, rmsprop)"), "{text}");
+        assert!(line("--momentum F").ends_with("momentum factor: 0 (sgd, rmsprop), 0.95 (muon)"), "{text}");
         assert!(line("--amsgrad").ends_with("(AMSGrad): adam, adamw"), "{text}");
         assert!(line("--betas F,F").contains("0.9,0.999 (adam, adamw, adamax, nadam, radam, "), "{text}");
         assert!(line("--betas F,F").contains("0.9,0.99 (lion)"), "{text}");

@@ -117,7 +117,9 @@ fn param_entry<'a>(params: &'a mut BTreeMap<String, SavedParamState>, name: &str
 
 impl OptimizerState {
     /// Checks that every saved parameter is among `params` and that its buffers have the
-    /// parameter's shape; loading such state can then not fail later.
+    /// parameter's shape, or that shape with some axes reduced to size 1 (Adafactor's row
+    /// and column statistics, kept with their axes as torch keeps them); loading such state
+    /// can then not fail later.
     pub fn validate(&self, params: &[&Param]) -> Result<(), StateError> {
         let shapes: HashMap<&str, &[usize]> = params.iter().map(|p| (p.name(), p.shape())).collect();
         for (name, saved) in &self.params {
@@ -125,7 +127,10 @@ impl OptimizerState {
                 what: format!("state for parameter '{name}', which the model lacks"),
             })?;
             for (b, t) in &saved.buffers {
-                if t.shape() != *shape {
+                let reduced_from = |buffer: &[usize], param: &[usize]| {
+                    buffer.len() == param.len() && buffer.iter().zip(param).all(|(b, p)| b == p || *b == 1)
+                };
+                if !reduced_from(t.shape(), shape) {
                     return Err(StateError::Shape {
                         what: format!("buffer '{b}' of parameter '{name}'"),
                         expected: shape.to_vec(),

@@ -1,7 +1,10 @@
 //! Parameter groups, learning-rate access, and the handling of parameters without gradient.
 
 use adamant_autodiff::{Gradients, Mode, Param, Tape};
-use adamant_optim::{build, Optimizer, OptimizerOptions, ParamGroup, Selector, Sgd, SgdConfig};
+use adamant_optim::{
+    build, AdamW, AdamWConfig, Muon, MuonConfig, Optimizer, OptimizerOptions, ParamGroup, Selector, Sgd,
+    SgdConfig,
+};
 use adamant_tensor::Tensor;
 
 /// Gradients of `sum(w) + sum(b)`: all ones.
@@ -107,4 +110,95 @@ fn build_rejects_bad_options_with_one_line_errors() {
         assert!(msg.starts_with(want), "{msg}");
         assert!(!msg.contains('\n'));
     }
+}
+
+/// Gradients of `sum(w^2 / 2) + sum(3 b)` for a matrix `w` and a vector `b`.
+fn mixed_grads(w: &Param, b: &Param) -> Gradients {
+    let tape = Tape::new(Mode::Train, 0);
+    ((tape.param(w).square() * 0.5).sum() + (tape.param(b) * 3.0).sum()).backward()
+}
+
+fn matrix_and_bias() -> (Param, Param) {
+    let w = Param::new("0.weight", Tensor::from_vec(vec![0.5, -1.0, 2.0, 0.25, 1.5, -0.75], &[2, 3]));
+    (w, Param::new("0.bias", Tensor::from_vec(vec![0.1, -0.2], &[2])))
+}
+
+#[test]
+#[should_panic(expected = "muon updates matrices only, and parameter '0.bias' has shape [2]")]
+fn muon_refuses_a_vector_at_its_first_step_naming_it() {
+    let (mut w, mut b) = matrix_and_bias();
+    let grads = mixed_grads(&w, &b);
+    Muon::new(MuonConfig::default()).step(&mut [&mut w, &mut b], &grads);
+}
+
+#[test]
+fn check_params_reports_what_an_optimizer_cannot_update_in_one_line() {
+    let (w, b) = matrix_and_bias();
+    let muon = Muon::new(MuonConfig::default());
+    assert_eq!(muon.check_params(&[&w]), Ok(()));
+    let e = muon.check_params(&[&w, &b]).unwrap_err();
+    assert!(e.starts_with("muon updates matrices only, and parameter '0.bias' has shape [2]"), "{e}");
+    // `muon` by name gives the bias to AdamW, but refuses a problem without any matrix (it
+    // would be AdamW under another name), as on Rosenbrock's [2] vector.
+    let split = build("muon", &OptimizerOptions::default()).unwrap();
+    assert_eq!(split.check_params(&[&w, &b]), Ok(()));
+    let p = Param::new("p", Tensor::zeros(&[2]));
+    assert_eq!(
+        split.check_params(&[&p]).unwrap_err(),
+        "muon: muon updates matrices (parameters with two axes), and none of the parameters is one ('p' [2]); \
+         adamw would update them all"
+    );
+    for name in adamant_optim::OPTIMIZER_NAMES.iter().filter(|n| **n != "muon") {
+        assert_eq!(
+            build(name, &OptimizerOptions::default()).unwrap().check_params(&[&w, &b, &p]),
+            Ok(()),
+            "{name}"
+        );
+    }
+    for e in [muon.check_params(&[&b]).unwrap_err(), split.check_params(&[&p]).unwrap_err()] {
+        assert!(!e.contains('\n'), "{e}");
+    }
+}
+
+/// `muon` by name is Muon on the matrix and AdamW (torch's defaults, Muon's learning rate) on
+/// the bias, to the bit, and a schedule's `set_lr` moves both.
+#[test]
+fn muon_by_name_is_muon_for_matrices_and_adamw_for_the_rest() {
+    let lr = 0.05;
+    let (mut w, mut b) = matrix_and_bias();
+    let mut split = build("muon", &OptimizerOptions { lr: Some(lr), ..Default::default() }).unwrap();
+    let (mut w2, mut b2) = matrix_and_bias();
+    let mut muon = Muon::new(MuonConfig { lr, ..Default::default() });
+    let mut adamw = AdamW::new(AdamWConfig { lr, ..Default::default() });
+    for step in 0..6 {
+        if step == 3 {
+            split.set_lr(lr / 4.0);
+            muon.set_lr(lr / 4.0);
+            adamw.set_lr(lr / 4.0);
+        }
+        let grads = mixed_grads(&w, &b);
+        split.step(&mut [&mut w, &mut b], &grads);
+        let grads = mixed_grads(&w2, &b2);
+        muon.step(&mut [&mut w2], &grads);
+        adamw.step(&mut [&mut b2], &grads);
+    }
+    let bits = |p: &Param| p.value().data().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!((bits(&w), bits(&b)), (bits(&w2), bits(&b2)));
+    assert_ne!(bits(&w), bits(&matrix_and_bias().0), "the matrix moved");
+    assert_eq!(split.lr(), lr / 4.0);
+}
+
+#[test]
+fn selectors_combine_and_describe_themselves() {
+    let hidden =
+        Selector::All(vec![Selector::Matrices, Selector::Not(Box::new(Selector::NamePrefix("wte.".into())))]);
+    let p = |name: &str, shape: &[usize]| Param::new(name, Tensor::zeros(shape));
+    assert!(hidden.matches(&p("h.0.weight", &[4, 4])));
+    assert!(!hidden.matches(&p("wte.weight", &[10, 4])), "the embedding is excluded");
+    assert!(!hidden.matches(&p("h.0.bias", &[4])), "a vector is not a matrix");
+    assert!(!hidden.matches(&p("conv.weight", &[2, 1, 3, 3])), "nor is a convolution kernel");
+    assert_eq!(
+        hidden.to_string(),
+        "matrices (parameters with two axes) and all but parameters named 'wte.*'"
+    );
 }

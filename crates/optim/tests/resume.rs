@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use adamant_autodiff::{Gradients, Mode, Param, Tape};
-use adamant_optim::{build, Optimizer, OptimizerOptions, OptimizerState, StateError};
+use adamant_optim::{build, Muon, MuonConfig, Optimizer, OptimizerOptions, OptimizerState, StateError};
 use adamant_tensor::{rng, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -139,6 +139,25 @@ fn settings() -> Vec<(&'static str, &'static str, OptimizerOptions)> {
                 lr: Some(1e-2),
                 weight_decay: Some(1e-2),
                 no_decoupled_weight_decay: true,
+                ..o()
+            },
+        ),
+        // Factored statistics for the weights, a full second moment for the biases.
+        ("adafactor", "default", OptimizerOptions::default()),
+        (
+            "adafactor",
+            "weight_decay_clipping",
+            OptimizerOptions { weight_decay: Some(0.1), d: Some(1.05), beta2_decay: Some(-0.5), ..o() },
+        ),
+        // `muon` by name: Muon for the weights, AdamW for the biases, in one state.
+        ("muon", "default", OptimizerOptions { lr: Some(2e-2), ..o() }),
+        (
+            "muon",
+            "plain_momentum_match_rms_adamw",
+            OptimizerOptions {
+                lr: Some(1e-2),
+                no_nesterov: true,
+                adjust_lr_fn: Some("match_rms_adamw"),
                 ..o()
             },
         ),
@@ -395,4 +414,78 @@ fn validate_catches_shape_and_name_mismatches() {
     extra.params.insert("3.weight".to_string(), some);
     let refs: Vec<&Param> = params.iter().collect();
     assert!(matches!(extra.validate(&refs), Err(StateError::Unexpected { .. })));
+}
+
+/// Adafactor's state has torch's names and shapes, which differ with the parameter's rank:
+/// row and column statistics for the weights, a full second moment for the biases. A saved
+/// weight missing one statistic is refused with the name of what is missing.
+#[test]
+fn adafactor_state_has_torchs_buffers_for_each_rank() {
+    let (state, params, _, _) = save_midway("adafactor", &OptimizerOptions::default());
+    let shapes = |name: &str| -> Vec<(String, Vec<usize>)> {
+        state.params[name].buffers.iter().map(|(b, t)| (b.clone(), t.shape().to_vec())).collect()
+    };
+    assert_eq!(
+        shapes("0.weight"),
+        [("col_var".to_string(), vec![1, 5]), ("row_var".to_string(), vec![7, 1])]
+    );
+    assert_eq!(shapes("0.bias"), [("variance".to_string(), vec![7])]);
+    let refs: Vec<&Param> = params.iter().collect();
+    state.validate(&refs).expect("reduced statistics fit their parameters");
+
+    let mut broken = state.clone();
+    broken.params.get_mut("0.weight").unwrap().buffers.remove("col_var");
+    let mut adafactor = build("adafactor", &OptimizerOptions::default()).unwrap();
+    match adafactor.load_state_dict(broken) {
+        Err(e @ StateError::Missing { .. }) => {
+            assert!(e.to_string().contains("'col_var' of parameter '0.weight'"), "{e}")
+        }
+        other => panic!("loading a weight without col_var: {other:?}"),
+    }
+}
+
+/// Muon itself (not `muon` by name) on the matrices alone: the MLP's two weights, its biases
+/// left out, resumes bit for bit; and the state of `muon` by name says which part owns each
+/// parameter.
+#[test]
+fn muon_resumes_exactly_on_matrices_alone() {
+    let Problem { params, x, labels } = problem();
+    let run_weights = |opt: &mut Muon, params: &mut [Param], from: usize, to: usize| {
+        for _ in from..to {
+            let g = grads(params, &x, &labels);
+            let mut weights: Vec<&mut Param> =
+                params.iter_mut().filter(|p| p.name().ends_with("weight")).collect();
+            opt.step(&mut weights, &g);
+        }
+    };
+    let config = MuonConfig { lr: 2e-2, ..Default::default() };
+    let mut straight_params = fresh_copy(&params);
+    let mut straight = Muon::new(config);
+    run_weights(&mut straight, &mut straight_params, 0, STEPS);
+
+    let mut first_params = fresh_copy(&params);
+    let mut first = Muon::new(config);
+    run_weights(&mut first, &mut first_params, 0, SAVE_AT);
+    let state = OptimizerState::from_bytes(&first.state_dict().to_bytes()).unwrap();
+    assert_eq!(state.params.keys().collect::<Vec<_>>(), ["0.weight", "2.weight"]);
+    let mut resumed_params = fresh_copy(&first_params);
+    let mut resumed = Muon::new(config);
+    resumed.load_state_dict(state).unwrap();
+    run_weights(&mut resumed, &mut resumed_params, SAVE_AT, STEPS);
+    assert_eq!(bits(&resumed_params), bits(&straight_params));
+    assert_ne!(bits(&straight_params), bits(&params), "the weights moved");
+    assert_eq!(bits(&straight_params[1..2]), bits(&params[1..2]), "the biases were left alone");
+
+    let (split_state, _, _, _) = save_midway("muon", &OptimizerOptions::default());
+    let part = |name: &str| split_state.params[name].scalars["split_part"];
+    assert_eq!([part("0.weight"), part("0.bias"), part("2.weight"), part("2.bias")], [0.0, 1.0, 0.0, 1.0]);
+    assert!(split_state.params["0.weight"].buffers.contains_key("momentum_buffer"));
+    assert!(split_state.params["0.bias"].buffers.contains_key("exp_avg"));
+    assert!(split_state.scalars.contains_key("rest.lr"));
+    let mut unmarked = split_state.clone();
+    unmarked.params.get_mut("2.bias").unwrap().scalars.remove("split_part");
+    let mut muon = build("muon", &OptimizerOptions::default()).unwrap();
+    let e = muon.load_state_dict(unmarked).unwrap_err().to_string();
+    assert_eq!(e, "optimizer state lacks scalar 'split_part' (0 or 1) of parameter '2.bias'");
+    assert!(matches!(muon.load_state_dict(first.state_dict()), Err(StateError::Missing { .. })));
 }

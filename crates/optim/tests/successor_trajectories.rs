@@ -3,7 +3,10 @@
 //! vector and on a matrix parameter:
 //!
 //! - Rosenbrock `f(x, y) = (1 - x)^2 + 100 (y - x^2)^2` from (-1.5, 2.0), a `[2]` parameter;
-//! - `0.5 sum((A W - B)^2)` for a `[4, 3]` matrix `W` (`A`, `B` fixed; issue #21 defines them).
+//! - `0.5 sum((A W - B)^2)` for a `[4, 3]` matrix `W` (`A`, `B` fixed; issue #21 defines them);
+//! - `0.5 sum(C (W - T)^2)` for a `[2, 3, 4]` tensor, for the optimizers that treat rank 3 and
+//!   more specially (Adafactor factors the last two axes), and the same on its first `[3, 4]`
+//!   slice, a wide matrix (Muon transposes tall ones).
 //!
 //! The trajectories come from `tests/fixtures/gen_optim_successors.py` (float64, each optimizer's
 //! reference package or `torch.optim` class, named in the script). This test builds each
@@ -25,6 +28,9 @@ use serde_json::Value;
 
 /// The largest `|ours - reference| / max(1, |reference|)` allowed at any step and element.
 const TOLERANCE: f64 = 1e-4;
+
+/// The problems a setting may run on, as the fixture names them.
+const PROBLEMS: [&str; 4] = ["rosenbrock", "matrix", "tensor3", "wide"];
 
 fn fixture() -> &'static Value {
     static FIXTURE_JSON: OnceLock<Value> = OnceLock::new();
@@ -48,6 +54,26 @@ fn matrix_problem() -> (Tensor, Tensor, Tensor) {
     let a = matrix(5, 4, |r, c| (4.0 * r + c + 1.0).sin());
     let b = matrix(5, 3, |r, c| (3.0 * r + c + 1.0).cos());
     (w, a, b)
+}
+
+/// The rank-3 problem's `W` (the parameter), `C` and `T`, as the generator's
+/// `tensor3_problem` defines them.
+fn tensor3_problem() -> (Tensor, Tensor, Tensor) {
+    let make = |f: &dyn Fn(f64, f64, f64) -> f64| {
+        let data = (0..24).map(|k| f((k / 12) as f64, (k / 4 % 3) as f64, (k % 4) as f64) as f32).collect();
+        Tensor::from_vec(data, &[2, 3, 4])
+    };
+    let w = make(&|b, i, j| 0.1 * (12.0 * b + 4.0 * i + j) - 1.0);
+    let c = make(&|b, i, j| 1.0 + (b + 2.0 * i + j) % 3.0);
+    let t = make(&|b, i, j| (12.0 * b + 4.0 * i + j + 1.0).sin());
+    (w, c, t)
+}
+
+/// The gradient of `0.5 sum(C (W - T)^2)` with respect to `w`.
+fn weighted_grads(w: &Param, c: &Tensor, t: &Tensor) -> Gradients {
+    let tape = Tape::new(Mode::Train, 0);
+    let diff = tape.param(w) - tape.constant(t.clone());
+    ((diff.square() * tape.constant(c.clone())).sum() * 0.5).backward()
 }
 
 /// The gradient of `0.5 sum((A W - B)^2)` with respect to `w`.
@@ -78,13 +104,22 @@ fn replay(setting: &Value, problem_name: &str) -> Worst {
     let problem = &setting[problem_name];
     let expected = reference_rows(problem);
     assert_eq!(expected.len(), fixture()["steps"].as_u64().unwrap() as usize + 1, "steps plus the start");
-    let (mut p, matrices) = match problem_name {
+    let (mut p, constants) = match problem_name {
         "rosenbrock" => {
             (Param::new("p", Tensor::from_vec(floats(&fixture()["rosenbrock"]["start"]), &[2])), None)
         }
         "matrix" => {
             let (w, a, b) = matrix_problem();
             (Param::new("w", w), Some((a, b)))
+        }
+        "tensor3" => {
+            let (w, c, t) = tensor3_problem();
+            (Param::new("w", w), Some((c, t)))
+        }
+        "wide" => {
+            let first = |t: Tensor| Tensor::from_slice(&t.data()[..12], &[3, 4]);
+            let (w, c, t) = tensor3_problem();
+            (Param::new("w", first(w)), Some((first(c), first(t))))
         }
         other => panic!("unknown problem '{other}'"),
     };
@@ -93,9 +128,10 @@ fn replay(setting: &Value, problem_name: &str) -> Worst {
     let mut worst = Worst::default();
     worst.record_scaled(p.value().data(), &expected[0], 0, p.name());
     for (step, row) in expected.iter().enumerate().skip(1) {
-        let grads = match &matrices {
-            None => rosenbrock_grads(&p),
-            Some((a, b)) => matrix_grads(&p, a, b),
+        let grads = match (problem_name, &constants) {
+            ("tensor3" | "wide", Some((c, t))) => weighted_grads(&p, c, t),
+            (_, Some((a, b))) => matrix_grads(&p, a, b),
+            _ => rosenbrock_grads(&p),
         };
         opt.step(&mut [&mut p], &grads);
         worst.record_scaled(p.value().data(), row, step, p.name());
@@ -109,7 +145,7 @@ fn check(optimizer: &str) {
     let mut report = Report::default();
     for setting in settings().iter().filter(|s| s["optimizer"] == optimizer) {
         let label = setting["label"].as_str().unwrap();
-        for problem in ["rosenbrock", "matrix"].into_iter().filter(|p| setting.get(*p).is_some()) {
+        for problem in PROBLEMS.into_iter().filter(|p| setting.get(*p).is_some()) {
             let drift = setting[problem]["f32_drift"].as_f64().expect("f32_drift");
             assert!(drift < TOLERANCE / 10.0, "{optimizer}/{label}/{problem}: f32 drift {drift:.1e}");
             let note = format!("; the reference's own f32 drift {drift:.1e}");
@@ -170,4 +206,21 @@ fn lamb() {
 #[test]
 fn adabelief() {
     check("adabelief");
+}
+
+/// Adafactor against torch.optim.Adafactor in float64: factored statistics on the matrix and
+/// (per matrix of the last two axes) on the rank-3 tensor, the full second moment on the
+/// vector; defaults, weight decay with update clipping, and floors eps1/eps2 that bind.
+#[test]
+fn adafactor() {
+    check("adafactor");
+}
+
+/// Muon against torch.optim.Muon in float64 (its Newton-Schulz iteration without the cast to
+/// bfloat16), through `muon` by name (on a lone matrix, all Muon): Nesterov with decoupled
+/// decay, plain momentum with Moonshot's learning-rate scaling, and three iterations with
+/// Bernstein's scaling and an eps that binds; on a tall and a wide matrix.
+#[test]
+fn muon() {
+    check("muon");
 }
