@@ -361,7 +361,12 @@ impl OptimizerArgs {
             OptionKind::Switch => OptionValue::Switch,
             // The range is checked when the optimizer is built, with the option's own bounds.
             OptionKind::Count => {
-                OptionValue::Count(parse_count(&value(parser, &flag)?, &flag, u32::MAX as usize)? as u32)
+                // The whole numbers inside the option's range, so the message names its bounds.
+                let r = spec.range;
+                let low = if r.low_open { r.low.floor() + 1.0 } else { r.low.ceil() };
+                let high = if r.high_closed { r.high.floor() } else { r.high.ceil() - 1.0 };
+                let (min, max) = (low.max(0.0) as usize, high.min(u32::MAX as f32) as usize);
+                OptionValue::Count(parse_whole(&value(parser, &flag)?, &flag, min, max)? as u32)
             }
             OptionKind::Choice => {
                 let word = value(parser, &flag)?;
@@ -654,16 +659,15 @@ mod tests {
             .unwrap();
         assert_eq!((o.options.ns_steps, o.options.adjust_lr_fn), (Some(7), Some("spectral_unclamped")));
         assert!(o.build().is_ok());
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 5] = [
             (
                 &["--optimizer", "muon", "--adjust-lr-fn", "orginal"],
                 "--adjust-lr-fn: expected one of original, match_rms_adamw, spectral_unclamped, got 'orginal'",
             ),
             (&["--optimizer", "muon", "--adjust-lr-fn"], "--adjust-lr-fn: missing value"),
-            (&["--optimizer", "muon", "--ns-steps", "2.5"], "--ns-steps: expected a whole number from 1 to 4294967295, got '2.5'"),
-            (&["--optimizer", "muon", "--ns-steps", "0"], "--ns-steps: expected a whole number from 1 to 4294967295, got '0'"),
-            (&["--optimizer", "muon", "--ns-steps", "101"], "--ns-steps must be in [1, 100], got 101"),
-            (&["--optimizer", "muon", "--ns-steps", "100"], "--ns-steps must be below 100, as torch.optim.Muon requires, got 100"),
+            (&["--optimizer", "muon", "--ns-steps", "2.5"], "--ns-steps: expected a whole number from 1 to 99, got '2.5'"),
+            (&["--optimizer", "muon", "--ns-steps", "0"], "--ns-steps: expected a whole number from 1 to 99, got '0'"),
+            (&["--optimizer", "muon", "--ns-steps", "100"], "--ns-steps: expected a whole number from 1 to 99, got '100'"),
         ];
         for (args, expected) in cases {
             assert_eq!(error(args), expected, "args {args:?}");

@@ -132,6 +132,15 @@ impl Problem {
         }
     }
 
+    /// The parameter at `start`: `xy` of shape `[2]`, or `w` of shape `[4, 3]`.
+    ///
+    /// # Panics
+    /// If `start` has the wrong length.
+    pub fn param(self, start: &[f32]) -> Param {
+        let name = if self.is_2d() { "xy" } else { "w" };
+        Param::new(name, Tensor::from_slice(start, self.shape()))
+    }
+
     /// The matrix problem's `A` and `B`.
     fn matrix_data() -> (Tensor, Tensor) {
         let a = matrix(5, 4, |r, c| (4.0 * r + c + 1.0).sin());
@@ -251,8 +260,7 @@ pub fn run_noisy(
     optimizer: &mut dyn Optimizer,
     noise: Noise,
 ) -> Vec<Row> {
-    let name = if problem.is_2d() { "xy" } else { "w" };
-    let mut p = Param::new(name, Tensor::from_slice(start.as_ref(), problem.shape()));
+    let mut p = problem.param(start.as_ref());
     let mut rows = Vec::with_capacity(steps + 1);
     for step in 0..=steps {
         let tape = Tape::new(Mode::Train, 0);
@@ -550,8 +558,9 @@ Problem:
 pub enum Command {
     /// `--help`: print [`USAGE`] and [`cli::optimizer_usage`].
     Help,
-    /// Run an optimizer.
-    Run(OptimizeArgs),
+    /// Run an optimizer (boxed: the options table makes the arguments large, and `Help` is
+    /// nothing).
+    Run(Box<OptimizeArgs>),
 }
 
 /// The arguments of a run of `examples/optimize.rs`.
@@ -620,7 +629,11 @@ where
             other => return Err(cli::unexpected(other)),
         }
     }
-    optimizer.build()?;
+    // Some optimizers take some parameters only (Muon: matrices): refuse before running.
+    let built = optimizer.build()?;
+    built.check_params(&[&problem.param(&problem.default_start())]).map_err(|reason| {
+        CliError::invalid("--optimizer", format!("{reason} (--problem {})", problem.name()))
+    })?;
     if start.is_some() && !problem.is_2d() {
         return Err(CliError::invalid(
             "--start",
@@ -630,14 +643,14 @@ where
             ),
         ));
     }
-    Ok(Command::Run(OptimizeArgs {
+    Ok(Command::Run(Box::new(OptimizeArgs {
         problem,
         start: start.map_or_else(|| problem.default_start(), |xy: [f32; 2]| xy.to_vec()),
         steps,
         optimizer,
         svg,
         noise,
-    }))
+    })))
 }
 
 /// Why [`execute`] failed.

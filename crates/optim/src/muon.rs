@@ -92,16 +92,18 @@ impl MuonConfig {
     /// and eps `>= 0` (the table's ranges), fewer than 100 Newton-Schulz steps.
     pub fn from_options(o: &OptionReader<'_>) -> Result<MuonConfig, OptionsError> {
         let config = read_config!(o, MuonConfig { lr, weight_decay, momentum, eps, ns_steps });
-        let nesterov = !o.switch("no_nesterov");
+        // Nesterov is on by default: `--nesterov` says so explicitly, `--no-nesterov` turns it
+        // off, and both at once is a contradiction rather than a precedence rule to learn.
+        let (asked, refused) = (o.switch("nesterov"), o.switch("no_nesterov"));
+        if asked && refused {
+            return Err(o.invalid("no_nesterov", "contradicts --nesterov"));
+        }
+        let nesterov = !refused;
         let adjust_lr_fn = match o.choice("adjust_lr_fn", AdjustLr::Original.name())? {
             "match_rms_adamw" => AdjustLr::MatchRmsAdamW,
             "spectral_unclamped" => AdjustLr::SpectralUnclamped,
             _ => AdjustLr::Original,
         };
-        if config.ns_steps >= 100 {
-            let reason = format!("must be below 100, as torch.optim.Muon requires, got {}", config.ns_steps);
-            return Err(o.invalid("ns_steps", reason));
-        }
         Ok(MuonConfig { nesterov, adjust_lr_fn, ..config })
     }
 }

@@ -78,8 +78,9 @@ impl Range {
     /// `[1, inf)`: thresholds and factors that must not shrink below one.
     pub const AT_LEAST_ONE: Range =
         Range { low: 1.0, low_open: false, high: f32::INFINITY, high_closed: false };
-    /// `[1, 100]`: iteration counts (a run of more than a hundred is a mistake, not a choice).
-    pub const ITERATIONS: Range = Range { low: 1.0, low_open: false, high: 100.0, high_closed: true };
+    /// `[1, 100)`: iteration counts, as `torch.optim.Muon` bounds its Newton-Schulz steps (a
+    /// hundred or more is a mistake, not a choice).
+    pub const ITERATIONS: Range = Range { low: 1.0, low_open: false, high: 100.0, high_closed: false };
 
     /// Whether `x` is in the range (and finite).
     pub fn contains(&self, x: f32) -> bool {

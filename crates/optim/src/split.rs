@@ -142,9 +142,11 @@ impl<A: Optimizer + Clone, B: Optimizer + Clone> Optimizer for Split<A, B> {
         if selected.is_empty() && !rest.is_empty() {
             let shown: Vec<String> =
                 rest.iter().take(3).map(|p| format!("'{}' {:?}", p.name(), p.shape())).collect();
+            // `muon: muon updates ...` would say the name twice.
+            let who =
+                if self.name == self.selected.name() { String::new() } else { format!("{}: ", self.name) };
             return Err(format!(
-                "{}: {} updates {}, and none of the parameters is one ({}{}); {} would update them all",
-                self.name,
+                "{who}{} updates {}, and none of the parameters is one ({}{}); {} would update them all",
                 self.selected.name(),
                 self.selector,
                 shown.join(", "),

@@ -58,6 +58,17 @@ fn parameters_without_gradient_are_left_alone_and_take_no_step() {
     assert_eq!(state.params["used"].step, 1);
 }
 
+/// Muon's Nesterov momentum is on by default; `--nesterov` says so, `--no-nesterov` turns it
+/// off (torch's `nesterov=False`).
+#[test]
+fn muon_takes_nesterov_on_by_default_and_said_explicitly() {
+    let settings = |o: OptimizerOptions| adamant_optim::options::build_with_settings("muon", &o).unwrap().1;
+    let nesterov = |s: &[(&str, String)]| s.iter().find(|(n, _)| *n == "no_nesterov").unwrap().1.clone();
+    assert_eq!(nesterov(&settings(OptimizerOptions::default())), "off");
+    assert_eq!(nesterov(&settings(OptimizerOptions { nesterov: true, ..Default::default() })), "off");
+    assert_eq!(nesterov(&settings(OptimizerOptions { no_nesterov: true, ..Default::default() })), "on");
+}
+
 #[test]
 fn every_name_builds_and_reports_its_name() {
     for name in adamant_optim::OPTIMIZER_NAMES {
@@ -93,6 +104,22 @@ fn build_rejects_bad_options_with_one_line_errors() {
         ("lion", OptimizerOptions { lr: Some(0.0), ..Default::default() }, "lr must be > 0 for lion, got 0"),
         ("lamb", OptimizerOptions { lr: Some(0.0), ..Default::default() }, "lr must be > 0 for lamb, got 0"),
         ("lion", OptimizerOptions { eps: Some(1e-8), ..Default::default() }, "eps is not an option of lion"),
+        (
+            "muon",
+            OptimizerOptions { nesterov: true, no_nesterov: true, ..Default::default() },
+            "no_nesterov contradicts --nesterov",
+        ),
+        (
+            "muon",
+            OptimizerOptions { ns_steps: Some(0), ..Default::default() },
+            "ns_steps must be in [1, 100), got 0",
+        ),
+        (
+            "adafactor",
+            OptimizerOptions { beta2_decay: Some(0.5), ..Default::default() },
+            "beta2_decay must be <= 0, got 0.5",
+        ),
+        ("adafactor", OptimizerOptions { d: Some(0.5), ..Default::default() }, "d must be >= 1, got 0.5"),
         (
             "adabelief",
             OptimizerOptions { betas: Some((0.9, 1.0)), ..Default::default() },
@@ -145,7 +172,7 @@ fn check_params_reports_what_an_optimizer_cannot_update_in_one_line() {
     let p = Param::new("p", Tensor::zeros(&[2]));
     assert_eq!(
         split.check_params(&[&p]).unwrap_err(),
-        "muon: muon updates matrices (parameters with two axes), and none of the parameters is one ('p' [2]); \
+        "muon updates matrices (parameters with two axes), and none of the parameters is one ('p' [2]); \
          adamw would update them all"
     );
     for name in adamant_optim::OPTIMIZER_NAMES.iter().filter(|n| **n != "muon") {
