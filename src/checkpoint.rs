@@ -5,7 +5,9 @@
 //! Layout, in the one codec of [`adamant_tensor::io`]: each parameter is the tensor
 //! `model/<name>`; the optimizer's buffers are the tensors `optimizer/<param>/<buffer>` and
 //! its scalars metadata keys starting with `optimizer/`
-//! ([`OptimizerState::write_into`]); the run's settings are metadata keys `run.<setting>`; the
+//! ([`OptimizerState::write_into`]); a run that averages its weights adds the averaged copy
+//! as the tensors `average/<name>` and metadata keys `average/scheme` and so on
+//! ([`AverageState::write_into`]); the run's settings are metadata keys `run.<setting>`; the
 //! rest is metadata. One file means one atomic rename: a crash leaves either the previous
 //! checkpoint or the new one, never a mix.
 //!
@@ -20,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use adamant_layers::serialize::{assign, AssignError};
 use adamant_layers::Module;
-use adamant_optim::{Optimizer, OptimizerState, Scheduler, StateError};
+use adamant_optim::{AverageError, AverageState, Optimizer, OptimizerState, Scheduler, StateError};
 use adamant_tensor::io::{decode, encode, write_atomic, CodecError, TensorFile};
 use adamant_tensor::Tensor;
 
@@ -192,6 +194,8 @@ pub enum DecodeError {
     Codec(CodecError),
     /// The optimizer's part is malformed.
     OptimizerState(StateError),
+    /// The weight average's part is malformed.
+    Average(AverageError),
     /// A safetensors file, but not a consistent adamant checkpoint (what is wrong).
     Invalid(String),
 }
@@ -201,6 +205,7 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::Codec(e) => write!(f, "{e}"),
             DecodeError::OptimizerState(e) => write!(f, "{e}"),
+            DecodeError::Average(e) => write!(f, "{e}"),
             DecodeError::Invalid(why) => write!(f, "{why}"),
         }
     }
@@ -211,6 +216,7 @@ impl std::error::Error for DecodeError {
         match self {
             DecodeError::Codec(e) => Some(e),
             DecodeError::OptimizerState(e) => Some(e),
+            DecodeError::Average(e) => Some(e),
             DecodeError::Invalid(_) => None,
         }
     }
@@ -344,12 +350,16 @@ pub struct Checkpoint {
     pub scheduler: Option<BTreeMap<String, f64>>,
     /// Metrics of every completed epoch.
     pub history: Vec<EpochMetrics>,
+    /// The run's weight average, if it keeps one ([`crate::train::FitConfig::average`]).
+    /// [`Checkpoint::capture`] leaves it `None`; the training loop sets it.
+    pub average: Option<AverageState>,
 }
 
 /// Name prefixes of the model's and the optimizer's entries in the file.
 const MODEL: &str = "model/";
 const OPTIMIZER: &str = "optimizer/";
 const SCHEDULER: &str = "scheduler.";
+const AVERAGE: &str = "average/";
 const RUN: &str = "run.";
 /// The checkpoint format this version writes and reads.
 const FORMAT: &str = "3";
@@ -375,6 +385,7 @@ impl Checkpoint {
             optimizer: optimizer.state_dict(),
             scheduler: scheduler.map(|s| s.state()),
             history: history.epochs.clone(),
+            average: None,
         }
     }
 
@@ -403,11 +414,14 @@ impl Checkpoint {
         let mut tensors: Vec<(String, Tensor)> =
             self.model.iter().map(|(n, t)| (format!("{MODEL}{n}"), t.clone())).collect();
         self.optimizer.write_into(OPTIMIZER, &mut tensors, &mut meta);
+        if let Some(average) = &self.average {
+            average.write_into(AVERAGE, &mut tensors, &mut meta);
+        }
         let named: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
         encode(&named, &meta)
     }
 
-    /// The first NaN or infinity in the model or the optimizer state, described as
+    /// The first NaN or infinity in the model, the optimizer state or the weight average, described as
     /// `model/fc1.weight[17] = NaN`; `None` when every value is finite.
     pub fn first_non_finite(&self) -> Option<String> {
         let in_tensor = |name: String, t: &Tensor| {
@@ -435,11 +449,19 @@ impl Checkpoint {
                 })
             })
             .or_else(|| {
+                let average = self.average.iter().flat_map(|a| &a.tensors);
+                average.clone().find_map(|(n, t, _)| in_tensor(format!("{AVERAGE}{n}"), t))
+            })
+            .or_else(|| {
                 self.scheduler.iter().flatten().find_map(|(k, &x)| in_scalar(format!("{SCHEDULER}{k}"), x))
             })
             .or_else(|| {
                 self.history.iter().find_map(|e| {
-                    let losses = [("train loss", e.train_loss), ("test loss", e.test_loss)];
+                    let losses = [
+                        ("train loss", e.train_loss),
+                        ("test loss", e.test_loss),
+                        ("averaged test loss", e.averaged_test_loss.unwrap_or(0.0)),
+                    ];
                     losses
                         .into_iter()
                         .find_map(|(what, x)| in_scalar(format!("the {what} of epoch {}", e.epoch), x))
@@ -538,6 +560,8 @@ impl Checkpoint {
         }
         let optimizer =
             OptimizerState::read_from(OPTIMIZER, &mut tensors, &meta).map_err(DecodeError::OptimizerState)?;
+        // Absent from the checkpoints of runs without averaging (and of earlier versions).
+        let average = AverageState::read_from(AVERAGE, &mut tensors, &meta).map_err(DecodeError::Average)?;
         let mut model = Vec::with_capacity(tensors.len());
         for (name, t) in tensors {
             match name.strip_prefix(MODEL) {
@@ -586,6 +610,7 @@ impl Checkpoint {
             optimizer,
             scheduler: (!scheduler.is_empty()).then_some(scheduler),
             history,
+            average,
         };
         // Training cannot continue from a NaN weight or moment: such a file is refused here,
         // not resumed and later named as the last good state.
@@ -646,6 +671,8 @@ mod tests {
             test_accuracy: Some(0.75),
             lr: 0.01,
             seconds: 1.0,
+            averaged_test_loss: None,
+            averaged_test_accuracy: None,
         };
         Checkpoint {
             epoch,
@@ -660,6 +687,7 @@ mod tests {
             },
             scheduler: None,
             history: (1..=epochs).map(row).collect(),
+            average: None,
         }
     }
 
