@@ -116,6 +116,7 @@ fn setting_flag(setting: &str) -> String {
         "test_examples" => "--test-subset (test examples)".to_string(),
         "model" => "the model".to_string(),
         "adamant_version" => "adamant version".to_string(),
+        "average" => "--ema/--average".to_string(),
         flag => format!("--{}", flag.replace('_', "-")),
     }
 }
