@@ -331,10 +331,7 @@ where
                 if a.average.is_some() {
                     return Err(CliError::invalid(&flag, "give one of --ema and --average, once"));
                 }
-                let spec = if flag == "--ema" { format!("ema:{v}") } else { v };
-                let averaging =
-                    spec.parse::<Averaging>().map_err(|e| CliError::invalid(&flag, e.to_string()))?;
-                a.average = Some(averaging);
+                a.average = Some(cli::parse_averaging(&v, &flag)?);
             }
             Long("accumulate") => {
                 let v = cli::value(&mut parser, "--accumulate")?;
