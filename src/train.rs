@@ -554,7 +554,7 @@ pub fn fit<M: Module + ?Sized>(
                 drop(tape);
                 match grads.as_mut() {
                     None => grads = Some(micro_grads),
-                    Some(total) => adamant_autodiff::Gradients::add(total, micro_grads),
+                    Some(total) => total.add(micro_grads),
                 }
                 loss_sum += loss as f64 * b as f64;
                 step_loss_sum += loss as f64 * b as f64;
@@ -635,15 +635,12 @@ pub fn fit<M: Module + ?Sized>(
     Ok(history)
 }
 
-/// The most a checkpoint of `model` can weigh ([`Checkpoint::max_bytes_for`]), plus a
-/// weight average's copy of every parameter and buffer (the tensors once more, and a header
-/// each): a resume reads no more than that.
+/// The most a checkpoint of `model` can weigh ([`Checkpoint::max_bytes_for`] of its
+/// parameters and buffers, a weight average's copy included): a resume reads no more.
 fn resume_cap<M: Module + ?Sized>(model: &M) -> u64 {
     let buffers = model.named_buffers();
     let values = model.num_params() + buffers.iter().map(|(_, b)| b.value().numel()).sum::<usize>();
-    let tensors = model.params().len() + buffers.len();
-    let average = (values as u64).saturating_mul(4).saturating_add((tensors as u64).saturating_mul(512));
-    Checkpoint::max_bytes_for(values, tensors).saturating_add(average)
+    Checkpoint::max_bytes_for(values, model.params().len() + buffers.len())
 }
 
 /// The saved weight average a resumed run continues with, checked against `model`: the
