@@ -31,8 +31,7 @@ use adamant_autodiff::{Mode, Tape, Var};
 use adamant_data::batch::{BatchOptions, Batches};
 use adamant_data::{Augment, Dataset};
 use adamant_layers::{correct_count, Module, Params};
-use adamant_optim::AverageState;
-use adamant_optim::{Averaging, Optimizer, Scheduler, WeightAverage};
+use adamant_optim::{AverageState, Averaging, Optimizer, Scheduler, WeightAverage};
 use adamant_tensor::io::{remove_interrupted_writes, write_atomic};
 use adamant_tensor::rng::{self, Purpose};
 
