@@ -15,14 +15,17 @@
 //! (lr 3e-3, betas (0.9, 0.999), eps 1e-8) with the rate cosine-annealed to 3e-5 over the run,
 //! batches of 64 examples drawn uniformly with replacement, 10,000 steps. Reported: the mean
 //! cross-entropy over every train, dev and test example, then 20 names sampled from the model.
+//! With `--ema DECAY` an exponential moving average of the weights (torch's `AveragedModel`
+//! with `get_ema_multi_avg_fn(DECAY)`) is kept over the steps and its losses are reported too.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use adamant::autodiff::{Mode, Tape, Var};
+use adamant::average::{self, with_averaged};
 use adamant::data::text::{NameExamples, Names};
 use adamant::layers::{Dense, Embedding, Module, Params};
-use adamant::optim::{Adam, AdamConfig, Optimizer, Schedule, Scheduler};
+use adamant::optim::{Adam, AdamConfig, Averaging, Optimizer, Schedule, Scheduler, WeightAverage};
 use adamant::prelude::*;
 use adamant::tensor::rng::{self, Purpose};
 use adamant::tensor::sample::categorical_row;
@@ -45,12 +48,14 @@ const BUNDLED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/names/first
 
 const USAGE: &str = "makemore: Bengio et al.'s MLP language model on first names, then 20 samples
 
-Usage: cargo run --release --example makemore -- [--seed S] [--steps N] [--data PATH] [--json]
+Usage: cargo run --release --example makemore -- [--seed S] [--steps N] [--data PATH] [--ema DECAY] [--json]
   --seed S       initial weights, batches and samples (default 0)
   --steps N      training steps of 64 examples (default 10000, at most 1000000); the rate is
                  cosine-annealed from 3e-3 to 3e-5 over them
   --data PATH    a names file (one lowercase name a line), or a directory holding first.txt
                  (default: the bundled datasets/names/first.txt)
+  --ema DECAY    also keep an exponential moving average of the weights (DECAY in [0, 1],
+                 e.g. 0.999) and report its losses (averaged_train_loss, ... in the JSON)
   --json         end with one JSON line:
                  {\"train_loss\": .., \"dev_loss\": .., \"test_loss\": .., \"step_ms\": ..}";
 
@@ -58,13 +63,14 @@ struct Args {
     seed: u64,
     steps: usize,
     data: PathBuf,
+    ema: Option<Averaging>,
     json: bool,
 }
 
 /// The command line, or `None` for `--help`.
 fn parse_args() -> Result<Option<Args>, CliError> {
     use adamant_lab::lexopt::prelude::*;
-    let mut a = Args { seed: 0, steps: 10_000, data: PathBuf::from(BUNDLED), json: false };
+    let mut a = Args { seed: 0, steps: 10_000, data: PathBuf::from(BUNDLED), ema: None, json: false };
     let mut parser = adamant_lab::lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
@@ -74,6 +80,7 @@ fn parse_args() -> Result<Option<Args>, CliError> {
                 a.steps = cli::parse_count(&cli::value(&mut parser, "--steps")?, "--steps", MAX_STEPS)?
             }
             Long("data") => a.data = cli::path_value(&mut parser, "--data")?,
+            Long("ema") => a.ema = Some(cli::parse_averaging(&cli::value(&mut parser, "--ema")?, "--ema")?),
             Long("json") => a.json = true,
             other => return Err(cli::unexpected(other)),
         }
@@ -161,6 +168,7 @@ fn main() {
     let (train_inputs, train_targets) = (names.train.inputs.data(), &names.train.targets);
     let mut contexts = vec![0usize; BATCH * CONTEXT];
     let mut targets = vec![0usize; BATCH];
+    let mut ema = args.ema.map(WeightAverage::new);
     let started = Instant::now();
     for step in 1..=args.steps {
         for (b, target) in targets.iter_mut().enumerate() {
@@ -175,6 +183,9 @@ fn main() {
         let grads = loss.backward();
         scheduler.step(&mut adam);
         adam.step(&mut model.params_mut(), &grads);
+        if let Some(ema) = ema.as_mut() {
+            average::update(ema, &model);
+        }
         if step % 1000 == 0 || step == args.steps {
             println!("step {step:>6}: batch loss {:.4}, lr {:.2e}", loss.item(), adam.lr());
         }
@@ -184,13 +195,22 @@ fn main() {
     let (train_loss, dev_loss, test_loss) =
         (model.loss(&names.train), model.loss(&names.dev), model.loss(&names.test));
     println!("train loss {train_loss:.4}, dev loss {dev_loss:.4}, test loss {test_loss:.4} ({step_ms:.4} ms per step)");
+    let averaged = ema.as_ref().map(|ema| {
+        with_averaged(&mut model, ema, |m| (m.loss(&names.train), m.loss(&names.dev), m.loss(&names.test)))
+    });
+    if let Some((train, dev, test)) = averaged {
+        println!("averaged weights: train loss {train:.4}, dev loss {dev:.4}, test loss {test:.4}");
+    }
     println!("{SAMPLES} samples:");
     for i in 0..SAMPLES {
         println!("  {}", model.sample(&names, &mut rng::stream(args.seed, Purpose::Sample, i as u64)));
     }
     if args.json {
+        let averaged = averaged.map_or(String::new(), |(train, dev, test)| {
+            format!(", \"averaged_train_loss\": {train}, \"averaged_dev_loss\": {dev}, \"averaged_test_loss\": {test}")
+        });
         println!(
-            "{{\"train_loss\": {train_loss}, \"dev_loss\": {dev_loss}, \"test_loss\": {test_loss}, \"step_ms\": {step_ms}}}"
+            "{{\"train_loss\": {train_loss}, \"dev_loss\": {dev_loss}, \"test_loss\": {test_loss}{averaged}, \"step_ms\": {step_ms}}}"
         );
     }
 }

@@ -32,6 +32,7 @@ pub mod layers {
 pub use adamant_optim as optim;
 pub use adamant_tensor as tensor;
 
+pub mod average;
 pub mod checkpoint;
 pub mod history;
 pub mod train;

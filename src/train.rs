@@ -9,6 +9,15 @@
 //! in epoch `e` ([`FitConfig::augment`]) from `(seed, Data, e)` and `i`, so a run resumed from a
 //! checkpoint continues exactly as the uninterrupted run would have, and no two purposes ever
 //! draw the same numbers.
+//!
+//! With gradient accumulation ([`FitConfig::accumulate`] `K > 1`) an optimizer step sums the
+//! gradients of `K` consecutive minibatches (micro-batches), each loss scaled by its share of
+//! the step's examples, so the step is the one a single batch of all of them would take (up to
+//! rounding, and batch norm's statistics, which are per micro-batch). Micro-batch `j` of step
+//! `s` draws its tape's randomness (dropout) from `(seed, Step, s)` when `j = 0`, as an
+//! unaccumulated step does, and from stream `j` of that seed after it, so every micro-batch
+//! has masks of its own. With weight averaging ([`FitConfig::average`]) the average is
+//! updated after every optimizer step and the test set is evaluated with it after each epoch.
 
 use std::fmt;
 use std::fs;
@@ -21,12 +30,12 @@ use std::time::Instant;
 use adamant_autodiff::{Mode, Tape, Var};
 use adamant_data::batch::{BatchOptions, Batches};
 use adamant_data::{Augment, Dataset};
-use adamant_layers::{correct_count, Module};
-use adamant_optim::{Optimizer, Scheduler};
+use adamant_layers::{correct_count, Module, Params};
+use adamant_optim::{AverageState, Averaging, Optimizer, Scheduler, WeightAverage};
 use adamant_tensor::io::{remove_interrupted_writes, write_atomic};
 use adamant_tensor::rng::{self, Purpose};
 
-use crate::checkpoint::{Checkpoint, CheckpointError, Conflict, PartialEpoch, RunIdentity};
+use crate::checkpoint::{Checkpoint, CheckpointError, Conflict, DecodeError, PartialEpoch, RunIdentity};
 pub use crate::history::{EpochMetrics, History};
 
 /// What a model computes for a batch: the loss, and the logits if the task is classification.
@@ -97,6 +106,23 @@ pub struct FitConfig {
     /// batches are never augmented. Recorded in the run's identity when set, so a resume
     /// with another augmentation (or none) is refused. `None`: the images as they are.
     pub augment: Option<Augment>,
+    /// Keep a running average of the weights and buffers ([`Averaging`]: the paper's temporal
+    /// average, torch's EMA or SWA), updated after every optimizer step, checkpointed with
+    /// the run and evaluated on the test set after each epoch
+    /// ([`EpochMetrics::averaged_test_loss`]). Recorded in the run's identity when set.
+    ///
+    /// # Panics
+    /// [`fit`] panics on a rate out of range (check user input with [`Averaging::check`]).
+    pub average: Option<Averaging>,
+    /// Minibatches per optimizer step (gradient accumulation, default 1): each step sums the
+    /// gradients of `accumulate` consecutive minibatches of `batch_size`, as one step on a
+    /// batch `accumulate` times larger (the epoch's last step may take fewer). Steps,
+    /// schedules, averaging, logs and checkpoints count optimizer steps. Recorded in the run's
+    /// identity when above 1.
+    ///
+    /// # Panics
+    /// [`fit`] panics when it is 0.
+    pub accumulate: usize,
 }
 
 impl Default for FitConfig {
@@ -115,6 +141,8 @@ impl Default for FitConfig {
             max_steps_per_epoch: None,
             interrupt: None,
             augment: None,
+            average: None,
+            accumulate: 1,
         }
     }
 }
@@ -126,10 +154,11 @@ impl FitConfig {
     }
 
     /// Optimizer steps [`fit`] takes per epoch on `examples` training examples: one per
-    /// minibatch (the last may be short), capped by `max_steps_per_epoch`.
+    /// `accumulate` minibatches (the last minibatch may be short, and the last step take
+    /// fewer), capped by `max_steps_per_epoch`.
     pub fn steps_per_epoch(&self, examples: usize) -> usize {
-        let batches = examples.div_ceil(self.batch_size);
-        self.max_steps_per_epoch.map_or(batches, |m| m.min(batches))
+        let steps = examples.div_ceil(self.batch_size).div_ceil(self.accumulate.max(1));
+        self.max_steps_per_epoch.map_or(steps, |m| m.min(steps))
     }
 }
 
@@ -307,6 +336,12 @@ fn run_identity<M: Module + ?Sized>(
     if let Some(augment) = config.augment {
         run.set("augment", augment);
     }
+    if let Some(average) = config.average {
+        run.set("average", average);
+    }
+    if config.accumulate > 1 {
+        run.set("accumulate", config.accumulate);
+    }
     for (setting, value) in config.identity.iter() {
         run.set(setting, value);
     }
@@ -319,7 +354,8 @@ fn run_identity<M: Module + ?Sized>(
 ///
 /// # Panics
 /// If `config.augment` is set and the training images are not `[N, C, H, W]` (a programmer
-/// error: the augmentation is for images).
+/// error: the augmentation is for images), if `config.accumulate` is 0 or if
+/// `config.average` has a rate out of range.
 pub fn fit<M: Module + ?Sized>(
     model: &mut M,
     task: &dyn Task<M>,
@@ -336,6 +372,8 @@ pub fn fit<M: Module + ?Sized>(
             train.images.shape()
         );
     }
+    assert!(config.accumulate >= 1, "fit: FitConfig::accumulate must be at least 1 (minibatches per step)");
+    let mut average = config.average.map(WeightAverage::new);
     let mut history = History::default();
     let mut step: u64 = 0;
     let mut first_epoch = 1;
@@ -366,18 +404,21 @@ pub fn fit<M: Module + ?Sized>(
         } else {
             // `read` refuses a checkpoint holding a NaN or an infinity, and one larger than
             // this model's could be (a hostile or unrelated file is not read into memory).
-            let buffers = model.named_buffers();
-            let values = model.num_params() + buffers.iter().map(|(_, b)| b.value().numel()).sum::<usize>();
-            let cap = Checkpoint::max_bytes_for(values, model.params().len() + buffers.len());
-            let ckpt = Checkpoint::read_at_most(path, cap)?;
+            let ckpt = Checkpoint::read_at_most(path, resume_cap(&*model))?;
             let conflicts = run.conflicts(&ckpt.run);
             if !conflicts.is_empty() && !config.resume_override {
                 return Err(TrainError::RunMismatch { path: path.clone(), conflicts });
             }
             let base_lr = |o: &dyn Optimizer, s: Option<&Scheduler>| s.map_or(o.lr(), |s| s.base_lr());
             let configured_lr = base_lr(&*optimizer, scheduler.as_deref());
+            // Checked before anything changes, as `restore` checks the rest.
+            let saved_average = resumed_average(&ckpt, average.as_ref(), &*model)
+                .map_err(|source| CheckpointError::Decode { path: path.clone(), source })?;
             ckpt.restore(model, optimizer, scheduler.as_deref_mut())
                 .map_err(|source| CheckpointError::Restore { path: path.clone(), source })?;
+            if let (Some(average), Some(saved)) = (average.as_mut(), saved_average) {
+                average.load_state(saved).expect("checked by resumed_average");
+            }
             if !conflicts.is_empty() {
                 // Overridden: this run's settings apply from here on. The optimizer state
                 // restored the saved learning rate (as PyTorch's load_state_dict does); the
@@ -419,7 +460,8 @@ pub fn fit<M: Module + ?Sized>(
             },
         );
         let steps_this_epoch = config.steps_per_epoch(train.len());
-        debug_assert!(steps_this_epoch <= batches.len());
+        let k = config.accumulate;
+        debug_assert!(steps_this_epoch <= batches.len().div_ceil(k));
         // A checkpoint written mid-epoch: its steps are done, and its sums carry on.
         let partial = resumed_partial.take();
         let already = partial.as_ref().map_or(0, |p| p.steps.min(steps_this_epoch));
@@ -428,8 +470,10 @@ pub fn fit<M: Module + ?Sized>(
         let seconds_before = partial.as_ref().map_or(0.0, |p| p.seconds);
         let (mut loss_sum, mut seen, mut correct, mut has_logits) = partial
             .map_or((0.0f64, 0usize, 0usize, false), |p| (p.loss_sum, p.examples, p.correct, p.has_logits));
-        // `done`: the epoch's steps taken before this batch's.
-        for (done, mut batch) in (already..).zip(batches.take(steps_this_epoch).skip(already)) {
+        // The epoch's micro-batches from the first step not yet taken, `k` per step.
+        let mut micro_batches = batches.take(steps_this_epoch * k).skip(already * k);
+        // `done`: the epoch's steps taken before this one.
+        for done in already..steps_this_epoch {
             if config.interrupted() {
                 bar.abandon();
                 let partial = PartialEpoch {
@@ -457,6 +501,7 @@ pub fn fit<M: Module + ?Sized>(
                             &history,
                         );
                         checkpoint.partial = Some(partial);
+                        checkpoint.average = average.as_ref().map(WeightAverage::state);
                         if let Some(what) = checkpoint.first_non_finite() {
                             let what = format!("{what} when interrupted");
                             return Err(TrainError::NonFinite {
@@ -472,32 +517,55 @@ pub fn fit<M: Module + ?Sized>(
                 };
                 return Err(TrainError::Interrupted { step, epoch, checkpoint });
             }
+            let group: Vec<_> = micro_batches.by_ref().take(k).collect();
             step += 1;
             if let Some(s) = scheduler.as_deref_mut() {
                 s.step(optimizer);
             }
-            if let Some(augment) = &config.augment {
-                augment.apply_batch(&mut batch, config.seed, epoch as u64);
+            let step_examples: usize = group.iter().map(|b| b.labels.len()).sum();
+            let step_seed = rng::stream_seed(config.seed, Purpose::Step, step);
+            let (mut grads, mut step_loss_sum) = (None, 0.0f64);
+            for (j, mut batch) in group.into_iter().enumerate() {
+                if let Some(augment) = &config.augment {
+                    augment.apply_batch(&mut batch, config.seed, epoch as u64);
+                }
+                let seed =
+                    if j == 0 { step_seed } else { rng::stream_seed(step_seed, Purpose::Step, j as u64) };
+                let tape = Tape::new(Mode::Train, seed);
+                let out = task.forward(model, tape.constant(batch.images), &batch.labels);
+                let loss = out.loss.item();
+                if !loss.is_finite() {
+                    bar.abandon();
+                    let what = format!("loss is {loss}");
+                    return Err(TrainError::NonFinite { step, epoch, what, checkpoint: last_checkpoint });
+                }
+                if let Some(logits) = out.logits {
+                    has_logits = true;
+                    correct += correct_count(&logits.value(), &batch.labels);
+                }
+                let b = batch.labels.len();
+                // The mean over the step's examples: each micro-batch's mean loss weighted by
+                // its share, so the summed gradient is the big batch's. One micro-batch is
+                // left as it is (the same bits as without accumulation).
+                let scaled =
+                    if k == 1 { out.loss } else { out.loss.mul_scalar(b as f32 / step_examples as f32) };
+                let micro_grads = scaled.backward();
+                drop(tape);
+                match grads.as_mut() {
+                    None => grads = Some(micro_grads),
+                    Some(total) => total.add(micro_grads),
+                }
+                loss_sum += loss as f64 * b as f64;
+                step_loss_sum += loss as f64 * b as f64;
+                seen += b;
             }
-            let tape = Tape::new(Mode::Train, rng::stream_seed(config.seed, Purpose::Step, step));
-            let out = task.forward(model, tape.constant(batch.images), &batch.labels);
-            let loss = out.loss.item();
-            if !loss.is_finite() {
-                bar.abandon();
-                let what = format!("loss is {loss}");
-                return Err(TrainError::NonFinite { step, epoch, what, checkpoint: last_checkpoint });
-            }
-            if let Some(logits) = out.logits {
-                has_logits = true;
-                correct += correct_count(&logits.value(), &batch.labels);
-            }
-            let grads = out.loss.backward();
-            drop(tape);
+            let grads = grads.expect("every step takes at least one micro-batch");
             optimizer.step(&mut model.params_mut(), &grads);
-
-            let b = batch.labels.len();
-            loss_sum += loss as f64 * b as f64;
-            seen += b;
+            if let Some(average) = average.as_mut() {
+                crate::average::update(average, &*model);
+            }
+            // The step's mean loss (with one micro-batch, its loss exactly: b * x / b == x).
+            let loss = (step_loss_sum / step_examples.max(1) as f64) as f32;
             history.iterations.push((step, loss));
             if let (Some(log), Some(path)) = (iter_log.as_mut(), &iter_log_path) {
                 writeln!(log, "{step},{epoch},{loss},{}", optimizer.lr()).map_err(io_err(path))?;
@@ -513,6 +581,19 @@ pub fn fit<M: Module + ?Sized>(
             let what = format!("test loss is {test_loss} after the epoch");
             return Err(TrainError::NonFinite { step, epoch, what, checkpoint: last_checkpoint });
         }
+        let (averaged_test_loss, averaged_test_accuracy) = match &average {
+            Some(average) => {
+                let (loss, accuracy) = crate::average::with_averaged(model, average, |m| {
+                    evaluate(m, task, test, config.eval_batch_size)
+                });
+                if !loss.is_finite() {
+                    let what = format!("averaged test loss is {loss} after the epoch");
+                    return Err(TrainError::NonFinite { step, epoch, what, checkpoint: last_checkpoint });
+                }
+                (Some(loss), accuracy)
+            }
+            None => (None, None),
+        };
         let metrics = EpochMetrics {
             epoch,
             step,
@@ -522,14 +603,17 @@ pub fn fit<M: Module + ?Sized>(
             test_accuracy,
             lr: optimizer.lr(),
             seconds,
+            averaged_test_loss,
+            averaged_test_accuracy,
         };
         history.epochs.push(metrics);
 
         if let (Some(epochs_path), Some(path)) = (&epochs_path, &ckpt_path) {
             // Checked before anything of the epoch is written, so the logs never get ahead of
             // the last good checkpoint.
-            let checkpoint =
+            let mut checkpoint =
                 Checkpoint::capture(&*model, optimizer, scheduler.as_deref(), epoch, step, &run, &history);
+            checkpoint.average = average.as_ref().map(WeightAverage::state);
             if let Some(what) = checkpoint.first_non_finite() {
                 let what = format!("{what} after the epoch");
                 return Err(TrainError::NonFinite { step, epoch, what, checkpoint: last_checkpoint });
@@ -548,6 +632,39 @@ pub fn fit<M: Module + ?Sized>(
         }
     }
     Ok(history)
+}
+
+/// The most a checkpoint of `model` can weigh ([`Checkpoint::max_bytes_for`] of its
+/// parameters and buffers, a weight average's copy included): a resume reads no more.
+fn resume_cap<M: Module + ?Sized>(model: &M) -> u64 {
+    let buffers = model.named_buffers();
+    let values = model.num_params() + buffers.iter().map(|(_, b)| b.value().numel()).sum::<usize>();
+    Checkpoint::max_bytes_for(values, model.params().len() + buffers.len())
+}
+
+/// The saved weight average a resumed run continues with, checked against `model`: the
+/// checkpoint's when this run averages the same way; `None` (a fresh average, with a warning
+/// when one was saved) when the checkpoint has none (a run without averaging, or an older
+/// version) or averaged another way (a resume overriding the setting).
+fn resumed_average<M: Params + ?Sized>(
+    ckpt: &Checkpoint,
+    average: Option<&WeightAverage>,
+    model: &M,
+) -> Result<Option<AverageState>, DecodeError> {
+    let (Some(average), Some(saved)) = (average, &ckpt.average) else { return Ok(None) };
+    if saved.averaging != average.averaging() {
+        eprintln!(
+            "warning: the checkpoint's weight average is {}, this run's {}: starting a fresh average",
+            saved.averaging,
+            average.averaging()
+        );
+        return Ok(None);
+    }
+    let layout = crate::average::layout(model);
+    saved
+        .validate(layout.iter().map(|(n, shape, kind)| (n.as_str(), shape.as_slice(), *kind)))
+        .map_err(DecodeError::Average)?;
+    Ok(Some(saved.clone()))
 }
 
 /// An exclusive lock on `<out_dir>/<name>.lock` for as long as a run uses its files: one

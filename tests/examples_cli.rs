@@ -42,6 +42,12 @@ fn cases(takes_optimizer: bool) -> Vec<(Vec<&'static str>, &'static str)> {
         (vec!["--data", "/nonexistent/adamant-data-dir"], "--data"),
         (vec!["--no-such-flag"], "--no-such-flag"),
         (vec!["--preprocess", "zca:-1"], "--preprocess"),
+        (vec!["--ema", "1.5"], "--ema"),
+        (vec!["--ema", "nan"], "--ema"),
+        (vec!["--average", "temporal:1"], "--average"),
+        (vec!["--average", "mean"], "--average"),
+        (vec!["--accumulate", "0"], "--accumulate"),
+        (vec!["--accumulate", "16777217"], "--accumulate"),
         // Every count is bounded. Near 2^64, trace_adam panicked with "capacity overflow",
         // bench's `warmup + steps` wrapped into a table of NaN, and the training examples
         // went on to load the data.
@@ -202,6 +208,39 @@ fn sgd_at_lr_1e6_stops_on_nan_naming_the_step_and_keeps_the_last_good_checkpoint
     };
     assert!(bits(&kept) == bits(&reference), "the kept weights are not those of the last good epoch");
     assert!(kept.model.iter().all(|(_, t)| t.data().iter().all(|x| x.is_finite())));
+}
+
+/// `--ema 0.999` reports the raw and the averaged model's test metrics, in the text report and
+/// in the JSON line; `--accumulate K` takes K minibatches per logged step; both are refused
+/// together with `--average`, and each is in the checkpoint's identity.
+#[test]
+fn ema_and_accumulate_flags_report_and_record_what_they_do() {
+    let scratch = common::Scratch::new("ema-flags");
+    let quick = ["--optimizer", "adam", "--steps-per-epoch", "3", "--epochs", "1"];
+    let out = mnist_mlp(&scratch.0.join("text"), &[&quick[..], &["--ema", "0.999"]].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("test accuracy") && stdout.contains("(averaged weights: test loss "), "{stdout}");
+
+    let out = mnist_mlp(
+        &scratch.0.join("json"),
+        &[&quick[..], &["--ema", "0.999", "--accumulate", "2", "--json"]].concat(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["test_accuracy", "averaged_test_accuracy", "test_loss", "averaged_test_loss"] {
+        assert!(line[key].as_f64().is_some_and(|x| x.is_finite()), "{key} in {line}");
+    }
+    let ckpt = Checkpoint::read(&scratch.0.join("json/mnist_mlp_adam.ckpt")).unwrap();
+    assert_eq!((ckpt.run.get("average"), ckpt.run.get("accumulate")), (Some("ema:0.999"), Some("2")));
+    assert_eq!((ckpt.step, ckpt.average.unwrap().updates), (3, 3));
+    let iterations = std::fs::read_to_string(scratch.0.join("json/mnist_mlp_adam_iterations.csv")).unwrap();
+    assert_eq!(iterations.lines().count(), 1 + 3, "one row per optimizer step");
+
+    let out = mnist_mlp(&scratch.0.join("both"), &["--ema", "0.9", "--average", "swa"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!((out.status.code(), stderr.lines().count()), (Some(2), 1), "{stderr}");
+    assert!(stderr.contains("--average: give one of --ema and --average"), "{stderr}");
 }
 
 /// A second run on the same `--out` and run files is refused with one line while the first

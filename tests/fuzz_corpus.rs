@@ -108,6 +108,8 @@ fn checkpoint_after<M: Module>(
             test_accuracy: (e % 2 == 0).then_some(0.625),
             lr: optimizer.lr(),
             seconds: 0.125,
+            averaged_test_loss: None,
+            averaged_test_accuracy: None,
         })
         .collect();
     let history = History { epochs, iterations: vec![] };

@@ -53,3 +53,39 @@ fn makemore_is_deterministic_per_seed() {
     assert_eq!(run("3"), run("3"));
     assert_ne!(run("3"), run("4"));
 }
+
+/// `--ema DECAY` reports the averaged weights' losses beside the raw ones (the JSON keys
+/// `averaged_*_loss`, only then), and a decay out of range is one line naming the flag.
+#[test]
+fn makemore_ema_reports_the_averaged_weights_losses() {
+    let run = |extra: &[&str]| {
+        Command::new(common::example_binary("makemore"))
+            .args(["--steps", "300", "--json"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--ema", "0.99"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("averaged weights: train loss"), "{stdout}");
+    let json: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for split in ["train", "dev", "test"] {
+        let (raw, averaged) = (
+            json[format!("{split}_loss")].as_f64().unwrap(),
+            json[format!("averaged_{split}_loss")].as_f64().unwrap(),
+        );
+        assert!(
+            averaged.is_finite() && averaged < 3.3 && averaged != raw,
+            "{split}: raw {raw}, averaged {averaged}"
+        );
+    }
+    let plain = run(&[]);
+    let json: Value =
+        serde_json::from_str(String::from_utf8_lossy(&plain.stdout).lines().last().unwrap()).unwrap();
+    assert!(json.get("averaged_dev_loss").is_none(), "{json}");
+    let bad = run(&["--ema", "2"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!((bad.status.code(), stderr.lines().count()), (Some(2), 1), "{stderr}");
+    assert!(stderr.contains("--ema") && stderr.contains("decay must be in [0, 1], got 2"), "{stderr}");
+}

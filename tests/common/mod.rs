@@ -108,8 +108,19 @@ pub fn mnist_mlp_command(out: &std::path::Path, threads: usize, extra: &[&str]) 
     command
 }
 
-/// The rows of a per-epoch CSV without their last column, the wall-clock seconds: what two
+/// The rows of a per-epoch CSV without their `seconds` column, the wall-clock time: what two
 /// runs that reached the same states, to the bit, have in common.
 pub fn without_seconds(epochs_csv: &str) -> Vec<String> {
-    epochs_csv.lines().map(|l| l.rsplit_once(',').map_or(l, |(rest, _)| rest).to_string()).collect()
+    // The column is found by the header: a run that averages its weights has two after it.
+    let column = epochs_csv.lines().next().and_then(|h| h.split(',').position(|c| c == "seconds"));
+    epochs_csv
+        .lines()
+        .map(|l| {
+            let mut fields: Vec<&str> = l.split(',').collect();
+            if let Some(i) = column.filter(|&i| i < fields.len()) {
+                fields.remove(i);
+            }
+            fields.join(",")
+        })
+        .collect()
 }

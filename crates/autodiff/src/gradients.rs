@@ -57,6 +57,18 @@ impl Gradients {
         }
     }
 
+    /// Adds every gradient of `other` into this set ([`Gradients::accumulate`] of each): the
+    /// sum of the gradients of several losses, as gradient accumulation over micro-batches
+    /// needs it (a parameter only one of them reaches keeps that one's gradient).
+    ///
+    /// # Panics
+    /// If a parameter has gradients of two shapes.
+    pub fn add(&mut self, other: Gradients) {
+        for (id, grad) in other.by_id {
+            self.accumulate(id, grad);
+        }
+    }
+
     /// Number of parameters with a gradient.
     pub fn len(&self) -> usize {
         self.by_id.len()

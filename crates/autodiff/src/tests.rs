@@ -76,6 +76,31 @@ fn a_param_entered_twice_gets_the_sum_of_both_gradients() {
     assert_eq!(grads.get(&w).unwrap().data(), &[6.0]);
 }
 
+/// Gradient accumulation sums the gradients of separate backward passes: the sum of the two
+/// losses' gradients, and a parameter only one loss reaches keeps that one's.
+#[test]
+fn adding_gradients_of_two_passes_sums_them() {
+    let (w, u) =
+        (Param::new("w", Tensor::from_vec(vec![3.0, -1.0], &[2])), Param::new("u", Tensor::scalar(2.0)));
+    let mut total = {
+        let tape = Tape::new(Mode::Train, 0);
+        tape.param(&w).square().sum().backward()
+    };
+    let second = {
+        let tape = Tape::new(Mode::Train, 0);
+        (tape.param(&w) * 5.0).sum().backward()
+    };
+    total.add(second);
+    let third = {
+        let tape = Tape::new(Mode::Train, 0);
+        tape.param(&u).square().sum().backward()
+    };
+    total.add(third);
+    assert_eq!(total.get(&w).unwrap().data(), &[11.0, 3.0]);
+    assert_eq!(total.get(&u).unwrap().data(), &[4.0]);
+    assert_eq!(total.len(), 2);
+}
+
 #[test]
 fn constants_and_detached_values_get_no_gradient() {
     let w = Param::new("w", Tensor::from_vec(vec![2.0], &[1]));

@@ -57,7 +57,7 @@ use adamant::train::TrainError;
 
 use adamant::data::spec::Mirror;
 use adamant::optim::options::{self, OptionKind, OptionValue, OPTIONS};
-use adamant::optim::{build, Optimizer, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
+use adamant::optim::{build, Averaging, Optimizer, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
 
 /// The usage lines of the optimizer flags, for an example's `--help` text: generated from
 /// the options table and the registry of `adamant_optim::options`, so a new optimizer or
@@ -313,6 +313,14 @@ pub fn parse_whole(value: &str, flag: &str, min: usize, max: usize) -> Result<us
             format!("expected a whole number from {min} to {max}, got {}", quoted(value)),
         )),
     }
+}
+
+/// Parses `--ema DECAY` (torch's exponential moving average of the weights, `DECAY` in
+/// `[0, 1]`) or `--average SPEC` (`temporal:BETA2`, `ema:DECAY` or `swa`): which flag `flag`
+/// is decides the spelling.
+pub fn parse_averaging(value: &str, flag: &str) -> Result<Averaging, CliError> {
+    let spec = if flag == "--ema" { format!("ema:{value}") } else { value.to_string() };
+    spec.parse::<Averaging>().map_err(|e| CliError::invalid(flag, e.to_string()))
 }
 
 /// Parses a seed: any whole number that fits in a `u64`.

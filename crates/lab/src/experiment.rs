@@ -7,6 +7,7 @@
 //! --epochs N --optimizer NAME [optimizer options] --batch-size B --seed S --data DIR
 //! --mirror URL|DIR --out DIR --json --resume [--resume-override] --compare [--schedule SPEC]
 //! [--train-subset N] [--test-subset N] [--steps-per-epoch N] [--no-progress]
+//! [--ema DECAY | --average temporal:BETA2|ema:DECAY|swa] [--accumulate K]
 //! ```
 //!
 //! `--resume` continues the run whose checkpoint is in `--out` only with the settings that
@@ -30,7 +31,7 @@ use adamant::data::{locate, Augment, DataError, Dataset, Splits};
 use adamant::layers::Module;
 use adamant::optim::options::build_with_settings;
 use adamant::optim::OptionsError;
-use adamant::optim::{build, OptimizerOptions, Schedule, Scheduler};
+use adamant::optim::{build, Averaging, OptimizerOptions, Schedule, Scheduler};
 use adamant::tensor::io::write_atomic;
 use adamant::tensor::rng::{self, Purpose, Rng};
 use lexopt::prelude::*;
@@ -115,6 +116,7 @@ fn setting_flag(setting: &str) -> String {
         "test_examples" => "--test-subset (test examples)".to_string(),
         "model" => "the model".to_string(),
         "adamant_version" => "adamant version".to_string(),
+        "average" => "--ema/--average".to_string(),
         flag => format!("--{}", flag.replace('_', "-")),
     }
 }
@@ -258,6 +260,10 @@ pub struct ExperimentArgs {
     /// `--augment`: random crops (4 pixels of zero padding) and horizontal flips of the
     /// training images, drawn per epoch and example ([`Augment::default`]).
     pub augment: bool,
+    /// `--ema DECAY` or `--average SPEC`: keep a weight average, report its test metrics too.
+    pub average: Option<Averaging>,
+    /// `--accumulate K`: minibatches per optimizer step (gradient accumulation).
+    pub accumulate: Option<usize>,
 }
 
 /// What the command line asks for.
@@ -319,6 +325,18 @@ where
                 let v = cli::value(&mut parser, "--test-subset")?;
                 a.test_subset = Some(cli::parse_count(&v, "--test-subset", cli::MAX_EXAMPLES)?)
             }
+            Long(flag @ ("ema" | "average")) => {
+                let flag = format!("--{flag}");
+                let v = cli::value(&mut parser, &flag)?;
+                if a.average.is_some() {
+                    return Err(CliError::invalid(&flag, "give one of --ema and --average, once"));
+                }
+                a.average = Some(cli::parse_averaging(&v, &flag)?);
+            }
+            Long("accumulate") => {
+                let v = cli::value(&mut parser, "--accumulate")?;
+                a.accumulate = Some(cli::parse_count(&v, "--accumulate", cli::MAX_BATCH_SIZE)?)
+            }
             Long("steps-per-epoch") => {
                 let v = cli::value(&mut parser, "--steps-per-epoch")?;
                 a.steps_per_epoch = Some(cli::parse_count(&v, "--steps-per-epoch", cli::MAX_EXAMPLES)?)
@@ -364,6 +382,10 @@ impl Experiment {
              --test-subset N       evaluate on the first N test examples (at most {max_examples})\n  \
              --steps-per-epoch N   stop each epoch after N steps (at most {max_examples})\n  \
              --no-progress         no progress bar\n  \
+             --ema DECAY           also evaluate an exponential moving average of the weights (torch's AveragedModel, \
+             DECAY in [0, 1], e.g. 0.999)\n  \
+             --average SPEC        temporal:BETA2 (the paper's bias-corrected average, BETA2 in [0, 1)) | ema:DECAY | swa\n  \
+             --accumulate K        K minibatches per optimizer step: one step on K times the batch (at most {max_batch})\n  \
              --augment             random crop (4-pixel zero padding) and horizontal flip of each training image, \
              drawn per epoch and example (image datasets only)\n\n\
              Defaults of this experiment (command-line options override them):\n{defaults}\n\n{optimizer_usage}",
@@ -469,6 +491,8 @@ impl Experiment {
             // Installed here, after the data is loaded: Ctrl-C during loading just exits.
             interrupt: Some(cli::interrupt_flag()),
             augment: args.augment.then(Augment::default),
+            average: args.average,
+            accumulate: args.accumulate.unwrap_or(1),
         };
         let length =
             RunLength { epochs: config.epochs, steps_per_epoch: config.steps_per_epoch(data.train.len()) };
@@ -513,9 +537,19 @@ impl RunResult {
     pub fn json(&self, experiment: &str) -> String {
         let last = self.history.last();
         let num = |x: Option<f64>| x.filter(|v| v.is_finite()).map_or("null".to_string(), |v| format!("{v}"));
+        // The averaged model's metrics only when the run averages: other runs' lines keep
+        // their shape.
+        let averaged = match last.and_then(|e| e.averaged_test_loss) {
+            Some(loss) => format!(
+                ", \"averaged_test_loss\": {}, \"averaged_test_accuracy\": {}",
+                num(Some(loss)),
+                num(last.and_then(|e| e.averaged_test_accuracy))
+            ),
+            None => String::new(),
+        };
         format!(
             "{{\"experiment\": \"{experiment}\", \"optimizer\": \"{}\", \"epochs\": {}, \"train_loss\": {}, \
-             \"test_loss\": {}, \"test_accuracy\": {}, \"seconds\": {}}}",
+             \"test_loss\": {}, \"test_accuracy\": {}{averaged}, \"seconds\": {}}}",
             self.optimizer,
             last.map_or(0, |e| e.epoch),
             num(last.map(|e| e.train_loss)),
@@ -623,14 +657,21 @@ pub fn run_main(experiment: &Experiment) {
             result => cli::exit_on_error(result),
         };
         if !args.json {
+            let percent = |a: Option<f64>| a.map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a));
             for e in &result.history.epochs {
+                let averaged = e.averaged_test_loss.map_or(String::new(), |loss| {
+                    format!(
+                        " (averaged weights: test loss {loss:.4}, test accuracy {})",
+                        percent(e.averaged_test_accuracy)
+                    )
+                });
                 println!(
-                    "{} epoch {:>3}: train loss {:.4}, test loss {:.4}, test accuracy {}, {:.1} s",
+                    "{} epoch {:>3}: train loss {:.4}, test loss {:.4}, test accuracy {}{averaged}, {:.1} s",
                     result.optimizer,
                     e.epoch,
                     e.train_loss,
                     e.test_loss,
-                    e.test_accuracy.map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a)),
+                    percent(e.test_accuracy),
                     e.seconds
                 );
             }

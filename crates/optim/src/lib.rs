@@ -31,6 +31,7 @@
 //! assert!(w.value().data().iter().all(|x| x.abs() < 0.05));
 //! ```
 
+pub mod average;
 pub mod clip;
 mod core;
 mod moments;
@@ -40,6 +41,7 @@ pub mod schedule;
 mod split;
 mod state;
 
+pub use average::{AverageError, AverageState, Averaging, ValueKind, WeightAverage};
 pub use clip::{clip_grad_norm, clip_grad_value, global_norm};
 pub use core::{Hyper, ParamGroup, ParamState, Selector};
 pub use optimizer::Optimizer;

@@ -5,7 +5,9 @@
 //! Layout, in the one codec of [`adamant_tensor::io`]: each parameter is the tensor
 //! `model/<name>`; the optimizer's buffers are the tensors `optimizer/<param>/<buffer>` and
 //! its scalars metadata keys starting with `optimizer/`
-//! ([`OptimizerState::write_into`]); the run's settings are metadata keys `run.<setting>`; the
+//! ([`OptimizerState::write_into`]); a run that averages its weights adds the averaged copy
+//! as the tensors `average/<name>` and metadata keys `average/scheme` and so on
+//! ([`AverageState::write_into`]); the run's settings are metadata keys `run.<setting>`; the
 //! rest is metadata. One file means one atomic rename: a crash leaves either the previous
 //! checkpoint or the new one, never a mix.
 //!
@@ -15,16 +17,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use adamant_layers::serialize::{assign, AssignError};
+use adamant_layers::serialize::assign;
 use adamant_layers::Module;
-use adamant_optim::{Optimizer, OptimizerState, Scheduler, StateError};
+use adamant_optim::{AverageState, Optimizer, OptimizerState, Scheduler};
 use adamant_tensor::io::{decode, encode, write_atomic, CodecError, TensorFile};
 use adamant_tensor::Tensor;
 
 use crate::history::{EpochMetrics, History};
+
+mod error;
+pub use error::{CheckpointError, DecodeError, RestoreError};
 
 /// The settings that define a run: everything that, if it differed, would make the run a
 /// different one (seed, batch size, optimizer and every hyperparameter, schedule and its
@@ -115,159 +119,6 @@ impl RunIdentity {
     }
 }
 
-/// Why a checkpoint file could not be written, read or used.
-#[derive(Debug)]
-pub enum CheckpointError {
-    /// The file could not be read or written.
-    Io {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
-    },
-    /// The file is not a valid checkpoint.
-    Decode {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// What is wrong with it.
-        source: DecodeError,
-    },
-    /// The checkpoint does not fit the run's model, optimizer or schedule.
-    Restore {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// What does not fit.
-        source: RestoreError,
-    },
-    /// The state to be written holds a NaN or an infinity, so nothing was written.
-    NonFinite {
-        /// The checkpoint file that was not written.
-        path: PathBuf,
-        /// Where, e.g. `model/fc1.weight[17] = NaN`.
-        what: String,
-    },
-}
-
-impl CheckpointError {
-    /// The checkpoint file the error is about.
-    pub fn path(&self) -> &Path {
-        match self {
-            CheckpointError::Io { path, .. }
-            | CheckpointError::Decode { path, .. }
-            | CheckpointError::Restore { path, .. }
-            | CheckpointError::NonFinite { path, .. } => path,
-        }
-    }
-}
-
-impl fmt::Display for CheckpointError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = self.path().display();
-        match self {
-            CheckpointError::Io { source, .. } => write!(f, "checkpoint {path}: {source}"),
-            CheckpointError::Decode { source, .. } => write!(f, "checkpoint {path}: {source}"),
-            CheckpointError::Restore { source, .. } => write!(f, "checkpoint {path}: {source}"),
-            CheckpointError::NonFinite { what, .. } => {
-                write!(f, "checkpoint {path}: not written, the state holds {what}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for CheckpointError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CheckpointError::Io { source, .. } => Some(source),
-            CheckpointError::Decode { source, .. } => Some(source),
-            CheckpointError::Restore { source, .. } => Some(source),
-            CheckpointError::NonFinite { .. } => None,
-        }
-    }
-}
-
-/// Why bytes are not a valid checkpoint ([`Checkpoint::from_bytes`]).
-#[derive(Clone, Debug, PartialEq)]
-pub enum DecodeError {
-    /// Not a safetensors file of `f32` tensors.
-    Codec(CodecError),
-    /// The optimizer's part is malformed.
-    OptimizerState(StateError),
-    /// A safetensors file, but not a consistent adamant checkpoint (what is wrong).
-    Invalid(String),
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::Codec(e) => write!(f, "{e}"),
-            DecodeError::OptimizerState(e) => write!(f, "{e}"),
-            DecodeError::Invalid(why) => write!(f, "{why}"),
-        }
-    }
-}
-
-impl std::error::Error for DecodeError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            DecodeError::Codec(e) => Some(e),
-            DecodeError::OptimizerState(e) => Some(e),
-            DecodeError::Invalid(_) => None,
-        }
-    }
-}
-
-/// Why a checkpoint does not fit a run ([`Checkpoint::restore`]).
-#[derive(Clone, Debug, PartialEq)]
-pub enum RestoreError {
-    /// It holds another optimizer's state.
-    OptimizerKind {
-        /// The optimizer of the checkpoint.
-        saved: String,
-        /// The optimizer of this run.
-        configured: String,
-    },
-    /// The optimizer state does not fit the model or the optimizer.
-    OptimizerState(StateError),
-    /// One has a learning-rate schedule and the other not.
-    ScheduleMissing {
-        /// Whether the checkpoint has one.
-        saved: bool,
-    },
-    /// The scheduler's saved state does not fit the run's scheduler.
-    Schedule(StateError),
-    /// The saved parameters do not fit the model.
-    Model(AssignError),
-}
-
-impl fmt::Display for RestoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RestoreError::OptimizerKind { saved, configured } => {
-                write!(f, "it holds the state of optimizer '{saved}', this run uses '{configured}'")
-            }
-            RestoreError::OptimizerState(e) => write!(f, "{e}"),
-            RestoreError::ScheduleMissing { saved: true } => {
-                write!(f, "it has a learning-rate schedule, this run has none")
-            }
-            RestoreError::ScheduleMissing { saved: false } => {
-                write!(f, "it has no learning-rate schedule, this run has one")
-            }
-            RestoreError::Schedule(e) => write!(f, "schedule: {e}"),
-            RestoreError::Model(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for RestoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RestoreError::OptimizerState(e) | RestoreError::Schedule(e) => Some(e),
-            RestoreError::Model(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
 /// How far the epoch after the last completed one had got when a checkpoint was written in
 /// its middle (an interrupted run): what the epoch's metrics need to continue exactly.
 #[derive(Clone, Debug, PartialEq)]
@@ -344,12 +195,16 @@ pub struct Checkpoint {
     pub scheduler: Option<BTreeMap<String, f64>>,
     /// Metrics of every completed epoch.
     pub history: Vec<EpochMetrics>,
+    /// The run's weight average, if it keeps one ([`crate::train::FitConfig::average`]).
+    /// [`Checkpoint::capture`] leaves it `None`; the training loop sets it.
+    pub average: Option<AverageState>,
 }
 
 /// Name prefixes of the model's and the optimizer's entries in the file.
 const MODEL: &str = "model/";
 const OPTIMIZER: &str = "optimizer/";
 const SCHEDULER: &str = "scheduler.";
+const AVERAGE: &str = "average/";
 const RUN: &str = "run.";
 /// The checkpoint format this version writes and reads.
 const FORMAT: &str = "3";
@@ -375,6 +230,7 @@ impl Checkpoint {
             optimizer: optimizer.state_dict(),
             scheduler: scheduler.map(|s| s.state()),
             history: history.epochs.clone(),
+            average: None,
         }
     }
 
@@ -403,11 +259,14 @@ impl Checkpoint {
         let mut tensors: Vec<(String, Tensor)> =
             self.model.iter().map(|(n, t)| (format!("{MODEL}{n}"), t.clone())).collect();
         self.optimizer.write_into(OPTIMIZER, &mut tensors, &mut meta);
+        if let Some(average) = &self.average {
+            average.write_into(AVERAGE, &mut tensors, &mut meta);
+        }
         let named: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
         encode(&named, &meta)
     }
 
-    /// The first NaN or infinity in the model or the optimizer state, described as
+    /// The first NaN or infinity in the model, the optimizer state or the weight average, described as
     /// `model/fc1.weight[17] = NaN`; `None` when every value is finite.
     pub fn first_non_finite(&self) -> Option<String> {
         let in_tensor = |name: String, t: &Tensor| {
@@ -435,11 +294,19 @@ impl Checkpoint {
                 })
             })
             .or_else(|| {
+                let average = self.average.iter().flat_map(|a| &a.tensors);
+                average.clone().find_map(|(n, t, _)| in_tensor(format!("{AVERAGE}{n}"), t))
+            })
+            .or_else(|| {
                 self.scheduler.iter().flatten().find_map(|(k, &x)| in_scalar(format!("{SCHEDULER}{k}"), x))
             })
             .or_else(|| {
                 self.history.iter().find_map(|e| {
-                    let losses = [("train loss", e.train_loss), ("test loss", e.test_loss)];
+                    let losses = [
+                        ("train loss", e.train_loss),
+                        ("test loss", e.test_loss),
+                        ("averaged test loss", e.averaged_test_loss.unwrap_or(0.0)),
+                    ];
                     losses
                         .into_iter()
                         .find_map(|(what, x)| in_scalar(format!("the {what} of epoch {}", e.epoch), x))
@@ -494,13 +361,14 @@ impl Checkpoint {
     }
 
     /// The most a checkpoint of a model with `num_params` parameters in `num_tensors` tensors
-    /// can weigh: the parameters and up to four optimizer buffers of their size (AMSGrad keeps
-    /// three), each as `f32`, plus the safetensors header (a few hundred bytes per tensor)
-    /// and 64 MiB of metadata (the history's rows, the settings).
+    /// can weigh: the parameters, up to four optimizer buffers of their size (AMSGrad keeps
+    /// three) and a weight average's copy ([`Checkpoint::average`]), each as `f32`, plus the
+    /// safetensors header (a few hundred bytes per tensor) and 64 MiB of metadata (the
+    /// history's rows, the settings).
     pub fn max_bytes_for(num_params: usize, num_tensors: usize) -> u64 {
-        const BUFFERS: u64 = 4;
-        let values = (num_params as u64).saturating_mul(4 * (1 + BUFFERS));
-        let headers = (num_tensors as u64).saturating_mul(512 * (1 + BUFFERS));
+        const COPIES: u64 = 1 + 4 + 1;
+        let values = (num_params as u64).saturating_mul(4 * COPIES);
+        let headers = (num_tensors as u64).saturating_mul(512 * COPIES);
         values.saturating_add(headers).saturating_add(64 << 20)
     }
 
@@ -538,6 +406,8 @@ impl Checkpoint {
         }
         let optimizer =
             OptimizerState::read_from(OPTIMIZER, &mut tensors, &meta).map_err(DecodeError::OptimizerState)?;
+        // Absent from the checkpoints of runs without averaging (and of earlier versions).
+        let average = AverageState::read_from(AVERAGE, &mut tensors, &meta).map_err(DecodeError::Average)?;
         let mut model = Vec::with_capacity(tensors.len());
         for (name, t) in tensors {
             match name.strip_prefix(MODEL) {
@@ -586,6 +456,7 @@ impl Checkpoint {
             optimizer,
             scheduler: (!scheduler.is_empty()).then_some(scheduler),
             history,
+            average,
         };
         // Training cannot continue from a NaN weight or moment: such a file is refused here,
         // not resumed and later named as the last good state.
@@ -646,6 +517,8 @@ mod tests {
             test_accuracy: Some(0.75),
             lr: 0.01,
             seconds: 1.0,
+            averaged_test_loss: None,
+            averaged_test_accuracy: None,
         };
         Checkpoint {
             epoch,
@@ -660,6 +533,7 @@ mod tests {
             },
             scheduler: None,
             history: (1..=epochs).map(row).collect(),
+            average: None,
         }
     }
 
@@ -702,6 +576,36 @@ mod tests {
         assert_eq!(fresh.named_buffers()[2].1.value().item(), 2.0);
         let eval = |m: &dyn Module| m.forward(Tape::inference().constant(x.clone())).value();
         assert_eq!(eval(&fresh), eval(&model));
+    }
+
+    /// The cap on a resumed file holds the largest checkpoint of a model: AMSGrad's three
+    /// buffers per parameter and a weight average of every parameter and buffer, with the
+    /// metadata allowance left over (checked here without that allowance).
+    #[test]
+    fn the_size_cap_holds_amsgrad_state_and_a_weight_average() {
+        use adamant_autodiff::{Mode, Tape};
+        use adamant_layers::{sequential, BatchNorm1d, Dense, Params};
+        use adamant_optim::{Adam, AdamConfig, Averaging, WeightAverage};
+        use adamant_tensor::rng::seeded;
+
+        let mut model = sequential![Dense::new(30, 40, &mut seeded(0)), BatchNorm1d::new(40)];
+        let mut adam = Adam::new(AdamConfig { amsgrad: true, ..Default::default() });
+        let tape = Tape::new(Mode::Train, 0);
+        let grads = model.forward(tape.constant(Tensor::ones(&[2, 30]))).square().sum().backward();
+        drop(tape);
+        adam.step(&mut model.params_mut(), &grads);
+        let mut average = WeightAverage::new(Averaging::Swa);
+        crate::average::update(&mut average, &model);
+        let mut c = Checkpoint::capture(&model, &adam, None, 0, 0, &RunIdentity::new(), &History::default());
+        c.average = Some(average.state());
+        let bytes = c.to_bytes().unwrap().len() as u64;
+        let buffers = model.named_buffers();
+        let values = model.num_params() + buffers.iter().map(|(_, b)| b.value().numel()).sum::<usize>();
+        let cap = Checkpoint::max_bytes_for(values, model.params().len() + buffers.len()) - (64 << 20);
+        assert!(bytes <= cap, "{bytes} bytes, cap without the metadata allowance {cap}");
+        assert!(bytes * 2 > cap, "the cap is tight enough to mean something: {bytes} of {cap}");
+        let back = Checkpoint::from_bytes(&c.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.average, c.average);
     }
 
     #[test]
