@@ -31,7 +31,7 @@ use adamant_autodiff::{Mode, Tape, Var};
 use adamant_data::batch::{BatchOptions, Batches};
 use adamant_data::{Augment, Dataset};
 use adamant_layers::{correct_count, Module, Params};
-use adamant_optim::{AverageState, Averaging, Optimizer, Scheduler, WeightAverage};
+use adamant_optim::{AverageState, Averaging, Optimizer, PlateauMode, Scheduler, WeightAverage};
 use adamant_tensor::io::{remove_interrupted_writes, write_atomic};
 use adamant_tensor::rng::{self, Purpose};
 
@@ -342,6 +342,9 @@ fn run_identity<M: Module + ?Sized>(
     if config.accumulate > 1 {
         run.set("accumulate", config.accumulate);
     }
+    if let Some((plateau, _)) = scheduler.and_then(Scheduler::plateau) {
+        run.set("plateau", plateau);
+    }
     for (setting, value) in config.identity.iter() {
         run.set(setting, value);
     }
@@ -607,6 +610,16 @@ pub fn fit<M: Module + ?Sized>(
             averaged_test_accuracy,
         };
         history.epochs.push(metrics);
+        // A plateau (ReduceLROnPlateau) watches the raw model's test metric: the loss in
+        // `min` mode, the accuracy in `max` mode (the negated loss for a task without one).
+        // Observed before the checkpoint, so the checkpoint holds the plateau's new state.
+        if let Some(s) = scheduler.as_deref_mut() {
+            let metric = match s.plateau().map(|(p, _)| p.mode) {
+                Some(PlateauMode::Max) => test_accuracy.unwrap_or(-test_loss),
+                _ => test_loss,
+            };
+            s.observe(metric);
+        }
 
         if let (Some(epochs_path), Some(path)) = (&epochs_path, &ckpt_path) {
             // Checked before anything of the epoch is written, so the logs never get ahead of

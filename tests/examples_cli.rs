@@ -47,6 +47,7 @@ fn cases(takes_optimizer: bool) -> Vec<(Vec<&'static str>, &'static str)> {
         (vec!["--average", "temporal:1"], "--average"),
         (vec!["--average", "mean"], "--average"),
         (vec!["--accumulate", "0"], "--accumulate"),
+        (vec!["--plateau", "3,1.5"], "--plateau"),
         (vec!["--accumulate", "16777217"], "--accumulate"),
         // Every count is bounded. Near 2^64, trace_adam panicked with "capacity overflow",
         // bench's `warmup + steps` wrapped into a table of NaN, and the training examples
@@ -224,7 +225,7 @@ fn ema_and_accumulate_flags_report_and_record_what_they_do() {
 
     let out = mnist_mlp(
         &scratch.0.join("json"),
-        &[&quick[..], &["--ema", "0.999", "--accumulate", "2", "--json"]].concat(),
+        &[&quick[..], &["--ema", "0.999", "--accumulate", "2", "--plateau", "0,0.5", "--json"]].concat(),
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -233,6 +234,7 @@ fn ema_and_accumulate_flags_report_and_record_what_they_do() {
     }
     let ckpt = Checkpoint::read(&scratch.0.join("json/mnist_mlp_adam.ckpt")).unwrap();
     assert_eq!((ckpt.run.get("average"), ckpt.run.get("accumulate")), (Some("ema:0.999"), Some("2")));
+    assert_eq!(ckpt.run.get("plateau"), Some("plateau:0,0.5"));
     assert_eq!((ckpt.step, ckpt.average.unwrap().updates), (3, 3));
     let iterations = std::fs::read_to_string(scratch.0.join("json/mnist_mlp_adam_iterations.csv")).unwrap();
     assert_eq!(iterations.lines().count(), 1 + 3, "one row per optimizer step");

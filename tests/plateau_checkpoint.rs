@@ -2,12 +2,18 @@
 //! it continues bit-identically (rates and plateau state), also when the plateau's best is
 //! still infinite; a checkpoint written without a plateau restores into a scheduler with one
 //! as a fresh plateau, and a plateau's state refuses to restore into a scheduler without one.
+//! In `fit`, the plateau watches each epoch's test loss, its cuts carry through a resume, and
+//! a resume with another plateau is refused.
+
+mod common;
 
 use adamant::checkpoint::{Checkpoint, RestoreError, RunIdentity};
 use adamant::history::History;
-use adamant::layers::Dense;
+use adamant::layers::{Dense, Params};
 use adamant::optim::{build, Optimizer, OptimizerOptions, Plateau, Schedule, Scheduler};
 use adamant::tensor::rng::seeded;
+use adamant::tensor::Tensor;
+use adamant::train::{fit, Classification, FitConfig, TrainError};
 
 /// Test losses: improving, then flat long enough for cuts (patience 1, cooldown 1).
 const LOSSES: [f64; 9] = [0.9, 0.7, 0.7, 0.7, 0.7, 0.71, 0.5, 0.5, 0.5];
@@ -77,4 +83,65 @@ fn checkpoints_with_and_without_a_plateau() {
     let e = through_checkpoint(&cut, 5, &mut without).unwrap_err().to_string();
     assert!(e.contains("the saved state has a plateau"), "{e}");
     assert_eq!(without, before);
+}
+
+/// Three Gaussian blobs in 8 dimensions.
+fn blobs(n: usize, seed: u64) -> adamant::data::Dataset {
+    let mut rng = seeded(seed);
+    let mut x = Tensor::randn(&[n, 8], 0.0, 0.5, &mut rng).into_vec();
+    let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
+    for (i, &l) in labels.iter().enumerate() {
+        x[i * 8 + l] += 2.0;
+    }
+    adamant::data::Dataset { images: Tensor::from_vec(x, &[n, 8]), labels }
+}
+
+/// `epochs` epochs of SGD (lr 0.1) on the blobs with `plateau`, in `dir`, resuming if asked.
+fn plateau_run(
+    dir: &std::path::Path,
+    epochs: usize,
+    plateau: &str,
+    resume: bool,
+) -> Result<(Dense, Vec<f32>), TrainError> {
+    let (train, test) = (blobs(96, 1), blobs(48, 2));
+    let mut model = Dense::new(8, 3, &mut seeded(3));
+    let mut sgd = build("sgd", &OptimizerOptions { lr: Some(0.1), ..Default::default() }).unwrap();
+    let mut scheduler = Scheduler::new(Schedule::Constant, 0.1).with_plateau(plateau.parse().unwrap());
+    let config = FitConfig {
+        name: "plateau".to_string(),
+        epochs,
+        batch_size: 32,
+        out_dir: Some(dir.to_path_buf()),
+        resume,
+        progress: false,
+        ..Default::default()
+    };
+    let history =
+        fit(&mut model, &Classification, sgd.as_mut(), Some(&mut scheduler), &train, &test, &config)?;
+    Ok((model, history.epochs.iter().map(|e| e.lr).collect()))
+}
+
+#[test]
+fn fit_cuts_the_rate_when_the_test_loss_stalls_and_a_resume_keeps_the_cuts() {
+    // A relative threshold of 0.99 counts no epoch after the first as an improvement, so with
+    // patience 0 the end of every later epoch halves the rate for the next: the plateau is
+    // fed each epoch's test loss (the first sets its best).
+    const PLATEAU: &str = "plateau:0,0.5,0.99";
+    let straight_dir = common::Scratch::new("plateau-straight");
+    let (straight, rates) = plateau_run(&straight_dir, 4, PLATEAU, false).unwrap();
+    assert_eq!(rates, [0.1, 0.1, 0.05, 0.025]);
+
+    let resumed_dir = common::Scratch::new("plateau-resumed");
+    plateau_run(&resumed_dir, 2, PLATEAU, false).unwrap();
+    let (resumed, rates_resumed) = plateau_run(&resumed_dir, 4, PLATEAU, true).unwrap();
+    assert_eq!(rates_resumed, rates, "the cuts before the stop carry over");
+    let bits = |m: &Dense| {
+        m.params().iter().flat_map(|p| p.value().data().to_vec()).map(f32::to_bits).collect::<Vec<_>>()
+    };
+    assert_eq!(bits(&resumed), bits(&straight));
+
+    // Another plateau is another run.
+    let e = plateau_run(&resumed_dir, 5, "plateau:1,0.5,0.99", true).err().expect("refused");
+    assert!(matches!(e, TrainError::RunMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("plateau plateau:0,0.5,0.99 there, plateau:1,0.5,0.99 here"), "{e}");
 }

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! --epochs N --optimizer NAME [optimizer options] --batch-size B --seed S --data DIR
-//! --mirror URL|DIR --out DIR --json --resume [--resume-override] --compare [--schedule SPEC]
+//! --mirror URL|DIR --out DIR --json --resume [--resume-override] --compare [--schedule SPEC] [--plateau SPEC]
 //! [--train-subset N] [--test-subset N] [--steps-per-epoch N] [--no-progress]
 //! [--ema DECAY | --average temporal:BETA2|ema:DECAY|swa] [--accumulate K]
 //! ```
@@ -31,7 +31,7 @@ use adamant::data::{locate, Augment, DataError, Dataset, Splits};
 use adamant::layers::Module;
 use adamant::optim::options::build_with_settings;
 use adamant::optim::OptionsError;
-use adamant::optim::{build, Averaging, OptimizerOptions, Schedule, Scheduler};
+use adamant::optim::{build, Averaging, OptimizerOptions, Plateau, Schedule, Scheduler};
 use adamant::tensor::io::write_atomic;
 use adamant::tensor::rng::{self, Purpose, Rng};
 use lexopt::prelude::*;
@@ -247,6 +247,9 @@ pub struct ExperimentArgs {
     pub compare: bool,
     /// `--schedule SPEC` (see [`adamant::optim::Schedule`]'s spellings).
     pub schedule: Option<Schedule>,
+    /// `--plateau SPEC`: PyTorch's `ReduceLROnPlateau` on the test loss (or accuracy, in
+    /// `max` mode), on top of the schedule ([`Plateau`]'s spellings, `plateau:` optional).
+    pub plateau: Option<Plateau>,
     /// `--preprocess P`: overrides the experiment's input preprocessing.
     pub preprocess: Option<Preprocess>,
     /// `--train-subset N`: train on the first N examples only (quick checks).
@@ -308,6 +311,13 @@ where
             Long("compare") => a.compare = true,
             Long("no-progress") => a.no_progress = true,
             Long("augment") => a.augment = true,
+            Long("plateau") => {
+                let v = cli::value(&mut parser, "--plateau")?;
+                let spec = if v.starts_with("plateau") { v } else { format!("plateau:{v}") };
+                a.plateau = Some(
+                    Plateau::from_str(&spec).map_err(|e| CliError::invalid("--plateau", e.to_string()))?,
+                );
+            }
             Long("schedule") => {
                 let v = cli::value(&mut parser, "--schedule")?;
                 a.schedule =
@@ -376,7 +386,10 @@ impl Experiment {
              --resume              continue from the checkpoint in --out, refused if a flag that defines the run differs\n  \
              --resume-override     continue from it even so, with this command line's values\n  \
              --compare             run {compare} with one seed; writes OUT/{name}.csv and OUT/{name}.svg\n  \
-             --schedule SPEC       constant | inverse-sqrt | step:N[,G] | exp:G | warmup:N[,S] | cosine:T[,ETA] | warmup-cosine:W,T[,ETA]\n  \
+             --schedule SPEC       constant | inverse-sqrt | step:N[,G] | exp:G | warmup:N[,S] | cosine:T[,ETA] | \
+             warmup-cosine:W,T[,ETA] | noam:W,D[,SCALE] | onecycle[-three-phase]:TOTAL[,PCT[,DIV[,FINAL_DIV]]]\n  \
+             --plateau SPEC        PATIENCE[,FACTOR[,THRESHOLD[,min|max[,rel|abs[,COOLDOWN[,MIN_LR[,EPS]]]]]]]: \
+             cut the rate when the test loss (min) or accuracy (max) stalls, as ReduceLROnPlateau\n  \
              --preprocess P        none | standardize | zca[:EPS] (default {preprocess}), fitted on the training set\n  \
              --train-subset N      train on the first N examples (at most {max_examples})\n  \
              --test-subset N       evaluate on the first N test examples (at most {max_examples})\n  \
@@ -509,6 +522,9 @@ impl Experiment {
             config.identity.set("epochs", config.epochs);
         }
         let mut scheduler = Scheduler::new(schedule, optimizer.lr());
+        if let Some(plateau) = args.plateau {
+            scheduler = scheduler.with_plateau(plateau);
+        }
         let mut model = (self.model)(&mut rng::stream(args.seed, Purpose::Init, 0));
         let task: &dyn Task<BoxedModel> = &Classification;
         let history =
