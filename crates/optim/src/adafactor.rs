@@ -92,6 +92,26 @@ pub struct Adafactor {
 /// names, with torch's shapes (the statistics keep their reduced axes as size 1).
 const BUFFER_SETS: &[&[&str]] = &[&["row_var", "col_var"], &["variance"]];
 
+/// The shape Adafactor's saved buffer `buffer` has for a parameter of shape `param`, or
+/// `None` if a parameter of that rank has no such buffer: `row_var` and `col_var` (the last,
+/// resp. second-to-last, axis reduced to 1) for rank >= 2, `variance` (the parameter's shape)
+/// below. [`crate::OptimizerState::validate`] checks saved state against it, so a file whose
+/// buffers would not fit is refused instead of making a later step panic.
+pub(crate) fn saved_buffer_shape(buffer: &str, param: &[usize]) -> Option<Vec<usize>> {
+    let rank = param.len();
+    let reduced = |axis: usize| {
+        let mut shape = param.to_vec();
+        shape[axis] = 1;
+        shape
+    };
+    match buffer {
+        "row_var" if rank >= 2 => Some(reduced(rank - 1)),
+        "col_var" if rank >= 2 => Some(reduced(rank - 2)),
+        "variance" if rank < 2 => Some(param.to_vec()),
+        _ => None,
+    }
+}
+
 impl Adafactor {
     /// An Adafactor optimizer.
     pub fn new(config: AdafactorConfig) -> Adafactor {

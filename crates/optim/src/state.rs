@@ -127,13 +127,18 @@ impl OptimizerState {
                 what: format!("state for parameter '{name}', which the model lacks"),
             })?;
             for (b, t) in &saved.buffers {
-                let reduced_from = |buffer: &[usize], param: &[usize]| {
-                    buffer.len() == param.len() && buffer.iter().zip(param).all(|(b, p)| b == p || *b == 1)
+                // Every buffer has its parameter's shape, but Adafactor's factored statistics.
+                let expected = if self.kind == <crate::Adafactor as crate::FromOptions>::NAME {
+                    crate::adafactor::saved_buffer_shape(b, shape).ok_or_else(|| StateError::Unexpected {
+                        what: format!("buffer '{b}' of parameter '{name}' (shape {shape:?})"),
+                    })?
+                } else {
+                    shape.to_vec()
                 };
-                if !reduced_from(t.shape(), shape) {
+                if t.shape() != expected {
                     return Err(StateError::Shape {
                         what: format!("buffer '{b}' of parameter '{name}'"),
-                        expected: shape.to_vec(),
+                        expected,
                         found: t.shape().to_vec(),
                     });
                 }

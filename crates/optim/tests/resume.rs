@@ -433,6 +433,25 @@ fn adafactor_state_has_torchs_buffers_for_each_rank() {
     let refs: Vec<&Param> = params.iter().collect();
     state.validate(&refs).expect("reduced statistics fit their parameters");
 
+    // A hostile or mismatched file is refused by validate, before any step could panic on it:
+    // a statistic of the wrong shape, a full second moment for a matrix, factored ones for a
+    // vector, and a reduced buffer where another optimizer keeps a full one.
+    let with = |param: &str, buffer: &str, shape: &[usize]| {
+        let mut changed = state.clone();
+        changed.params.get_mut(param).unwrap().buffers.insert(buffer.to_string(), Tensor::zeros(shape));
+        changed
+    };
+    let wrong_row = with("0.weight", "row_var", &[1, 5]);
+    assert!(matches!(wrong_row.validate(&refs), Err(StateError::Shape { .. })));
+    let mut full_for_matrix = with("0.weight", "variance", &[7, 5]);
+    full_for_matrix.params.get_mut("0.weight").unwrap().buffers.retain(|b, _| b == "variance");
+    assert!(matches!(full_for_matrix.validate(&refs), Err(StateError::Unexpected { .. })));
+    let factored_vector = with("0.bias", "row_var", &[7]);
+    assert!(matches!(factored_vector.validate(&refs), Err(StateError::Unexpected { .. })));
+    let mut adam_reduced = with("0.weight", "exp_avg", &[7, 1]);
+    adam_reduced.kind = "adam".to_string();
+    assert!(matches!(adam_reduced.validate(&refs), Err(StateError::Shape { .. })));
+
     let mut broken = state.clone();
     broken.params.get_mut("0.weight").unwrap().buffers.remove("col_var");
     let mut adafactor = build("adafactor", &OptimizerOptions::default()).unwrap();
