@@ -1,6 +1,7 @@
 //! The paper's second experiment (figure 2): a multi-layer network on MNIST, 784-1000-1000-10
 //! with ReLU, dropout 0.2 on the input and 0.5 on both hidden layers, minibatch 128.
-//! `--compare` runs AdaGrad, RMSProp, SGD with Nesterov momentum, AdaDelta and Adam.
+//! `--compare` runs AdaGrad, RMSProp, SGD with Nesterov momentum, AdaDelta and Adam, and
+//! Adam's successors: Lion, LAMB, AdaBelief, Adafactor and Muon (with AdamW for the biases).
 //!
 //! ```text
 //! cargo run --release --example mnist_mlp -- --epochs 1
@@ -19,6 +20,14 @@ fn defaults(optimizer: &str) -> OptimizerOptions {
         }
         "adagrad" => OptimizerOptions { lr: Some(0.01), ..Default::default() },
         "adadelta" => OptimizerOptions { lr: Some(1.0), ..Default::default() },
+        // Lion's sign update moves every coordinate by the full rate: its paper takes a rate
+        // 3-10x below AdamW's, and lion-pytorch's default.
+        "lion" => OptimizerOptions { lr: Some(1e-4), ..Default::default() },
+        // Adafactor's rate is relative to the weights' scale, capped by 1/sqrt(t): torch's 1e-2.
+        "adafactor" => OptimizerOptions { lr: Some(1e-2), ..Default::default() },
+        // Muon's orthogonalised step has unit spectral norm: the rate of Muon's own recipes
+        // (torch's default 1e-3 barely moves this net), AdamW's for the biases.
+        "muon" => OptimizerOptions { lr: Some(2e-2), ..Default::default() },
         _ => OptimizerOptions { lr: Some(1e-3), ..Default::default() },
     }
 }
@@ -35,11 +44,13 @@ fn main() {
         epochs: 20,
         batch_size: 128,
         optimizer: "adam",
-        compare: &["adagrad", "rmsprop", "sgd", "adadelta", "adam"],
+        compare: &["adagrad", "rmsprop", "sgd", "adadelta", "adam", "lion", "lamb", "adabelief", "adafactor", "muon"],
         defaults,
         schedule: |_, _| Schedule::Constant,
-        defaults_doc: "  constant learning rate (--schedule constant), no weight decay\n  \
-                       adam, rmsprop (and others not listed): --lr 1e-3\n  \
+        defaults_doc: "  constant learning rate (--schedule constant), no weight decay (muon: torch's 0.1 on the\n  \
+                       matrices, AdamW's 0.01 on the biases)\n  \
+                       adam, rmsprop, lamb, adabelief (and others not listed): --lr 1e-3\n  \
+                       lion: --lr 1e-4\n  adafactor: --lr 1e-2\n  muon: --lr 2e-2 (AdamW for the biases at the same rate)\n  \
                        sgd: --lr 0.05 --momentum 0.9 --nesterov\n  adagrad: --lr 0.01\n  adadelta: --lr 1.0",
         model,
         preprocess: Preprocess::None,
