@@ -202,6 +202,51 @@ fn path(flags: &str) -> Vec<Row> {
 }
 
 #[test]
+fn chapter_9_quotes_the_successors_paths() {
+    let last = |rows: &[Row]| rows.last().unwrap().clone();
+    let lion_q = last(&path("--problem quadratic --steps 200 --optimizer lion --lr 0.01"));
+    let adam_q = last(&path("--problem quadratic --steps 200 --optimizer adam --lr 0.1"));
+    let lamb_r = path("--problem rosenbrock --steps 500 --optimizer lamb --lr 0.03");
+    let adabelief_r = last(&path("--problem rosenbrock --steps 500 --optimizer adabelief --lr 0.1"));
+    let adam_r = last(&path("--problem rosenbrock --steps 500 --optimizer adam --lr 0.1"));
+    let adafactor_q = last(&path("--problem quadratic --steps 200 --optimizer adafactor --lr 0.1"));
+    let muon_m = path("--problem matrix --steps 100 --optimizer muon --lr 0.1");
+    let adam_m = path("--problem matrix --steps 100 --optimizer adam --lr 0.05");
+    // The least-squares minimum, where plain gradient descent settles (A has rank 2, so the
+    // minimiser is not unique, but the minimum is).
+    let minimum = last(&path("--problem matrix --steps 3000 --optimizer sgd --lr 0.02")).loss;
+
+    // LAMB's walk into the origin: it shrinks by a constant factor, every 50 steps.
+    let norm = |r: &Row| r.params.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let shrink: Vec<f32> = (3..8).map(|k| norm(&lamb_r[50 * (k + 1)]) / norm(&lamb_r[50 * k])).collect();
+    assert!(shrink.iter().all(|&f| (0.15..0.3).contains(&f)), "{shrink:?}");
+    let lamb_end = last(&lamb_r);
+    assert!(muon_m[100].loss > muon_m[50].loss, "Muon passes the minimum again");
+
+    assert_quotes(
+        "09-the-family.md",
+        &[
+            ("Lion's end on the bowl", format!("`y = {:.4}` with loss {:.4}", lion_q.params[1], lion_q.loss)),
+            ("Adam's end on the bowl", format!("where Adam reaches {:.1e}", adam_q.loss)),
+            (
+                "LAMB's end",
+                format!(
+                    "`({:.4}, {:.4})` with loss {:.4}",
+                    lamb_end.params[0], lamb_end.params[1], lamb_end.loss
+                ),
+            ),
+            ("AdaBelief's end", format!("ends at loss {:.4}, Adam at {:.4}", adabelief_r.loss, adam_r.loss)),
+            ("Adafactor's x", format!("`x = {:.4}` after 200 steps", adafactor_q.params[0])),
+            ("Muon at 50", format!("Muon is at loss {:.4} after 50 steps", muon_m[50].loss)),
+            ("the minimum", format!("{:.4}", minimum)),
+            ("Adam at 50", format!("`--lr 0.05` is at {:.4}", adam_m[50].loss)),
+            ("Muon at 100", format!("to {:.4} at step 100", muon_m[100].loss)),
+        ],
+    );
+    assert_eq!(format!("{:.4}", muon_m[50].loss), format!("{minimum:.4}"), "the minimum to four digits");
+}
+
+#[test]
 fn chapter_9_quotes_the_formulas_and_the_paths() {
     // AMSGrad: the factor sqrt(1 - beta2^t) / (1 - beta1^t) of a fixed vmax.
     let factor = |t| 1.0 / inflation(0.9, 0.999, t);
