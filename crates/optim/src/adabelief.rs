@@ -4,11 +4,10 @@
 
 use adamant_autodiff::{Gradients, Param};
 use adamant_tensor::kernels::parallel::should_parallelize;
-use adamant_tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::core::{Core, ParamState};
-use crate::moments::{ema_sq, Decay, UPDATE_CHUNK};
+use crate::moments::{bias_correction, ema_sq, Decay, UPDATE_CHUNK};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
 use crate::read_config;
@@ -98,12 +97,12 @@ impl Optimizer for AdaBelief {
         self.core.for_each(
             params,
             grads,
-            |p| ParamState { step: 0, buffers: vec![Tensor::zeros(p.shape()); 2], scalars: vec![] },
+            |p| ParamState::zeros(p.shape(), 2),
             |theta, grad, state, h| {
                 // Scalar coefficients in f64, as the package computes them in Python floats.
                 let t = state.step as f64;
-                let bc1 = 1.0 - (beta1 as f64).powf(t);
-                let bc2 = 1.0 - (beta2 as f64).powf(t);
+                let bc1 = bias_correction(beta1, t);
+                let bc2 = bias_correction(beta2, t);
                 let coeffs = BeliefStep {
                     decay: Decay::new(h, c.decoupled_weight_decay),
                     beta1,

@@ -1,7 +1,6 @@
 //! AdaDelta (Zeiler 2012).
 
 use adamant_autodiff::{Gradients, Param};
-use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
 use crate::moments::ema_sq;
@@ -67,7 +66,7 @@ impl Optimizer for Adadelta {
         self.core.for_each(
             params,
             grads,
-            |p| ParamState { step: 0, buffers: vec![Tensor::zeros(p.shape()); 2], scalars: vec![] },
+            |p| ParamState::zeros(p.shape(), 2),
             |theta, grad, state, h| {
                 let [v, u] = state.buffers.as_mut_slice() else { unreachable!("two buffers") };
                 let (v, u) = (v.data_mut(), u.data_mut());

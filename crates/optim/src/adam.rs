@@ -4,7 +4,7 @@ use adamant_autodiff::{Gradients, Param};
 use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
-use crate::moments::{fused_update, Decay, Moments};
+use crate::moments::{bias_correction, fused_update, Decay, Moments};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
 use crate::read_config;
@@ -105,14 +105,14 @@ impl Optimizer for Adam {
         self.core.for_each(
             params,
             grads,
-            |p| ParamState { step: 0, buffers: vec![Tensor::zeros(p.shape()); n_buffers], scalars: vec![] },
+            |p| ParamState::zeros(p.shape(), n_buffers),
             |theta, grad, state, h| {
                 let (beta1, beta2) = config.betas;
                 // Scalar coefficients in f64, as PyTorch computes them in Python floats.
                 let t = state.step as f64;
                 let (step_size, bc2_sqrt) = if config.bias_correction {
-                    let bc1 = 1.0 - (beta1 as f64).powf(t);
-                    let bc2 = 1.0 - (beta2 as f64).powf(t);
+                    let bc1 = bias_correction(beta1, t);
+                    let bc2 = bias_correction(beta2, t);
                     (h.lr as f64 / bc1, bc2.sqrt())
                 } else {
                     (h.lr as f64, 1.0)

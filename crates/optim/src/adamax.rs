@@ -1,7 +1,6 @@
 //! AdaMax (Kingma & Ba 2014, Algorithm 2): Adam with the infinity norm.
 
 use adamant_autodiff::{Gradients, Param};
-use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
 use crate::moments::lerp;
@@ -72,7 +71,7 @@ impl Optimizer for Adamax {
         self.core.for_each(
             params,
             grads,
-            |p| ParamState { step: 0, buffers: vec![Tensor::zeros(p.shape()); 2], scalars: vec![] },
+            |p| ParamState::zeros(p.shape(), 2),
             |theta, grad, state, h| {
                 let clr = (h.lr as f64 / (1.0 - (beta1 as f64).powf(state.step as f64))) as f32;
                 let [m, u] = state.buffers.as_mut_slice() else { unreachable!("two buffers") };

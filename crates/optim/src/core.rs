@@ -134,6 +134,14 @@ pub struct ParamState {
     pub scalars: Vec<f64>,
 }
 
+impl ParamState {
+    /// A parameter's state before its first step: `buffers` zero tensors of `shape` (moments
+    /// start at zero) and no scalars.
+    pub fn zeros(shape: &[usize], buffers: usize) -> ParamState {
+        ParamState { step: 0, buffers: vec![Tensor::zeros(shape); buffers], scalars: vec![] }
+    }
+}
+
 /// The part of an optimizer that is the same for all of them.
 #[derive(Clone, Debug)]
 pub(crate) struct Core {

@@ -3,11 +3,10 @@
 
 use adamant_autodiff::{Gradients, Param};
 use adamant_tensor::kernels::parallel::should_parallelize;
-use adamant_tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::core::{Core, ParamState};
-use crate::moments::{ema_sq, UPDATE_CHUNK};
+use crate::moments::{bias_correction, ema_sq, UPDATE_CHUNK};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
 use crate::read_config;
@@ -116,12 +115,12 @@ impl Optimizer for Lamb {
         self.core.for_each(
             params,
             grads,
-            |p| ParamState { step: 0, buffers: vec![Tensor::zeros(p.shape()); 2], scalars: vec![] },
+            |p| ParamState::zeros(p.shape(), 2),
             |theta, grad, state, h| {
                 // Without correction the divisions are by exactly 1: the same loop serves both.
                 let (bc1, bc2) = if c.bias_correction {
                     let t = state.step as f64;
-                    ((1.0 - (beta1 as f64).powf(t)) as f32, (1.0 - (beta2 as f64).powf(t)) as f32)
+                    (bias_correction(beta1, t) as f32, bias_correction(beta2, t) as f32)
                 } else {
                     (1.0, 1.0)
                 };
@@ -320,6 +319,7 @@ fn apply_direction(theta: &mut [f32], m: &[f32], v: &[f32], d: Direction, step: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use adamant_tensor::Tensor;
     use adamant_autodiff::{Mode, Tape};
     use adamant_tensor::testing::{assert_par_eq_serial, bits, randn};
 

@@ -3,7 +3,6 @@
 
 use adamant_autodiff::{Gradients, Param};
 use adamant_tensor::kernels::parallel::should_parallelize;
-use adamant_tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::core::{Core, ParamState};
@@ -83,7 +82,7 @@ impl Optimizer for Lion {
         self.core.for_each(
             params,
             grads,
-            |p| ParamState { step: 0, buffers: vec![Tensor::zeros(p.shape())], scalars: vec![] },
+            |p| ParamState::zeros(p.shape(), 1),
             |theta, grad, state, h| {
                 // Lion's decay is always decoupled; the factor is 1 without decay, an exact
                 // multiplication, as lion-pytorch multiplies by `1 - lr * 0` too.
@@ -150,6 +149,7 @@ fn lion_piece(theta: &mut [f32], grad: &[f32], m: &mut [f32], c: LionStep) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use adamant_tensor::Tensor;
     use adamant_autodiff::{Mode, Tape};
     use adamant_tensor::testing::{assert_par_eq_serial, bits, randn};
 

@@ -32,6 +32,13 @@ fn lerp_with(a: f32, b: f32, w: f32, complement: f32) -> f32 {
     }
 }
 
+/// `1 - beta^t`: the bias correction of a moment with decay rate `beta` after `t` steps, in
+/// f64 as PyTorch computes it in Python floats.
+#[inline]
+pub(crate) fn bias_correction(beta: f32, t: f64) -> f64 {
+    1.0 - (beta as f64).powf(t)
+}
+
 /// The moving average of squares, `avg beta + (1 - beta) x^2`, as torch's
 /// `avg.mul_(beta).addcmul_(x, x, value=1 - beta)` computes it.
 #[inline]

@@ -3,7 +3,6 @@
 
 use adamant_autodiff::{Gradients, Param};
 use adamant_tensor::kernels::matmul;
-use adamant_tensor::Tensor;
 
 use crate::adafactor::sum_sq;
 use crate::adam::{AdamW, AdamWConfig};
@@ -191,7 +190,7 @@ impl Optimizer for Muon {
         self.core.for_each_shaped(
             params,
             grads,
-            |p| ParamState { step: 0, buffers: vec![Tensor::zeros(p.shape())], scalars: vec![] },
+            |p| ParamState::zeros(p.shape(), 1),
             |theta, grad, shape, state, h| {
                 let &[rows, cols] = shape else { unreachable!("checked above") };
                 // torch computes 1 - mu in Python floats and casts the weight once.

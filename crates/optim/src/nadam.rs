@@ -1,10 +1,9 @@
 //! NAdam (Dozat 2016): Adam with Nesterov momentum.
 
 use adamant_autodiff::{Gradients, Param};
-use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
-use crate::moments::{fused_update, Decay, Moments};
+use crate::moments::{bias_correction, fused_update, Decay, Moments};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
 use crate::read_config;
@@ -84,11 +83,11 @@ impl Optimizer for NAdam {
         self.core.for_each(
             params,
             grads,
-            |p| ParamState { step: 0, buffers: vec![Tensor::zeros(p.shape()); 2], scalars: vec![1.0] },
+            |p| ParamState { scalars: vec![1.0], ..ParamState::zeros(p.shape(), 2) },
             |theta, grad, state, h| {
                 let t = state.step as f64;
                 let (b1, psi) = (beta1 as f64, c.momentum_decay as f64);
-                let bc2 = (1.0 - (beta2 as f64).powf(t)) as f32;
+                let bc2 = bias_correction(beta2, t) as f32;
                 let mu = b1 * (1.0 - 0.5 * 0.96f64.powf(t * psi));
                 let mu_next = b1 * (1.0 - 0.5 * 0.96f64.powf((t + 1.0) * psi));
                 // PyTorch keeps the product as a float32 tensor: round like it does.

@@ -1,10 +1,9 @@
 //! RAdam (Liu et al. 2019): Adam with a rectified adaptive learning rate.
 
 use adamant_autodiff::{Gradients, Param};
-use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
-use crate::moments::{fused_update, Decay, Moments};
+use crate::moments::{bias_correction, fused_update, Decay, Moments};
 use crate::optimizer::{optimizer_common, Optimizer};
 use crate::options::{FromOptions, OptionReader, OptionsError};
 use crate::read_config;
@@ -77,12 +76,12 @@ impl Optimizer for RAdam {
         self.core.for_each(
             params,
             grads,
-            |p| ParamState { step: 0, buffers: vec![Tensor::zeros(p.shape()); 2], scalars: vec![] },
+            |p| ParamState::zeros(p.shape(), 2),
             |theta, grad, state, h| {
                 let t = state.step as f64;
-                let (b1, b2) = (beta1 as f64, beta2 as f64);
-                let bc1 = (1.0 - b1.powf(t)) as f32;
-                let bc2 = 1.0 - b2.powf(t);
+                let b2 = beta2 as f64;
+                let bc1 = bias_correction(beta1, t) as f32;
+                let bc2 = bias_correction(beta2, t);
                 let rho_inf = 2.0 / (1.0 - b2) - 1.0;
                 let rho_t = rho_inf - 2.0 * t * b2.powf(t) / bc2;
                 let rectified = rho_t > 5.0;

@@ -1,7 +1,6 @@
 //! RMSProp (Tieleman & Hinton 2012), plain, centered and with momentum.
 
 use adamant_autodiff::{Gradients, Param};
-use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
 use crate::moments::{ema_sq, lerp};
@@ -79,7 +78,7 @@ impl Optimizer for RmsProp {
         self.core.for_each(
             params,
             grads,
-            |p| ParamState { step: 0, buffers: vec![Tensor::zeros(p.shape()); n_buffers], scalars: vec![] },
+            |p| ParamState::zeros(p.shape(), n_buffers),
             |theta, grad, state, h| {
                 let (square_avg, rest) = state.buffers.split_first_mut().expect("square_avg");
                 let (momentum_buf, rest) = if with_momentum {
