@@ -12,7 +12,6 @@ use adamant::history::History;
 use adamant::layers::{Dense, Params};
 use adamant::optim::{build, Optimizer, OptimizerOptions, Plateau, Schedule, Scheduler};
 use adamant::tensor::rng::seeded;
-use adamant::tensor::Tensor;
 use adamant::train::{fit, Classification, FitConfig, TrainError};
 
 /// Test losses: improving, then flat long enough for cuts (patience 1, cooldown 1).
@@ -85,17 +84,6 @@ fn checkpoints_with_and_without_a_plateau() {
     assert_eq!(without, before);
 }
 
-/// Three Gaussian blobs in 8 dimensions.
-fn blobs(n: usize, seed: u64) -> adamant::data::Dataset {
-    let mut rng = seeded(seed);
-    let mut x = Tensor::randn(&[n, 8], 0.0, 0.5, &mut rng).into_vec();
-    let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
-    for (i, &l) in labels.iter().enumerate() {
-        x[i * 8 + l] += 2.0;
-    }
-    adamant::data::Dataset { images: Tensor::from_vec(x, &[n, 8]), labels }
-}
-
 /// `epochs` epochs of SGD (lr 0.1) on the blobs with `plateau`, in `dir`, resuming if asked.
 fn plateau_run(
     dir: &std::path::Path,
@@ -103,7 +91,7 @@ fn plateau_run(
     plateau: &str,
     resume: bool,
 ) -> Result<(Dense, Vec<f32>), TrainError> {
-    let (train, test) = (blobs(96, 1), blobs(48, 2));
+    let (train, test) = (common::blobs(96, 1), common::blobs(48, 2));
     let mut model = Dense::new(8, 3, &mut seeded(3));
     let mut sgd = build("sgd", &OptimizerOptions { lr: Some(0.1), ..Default::default() }).unwrap();
     let mut scheduler = Scheduler::new(Schedule::Constant, 0.1).with_plateau(plateau.parse().unwrap());

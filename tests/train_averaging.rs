@@ -13,23 +13,10 @@ use std::sync::Arc;
 use adamant::autodiff::Var;
 use adamant::checkpoint::Checkpoint;
 use adamant::data::batch::{BatchOptions, Batches};
-use adamant::data::Dataset;
 use adamant::layers::{sequential, BatchNorm1d, Dense, Dropout, Module, Params, ReLU, Sequential};
 use adamant::optim::{build, Averaging, Optimizer, OptimizerOptions};
-use adamant::tensor::{rng::seeded, Tensor};
+use adamant::tensor::rng::seeded;
 use adamant::train::{fit, Classification, FitConfig, StepOutput, Task, TrainError};
-
-/// Three Gaussian blobs in 8 dimensions.
-fn blobs(n: usize, seed: u64) -> Dataset {
-    let mut rng = seeded(seed);
-    let noise = Tensor::randn(&[n, 8], 0.0, 0.5, &mut rng);
-    let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
-    let mut x = noise.into_vec();
-    for (i, &l) in labels.iter().enumerate() {
-        x[i * 8 + l] += 2.0;
-    }
-    Dataset { images: Tensor::from_vec(x, &[n, 8]), labels }
-}
 
 /// With batch norm (buffers to average, a counter among them) and dropout (per-step masks).
 fn model(seed: u64) -> Sequential {
@@ -83,7 +70,7 @@ fn read(dir: &Path, file: &str) -> String {
 
 #[test]
 fn averaging_changes_no_training_step_and_reports_averaged_test_metrics() {
-    let (train, test) = (blobs(200, 4), blobs(60, 5));
+    let (train, test) = (common::blobs(200, 4), common::blobs(60, 5));
     let plain_dir = common::Scratch::new("avg-plain");
     let plain = FitConfig { average: None, ..config("r", &plain_dir, 2) };
     let mut a = model(6);
@@ -138,7 +125,7 @@ impl<M: Module + ?Sized> Task<M> for InterruptAt {
 
 #[test]
 fn an_averaging_accumulating_run_resumes_bit_identically_mid_epoch_and_between_epochs() {
-    let (train, test) = (blobs(200, 4), blobs(60, 5));
+    let (train, test) = (common::blobs(200, 4), common::blobs(60, 5));
     // 2 micro-batches of 16 per step: ceil(13 / 2) = 7 steps per epoch, the last one short.
     let setup = |dir: &Path, epochs| FitConfig {
         batch_size: 16,
@@ -198,7 +185,7 @@ fn an_averaging_accumulating_run_resumes_bit_identically_mid_epoch_and_between_e
 
 #[test]
 fn a_checkpoint_without_an_average_resumes_only_with_the_same_settings_or_an_override() {
-    let (train, test) = (blobs(100, 4), blobs(30, 5));
+    let (train, test) = (common::blobs(100, 4), common::blobs(30, 5));
     let dir = common::Scratch::new("avg-old");
     let plain = FitConfig { average: None, ..config("r", &dir, 1) };
     fit(&mut model(6), &Classification, adam().as_mut(), None, &train, &test, &plain).unwrap();
@@ -230,8 +217,8 @@ fn a_checkpoint_without_an_average_resumes_only_with_the_same_settings_or_an_ove
 
 #[test]
 fn one_accumulated_step_equals_one_step_on_the_big_batch() {
-    let train = blobs(96, 8);
-    let test = blobs(10, 9);
+    let train = common::blobs(96, 8);
+    let test = common::blobs(10, 9);
     // The 32 examples of the big batch are the first four micro-batches of 8: the epoch's
     // order does not depend on the batch size.
     let first = |batch_size, take| -> Vec<usize> {

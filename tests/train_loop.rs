@@ -8,24 +8,10 @@ mod common;
 use std::path::Path;
 
 use adamant::checkpoint::{Checkpoint, RunIdentity};
-use adamant::data::Dataset;
 use adamant::layers::{sequential, Dense, Module, ReLU, Sequential};
 use adamant::optim::{build, Optimizer, OptimizerOptions, Schedule, Scheduler};
 use adamant::tensor::{rng::seeded, Tensor};
 use adamant::train::{fit, Classification, FitConfig, TrainError};
-
-/// Three Gaussian blobs in 8 dimensions: linearly separable, so a small MLP reaches high
-/// accuracy in a few epochs.
-fn blobs(n: usize, seed: u64) -> Dataset {
-    let mut rng = seeded(seed);
-    let noise = Tensor::randn(&[n, 8], 0.0, 0.5, &mut rng);
-    let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
-    let mut x = noise.into_vec();
-    for (i, &l) in labels.iter().enumerate() {
-        x[i * 8 + l] += 2.0;
-    }
-    Dataset { images: Tensor::from_vec(x, &[n, 8]), labels }
-}
 
 fn model(seed: u64) -> Sequential {
     let mut rng = seeded(seed);
@@ -59,7 +45,7 @@ fn adam() -> Box<dyn Optimizer + Send> {
 
 #[test]
 fn fit_learns_and_writes_logs_and_a_checkpoint() {
-    let (train, test) = (blobs(600, 1), blobs(300, 2));
+    let (train, test) = (common::blobs(600, 1), common::blobs(300, 2));
     let dir = temp_dir("learns");
     let mut m = model(3);
     let mut opt = adam();
@@ -81,7 +67,7 @@ fn fit_learns_and_writes_logs_and_a_checkpoint() {
 
 #[test]
 fn resume_continues_bit_identically() {
-    let (train, test) = (blobs(200, 4), blobs(60, 5));
+    let (train, test) = (common::blobs(200, 4), common::blobs(60, 5));
     let schedule = Schedule::CosineAnnealing { t_max: 28, eta_min: 0.0 };
     // Straight: 4 epochs.
     let dir_a = temp_dir("straight");
@@ -117,7 +103,7 @@ fn sgd(lr: f32) -> Box<dyn Optimizer + Send> {
 
 #[test]
 fn divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint() {
-    let (train, test) = (blobs(200, 8), blobs(60, 9));
+    let (train, test) = (common::blobs(200, 8), common::blobs(60, 9));
     let dir = temp_dir("nan");
     let mut m = model(10);
     let mut good = sgd(0.1);
@@ -143,7 +129,7 @@ fn divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint() {
 /// as its last good state: it is not this run's (it was, before the fix).
 #[test]
 fn a_fresh_run_never_names_an_old_checkpoint_as_its_last_good_one() {
-    let (train, test) = (blobs(200, 8), blobs(60, 9));
+    let (train, test) = (common::blobs(200, 8), common::blobs(60, 9));
     let dir = temp_dir("fresh-nan");
     fit(&mut model(10), &Classification, adam().as_mut(), None, &train, &test, &config("d", &dir, 1))
         .unwrap();
@@ -165,7 +151,7 @@ fn a_fresh_run_never_names_an_old_checkpoint_as_its_last_good_one() {
 /// a checkpoint of NaN weights).
 #[test]
 fn divergence_in_the_last_step_of_an_epoch_is_caught_before_the_checkpoint() {
-    let (train, test) = (blobs(200, 8), blobs(60, 9));
+    let (train, test) = (common::blobs(200, 8), common::blobs(60, 9));
     let dir = temp_dir("last-step");
     let one_step = FitConfig { max_steps_per_epoch: Some(1), ..config("e", &dir, 3) };
     let err =
@@ -184,7 +170,7 @@ fn divergence_in_the_last_step_of_an_epoch_is_caught_before_the_checkpoint() {
 /// resume with an error naming it and the value, and the model is left as it was.
 #[test]
 fn resuming_from_a_checkpoint_holding_a_nan_is_refused() {
-    let (train, test) = (blobs(100, 11), blobs(30, 12));
+    let (train, test) = (common::blobs(100, 11), common::blobs(30, 12));
     let dir = temp_dir("nan-ckpt");
     fit(&mut model(13), &Classification, adam().as_mut(), None, &train, &test, &config("n", &dir, 1))
         .unwrap();
@@ -208,7 +194,7 @@ fn resuming_from_a_checkpoint_holding_a_nan_is_refused() {
 /// with this run's values, which later checkpoints record.
 #[test]
 fn resume_refuses_another_runs_checkpoint_unless_overridden() {
-    let (train, test) = (blobs(100, 11), blobs(30, 12));
+    let (train, test) = (common::blobs(100, 11), common::blobs(30, 12));
     let dir = temp_dir("identity");
     fit(&mut model(13), &Classification, adam().as_mut(), None, &train, &test, &config("i", &dir, 1))
         .unwrap();
@@ -242,7 +228,7 @@ fn resume_refuses_another_runs_checkpoint_unless_overridden() {
 
 #[test]
 fn a_corrupt_checkpoint_is_an_error_naming_it() {
-    let (train, test) = (blobs(100, 11), blobs(30, 12));
+    let (train, test) = (common::blobs(100, 11), common::blobs(30, 12));
     let dir = temp_dir("corrupt");
     let mut m = model(13);
     let mut opt = adam();
@@ -296,7 +282,7 @@ impl<M: Module + ?Sized> adamant::train::Task<M> for InterruptAt {
 /// `Interrupted`; resumed, it ends bit-identical to a run never interrupted, its logs too.
 #[test]
 fn an_interrupted_run_resumes_mid_epoch_bit_identically() {
-    let (train, test) = (blobs(200, 4), blobs(60, 5));
+    let (train, test) = (common::blobs(200, 4), common::blobs(60, 5));
     let schedule = Schedule::CosineAnnealing { t_max: 21, eta_min: 0.0 };
     let straight = temp_dir("interrupt-straight");
     let mut a = model(6);
@@ -360,7 +346,7 @@ fn an_interrupted_run_resumes_mid_epoch_bit_identically() {
 /// run name, so other runs in the same directory go on), and works once it is released.
 #[test]
 fn a_second_run_on_the_same_files_is_refused_while_the_first_holds_them() {
-    let (train, test) = (blobs(100, 11), blobs(30, 12));
+    let (train, test) = (common::blobs(100, 11), common::blobs(30, 12));
     let dir = temp_dir("lock");
     std::fs::create_dir_all(&dir.0).unwrap();
     // Another process's lock, as `fit` takes it (an open file description of its own).
@@ -386,7 +372,7 @@ fn a_second_run_on_the_same_files_is_refused_while_the_first_holds_them() {
 /// its place) is refused from its length, naming it, without being read into memory.
 #[test]
 fn an_oversized_checkpoint_is_refused_unread() {
-    let (train, test) = (blobs(100, 11), blobs(30, 12));
+    let (train, test) = (common::blobs(100, 11), common::blobs(30, 12));
     let dir = temp_dir("huge-ckpt");
     std::fs::create_dir_all(&dir.0).unwrap();
     let file = std::fs::File::create(dir.join("h.ckpt")).unwrap();

@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests that run the compiled examples.
+//! Helpers shared by the integration tests: the compiled examples, scratch directories, a
+//! small dataset for training-loop tests.
 // Each test crate uses only some of these.
 #![allow(dead_code)]
 
@@ -123,4 +124,16 @@ pub fn without_seconds(epochs_csv: &str) -> Vec<String> {
             fields.join(",")
         })
         .collect()
+}
+
+/// Three Gaussian blobs in 8 dimensions (class `i % 3`, its coordinate shifted by 2):
+/// linearly separable, so a small MLP reaches high accuracy in a few epochs.
+pub fn blobs(n: usize, seed: u64) -> adamant::data::Dataset {
+    let mut rng = adamant::tensor::rng::seeded(seed);
+    let mut x = adamant::tensor::Tensor::randn(&[n, 8], 0.0, 0.5, &mut rng).into_vec();
+    let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
+    for (i, &l) in labels.iter().enumerate() {
+        x[i * 8 + l] += 2.0;
+    }
+    adamant::data::Dataset { images: adamant::tensor::Tensor::from_vec(x, &[n, 8]), labels }
 }
