@@ -16,7 +16,7 @@
 //! EMA and SWA are `torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=...,
 //! use_buffers=True)` step for step: the first update copies the model (`n_averaged == 0`),
 //! later ones are `torch._foreach_lerp_(avg, current, w)` with `w = 1 - decay` (EMA) or
-//! `w = 1 / (n_averaged + 1)` (SWA), which [`lerp`] computes in torch's two-branch form.
+//! `w = 1 / (n_averaged + 1)` (SWA), computed in torch's two-branch lerp (`moments::lerp`).
 //! Buffers are averaged with the parameters, as `use_buffers=True` does: batch norm's running
 //! mean and variance like weights. Whole-number counters ([`ValueKind::Count`], batch norm's
 //! `num_batches_tracked`) are `int64` in torch, where the average is computed in `f32` and
