@@ -25,11 +25,16 @@ fn defaults(optimizer: &str) -> OptimizerOptions {
         "lion" => OptimizerOptions { lr: Some(1e-4), ..Default::default() },
         // Adafactor's rate is relative to the weights' scale, capped by 1/sqrt(t): torch's 1e-2.
         "adafactor" => OptimizerOptions { lr: Some(1e-2), ..Default::default() },
-        // Muon's orthogonalised step has unit spectral norm: the rate of Muon's own recipes
-        // (torch's default 1e-3 barely moves this net), AdamW's for the biases. No weight
-        // decay, as for the others: torch's 0.1 is meant for its rate 1e-3, and at 2e-2 it
-        // shrinks the matrices by 0.2% a step (a 1-epoch run with it stalls at 96%).
-        "muon" => OptimizerOptions { lr: Some(2e-2), weight_decay: Some(0.0), ..Default::default() },
+        // Moonshot's recipe: Muon's update scaled to AdamW's typical size (match_rms_adamw), so
+        // one rate, Adam's, serves Muon's matrices and the AdamW part's biases. (Keller
+        // Jordan's 2e-2 with "original" scaling would give the biases' AdamW 2e-2 too: a first
+        // run so stalled at 96.5%.) No weight decay, as for every other optimizer here.
+        "muon" => OptimizerOptions {
+            lr: Some(1e-3),
+            adjust_lr_fn: Some("match_rms_adamw"),
+            weight_decay: Some(0.0),
+            ..Default::default()
+        },
         _ => OptimizerOptions { lr: Some(1e-3), ..Default::default() },
     }
 }
@@ -52,7 +57,8 @@ fn main() {
         defaults_doc: "  constant learning rate (--schedule constant), no weight decay (but muon's AdamW part\n  \
                        keeps AdamW's 0.01 on the biases)\n  \
                        adam, rmsprop, lamb, adabelief (and others not listed): --lr 1e-3\n  \
-                       lion: --lr 1e-4\n  adafactor: --lr 1e-2\n  muon: --lr 2e-2 --weight-decay 0 (AdamW for the biases at the same rate)\n  \
+                       lion: --lr 1e-4\n  adafactor: --lr 1e-2\n  muon: --lr 1e-3 --adjust-lr-fn match_rms_adamw --weight-decay 0 (AdamW for the biases at\n  \
+                       the same rate)\n  \
                        sgd: --lr 0.05 --momentum 0.9 --nesterov\n  adagrad: --lr 0.01\n  adadelta: --lr 1.0",
         model,
         preprocess: Preprocess::None,
