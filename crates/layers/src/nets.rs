@@ -8,7 +8,7 @@ use adamant_tensor::rng::Rng;
 
 mod gpt;
 
-pub use gpt::{Gpt, GptConfig, GptConfigError};
+pub use gpt::{Gpt, GptConfig};
 
 use crate::{
     sequential, Conv2d, Dense, Dropout, Flatten, Identity, MaxPool2dReLU, Module, Params, ReLU, Sequential,

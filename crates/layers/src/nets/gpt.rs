@@ -1,8 +1,6 @@
 //! The character-level GPT of issue 22, exactly as the PyTorch reference
 //! `bench/torch_char_gpt.py` (its `GPT` and `Block` classes) defines it.
 
-use std::fmt;
-
 use adamant_autodiff::{Tape, Var};
 use adamant_tensor::rng::Rng;
 use adamant_tensor::{Ids, Tensor};
@@ -32,22 +30,10 @@ impl Default for GptConfig {
     }
 }
 
-/// Why a [`GptConfig`] cannot build a model: one line naming the field and its value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GptConfigError(String);
-
-impl fmt::Display for GptConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for GptConfigError {}
-
 impl GptConfig {
-    /// Checks that every size is positive and that `heads` divides `embd` (what the command
-    /// line should report before [`Gpt::new`] would panic).
-    pub fn validate(&self) -> Result<(), GptConfigError> {
+    /// Checks that every size is positive and that `heads` divides `embd`; the error is one
+    /// line naming the field (what a command line reports before [`Gpt::new`] would panic).
+    pub fn validate(&self) -> Result<(), String> {
         let sizes = [
             ("vocab", self.vocab),
             ("block", self.block),
@@ -56,13 +42,10 @@ impl GptConfig {
             ("embd", self.embd),
         ];
         if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
-            return Err(GptConfigError(format!("GPT config: {name} must be positive, got 0")));
+            return Err(format!("GPT config: {name} must be positive, got 0"));
         }
         if !self.embd.is_multiple_of(self.heads) {
-            return Err(GptConfigError(format!(
-                "GPT config: embd {} must be divisible by heads {}",
-                self.embd, self.heads
-            )));
+            return Err(format!("GPT config: embd {} must be divisible by heads {}", self.embd, self.heads));
         }
         Ok(())
     }
@@ -223,7 +206,8 @@ impl Gpt {
     }
 
     /// Logits `[B, V]` of the token after the last position of `ids` `[B, T]`: what a sampler
-    /// needs, without the head's product at the other `T - 1` positions.
+    /// needs, without the head's product at the other `T - 1` positions. A sampler whose text
+    /// has grown past `block` characters passes the last `block` ids, as nanoGPT crops.
     ///
     /// # Panics
     /// As [`Gpt::forward`].
@@ -261,12 +245,9 @@ mod tests {
     #[test]
     fn config_errors_are_one_line_naming_the_field() {
         let bad = GptConfig { heads: 3, ..GptConfig::default() };
-        assert_eq!(
-            bad.validate().unwrap_err().to_string(),
-            "GPT config: embd 128 must be divisible by heads 3"
-        );
+        assert_eq!(bad.validate().unwrap_err(), "GPT config: embd 128 must be divisible by heads 3");
         let zero = GptConfig { layers: 0, ..GptConfig::default() };
-        assert_eq!(zero.validate().unwrap_err().to_string(), "GPT config: layers must be positive, got 0");
+        assert_eq!(zero.validate().unwrap_err(), "GPT config: layers must be positive, got 0");
         assert!(GptConfig::default().validate().is_ok());
     }
 
