@@ -3,8 +3,8 @@
 //! What models are built from: the [`Params`] and [`Module`] traits with
 //! `#[derive(Module)]`, layers with PyTorch `torch.nn` semantics ([`Dense`], [`Conv2d`],
 //! [`MaxPool2d`], [`Dropout`], activations, [`Flatten`], [`Sequential`]), initialisers with
-//! PyTorch's formulas ([`init`]), an accuracy metric, the paper's four networks ([`nets`])
-//! and safetensors save/load ([`serialize`]).
+//! PyTorch's formulas ([`init`]), an accuracy metric, the paper's four networks and a
+//! character-level GPT ([`nets`]) and safetensors save/load ([`serialize`]).
 //!
 //! ```
 //! use adamant_autodiff::{Mode, Tape};

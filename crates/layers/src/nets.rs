@@ -1,8 +1,14 @@
 //! The four networks of the Adam paper, exactly as PyTorch's reference script
-//! `torch_paper_nets.py` (run by `bench/compare_pytorch.sh`) defines them, with PyTorch-compatible parameter names.
+//! `torch_paper_nets.py` (run by `bench/compare_pytorch.sh`) defines them, and the
+//! character-level [`Gpt`] of `torch_char_gpt.py` (issue 22), with PyTorch-compatible
+//! parameter names.
 
 use adamant_autodiff::{Reduction, Var};
 use adamant_tensor::rng::Rng;
+
+mod gpt;
+
+pub use gpt::{Gpt, GptConfig};
 
 use crate::{
     sequential, Conv2d, Dense, Dropout, Flatten, Identity, MaxPool2dReLU, Module, Params, ReLU, Sequential,
