@@ -28,7 +28,7 @@ use adamant::layers::{Dense, Embedding, Module, Params};
 use adamant::optim::{Adam, AdamConfig, Averaging, Optimizer, Schedule, Scheduler, WeightAverage};
 use adamant::prelude::*;
 use adamant::tensor::rng::{self, Purpose};
-use adamant::tensor::sample::categorical_row;
+use adamant::tensor::sample::{generate, Generation};
 use adamant::tensor::Ids;
 use adamant_lab::cli::{self, exit_on_error, CliError};
 
@@ -122,22 +122,21 @@ impl Mlp {
         self.forward(&tape, &split.inputs).cross_entropy(&split.targets).item() as f64
     }
 
-    /// A name drawn character by character from the model's distribution (temperature 1).
+    /// A name drawn character by character from the model's distribution (temperature 1),
+    /// starting from the context `'.'`, `'.'`, `'.'` and stopping at the next `'.'`.
     fn sample(&self, names: &Names, rng: &mut Rng) -> String {
-        let mut context = [0usize; CONTEXT];
-        let mut out = Vec::new();
-        while out.len() < MAX_NAME_LEN {
+        let how = Generation {
+            max_new: MAX_NAME_LEN,
+            window: CONTEXT,
+            stop: Some(0),
+            temperature: 1.0,
+            top_k: None,
+        };
+        let next_logits = |context: &[usize]| {
             let tape = Tape::inference();
-            let logits = self.forward(&tape, &Ids::from_vec(context.to_vec(), &[1, CONTEXT])).value();
-            let id = categorical_row(logits.data(), 1.0, None, rng);
-            if id == 0 {
-                break;
-            }
-            out.push(id);
-            context.rotate_left(1);
-            context[CONTEXT - 1] = id;
-        }
-        names.vocab.decode(&out)
+            self.forward(&tape, &Ids::from_vec(context.to_vec(), &[1, CONTEXT])).value().data().to_vec()
+        };
+        names.vocab.decode(&generate(&[0; CONTEXT], how, next_logits, rng))
     }
 }
 

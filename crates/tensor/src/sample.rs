@@ -1,6 +1,7 @@
 //! Drawing ids from categorical distributions: [`multinomial`] on rows of probabilities
 //! (`torch.multinomial`) and [`categorical`] on rows of logits with a temperature and top-k
-//! (how language models are sampled, as nanoGPT's `generate`).
+//! (how language models are sampled, as nanoGPT's `generate`), and [`generate`], the loop that
+//! samples a text token by token from a model.
 //!
 //! Every draw comes from a caller's seeded generator ([`crate::rng`]), so a seed gives the
 //! same samples on every platform. The arithmetic is in `f64`: a row's cumulative sum is
@@ -165,6 +166,73 @@ pub fn categorical(logits: &Tensor, temperature: f32, top_k: Option<usize>, rng:
     let (b, k) = rows("categorical", logits);
     let ids = logits.data().chunks(k).map(|row| categorical_row(row, temperature, top_k, rng)).collect();
     Ids::from_vec(ids, &[b])
+}
+
+/// How [`generate`] draws each token: a temperature and an optional top-k filter, as
+/// [`categorical_row`] takes them, and where it stops.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Generation {
+    /// At most this many new tokens.
+    pub max_new: usize,
+    /// The model sees at most the last `window` tokens of the text so far (its context
+    /// length): a fixed-context model (makemore's MLP) takes exactly its context, a
+    /// Transformer its `block` size, cropped as nanoGPT's `generate` does.
+    pub window: usize,
+    /// Generation stops when this token is drawn (makemore's `'.'`); it is not returned.
+    pub stop: Option<usize>,
+    /// Softmax temperature of each draw (1 samples the model; 0 takes the argmax).
+    pub temperature: f32,
+    /// Keep only the `k` largest logits of each draw.
+    pub top_k: Option<usize>,
+}
+
+/// Autoregressive sampling, the loop of nanoGPT's and makemore's `generate`: starting from
+/// `prompt`, repeatedly asks `next_logits` for the logits of the next token given the last
+/// `window` tokens, draws one id with [`categorical_row`] and appends it, until
+/// `generation.max_new` ids are drawn or `generation.stop` is. Returns the new ids only.
+///
+/// A `top_k` larger than the vocabulary is taken as the whole vocabulary (as nanoGPT's
+/// `min(top_k, logits.size(-1))`).
+///
+/// ```
+/// use adamant_tensor::rng::seeded;
+/// use adamant_tensor::sample::{generate, Generation};
+///
+/// // A "model" that always puts its mass on (last id + 1) mod 4, and stops at 0.
+/// let next = |context: &[usize]| {
+///     let mut logits = vec![-30.0f32; 4];
+///     logits[(context[context.len() - 1] + 1) % 4] = 30.0;
+///     logits
+/// };
+/// let how = Generation { max_new: 10, window: 2, stop: Some(0), temperature: 1.0, top_k: None };
+/// assert_eq!(generate(&[1], how, next, &mut seeded(0)), vec![2, 3]);
+/// ```
+///
+/// # Panics
+/// If `prompt` is empty or `window` is 0 (there would be no context to condition on), and as
+/// [`categorical_row`] for bad logits or settings.
+pub fn generate(
+    prompt: &[usize],
+    generation: Generation,
+    mut next_logits: impl FnMut(&[usize]) -> Vec<f32>,
+    rng: &mut Rng,
+) -> Vec<usize> {
+    assert!(!prompt.is_empty(), "generate: the prompt must hold at least one token");
+    assert!(generation.window > 0, "generate: the window must be at least one token");
+    let mut text = prompt.to_vec();
+    let mut out = Vec::new();
+    while out.len() < generation.max_new {
+        let context = &text[text.len().saturating_sub(generation.window)..];
+        let logits = next_logits(context);
+        let top_k = generation.top_k.map(|k| k.min(logits.len()));
+        let id = categorical_row(&logits, generation.temperature, top_k, rng);
+        if generation.stop == Some(id) {
+            break;
+        }
+        text.push(id);
+        out.push(id);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -338,5 +406,47 @@ mod tests {
     )]
     fn categorical_rejects_3d_logits() {
         categorical(&Tensor::zeros(&[1, 2, 3]), 1.0, None, &mut seeded(0));
+    }
+
+    #[test]
+    fn generate_crops_the_context_to_the_window_and_stops_at_max_new() {
+        let mut contexts: Vec<Vec<usize>> = Vec::new();
+        let how = Generation { max_new: 4, window: 3, stop: None, temperature: 0.0, top_k: None };
+        // Argmax of logits that favour (sum of the context) mod 5.
+        let out = generate(
+            &[1, 2],
+            how,
+            |c| {
+                contexts.push(c.to_vec());
+                let mut logits = vec![0.0f32; 5];
+                logits[c.iter().sum::<usize>() % 5] = 1.0;
+                logits
+            },
+            &mut seeded(0),
+        );
+        // 1+2=3 -> 3; 1+2+3=6 -> 1; 2+3+1=6 -> 1; 3+1+1=5 -> 0.
+        assert_eq!(out, vec![3, 1, 1, 0]);
+        assert_eq!(contexts, vec![vec![1, 2], vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 1]]);
+    }
+
+    #[test]
+    fn generate_is_a_function_of_the_generator_and_clamps_top_k() {
+        let uniform = |_: &[usize]| vec![0.0f32; 6];
+        let how = Generation { max_new: 50, window: 8, stop: Some(5), temperature: 1.0, top_k: Some(100) };
+        let a = generate(&[0], how, uniform, &mut seeded(3));
+        let b = generate(&[0], how, uniform, &mut seeded(3));
+        assert_eq!(a, b);
+        assert!(a.len() < 50 && a.iter().all(|&i| i < 5), "{a:?}: stops at the first 5, never returns it");
+    }
+
+    #[test]
+    #[should_panic(expected = "generate: the prompt must hold at least one token")]
+    fn generate_needs_a_prompt() {
+        generate(
+            &[],
+            Generation { max_new: 1, window: 1, stop: None, temperature: 1.0, top_k: None },
+            |_| vec![0.0],
+            &mut seeded(0),
+        );
     }
 }
