@@ -30,13 +30,16 @@ use std::time::Instant;
 use adamant_autodiff::{Mode, Tape, Var};
 use adamant_data::batch::{BatchOptions, Batches};
 use adamant_data::{Augment, Dataset};
-use adamant_layers::{correct_count, Module, Params};
-use adamant_optim::{AverageState, Averaging, Optimizer, PlateauMode, Scheduler, WeightAverage};
+use adamant_layers::{correct_count, Module};
+use adamant_optim::{Averaging, Optimizer, PlateauMode, Scheduler, WeightAverage};
 use adamant_tensor::io::{remove_interrupted_writes, write_atomic};
 use adamant_tensor::rng::{self, Purpose};
 
-use crate::checkpoint::{Checkpoint, CheckpointError, Conflict, DecodeError, PartialEpoch, RunIdentity};
+use crate::checkpoint::{Checkpoint, CheckpointError, Conflict, PartialEpoch, RunIdentity};
 pub use crate::history::{EpochMetrics, History};
+
+mod resume;
+pub use resume::{resume, RunLock};
 
 /// What a model computes for a batch: the loss, and the logits if the task is classification.
 pub struct StepOutput<'t> {
@@ -402,41 +405,16 @@ pub fn fit<M: Module + ?Sized>(
     let mut last_checkpoint = None;
     let mut resumed_partial = None;
     if let (true, Some(path)) = (config.resume, &ckpt_path) {
-        if !path.exists() {
-            eprintln!("note: no checkpoint {} yet: starting from scratch", path.display());
-        } else {
-            // `read` refuses a checkpoint holding a NaN or an infinity, and one larger than
-            // this model's could be (a hostile or unrelated file is not read into memory).
-            let ckpt = Checkpoint::read_at_most(path, resume_cap(&*model))?;
-            let conflicts = run.conflicts(&ckpt.run);
-            if !conflicts.is_empty() && !config.resume_override {
-                return Err(TrainError::RunMismatch { path: path.clone(), conflicts });
-            }
-            let base_lr = |o: &dyn Optimizer, s: Option<&Scheduler>| s.map_or(o.lr(), |s| s.base_lr());
-            let configured_lr = base_lr(&*optimizer, scheduler.as_deref());
-            // Checked before anything changes, as `restore` checks the rest.
-            let saved_average = resumed_average(&ckpt, average.as_ref(), &*model)
-                .map_err(|source| CheckpointError::Decode { path: path.clone(), source })?;
-            ckpt.restore(model, optimizer, scheduler.as_deref_mut())
-                .map_err(|source| CheckpointError::Restore { path: path.clone(), source })?;
-            if let (Some(average), Some(saved)) = (average.as_mut(), saved_average) {
-                average.load_state(saved).expect("checked by resumed_average");
-            }
-            if !conflicts.is_empty() {
-                // Overridden: this run's settings apply from here on. The optimizer state
-                // restored the saved learning rate (as PyTorch's load_state_dict does); the
-                // configured one is this run's.
-                match scheduler.as_deref_mut() {
-                    Some(s) => s.set_base_lr(configured_lr),
-                    None => optimizer.set_lr(configured_lr),
-                }
-                let list: Vec<String> = conflicts.iter().map(Conflict::to_string).collect();
-                eprintln!(
-                    "warning: resuming from {} with changed settings ({}): this run's values apply",
-                    path.display(),
-                    list.join("; ")
-                );
-            }
+        let saved = resume(
+            path,
+            model,
+            optimizer,
+            scheduler.as_deref_mut(),
+            average.as_mut(),
+            &run,
+            config.resume_override,
+        )?;
+        if let Some(ckpt) = saved {
             step = ckpt.step;
             first_epoch = ckpt.epoch + 1;
             history.epochs = ckpt.history;
@@ -645,81 +623,6 @@ pub fn fit<M: Module + ?Sized>(
         }
     }
     Ok(history)
-}
-
-/// The most a checkpoint of `model` can weigh ([`Checkpoint::max_bytes_for`] of its
-/// parameters and buffers, a weight average's copy included): a resume reads no more.
-fn resume_cap<M: Module + ?Sized>(model: &M) -> u64 {
-    let buffers = model.named_buffers();
-    let values = model.num_params() + buffers.iter().map(|(_, b)| b.value().numel()).sum::<usize>();
-    Checkpoint::max_bytes_for(values, model.params().len() + buffers.len())
-}
-
-/// The saved weight average a resumed run continues with, checked against `model`: the
-/// checkpoint's when this run averages the same way; `None` (a fresh average, with a warning
-/// when one was saved) when the checkpoint has none (a run without averaging, or an older
-/// version) or averaged another way (a resume overriding the setting).
-fn resumed_average<M: Params + ?Sized>(
-    ckpt: &Checkpoint,
-    average: Option<&WeightAverage>,
-    model: &M,
-) -> Result<Option<AverageState>, DecodeError> {
-    let (Some(average), Some(saved)) = (average, &ckpt.average) else { return Ok(None) };
-    if saved.averaging != average.averaging() {
-        eprintln!(
-            "warning: the checkpoint's weight average is {}, this run's {}: starting a fresh average",
-            saved.averaging,
-            average.averaging()
-        );
-        return Ok(None);
-    }
-    let layout = crate::average::layout(model);
-    saved
-        .validate(layout.iter().map(|(n, shape, kind)| (n.as_str(), shape.as_slice(), *kind)))
-        .map_err(DecodeError::Average)?;
-    Ok(Some(saved.clone()))
-}
-
-/// An exclusive lock on `<out_dir>/<name>.lock` for as long as a run uses its files: one
-/// per run, not per directory, so runs of other names (shards of a sweep) share a directory.
-/// It is the operating system's advisory lock (`flock`), released when the process exits
-/// however it exits, so a killed run never leaves it stuck; the file itself stays, holding the
-/// last holder's process id for the message of a run refused.
-struct RunLock {
-    _file: fs::File,
-}
-
-impl RunLock {
-    /// Takes the lock, or says who holds it. `None` where the file system cannot lock (some
-    /// network file systems): the run goes on without, with a warning.
-    fn acquire(path: &Path) -> Result<Option<RunLock>, TrainError> {
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io_err(path))?;
-        match file.try_lock() {
-            Ok(()) => {
-                file.set_len(0).map_err(io_err(path))?;
-                writeln!(file, "{}", std::process::id()).map_err(io_err(path))?;
-                Ok(Some(RunLock { _file: file }))
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                let holder = fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok());
-                Err(TrainError::Locked { path: path.to_path_buf(), holder })
-            }
-            Err(fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
-                eprintln!(
-                    "warning: {}: cannot lock here ({e}); no guard against a second run",
-                    path.display()
-                );
-                Ok(None)
-            }
-            Err(fs::TryLockError::Error(e)) => Err(io_err(path)(e)),
-        }
-    }
 }
 
 /// Opens the per-iteration CSV for appending, first dropping rows after `step` (written after
