@@ -20,7 +20,7 @@ use std::fmt;
 use std::path::Path;
 
 use adamant_layers::serialize::assign;
-use adamant_layers::Module;
+use adamant_layers::Params;
 use adamant_optim::{AverageState, Optimizer, OptimizerState, Scheduler};
 use adamant_tensor::io::{decode, encode, write_atomic, CodecError, TensorFile};
 use adamant_tensor::Tensor;
@@ -211,7 +211,7 @@ const FORMAT: &str = "3";
 
 impl Checkpoint {
     /// Captures the current state of a run.
-    pub fn capture<M: Module + ?Sized>(
+    pub fn capture<M: Params + ?Sized>(
         model: &M,
         optimizer: &dyn Optimizer,
         scheduler: Option<&Scheduler>,
@@ -468,7 +468,7 @@ impl Checkpoint {
 
     /// Puts the saved state into a model, optimizer and scheduler of the same shape. Every
     /// check happens before anything changes, so on error all three are as they were.
-    pub fn restore<M: Module + ?Sized>(
+    pub fn restore<M: Params + ?Sized>(
         &self,
         model: &mut M,
         optimizer: &mut dyn Optimizer,
@@ -506,6 +506,7 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use adamant_layers::Module;
 
     fn checkpoint(epoch: usize, epochs: usize) -> Checkpoint {
         let row = |e: usize| EpochMetrics {

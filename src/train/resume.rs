@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
-use adamant_layers::{Module, Params};
+use adamant_layers::Params;
 use adamant_optim::{AverageState, Optimizer, Scheduler, WeightAverage};
 
 use super::{io_err, TrainError};
@@ -25,7 +25,7 @@ use crate::checkpoint::{Checkpoint, CheckpointError, Conflict, DecodeError, RunI
 ///
 /// Returns the checkpoint read (its step, epoch, history and partial epoch tell the caller
 /// where to continue), or `None`, with a note, when there is no file at `path` yet.
-pub fn resume<M: Module + ?Sized>(
+pub fn resume<M: Params + ?Sized>(
     path: &Path,
     model: &mut M,
     optimizer: &mut dyn Optimizer,
@@ -75,7 +75,7 @@ pub fn resume<M: Module + ?Sized>(
 
 /// The most a checkpoint of `model` can weigh ([`Checkpoint::max_bytes_for`] of its
 /// parameters and buffers, a weight average's copy included): a resume reads no more.
-fn resume_cap<M: Module + ?Sized>(model: &M) -> u64 {
+fn resume_cap<M: Params + ?Sized>(model: &M) -> u64 {
     let buffers = model.named_buffers();
     let values = model.num_params() + buffers.iter().map(|(_, b)| b.value().numel()).sum::<usize>();
     Checkpoint::max_bytes_for(values, model.params().len() + buffers.len())

@@ -117,7 +117,9 @@ fn setting_flag(setting: &str) -> String {
         "model" => "the model".to_string(),
         "adamant_version" => "adamant version".to_string(),
         "average" => "--ema/--average".to_string(),
-        flag => format!("--{}", flag.replace('_', "-")),
+        "corpus" | "train_tokens" | "vocab" => format!("the corpus ({setting}, --data)"),
+        "schedule" => "the schedule (--schedule, or char_gpt's --warmup, --min-lr, --steps)".to_string(),
+        flag => format!("--{}", flag.trim_start_matches("optimizer.").replace('_', "-")),
     }
 }
 

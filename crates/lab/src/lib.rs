@@ -15,6 +15,7 @@
 //! | [`plot`] | training curves and paths as SVG line charts |
 
 pub mod bench;
+pub mod char_gpt;
 pub mod cli;
 pub mod experiment;
 pub mod playground;
