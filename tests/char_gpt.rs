@@ -179,3 +179,67 @@ fn bad_flags_and_data_are_one_line_errors() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
     }
 }
+
+/// `--compare all` runs every variant of the three studies (a tiny model, 32 steps: this
+/// checks that each builds and trains, not what it reaches) and writes each study's CSV,
+/// figure and table; run again, it resumes each finished variant instead of training it.
+#[test]
+fn compare_runs_every_variant_and_writes_its_tables() {
+    let dir = common::Scratch::new("char-gpt-compare");
+    let args = [
+        "--compare",
+        "all",
+        "--steps",
+        "32",
+        "--eval-every",
+        "8",
+        "--layers",
+        "1",
+        "--embd",
+        "16",
+        "--heads",
+        "2",
+        "--block",
+        "16",
+        "--no-progress",
+        "--data",
+        MINI,
+    ];
+    let run = || {
+        let out = Command::new(common::example_binary("char_gpt"))
+            .args(args)
+            .arg("--out")
+            .arg(&*dir)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{stderr}\n{stdout}");
+        (stdout.into_owned(), stderr.into_owned())
+    };
+    let (first, first_notes) = run();
+    assert_eq!(first_notes.matches("starting from scratch").count(), 19, "{first_notes}");
+    for (study, variants) in [("recipe", 7), ("warmup", 8), ("batch", 4)] {
+        assert_eq!(
+            first.lines().filter(|l| l.starts_with(&format!("{study} / "))).count(),
+            variants,
+            "{first}"
+        );
+        let md = fs::read_to_string(dir.join(format!("char_gpt_{study}.md"))).unwrap();
+        assert_eq!(md.lines().count(), 2 + variants, "{md}");
+        let csv = fs::read_to_string(dir.join(format!("char_gpt_{study}.csv"))).unwrap();
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        assert!(rows.len() >= 2 * variants, "{csv}");
+        assert!(
+            rows.iter().all(|r| r.split(',').nth(4).unwrap().parse::<f64>().unwrap().is_finite()),
+            "{csv}"
+        );
+        let svg = fs::read_to_string(dir.join(format!("char_gpt_{study}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("validation loss"), "{study}");
+    }
+    // The second time every variant is read back from its checkpoint: the same table.
+    let tables = |d: &std::path::Path| fs::read_to_string(d.join("char_gpt_recipe.md")).unwrap();
+    let before = tables(&dir);
+    let (_, second_notes) = run();
+    assert_eq!(second_notes.matches("starting from scratch").count(), 0, "{second_notes}");
+    assert_eq!(tables(&dir), before);
+}

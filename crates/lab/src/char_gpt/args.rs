@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use super::compare::Study;
 use super::recipe::{Recipe, MAX_DEPTH, MAX_STEPS, MAX_WIDTH};
 use crate::cli::{self, CliError};
 
@@ -24,8 +25,8 @@ pub struct Args {
     pub resume: bool,
     /// `--resume-override`: resume even if a setting differs.
     pub resume_override: bool,
-    /// `--compare`: the recipe taken apart ([`super::compare`]).
-    pub compare: bool,
+    /// `--compare STUDY`: the recipe taken apart ([`super::compare`]); empty without it.
+    pub compare: Vec<Study>,
     /// `--no-progress`: no progress bar.
     pub no_progress: bool,
     /// `--samples N`: characters sampled at the end (500; 0 for none).
@@ -84,8 +85,11 @@ Output:
   --top-k K           sample among the K most likely characters only
   --json              end with {{\"val_loss\": .., \"val_loss_ema\": .., \"step_ms\": .., ...}}
   --no-progress       no progress bar
-  --compare           the recipe taken apart: one run per variant (same seed and data), writes
-                      OUT/char_gpt_compare.csv, .svg and .md (see the README)
+  --compare STUDY     the recipe taken apart, one run per variant from the same seed and data:
+                      recipe (AdamW vs Adam + L2, no warmup, no clipping, Lion, AdaBelief, SGD),
+                      warmup (Adam at 3e-3 and 1e-2 with and without warmup, RAdam, no bias
+                      correction), batch (12 vs 192 with --accumulate, AdamW vs LAMB), or all;
+                      writes OUT/char_gpt_STUDY.csv, .svg and .md, each run resumable
 
 Optimizer options (every optimizer by name, with its options):
 {}",
@@ -107,7 +111,7 @@ where
         json: false,
         resume: false,
         resume_override: false,
-        compare: false,
+        compare: Vec::new(),
         no_progress: false,
         samples: 500,
         temperature: 1.0,
@@ -158,7 +162,7 @@ where
             Long("json") => a.json = true,
             Long("resume") => a.resume = true,
             Long("resume-override") => a.resume_override = true,
-            Long("compare") => a.compare = true,
+            Long("compare") => a.compare = Study::parse(&cli::value(&mut parser, "--compare")?)?,
             Long("no-progress") => a.no_progress = true,
             Long("samples") => a.samples = count(&mut parser, "--samples", 0, MAX_SAMPLES)?,
             Long("temperature") => a.temperature = rate(&mut parser, "--temperature")?,
@@ -172,7 +176,7 @@ where
             other => return Err(cli::unexpected(other)),
         }
     }
-    if a.compare && a.recipe.optimizer.name.is_some() {
+    if !a.compare.is_empty() && a.recipe.optimizer.name.is_some() {
         return Err(CliError::invalid("--compare", "runs the comparison's own optimizers; drop --optimizer"));
     }
     // An --eval-every beyond a short run validates at its end only, and a short run without

@@ -20,6 +20,7 @@
 //! validation interval), [`adamant::train::resume`] and [`adamant::train::RunLock`].
 
 pub mod args;
+pub mod compare;
 mod recipe;
 
 use std::fs;
@@ -365,8 +366,9 @@ pub fn main() {
         CharCorpus::read(&path, TRAIN_FRACTION)
             .map_err(|e| crate::cli::CliError::invalid("--data", e.to_string())),
     );
-    if args.compare {
-        crate::cli::exit_on_error::<()>(Err(CliError::invalid("--compare", "comes with the next commit")));
+    if !args.compare.is_empty() {
+        compare::main(&args, &corpus, &args.compare);
+        return;
     }
     let recipe = &args.recipe;
     let config = recipe.gpt_config(corpus.vocab.len());
