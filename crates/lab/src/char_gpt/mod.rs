@@ -152,7 +152,7 @@ impl RunReport {
 pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> Result<RunReport, TrainError> {
     let recipe = &trainer.recipe().clone();
     let run_id =
-        recipe.identity(&corpus.source, corpus.train.len(), corpus.vocab.len(), &trainer.optimizer_settings);
+        recipe.identity(corpus, &trainer.optimizer_settings);
     let file = |suffix: &str| options.out.as_ref().map(|d| d.join(format!("{}{suffix}", options.name)));
     let (ckpt_path, log_path) = (file(".ckpt"), file("_evals.csv"));
     if let Some(dir) = &options.out {

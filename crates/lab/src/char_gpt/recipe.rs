@@ -7,7 +7,7 @@ use adamant::autodiff::{Gradients, Mode, Tape};
 use adamant::average;
 use adamant::checkpoint::RunIdentity;
 use adamant::data::locate::search_roots;
-use adamant::data::text::random_windows;
+use adamant::data::text::{random_windows, CharCorpus};
 use adamant::layers::nets::{Gpt, GptConfig};
 use adamant::layers::Params;
 use adamant::optim::options::{build_with_settings, OptimizerOptions, OptionValue};
@@ -220,19 +220,19 @@ impl Recipe {
     }
 
     /// The settings that define the run, for its checkpoints: a resume with any of them
-    /// changed is refused.
-    pub fn identity(
-        &self,
-        corpus: &Path,
-        train_tokens: usize,
-        vocab: usize,
-        optimizer: &[(String, String)],
-    ) -> RunIdentity {
+    /// changed is refused. The corpus is identified by its content (its characters and an
+    /// FNV-1a hash of its token ids), not its path, so a moved data directory still resumes.
+    pub fn identity(&self, corpus: &CharCorpus, optimizer: &[(String, String)]) -> RunIdentity {
+        let hash = corpus.train.iter().chain(&corpus.val).fold(0xcbf2_9ce4_8422_2325u64, |h, &id| {
+            (h ^ id as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let chars: String = corpus.vocab.chars().iter().collect();
+        let vocab = corpus.vocab.len();
         let mut run = RunIdentity::new()
             .with("experiment", "char_gpt")
-            .with("corpus", corpus.display())
-            .with("train_tokens", train_tokens)
-            .with("vocab", vocab)
+            .with("corpus", format!("{} tokens, fnv1a {hash:016x}", corpus.train.len() + corpus.val.len()))
+            .with("train_tokens", corpus.train.len())
+            .with("vocab", format!("{chars:?}"))
             .with("model", format!("{:?}", self.gpt_config(vocab)))
             .with("seed", self.seed)
             .with("steps", self.steps)
