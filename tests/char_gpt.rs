@@ -45,11 +45,16 @@ const TINY: [&str; 16] = [
 #[test]
 fn a_short_run_on_the_bundled_slice_uses_its_context() {
     let out_dir = common::Scratch::new("char-gpt-short");
+    // A PyTorch log of the shape torch_char_gpt.py --json writes, to draw beside the run.
+    let torch_log = out_dir.join("torch.json");
+    fs::write(&torch_log, r#"{"log": [{"step": 200, "val_loss": 2.3, "val_loss_ema": 2.4}, {"step": 400, "val_loss": 2.1, "val_loss_ema": 2.15}]}"#).unwrap();
     let out = Command::new(common::example_binary("char_gpt"))
         .args(TINY)
         .args(["--eval-every", "100", "--samples", "300", "--json", "--no-progress", "--data", MINI])
         .arg("--out")
         .arg(&*out_dir)
+        .arg("--torch-log")
+        .arg(&torch_log)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -76,6 +81,12 @@ fn a_short_run_on_the_bundled_slice_uses_its_context() {
     assert!(sample.contains(' ') && sample.is_ascii(), "{sample:?}");
     let csv = fs::read_to_string(out_dir.join("char_gpt_evals.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(
+        stdout.contains("PyTorch's run") && stdout.contains("final validation loss 2.1000 (EMA 2.1500)"),
+        "{stdout}"
+    );
+    let svg = fs::read_to_string(out_dir.join("char_gpt_vs_torch.svg")).unwrap();
+    assert!(svg.contains("PyTorch, EMA weights") && svg.contains("adamant"));
 }
 
 /// Stopped by its interrupt flag in the middle of an interval and resumed, a run ends with
@@ -159,7 +170,10 @@ fn bad_flags_and_data_are_one_line_errors() {
     let dir = common::Scratch::new("char-gpt-bad");
     let tiny_corpus = dir.join("tiny.txt");
     fs::write(&tiny_corpus, "to be or not to be").unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let not_a_log = dir.join("log.json");
+    fs::write(&not_a_log, r#"{"log": [{"step": 250}]}"#).unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (&["--torch-log", not_a_log.to_str().unwrap()], "lacks a whole \"step\" or a finite \"val_loss\""),
         (&["--heads", "3", "--data", MINI], "error: --heads: must divide --embd 128, got 3"),
         (&["--warmup", "2000", "--data", MINI], "error: --warmup: must be below --steps 2000"),
         (&["--data", "/nonexistent/corpus.txt"], "error: --data: no corpus file"),

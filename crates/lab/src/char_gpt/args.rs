@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::compare::Study;
 use super::recipe::{Recipe, MAX_DEPTH, MAX_STEPS, MAX_WIDTH};
+use super::torch_log::TorchLog;
 use crate::cli::{self, CliError};
 
 /// Most characters `--samples` prints.
@@ -35,6 +36,9 @@ pub struct Args {
     pub temperature: f32,
     /// `--top-k K`: sample among the K most likely characters only.
     pub top_k: Option<usize>,
+    /// `--torch-log FILE`: PyTorch's run of the same recipe (`torch_char_gpt.py --json FILE`),
+    /// read before training, drawn beside this run's curves at the end.
+    pub torch_log: Option<TorchLog>,
 }
 
 /// What the command line asks for.
@@ -85,6 +89,8 @@ Output:
   --top-k K           sample among the K most likely characters only
   --json              end with {{\"val_loss\": .., \"val_loss_ema\": .., \"step_ms\": .., ...}}
   --no-progress       no progress bar
+  --torch-log FILE    the JSON of `torch_char_gpt.py --json FILE` for the same recipe: its validation
+                      curves are drawn beside this run's in OUT/char_gpt_vs_torch.svg
   --compare STUDY     the recipe taken apart, one run per variant from the same seed and data:
                       recipe (AdamW vs Adam + L2, no warmup, no clipping, Lion, AdaBelief, SGD),
                       warmup (Adam at 3e-3 and 1e-2 with and without warmup, RAdam, no bias
@@ -116,6 +122,7 @@ where
         samples: 500,
         temperature: 1.0,
         top_k: None,
+        torch_log: None,
     };
     let r = &mut a.recipe;
     let mut warmup_given = false;
@@ -166,6 +173,9 @@ where
             Long("no-progress") => a.no_progress = true,
             Long("samples") => a.samples = count(&mut parser, "--samples", 0, MAX_SAMPLES)?,
             Long("temperature") => a.temperature = rate(&mut parser, "--temperature")?,
+            Long("torch-log") => {
+                a.torch_log = Some(TorchLog::read(&cli::path_value(&mut parser, "--torch-log")?)?)
+            }
             Long("top-k") => a.top_k = Some(count(&mut parser, "--top-k", 1, MAX_SAMPLES)?),
             Long(name) => {
                 let name = name.to_owned();

@@ -22,6 +22,7 @@
 pub mod args;
 pub mod compare;
 mod recipe;
+pub mod torch_log;
 
 use std::fs;
 use std::path::PathBuf;
@@ -151,8 +152,7 @@ impl RunReport {
 /// [`TrainError::NonFinite`] naming the last good checkpoint.
 pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> Result<RunReport, TrainError> {
     let recipe = &trainer.recipe().clone();
-    let run_id =
-        recipe.identity(corpus, &trainer.optimizer_settings);
+    let run_id = recipe.identity(corpus, &trainer.optimizer_settings);
     let file = |suffix: &str| options.out.as_ref().map(|d| d.join(format!("{}{suffix}", options.name)));
     let (ckpt_path, log_path) = (file(".ckpt"), file("_evals.csv"));
     if let Some(dir) = &options.out {
@@ -416,6 +416,17 @@ pub fn main() {
         };
         println!("{} characters sampled from the {which} (temperature {}):", args.samples, args.temperature);
         println!("{text}");
+    }
+    if let Some(torch) = &args.torch_log {
+        let path = args.out.join("char_gpt_vs_torch.svg");
+        crate::cli::exit_on_error(torch_log::write_figure(&path, &report.history, torch, recipe.seed));
+        println!(
+            "PyTorch's run ({}): final validation loss {:.4} (EMA {}); both curves in {}",
+            torch.source.display(),
+            torch.val_loss(),
+            torch.val_loss_ema().map_or("-".to_string(), |e| format!("{e:.4}")),
+            path.display()
+        );
     }
     if args.json {
         let ema = ema.map_or("null".to_string(), |e| e.to_string());

@@ -223,9 +223,11 @@ impl Recipe {
     /// changed is refused. The corpus is identified by its content (its characters and an
     /// FNV-1a hash of its token ids), not its path, so a moved data directory still resumes.
     pub fn identity(&self, corpus: &CharCorpus, optimizer: &[(String, String)]) -> RunIdentity {
-        let hash = corpus.train.iter().chain(&corpus.val).fold(0xcbf2_9ce4_8422_2325u64, |h, &id| {
-            (h ^ id as u64).wrapping_mul(0x0000_0100_0000_01b3)
-        });
+        let hash = corpus
+            .train
+            .iter()
+            .chain(&corpus.val)
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, &id| (h ^ id as u64).wrapping_mul(0x0000_0100_0000_01b3));
         let chars: String = corpus.vocab.chars().iter().collect();
         let vocab = corpus.vocab.len();
         let mut run = RunIdentity::new()
