@@ -461,6 +461,13 @@ impl Index {
     }
 
     fn file_exists(&self, md: &Path, file: &str) -> bool {
+        // The team's shared folder (reference scripts, datasets) sits beside the repository,
+        // as `shared/...` or `../shared/...` in the docs. It is checked where it is there; a
+        // clone elsewhere cannot see it, and these names are not the repository's own.
+        if let Some(rest) = file.strip_prefix("../shared/").or_else(|| file.strip_prefix("shared/")) {
+            let shared = self.root.parent().unwrap_or(&self.root).join("shared");
+            return !shared.is_dir() || shared.join(rest.trim_end_matches('/')).exists();
+        }
         let dirs = [self.root.clone(), md.parent().unwrap_or(&self.root).to_path_buf()];
         if !file.contains('/') {
             return self.file_names.contains(file);
