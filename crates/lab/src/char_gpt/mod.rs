@@ -125,7 +125,8 @@ pub struct RunReport {
     /// One entry per validation: step, mean training loss since the last, validation loss of
     /// the weights (`test_loss`) and of the average (`averaged_test_loss`), rate, seconds.
     pub history: History,
-    /// Mean wall time of this process' training steps, in milliseconds (validation excluded).
+    /// Mean wall time of this process' training steps, in milliseconds (validation excluded);
+    /// the whole run's, from its history, when it resumed at its end.
     pub step_ms: f64,
     /// The model at the end of the run.
     pub model: Gpt,
@@ -289,7 +290,12 @@ pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> R
         }
     }
     bar.finish_and_clear();
-    let step_ms = if process_steps == 0 { f64::NAN } else { 1e3 * process_seconds / process_steps as f64 };
+    // A run resumed at its end took no step here: its time is the history's.
+    let step_ms = if process_steps == 0 {
+        1e3 * history.seconds() / history.last().map_or(f64::NAN, |e| e.step as f64)
+    } else {
+        1e3 * process_seconds / process_steps as f64
+    };
     Ok(RunReport { history, step_ms, model: trainer.model, average: trainer.average })
 }
 
