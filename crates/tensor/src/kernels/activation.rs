@@ -4,7 +4,9 @@
 //! tests share `unary.rs`'s helpers and live there.
 
 use super::erf;
-use super::parallel::{for_each_chunk_mut, CHUNK};
+use rayon::prelude::*;
+
+use super::parallel::{for_each_chunk_mut, should_parallelize, CHUNK};
 use super::unary::{accumulate, accumulate_chunked, map_chunked, map_into};
 
 /// `out = x Phi(x) = x erfc(-x/sqrt 2) / 2` (exact GELU, PyTorch's default), in vectorised
@@ -17,6 +19,33 @@ pub fn gelu(x: &[f32], out: &mut [f32]) {
 /// `dx += dy (Phi(x) + x phi(x))` with `phi` the normal density (gradient of [`gelu`]).
 pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
     accumulate_chunked("gelu_backward", "x", x, dy, dx, erf::gelu_backward_into);
+}
+
+/// `out = gelu(x)` and `deriv = Phi(x) + x phi(x)`, GELU's derivative: a training forward
+/// keeps `deriv` so that the backward is [`mul_accumulate`] instead of a second evaluation of
+/// `Phi` (the gradient is the same, bit for bit, as [`gelu_backward`]'s). Same lengths.
+pub fn gelu_and_derivative(x: &[f32], out: &mut [f32], deriv: &mut [f32]) {
+    assert!(
+        x.len() == out.len() && out.len() == deriv.len(),
+        "gelu_and_derivative: x has {} elements, out {}, deriv {}",
+        x.len(),
+        out.len(),
+        deriv.len()
+    );
+    // The same fixed chunks as every elementwise kernel, so threads do not change the bits.
+    let one = |(i, (o, d)): (usize, (&mut [f32], &mut [f32]))| {
+        erf::gelu_and_derivative_into(&x[i * CHUNK..i * CHUNK + o.len()], o, d)
+    };
+    if should_parallelize(x.len()) {
+        out.par_chunks_mut(CHUNK).zip(deriv.par_chunks_mut(CHUNK)).enumerate().for_each(one);
+    } else {
+        out.chunks_mut(CHUNK).zip(deriv.chunks_mut(CHUNK)).enumerate().for_each(one);
+    }
+}
+
+/// `dx += dy a` elementwise, where `a` is a saved derivative; same lengths.
+pub fn mul_accumulate(a: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate_chunked("mul_accumulate", "a", a, dy, dx, erf::add_dy_times);
 }
 
 /// `sqrt(2/pi)` and the cubic coefficient of the tanh approximation of GELU.
