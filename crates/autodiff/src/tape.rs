@@ -41,6 +41,15 @@ impl GradSink<'_> {
         self.grads[i].get_or_insert_with(|| pool::take_zeroed(n))
     }
 
+    /// Node `i`'s gradient buffer and whether it is fresh. A fresh buffer holds arbitrary
+    /// values (it skips [`GradSink::acc`]'s zero fill): the op must overwrite every element,
+    /// as a GEMM without accumulation or a copy does; otherwise it accumulates as into `acc`.
+    pub(crate) fn slot(&mut self, i: usize) -> (&mut [f32], bool) {
+        let fresh = self.grads[i].is_none();
+        let n = self.nodes[i].value.numel();
+        (self.grads[i].get_or_insert_with(|| pool::take_for_overwrite(n)), fresh)
+    }
+
     /// Takes node `i`'s gradient buffer out, so that an op can write several inputs'
     /// gradients at once; give it back with [`GradSink::put`].
     pub(crate) fn take(&mut self, i: usize) -> Vec<f32> {

@@ -42,11 +42,19 @@ impl<'t> Var<'t> {
         let (ia, ib, ys) = (self.index, rhs.index, y.shape().to_vec());
         self.tape.push_op(y, &[self, rhs], move |dy, g| {
             // d(a+b)/da = d(a+b)/db = 1.
-            if g.wants(ia) {
-                send_back(dy, &ys, a.shape(), g.acc(ia));
-            }
-            if g.wants(ib) {
-                send_back(dy, &ys, b.shape(), g.acc(ib));
+            for (i, shape) in [(ia, a.shape()), (ib, b.shape())] {
+                if !g.wants(i) {
+                    continue;
+                }
+                if shape == ys.as_slice() {
+                    // Same shape: a fresh gradient is a copy of dy (no zero fill and add).
+                    match g.slot(i) {
+                        (grad, true) => grad.copy_from_slice(dy),
+                        (grad, false) => k::add_assign(dy, grad),
+                    }
+                } else {
+                    send_back(dy, &ys, shape, g.acc(i));
+                }
             }
         })
     }

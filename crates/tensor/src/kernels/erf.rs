@@ -33,10 +33,9 @@
 
 use super::vecmath::{exp_nonpositive, widest_simd};
 
-/// `1/sqrt(2)`, `1/sqrt(2 pi)` and `1/sqrt(pi)` in `f32`.
+/// `1/sqrt(2)` and `1/sqrt(2 pi)` in `f32`.
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f32 = 0.3989423;
-const FRAC_1_SQRT_PI: f32 = 0.5641896;
 
 /// Beyond this `|x|`, `Phi(-|x|)` and `phi(x)` are 0 in `f32`; clamping there keeps the split
 /// of `x` finite for infinite inputs.
@@ -85,7 +84,7 @@ fn split(x: f32) -> (f32, f32, f32) {
 /// product with both factors split into 12-bit halves, plus the error of `f32` `1/sqrt 2`).
 ///
 /// Where `Phi` is small its relative error is its argument's times `2 z^2` or more (4.8 ulp at
-/// `x = -1.75` from rounding `z` alone), hence the correction in [`normal_cdf`].
+/// `x = -1.75` from rounding `z` alone), hence the correction in [`normal_cdf_pdf`].
 #[inline(always)]
 fn over_sqrt_2(a: f32) -> (f32, f32) {
     const HI: f32 = FRAC_1_SQRT_2;
@@ -100,22 +99,28 @@ fn over_sqrt_2(a: f32) -> (f32, f32) {
     (z, err + a * LO)
 }
 
-/// The normal CDF `Phi(x) = P(N(0, 1) <= x)`, within 2 ulp (see the module documentation);
-/// `Phi(-inf) = 0`, `Phi(inf) = 1`, NaN for NaN.
+/// The normal CDF `Phi(x) = P(N(0, 1) <= x)` within 4 ulp and the density
+/// `phi(x) = exp(-x^2/2) / sqrt(2 pi)` within 4 ulp (see the module documentation), computed
+/// together: `phi` also corrects `Phi` for the rounding of its argument. `Phi(-inf) = 0`,
+/// `Phi(inf) = 1`, `phi(+-inf) = 0`; NaN for NaN.
 #[inline(always)]
-pub(crate) fn normal_cdf(x: f32) -> f32 {
+pub(crate) fn normal_cdf_pdf(x: f32) -> (f32, f32) {
     let (a, xh, xl) = split(x);
+    // exp(-x^2/2) from the exact xh^2/2 and the small rest.
+    let pdf = FRAC_1_SQRT_2PI * (exp_nonpositive(-0.5 * xh * xh) * exp_nonpositive(-0.5 * xl * (a + xh)));
     let (z, dz) = over_sqrt_2(a);
-    // Small z: erf z = z + z y.
     let zz = z * z;
-    let y = horner(zz, &PP) / horner1(zz, &QQ);
+    // Small z: erf z = z + z y, y = pp/qq; middle: erf z = erx + pa/qa. One division serves
+    // both (each lane keeps only its own region's value).
+    let small = z < 0.843_75;
+    let s = z - 1.0;
+    let num = if small { horner(zz, &PP) } else { horner(s, &PA) };
+    let den = if small { horner1(zz, &QQ) } else { horner1(s, &QA) };
+    let y = num / den;
     // fdlibm's two orderings of erfc = 1 - erf, each exact where it is used.
     let erfc_small = if z < 0.25 { 1.0 - (z + z * y) } else { 0.5 - (z - 0.5 + z * y) };
     let erf_small = z + z * y;
-    // Middle: erf z = erx + p/q.
-    let s = z - 1.0;
-    let pq = horner(s, &PA) / horner1(s, &QA);
-    let (erf_mid, erfc_mid) = (ERX + pq, (1.0 - ERX) - pq);
+    let (erf_mid, erfc_mid) = (ERX + y, (1.0 - ERX) - y);
     // Tail: erfc z = exp(-x^2/2 - 0.5625 + r/s) / z, the exponent split as the module says.
     let far = z >= 1.0 / 0.35;
     let t = 1.0 / zz;
@@ -129,28 +134,28 @@ pub(crate) fn normal_cdf(x: f32) -> f32 {
     let e = exp_nonpositive(-0.5 * xh * xh - 0.5625) * exp_nonpositive(-0.5 * xl * (a + xh) + r / q);
     let erfc_tail = e / z;
     // Below 1.25 the pieces are functions of the rounded z: d(erf z)/2 = dz exp(-z^2)/sqrt(pi)
-    // restores the exact argument to first order (the rest, dz^2, is far below an ulp).
-    let corr = dz * exp_nonpositive(-zz) * FRAC_1_SQRT_PI;
-    let (upper, lower) = if z < 0.843_75 {
+    // = dz sqrt(2) phi(x) restores the exact argument to first order (dz^2 is far below an ulp).
+    let corr = dz * std::f32::consts::SQRT_2 * pdf;
+    let (upper, lower) = if small {
         (0.5 + (0.5 * erf_small + corr), 0.5 * erfc_small - corr)
     } else if z < 1.25 {
         (0.5 + (0.5 * erf_mid + corr), 0.5 * erfc_mid - corr)
     } else {
         (1.0 - 0.5 * erfc_tail, 0.5 * erfc_tail)
     };
-    if x < 0.0 {
-        lower
-    } else {
-        upper
-    }
+    (if x < 0.0 { lower } else { upper }, pdf)
 }
 
-/// The standard normal density `phi(x) = exp(-x^2/2) / sqrt(2 pi)`, within 3 ulp; 0 at
-/// infinity, NaN for NaN.
+/// [`normal_cdf_pdf`]'s `Phi(x)`.
 #[inline(always)]
-pub(crate) fn normal_pdf(x: f32) -> f32 {
-    let (a, xh, xl) = split(x);
-    FRAC_1_SQRT_2PI * (exp_nonpositive(-0.5 * xh * xh) * exp_nonpositive(-0.5 * xl * (a + xh)))
+pub(crate) fn normal_cdf(x: f32) -> f32 {
+    normal_cdf_pdf(x).0
+}
+
+/// [`normal_cdf_pdf`]'s `phi(x)` (the kernels take both at once).
+#[cfg(test)]
+fn normal_pdf(x: f32) -> f32 {
+    normal_cdf_pdf(x).1
 }
 
 widest_simd! {
@@ -166,7 +171,8 @@ widest_simd! {
     /// `dx += dy (Phi(x) + x phi(x))` (GELU's gradient), elementwise over equal lengths.
     fn gelu_backward_into(x: &[f32], dy: &[f32], dx: &mut [f32]) {
         for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
-            *d += g * (normal_cdf(v) + v * normal_pdf(v));
+            let (p, d1) = normal_cdf_pdf(v);
+            *d += g * (p + v * d1);
         }
     }
 }
@@ -176,9 +182,9 @@ widest_simd! {
     /// backward that is then one product); all three have the same length.
     fn gelu_and_derivative_into(x: &[f32], out: &mut [f32], deriv: &mut [f32]) {
         for ((o, d), &v) in out.iter_mut().zip(deriv.iter_mut()).zip(x) {
-            let p = normal_cdf(v);
+            let (p, d1) = normal_cdf_pdf(v);
             *o = v * p;
-            *d = p + v * normal_pdf(v);
+            *d = p + v * d1;
         }
     }
 }
