@@ -156,9 +156,10 @@ def torch(net, r):
 meta = next((m for m in (json.load(open(f"{work}/torch_{n}_1.json")).get("meta") for n in nets) if m), None)
 if meta is None:
     import subprocess
-    version = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"],
-                             capture_output=True, text=True).stdout.strip()
-    meta = {"torch": version, "cpu_capability": "n/a"}
+    probe = "import torch; print(torch.__version__, torch.backends.cpu.get_cpu_capability())"
+    version, capability = subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                                         text=True).stdout.split()
+    meta = {"torch": version, "cpu_capability": capability}
 print(f"training step, batch 128 (char_gpt: 12 x 64 tokens), {threads} threads, torch {meta['torch']} "
       f"(cpu: {meta['cpu_capability']}); median over {rounds} round(s) of each run's median")
 print(f"{'net':<11} {'ours ms':>9} {'torch ms':>9} {'ours/torch':>10} {'RSS ours MB':>12} {'RSS torch MB':>13}   rounds ours | torch (ms)")

@@ -34,6 +34,7 @@ use adamant::autodiff::{Mode, Tape, Var};
 use adamant::layers::nets::{self, GptConfig, Vae};
 use adamant::layers::{Module, Params, Sequential};
 use adamant::optim::{Adam, AdamConfig, Optimizer};
+use adamant::tensor::kernels::parallel::run_in_pool;
 use adamant::tensor::rng::{self, seeded, Purpose};
 use adamant::tensor::Tensor;
 
@@ -385,7 +386,7 @@ pub fn run(net: Net, steps: usize, warmup: usize) -> BenchResult {
             }
             model.module().num_params()
         }
-        None => {
+        None => run_in_pool(|| {
             let mut gpt = char_gpt::CharGpt::new(seed);
             for step in 0..warmup + steps {
                 let (x, y) = char_gpt::batch(gpt.model.config(), seed, step as u64);
@@ -394,7 +395,7 @@ pub fn run(net: Net, steps: usize, warmup: usize) -> BenchResult {
                 phases.extend((step >= warmup).then_some(p));
             }
             gpt.model.num_params()
-        }
+        }),
     };
     let total = sorted(phases.iter().map(|p| p.forward + p.backward + p.update).collect());
     let step_ms = median(&total);
