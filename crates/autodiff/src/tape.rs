@@ -50,6 +50,32 @@ impl GradSink<'_> {
         (self.grads[i].get_or_insert_with(|| pool::take_for_overwrite(n)), fresh)
     }
 
+    /// Adds `grad` (node `i`'s shape) to node `i`'s gradient. The first contribution is
+    /// copied in rather than added to zeros: the same values, except that a `-0.0` stays
+    /// `-0.0` where `0.0 + -0.0` would give `0.0`.
+    pub(crate) fn add(&mut self, i: usize, grad: &[f32]) {
+        match &mut self.grads[i] {
+            Some(acc) => adamant_tensor::kernels::add_assign(grad, acc),
+            None => {
+                let mut fresh = pool::take_for_overwrite(grad.len());
+                fresh.copy_from_slice(grad);
+                self.grads[i] = Some(fresh);
+            }
+        }
+    }
+
+    /// [`GradSink::add`] of a buffer the op owns: the first contribution becomes the gradient
+    /// itself, no copy.
+    pub(crate) fn add_owned(&mut self, i: usize, grad: Vec<f32>) {
+        match &mut self.grads[i] {
+            Some(acc) => {
+                adamant_tensor::kernels::add_assign(&grad, acc);
+                pool::recycle(grad);
+            }
+            None => self.grads[i] = Some(grad),
+        }
+    }
+
     /// Takes node `i`'s gradient buffer out, so that an op can write several inputs'
     /// gradients at once; give it back with [`GradSink::put`].
     pub(crate) fn take(&mut self, i: usize) -> Vec<f32> {

@@ -48,10 +48,7 @@ impl<'t> Var<'t> {
                 }
                 if shape == ys.as_slice() {
                     // Same shape: a fresh gradient is a copy of dy (no zero fill and add).
-                    match g.slot(i) {
-                        (grad, true) => grad.copy_from_slice(dy),
-                        (grad, false) => k::add_assign(dy, grad),
-                    }
+                    g.add(i, dy);
                 } else {
                     send_back(dy, &ys, shape, g.acc(i));
                 }
@@ -156,9 +153,7 @@ impl<'t> Var<'t> {
         let mut out = pool::take_for_overwrite(x.numel());
         k::add_scalar(x.data(), s, &mut out);
         let i = self.index;
-        self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {
-            k::add_assign(dy, g.acc(i));
-        })
+        self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| g.add(i, dy))
     }
 
     /// `self * s` for a scalar `s`.
