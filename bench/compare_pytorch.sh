@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Side-by-side training-step timings: adamant (examples/bench.rs) against PyTorch
-# (shared/bench/torch_paper_nets.py), same nets, batch, thread count and step counts.
+# (shared/bench/torch_paper_nets.py), same nets, batch, thread count and step counts; the net
+# char_gpt against its own reference, shared/bench/torch_char_gpt.py --time-steps N.
 #
 #   bench/compare_pytorch.sh [--rounds R] [--threads N] [--nets a,b,...] [--steps N] [--warmup W]
 #
 # Environment: PYTHON (default /tmp/torchbench/bin/python if it exists, else python3),
-# TORCH_PAPER_NETS (default ../shared/bench/torch_paper_nets.py beside the repository).
+# TORCH_PAPER_NETS (default ../shared/bench/torch_paper_nets.py beside the repository),
+# TORCH_CHAR_GPT (default ../shared/bench/torch_char_gpt.py). torch_char_gpt.py always takes
+# 10 untimed steps first, so char_gpt runs with --warmup 10 on both sides (not --warmup W),
+# and 30 timed steps unless --steps says otherwise.
 #
 # Each net runs in its own process on both sides, so peak RSS is that net's own; the two sides
 # alternate per net, and the order flips every round, so that the drift of a shared machine
@@ -16,7 +20,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 rounds=2
 threads=2
-nets="logreg,mlp,mlp_nodrop,cnn,vae"
+nets="logreg,mlp,mlp_nodrop,cnn,vae,char_gpt"
 steps=""
 warmup=3
 
@@ -46,10 +50,10 @@ while (($#)); do
 done
 
 torch_script="${TORCH_PAPER_NETS:-$root/../shared/bench/torch_paper_nets.py}"
+char_gpt_script="${TORCH_CHAR_GPT:-$root/../shared/bench/torch_char_gpt.py}"
 if [[ -z "${PYTHON:-}" ]]; then
     if [[ -x /tmp/torchbench/bin/python ]]; then PYTHON=/tmp/torchbench/bin/python; else PYTHON=python3; fi
 fi
-[[ -f "$torch_script" ]] || die "PyTorch reference script not found: $torch_script (set TORCH_PAPER_NETS)"
 if ! "$PYTHON" -c "import torch" 2>/dev/null; then
     echo "error: PyTorch not found for $PYTHON: install with" >&2
     echo "  python3 -m venv /tmp/torchbench && /tmp/torchbench/bin/pip install -q torch numpy" >&2
@@ -60,8 +64,13 @@ fi
 IFS=, read -r -a net_list <<<"$nets"
 # Unknown names fail before anything is timed (the torch script would die with a KeyError).
 for net in "${net_list[@]}"; do
-    [[ ",logreg,mlp,mlp_nodrop,cnn,vae," == *",$net,"* ]] ||
-        die "--nets: unknown net '$net' (expected one of: logreg, mlp, mlp_nodrop, cnn, vae)"
+    [[ ",logreg,mlp,mlp_nodrop,cnn,vae,char_gpt," == *",$net,"* ]] ||
+        die "--nets: unknown net '$net' (expected one of: logreg, mlp, mlp_nodrop, cnn, vae, char_gpt)"
+    if [[ "$net" == char_gpt ]]; then
+        [[ -f "$char_gpt_script" ]] || die "PyTorch reference script not found: $char_gpt_script (set TORCH_CHAR_GPT)"
+    else
+        [[ -f "$torch_script" ]] || die "PyTorch reference script not found: $torch_script (set TORCH_PAPER_NETS)"
+    fi
 done
 (("${#net_list[@]}")) || die "--nets: empty list"
 
@@ -87,7 +96,8 @@ except SystemExit as e:
         raise
 with open(out) as f:
     doc = json.load(f)
-for row in doc["rows"]:
+# torch_paper_nets.py writes {"meta": ..., "rows": [...]}, torch_char_gpt.py one row.
+for row in doc.get("rows", [doc]):
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 with open(out, "w") as f:
     json.dump(doc, f)
@@ -96,16 +106,22 @@ with open(out, "w") as f:
 run_ours() { # net round
     local extra=()
     [[ -n "$steps" ]] && extra=(--steps "$steps")
-    "$ours" --nets "$1" --threads "$threads" --warmup "$warmup" --json "${extra[@]}" >"$work/ours_$1_$2.json" ||
+    local w="$warmup"
+    [[ "$1" == char_gpt ]] && w=10 && extra=(--steps "${steps:-30}")
+    "$ours" --nets "$1" --threads "$threads" --warmup "$w" --json "${extra[@]}" >"$work/ours_$1_$2.json" ||
         die "adamant bench failed on $1"
 }
 run_torch() { # net round
-    local extra=()
-    [[ -n "$steps" ]] && extra=(--steps "$steps")
-    "$PYTHON" -c "$torch_wrapper" "$torch_script" --threads "$threads" --nets "$1" --warmup "$warmup" \
-        "${extra[@]}" --json "$work/torch_$1_$2.json" >"$work/torch_$1_$2.log" 2>&1 || {
+    local args
+    if [[ "$1" == char_gpt ]]; then
+        args=("$char_gpt_script" --threads "$threads" --time-steps "${steps:-30}")
+    else
+        args=("$torch_script" --threads "$threads" --nets "$1" --warmup "$warmup")
+        [[ -n "$steps" ]] && args+=(--steps "$steps")
+    fi
+    "$PYTHON" -c "$torch_wrapper" "${args[@]}" --json "$work/torch_$1_$2.json" >"$work/torch_$1_$2.log" 2>&1 || {
         cat "$work/torch_$1_$2.log" >&2
-        die "torch_paper_nets.py failed on $1"
+        die "$(basename "${args[0]}") failed on $1"
     }
 }
 
@@ -132,13 +148,20 @@ def ours(net, r):
     return row["step_ms"], row["peak_rss_mb"]
 def torch(net, r):
     with open(f"{work}/torch_{net}_{r}.json") as f:
-        row = json.load(f)["rows"][0]
+        doc = json.load(f)
+    row = doc.get("rows", [doc])[0]
     return row["step_ms_median"], row["peak_rss_mb"]
 
-with open(f"{work}/torch_{nets[0]}_1.json") as f:
-    meta = json.load(f)["meta"]
-print(f"training step, batch 128, {threads} threads, torch {meta['torch']} (cpu: {meta['cpu_capability']}); "
-      f"median over {rounds} round(s) of each run's median")
+# torch_char_gpt.py writes no meta: the version then comes from the torch that ran it.
+meta = next((m for m in (json.load(open(f"{work}/torch_{n}_1.json")).get("meta") for n in nets) if m), None)
+if meta is None:
+    import subprocess
+    probe = "import torch; print(torch.__version__, torch.backends.cpu.get_cpu_capability())"
+    version, capability = subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                                         text=True).stdout.split()
+    meta = {"torch": version, "cpu_capability": capability}
+print(f"training step, batch 128 (char_gpt: 12 x 64 tokens), {threads} threads, torch {meta['torch']} "
+      f"(cpu: {meta['cpu_capability']}); median over {rounds} round(s) of each run's median")
 print(f"{'net':<11} {'ours ms':>9} {'torch ms':>9} {'ours/torch':>10} {'RSS ours MB':>12} {'RSS torch MB':>13}   rounds ours | torch (ms)")
 for net in nets:
     o = [ours(net, r) for r in range(1, rounds + 1)]

@@ -1,4 +1,5 @@
-//! Times one training step of each of the Adam paper's nets, for comparison with PyTorch.
+//! Times one training step of each of the Adam paper's nets and of the character-level GPT
+//! (`char_gpt`), for comparison with PyTorch.
 //!
 //! ```text
 //! cargo run --release --example bench -- --threads 2
@@ -31,7 +32,10 @@ fn main() {
     }
     let threads = rayon::current_num_threads();
     if !args.json {
-        println!("adamant training step, batch 128, {threads} rayon thread(s), medians over the timed steps");
+        println!(
+            "adamant training step, batch 128 (char_gpt: 12 x 64 tokens), {threads} rayon thread(s), \
+             medians over the timed steps"
+        );
         println!(
             "{:<11} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
             "net", "steps", "step_ms", "min", "p90", "fwd", "bwd", "adam", "epoch_s", "GFLOP/s", "peak_MB"

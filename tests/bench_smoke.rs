@@ -5,10 +5,11 @@ use adamant_lab::bench::{peak_rss_mb, run, Net};
 
 #[test]
 fn every_net_runs_and_reports_finite_positive_timings() {
-    let params = [7_850, 1_796_010, 1_796_010, 2_371_266, 860_884];
+    let params = [7_850, 1_796_010, 1_796_010, 2_371_266, 860_884, 811_520];
+    assert_eq!(params.len(), Net::ALL.len());
     for (net, params) in Net::ALL.into_iter().zip(params) {
         let r = run(net, 2, 1);
-        assert_eq!(r.params, params, "{net}: not the paper's net");
+        assert_eq!(r.params, params, "{net}: not the reference net");
         assert_eq!((r.steps, r.warmup, r.losses.len()), (2, 1, 3), "{net}");
         for (what, x) in [
             ("step", r.step_ms),

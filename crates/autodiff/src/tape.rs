@@ -41,6 +41,41 @@ impl GradSink<'_> {
         self.grads[i].get_or_insert_with(|| pool::take_zeroed(n))
     }
 
+    /// Node `i`'s gradient buffer and whether it is fresh. A fresh buffer holds arbitrary
+    /// values (it skips [`GradSink::acc`]'s zero fill): the op must overwrite every element,
+    /// as a GEMM without accumulation or a copy does; otherwise it accumulates as into `acc`.
+    pub(crate) fn slot(&mut self, i: usize) -> (&mut [f32], bool) {
+        let fresh = self.grads[i].is_none();
+        let n = self.nodes[i].value.numel();
+        (self.grads[i].get_or_insert_with(|| pool::take_for_overwrite(n)), fresh)
+    }
+
+    /// Adds `grad` (node `i`'s shape) to node `i`'s gradient. The first contribution is
+    /// copied in rather than added to zeros: the same values, except that a `-0.0` stays
+    /// `-0.0` where `0.0 + -0.0` would give `0.0`.
+    pub(crate) fn add(&mut self, i: usize, grad: &[f32]) {
+        match &mut self.grads[i] {
+            Some(acc) => adamant_tensor::kernels::add_assign(grad, acc),
+            None => {
+                let mut fresh = pool::take_for_overwrite(grad.len());
+                fresh.copy_from_slice(grad);
+                self.grads[i] = Some(fresh);
+            }
+        }
+    }
+
+    /// [`GradSink::add`] of a buffer the op owns: the first contribution becomes the gradient
+    /// itself, no copy.
+    pub(crate) fn add_owned(&mut self, i: usize, grad: Vec<f32>) {
+        match &mut self.grads[i] {
+            Some(acc) => {
+                adamant_tensor::kernels::add_assign(&grad, acc);
+                pool::recycle(grad);
+            }
+            None => self.grads[i] = Some(grad),
+        }
+    }
+
     /// Takes node `i`'s gradient buffer out, so that an op can write several inputs'
     /// gradients at once; give it back with [`GradSink::put`].
     pub(crate) fn take(&mut self, i: usize) -> Vec<f32> {

@@ -79,6 +79,22 @@ fn a_param_entered_twice_gets_the_sum_of_both_gradients() {
 /// Gradient accumulation sums the gradients of separate backward passes: the sum of the two
 /// losses' gradients, and a parameter only one loss reaches keeps that one's.
 #[test]
+fn fresh_gradients_overwrite_stale_pooled_buffers_and_later_uses_add() {
+    // In debug builds (tests) a buffer taken for overwriting is NaN-filled: a fresh gradient
+    // that the GEMM or the copy did not overwrite entirely would show it.
+    let x = Param::new("x", Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]));
+    let w = Param::new("w", Tensor::from_vec(vec![0.5, -1.0, 2.0], &[3, 1]));
+    let tape = Tape::new(Mode::Train, 0);
+    let (xv, wv) = (tape.param(&x), tape.param(&w));
+    // y = x w + x w + (x + x) summed: x and w each receive several contributions.
+    let y = xv.matmul(wv) + xv.matmul(wv);
+    let grads = (y.sum() + (xv + xv).sum()).backward();
+    // d/dw = 2 x^T 1 = 2 [5, 7, 9]; d/dx = 2 w^T per row + 2.
+    assert_eq!(grads.get(&w).unwrap().data(), &[10.0, 14.0, 18.0]);
+    assert_eq!(grads.get(&x).unwrap().data(), &[3.0, 0.0, 6.0, 3.0, 0.0, 6.0]);
+}
+
+#[test]
 fn adding_gradients_of_two_passes_sums_them() {
     let (w, u) =
         (Param::new("w", Tensor::from_vec(vec![3.0, -1.0], &[2])), Param::new("u", Tensor::scalar(2.0)));

@@ -18,6 +18,10 @@
 //! input gradient (nobody needs it). Elementwise work (activations, dropout, pooling, Adam)
 //! is not counted, so small nets look slow in GFLOP/s by construction.
 //!
+//! The net `char_gpt` is issue 22's character-level GPT, timed against its own reference,
+//! `torch_char_gpt.py --time-steps N` (see [`char_gpt`]): batch 12, and a step that also
+//! clips the gradients, takes AdamW's step and updates an EMA of the weights.
+//!
 //! `examples/bench.rs` is the command line; [`parse_args`] and [`run`] are here so tests can
 //! call them.
 
@@ -27,15 +31,20 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use adamant::autodiff::{Mode, Tape, Var};
-use adamant::layers::nets::{self, Vae};
-use adamant::layers::{Module, Sequential};
+use adamant::layers::nets::{self, GptConfig, Vae};
+use adamant::layers::{Module, Params, Sequential};
 use adamant::optim::{Adam, AdamConfig, Optimizer};
+use adamant::tensor::kernels::parallel::run_in_pool;
 use adamant::tensor::rng::{self, seeded, Purpose};
 use adamant::tensor::Tensor;
 
 use crate::cli::{self, CliError};
+use char_gpt::Phases;
 
-/// Minibatch size of every net, as in the reference script.
+pub mod char_gpt;
+
+/// Minibatch size of the paper's nets, as in the reference script ([`Net::batch`] gives each
+/// net's).
 pub const BATCH: usize = 128;
 
 /// Untimed steps before the timed ones (page faults, thread pool start-up, Adam's state).
@@ -60,13 +69,16 @@ pub enum Net {
     Cnn,
     /// 784-500-50-500-784 VAE with a Bernoulli decoder.
     Vae,
+    /// Issue 22's character-level GPT (811,520 parameters) with the AdamW recipe, batch 12.
+    CharGpt,
 }
 
 impl Net {
-    /// Every net, in the reference script's order.
-    pub const ALL: [Net; 5] = [Net::LogReg, Net::Mlp, Net::MlpNoDrop, Net::Cnn, Net::Vae];
+    /// Every net: the reference script's, in its order, then `char_gpt`.
+    pub const ALL: [Net; 6] = [Net::LogReg, Net::Mlp, Net::MlpNoDrop, Net::Cnn, Net::Vae, Net::CharGpt];
 
-    /// The name on the command line and in the JSON (`logreg`, `mlp`, `mlp_nodrop`, `cnn`, `vae`).
+    /// The name on the command line and in the JSON (`logreg`, `mlp`, `mlp_nodrop`, `cnn`,
+    /// `vae`, `char_gpt`).
     pub fn name(self) -> &'static str {
         match self {
             Net::LogReg => "logreg",
@@ -74,6 +86,7 @@ impl Net {
             Net::MlpNoDrop => "mlp_nodrop",
             Net::Cnn => "cnn",
             Net::Vae => "vae",
+            Net::CharGpt => "char_gpt",
         }
     }
 
@@ -85,21 +98,33 @@ impl Net {
             Net::Mlp | Net::MlpNoDrop => 60,
             Net::Cnn => 12,
             Net::Vae => 150,
+            Net::CharGpt => 30,
         }
     }
 
-    /// The dataset whose shapes the net takes (`mnist` or `cifar10`).
+    /// Examples per step: [`BATCH`], or 12 windows for `char_gpt` as its reference.
+    pub fn batch(self) -> usize {
+        match self {
+            Net::CharGpt => char_gpt::BATCH,
+            _ => BATCH,
+        }
+    }
+
+    /// The dataset whose shapes the net takes (`mnist`, `cifar10` or `shakespeare`).
     pub fn dataset(self) -> &'static str {
         match self {
             Net::Cnn => "cifar10",
+            Net::CharGpt => "shakespeare",
             _ => "mnist",
         }
     }
 
-    /// Training examples per epoch of [`Net::dataset`], for the seconds-per-epoch estimate.
+    /// Training examples per epoch of [`Net::dataset`], for the seconds-per-epoch estimate
+    /// (for `char_gpt`, the 64-character windows that cover the training split once).
     pub fn epoch_examples(self) -> usize {
         match self {
             Net::Cnn => 50_000,
+            Net::CharGpt => char_gpt::TRAIN_CHARS / GptConfig::default().block,
             _ => 60_000,
         }
     }
@@ -131,6 +156,7 @@ impl Net {
                 let fwd = 2.0 * b * (784.0 * 500.0 + 500.0 * 50.0 * 2.0 + 50.0 * 500.0 + 500.0 * 784.0);
                 3.0 * fwd - 2.0 * b * 784.0 * 500.0
             }
+            Net::CharGpt => char_gpt::flops(GptConfig::default(), b as usize),
         }
     }
 }
@@ -155,7 +181,7 @@ impl FromStr for Net {
     }
 }
 
-/// A benchmarked model: the four classifiers are `Sequential`s, the VAE has its own loss.
+/// A benchmarked paper net: the four classifiers are `Sequential`s, the VAE has its own loss.
 enum Model {
     Classifier(Sequential),
     // Boxed: the five dense layers are much larger than a `Sequential` (clippy::large_enum_variant).
@@ -163,16 +189,18 @@ enum Model {
 }
 
 impl Model {
-    /// The net with PyTorch's default initialisation drawn from `seed`.
-    fn new(net: Net, seed: u64) -> Model {
+    /// The net with PyTorch's default initialisation drawn from `seed`; `None` for
+    /// `char_gpt`, which [`char_gpt::CharGpt`] builds with its optimizer.
+    fn new(net: Net, seed: u64) -> Option<Model> {
         let rng = &mut rng::stream(seed, Purpose::Init, 0);
-        match net {
+        Some(match net {
             Net::LogReg => Model::Classifier(nets::logistic_regression(rng)),
             Net::Mlp => Model::Classifier(nets::mlp(rng)),
             Net::MlpNoDrop => Model::Classifier(nets::mlp_without_dropout(rng)),
             Net::Cnn => Model::Classifier(nets::cnn(rng)),
             Net::Vae => Model::Vae(Box::new(Vae::new(rng))),
-        }
+            Net::CharGpt => return None,
+        })
     }
 
     /// The reference script's `loss_fn`: softmax cross-entropy, or the VAE's negative ELBO.
@@ -235,9 +263,10 @@ pub struct BenchResult {
     pub fwd_ms: f64,
     /// Median of the backward phase (backward, tape dropped).
     pub bwd_ms: f64,
-    /// Median of the optimizer phase (Adam step, gradients dropped).
+    /// Median of the optimizer phase (Adam step, gradients dropped; for `char_gpt` also the
+    /// clipping before and the EMA update after).
     pub opt_ms: f64,
-    /// [`Net::flops`] at [`BATCH`], in GFLOP.
+    /// [`Net::flops`] at [`Net::batch`], in GFLOP.
     pub gflop_per_step: f64,
     /// `gflop_per_step` over the median step time.
     pub gflops: f64,
@@ -246,9 +275,10 @@ pub struct BenchResult {
 }
 
 impl BenchResult {
-    /// Seconds of one training epoch at the median step time (dataset size / [`BATCH`] steps).
+    /// Seconds of one training epoch at the median step time (dataset size / [`Net::batch`]
+    /// steps).
     pub fn epoch_s(&self) -> f64 {
-        self.step_ms / 1e3 * self.net.epoch_examples() as f64 / BATCH as f64
+        self.step_ms / 1e3 * self.net.epoch_examples() as f64 / self.net.batch() as f64
     }
 
     /// The loss after the last step.
@@ -313,44 +343,68 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
-/// Times `warmup + steps` training steps of `net` on one fixed synthetic batch (seed 0) and
-/// returns the statistics of the last `steps`. Uses rayon's global pool as it is.
+/// One step of a paper net with `Adam(lr=1e-3)` on its fixed batch, timed by phase.
+fn paper_step(
+    model: &mut Model,
+    optimizer: &mut Adam,
+    (images, labels): &(Tensor, Vec<usize>),
+    seed: u64,
+) -> (f32, Phases) {
+    let t0 = Instant::now();
+    let tape = Tape::new(Mode::Train, seed);
+    // `clone` is O(1): the tape shares the batch's storage, as torch reuses `x`.
+    let loss = model.loss(tape.constant(images.clone()), labels);
+    let t1 = Instant::now();
+    let grads = loss.backward();
+    let value = loss.item();
+    drop(tape);
+    let t2 = Instant::now();
+    optimizer.step(&mut model.module_mut().params_mut(), &grads);
+    drop(grads);
+    let t3 = Instant::now();
+    let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+    (value, Phases { forward: ms(t0, t1), backward: ms(t1, t2), update: ms(t2, t3) })
+}
+
+/// Times `warmup + steps` training steps of `net` and returns the statistics of the last
+/// `steps`. The paper's nets train on one fixed synthetic batch (seed 0), as the reference
+/// script does; `char_gpt` draws a new batch of ids each step (outside the timed phases), as
+/// its reference draws one. Uses rayon's global pool as it is.
 pub fn run(net: Net, steps: usize, warmup: usize) -> BenchResult {
     let seed = 0;
-    let mut model = Model::new(net, seed);
-    let mut optimizer = Adam::new(AdamConfig::default());
-    let (images, labels) = make_batch(net, rng::stream_seed(seed, Purpose::Data, 0));
-    let (mut fwd, mut bwd, mut opt, mut total) = (vec![], vec![], vec![], vec![]);
+    let step_seed = |step: usize| rng::stream_seed(seed, Purpose::Step, step as u64);
+    let mut phases = Vec::with_capacity(steps);
     let mut losses = Vec::with_capacity(warmup + steps);
-    for step in 0..warmup + steps {
-        let t0 = Instant::now();
-        let tape = Tape::new(Mode::Train, rng::stream_seed(seed, Purpose::Step, step as u64));
-        // `clone` is O(1): the tape shares the batch's storage, as torch reuses `x`.
-        let loss = model.loss(tape.constant(images.clone()), &labels);
-        let t1 = Instant::now();
-        let grads = loss.backward();
-        losses.push(loss.item());
-        drop(tape);
-        let t2 = Instant::now();
-        optimizer.step(&mut model.module_mut().params_mut(), &grads);
-        drop(grads);
-        let t3 = Instant::now();
-        if step >= warmup {
-            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
-            fwd.push(ms(t0, t1));
-            bwd.push(ms(t1, t2));
-            opt.push(ms(t2, t3));
-            total.push(ms(t0, t3));
+    let params = match Model::new(net, seed) {
+        Some(mut model) => {
+            let mut optimizer = Adam::new(AdamConfig::default());
+            let batch = make_batch(net, rng::stream_seed(seed, Purpose::Data, 0));
+            for step in 0..warmup + steps {
+                let (loss, p) = paper_step(&mut model, &mut optimizer, &batch, step_seed(step));
+                losses.push(loss);
+                phases.extend((step >= warmup).then_some(p));
+            }
+            model.module().num_params()
         }
-    }
-    let total = sorted(total);
+        None => run_in_pool(|| {
+            let mut gpt = char_gpt::CharGpt::new(seed);
+            for step in 0..warmup + steps {
+                let (x, y) = char_gpt::batch(gpt.model.config(), seed, step as u64);
+                let (loss, p) = gpt.step(&x, &y, step_seed(step));
+                losses.push(loss);
+                phases.extend((step >= warmup).then_some(p));
+            }
+            gpt.model.num_params()
+        }),
+    };
+    let total = sorted(phases.iter().map(|p| p.forward + p.backward + p.update).collect());
     let step_ms = median(&total);
-    let gflop_per_step = net.flops(BATCH) / 1e9;
+    let gflop_per_step = net.flops(net.batch()) / 1e9;
     BenchResult {
         net,
         steps,
         warmup,
-        params: model.module().num_params(),
+        params,
         step_ms,
         step_ms_min: total.first().copied().unwrap_or(f64::NAN),
         // The reference script's index: ceil(0.9 n) - 1, at most n - 1.
@@ -362,9 +416,9 @@ pub fn run(net: Net, steps: usize, warmup: usize) -> BenchResult {
             )
             .copied()
             .unwrap_or(f64::NAN),
-        fwd_ms: median(&sorted(fwd)),
-        bwd_ms: median(&sorted(bwd)),
-        opt_ms: median(&sorted(opt)),
+        fwd_ms: median(&sorted(phases.iter().map(|p| p.forward).collect())),
+        bwd_ms: median(&sorted(phases.iter().map(|p| p.backward).collect())),
+        opt_ms: median(&sorted(phases.iter().map(|p| p.update).collect())),
         gflop_per_step,
         gflops: gflop_per_step / (step_ms / 1e3),
         losses,
@@ -386,14 +440,16 @@ pub fn peak_rss_mb() -> Option<f64> {
 /// The usage text of `examples/bench.rs`.
 pub const USAGE: &str = "\
 Times one training step (forward incl. loss, backward, Adam step) of the Adam paper's nets,
-batch 128, synthetic data, as PyTorch's torch_paper_nets.py does (bench/compare_pytorch.sh).
+batch 128, synthetic data, as PyTorch's torch_paper_nets.py does (bench/compare_pytorch.sh);
+and of issue 22's character-level GPT (char_gpt: batch 12 x 64 random ids, clipping, AdamW,
+EMA), as torch_char_gpt.py --time-steps does.
 
 Usage: cargo run --release --example bench -- [options]
 
-  --nets A,B,...   nets to time, in order (default: logreg,mlp,mlp_nodrop,cnn,vae)
+  --nets A,B,...   nets to time, in order (default: logreg,mlp,mlp_nodrop,cnn,vae,char_gpt)
   --threads N      rayon threads, 1 to 1024 (default: rayon's choice, RAYON_NUM_THREADS or all cores)
   --steps N        timed steps per net, 1 to 1000000 (default per net: logreg 300, mlp 60,
-                   mlp_nodrop 60, cnn 12, vae 150)
+                   mlp_nodrop 60, cnn 12, vae 150, char_gpt 30)
   --warmup W       untimed steps before them, 0 to 1000000 (default 3)
   --json           print one JSON line per net and nothing else on stdout
   -h, --help       this text
@@ -497,11 +553,11 @@ mod tests {
         assert_eq!(parse_args(["-h"]).unwrap(), Command::Help);
         assert_eq!(
             err(&["--nets", "mlp,resnet"]),
-            "--nets: unknown net 'resnet' (expected one of: logreg, mlp, mlp_nodrop, cnn, vae)"
+            "--nets: unknown net 'resnet' (expected one of: logreg, mlp, mlp_nodrop, cnn, vae, char_gpt)"
         );
         assert_eq!(
             err(&["--nets", ""]),
-            "--nets: unknown net '' (expected one of: logreg, mlp, mlp_nodrop, cnn, vae)"
+            "--nets: unknown net '' (expected one of: logreg, mlp, mlp_nodrop, cnn, vae, char_gpt)"
         );
         assert_eq!(err(&["--threads", "0"]), "--threads: expected a whole number from 1 to 1024, got '0'");
         assert_eq!(
@@ -537,5 +593,7 @@ mod tests {
         assert_eq!(Net::MlpNoDrop.flops(128), 1_177_088_000.0);
         assert_eq!(Net::Cnn.flops(128), 34_296_115_200.0);
         assert_eq!(Net::Vae.flops(128), 559_360_000.0);
+        assert_eq!(Net::CharGpt.flops(12), char_gpt::flops(GptConfig::default(), 12));
+        assert_eq!((Net::CharGpt.batch(), Net::Cnn.batch()), (12, 128));
     }
 }

@@ -42,11 +42,16 @@ impl<'t> Var<'t> {
         let (ia, ib, ys) = (self.index, rhs.index, y.shape().to_vec());
         self.tape.push_op(y, &[self, rhs], move |dy, g| {
             // d(a+b)/da = d(a+b)/db = 1.
-            if g.wants(ia) {
-                send_back(dy, &ys, a.shape(), g.acc(ia));
-            }
-            if g.wants(ib) {
-                send_back(dy, &ys, b.shape(), g.acc(ib));
+            for (i, shape) in [(ia, a.shape()), (ib, b.shape())] {
+                if !g.wants(i) {
+                    continue;
+                }
+                if shape == ys.as_slice() {
+                    // Same shape: a fresh gradient is a copy of dy (no zero fill and add).
+                    g.add(i, dy);
+                } else {
+                    send_back(dy, &ys, shape, g.acc(i));
+                }
             }
         })
     }
@@ -148,9 +153,7 @@ impl<'t> Var<'t> {
         let mut out = pool::take_for_overwrite(x.numel());
         k::add_scalar(x.data(), s, &mut out);
         let i = self.index;
-        self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {
-            k::add_assign(dy, g.acc(i));
-        })
+        self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| g.add(i, dy))
     }
 
     /// `self * s` for a scalar `s`.

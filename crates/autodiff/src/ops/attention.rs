@@ -116,11 +116,13 @@ impl<'t> Var<'t> {
                 &mut dvg,
             );
             // Added, not put: the three operands may be one node (self-attention on one Var).
+            // A node without a gradient yet takes the buffer itself.
             for (i, grad) in [(iq, dq), (ik, dk), (iv, dvg)] {
                 if g.wants(i) {
-                    k::add_assign(&grad, g.acc(i));
+                    g.add_owned(i, grad);
+                } else {
+                    pool::recycle(grad);
                 }
-                pool::recycle(grad);
             }
         })
     }

@@ -123,22 +123,26 @@ impl<'t> Var<'t> {
         let (ia, ib) = (self.index, rhs.index);
         self.tape.push_op(Tensor::from_vec(out, &[m, n]), &[self, rhs], move |dc, g| {
             let (a, b) = (a.data(), b.data());
+            // A gradient seen for the first time is written by the GEMM (beta = 0) instead of
+            // being zero-filled and then accumulated into.
             if g.wants(ia) {
-                let da = g.acc(ia);
+                let (da, fresh) = g.slot(ia);
+                let acc = !fresh;
                 match (trans_a, trans_b) {
-                    (false, false) => k::matmul(dc, b, da, m, n, kk, false, true, true),
-                    (true, false) => k::matmul(b, dc, da, kk, n, m, false, true, true),
-                    (false, true) => k::matmul(dc, b, da, m, n, kk, false, false, true),
-                    (true, true) => k::matmul(b, dc, da, kk, n, m, true, true, true),
+                    (false, false) => k::matmul(dc, b, da, m, n, kk, false, true, acc),
+                    (true, false) => k::matmul(b, dc, da, kk, n, m, false, true, acc),
+                    (false, true) => k::matmul(dc, b, da, m, n, kk, false, false, acc),
+                    (true, true) => k::matmul(b, dc, da, kk, n, m, true, true, acc),
                 }
             }
             if g.wants(ib) {
-                let db = g.acc(ib);
+                let (db, fresh) = g.slot(ib);
+                let acc = !fresh;
                 match (trans_a, trans_b) {
-                    (false, false) => k::matmul(a, dc, db, kk, m, n, true, false, true),
-                    (true, false) => k::matmul(a, dc, db, kk, m, n, false, false, true),
-                    (false, true) => k::matmul(dc, a, db, n, m, kk, true, false, true),
-                    (true, true) => k::matmul(dc, a, db, n, m, kk, true, true, true),
+                    (false, false) => k::matmul(a, dc, db, kk, m, n, true, false, acc),
+                    (true, false) => k::matmul(a, dc, db, kk, m, n, false, false, acc),
+                    (false, true) => k::matmul(dc, a, db, n, m, kk, true, false, acc),
+                    (true, true) => k::matmul(dc, a, db, n, m, kk, true, true, acc),
                 }
             }
         })

@@ -57,7 +57,7 @@ impl<'t> Var<'t> {
     fn view_as_shape(self, x: Tensor, shape: &[usize]) -> Var<'t> {
         let y = x.reshape(shape);
         let i = self.index;
-        self.tape.push_op(y, &[self], move |dy, g| k::add_assign(dy, g.acc(i)))
+        self.tape.push_op(y, &[self], move |dy, g| g.add(i, dy))
     }
 
     /// Flattens every axis after the first: `[B, C, H, W]` to `[B, C*H*W]` (`nn.Flatten`; see

@@ -3,49 +3,49 @@
 //! by its backward, on the same chunked, thread-count-independent loops as `unary.rs`. Their
 //! tests share `unary.rs`'s helpers and live there.
 
-use super::parallel::{for_each_chunk_mut, CHUNK};
-use super::unary::{accumulate, map_into};
+use super::erf;
+use rayon::prelude::*;
 
-/// `erfc(x)` in f64 with relative error below 1.2e-7 everywhere (Numerical Recipes' `erfcc`,
-/// a Chebyshev fit); enough for an f32 result, and accurate in the tail where `1 + erf` is not.
-pub(super) fn erfc64(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * poly.exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
-    }
-}
+use super::parallel::{for_each_chunk_mut, should_parallelize, CHUNK};
+use super::unary::{accumulate, accumulate_chunked, map_chunked, map_into};
 
-/// `1/sqrt(2)` and `1/sqrt(2 pi)`, for the normal CDF `Phi(x) = erfc(-x/sqrt 2)/2` and density.
-const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
-const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
-
-/// `out = x Phi(x) = x erfc(-x/sqrt 2) / 2` (exact GELU, PyTorch's default), computed in f64.
+/// `out = x Phi(x) = x erfc(-x/sqrt 2) / 2` (exact GELU, PyTorch's default), in vectorised
+/// `f32` within 5 ulp (see [`erf`](super::erf): it was an `f64` `erfc` and `exp` per element,
+/// a third of the character-level GPT's step).
 pub fn gelu(x: &[f32], out: &mut [f32]) {
-    map_into("gelu", x, out, |v| {
-        let v = v as f64;
-        (0.5 * v * erfc64(-v * FRAC_1_SQRT_2)) as f32
-    });
+    map_chunked("gelu", x, out, erf::gelu_into);
 }
 
 /// `dx += dy (Phi(x) + x phi(x))` with `phi` the normal density (gradient of [`gelu`]).
 pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    accumulate("gelu_backward", "x", x, dy, dx, |x, g| {
-        let v = x as f64;
-        let d = 0.5 * erfc64(-v * FRAC_1_SQRT_2) + v * FRAC_1_SQRT_2PI * (-0.5 * v * v).exp();
-        (g as f64 * d) as f32
-    });
+    accumulate_chunked("gelu_backward", "x", x, dy, dx, erf::gelu_backward_into);
+}
+
+/// `out = gelu(x)` and `deriv = Phi(x) + x phi(x)`, GELU's derivative: a training forward
+/// keeps `deriv` so that the backward is [`mul_accumulate`] instead of a second evaluation of
+/// `Phi` (the gradient is the same, bit for bit, as [`gelu_backward`]'s). Same lengths.
+pub fn gelu_and_derivative(x: &[f32], out: &mut [f32], deriv: &mut [f32]) {
+    assert!(
+        x.len() == out.len() && out.len() == deriv.len(),
+        "gelu_and_derivative: x has {} elements, out {}, deriv {}",
+        x.len(),
+        out.len(),
+        deriv.len()
+    );
+    // The same fixed chunks as every elementwise kernel, so threads do not change the bits.
+    let one = |(i, (o, d)): (usize, (&mut [f32], &mut [f32]))| {
+        erf::gelu_and_derivative_into(&x[i * CHUNK..i * CHUNK + o.len()], o, d)
+    };
+    if should_parallelize(x.len()) {
+        out.par_chunks_mut(CHUNK).zip(deriv.par_chunks_mut(CHUNK)).enumerate().for_each(one);
+    } else {
+        out.chunks_mut(CHUNK).zip(deriv.chunks_mut(CHUNK)).enumerate().for_each(one);
+    }
+}
+
+/// `dx += dy a` elementwise, where `a` is a saved derivative; same lengths.
+pub fn mul_accumulate(a: &[f32], dy: &[f32], dx: &mut [f32]) {
+    accumulate_chunked("mul_accumulate", "a", a, dy, dx, erf::add_dy_times);
 }
 
 /// `sqrt(2/pi)` and the cubic coefficient of the tanh approximation of GELU.

@@ -24,6 +24,7 @@ use rayon::prelude::*;
 use super::dropout::{dropout_backward, dropout_forward};
 use super::matmul::matmul;
 use super::parallel::should_parallelize;
+use super::vecmath::{exp_nonpositive, widest_simd};
 
 /// The sizes of one attention call: `batch` independent entries (examples times heads), `t`
 /// queries, `s` keys, key width `d`, value width `dv`.
@@ -59,21 +60,31 @@ fn check(op: &str, what: &str, len: usize, want: usize) {
     assert_eq!(len, want, "{op}: {what} has {len} values, want {want}");
 }
 
-/// Softmax of one row in place; a row of `-inf` becomes zeros.
-fn softmax_in_place(row: &mut [f32]) {
-    let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    if m == f32::NEG_INFINITY {
-        row.fill(0.0);
-        return;
-    }
-    let mut sum = 0.0f64;
-    for v in row.iter_mut() {
-        *v = (*v - m).exp();
-        sum += *v as f64;
-    }
-    let inv = 1.0 / sum;
-    for v in row.iter_mut() {
-        *v = (*v as f64 * inv) as f32;
+widest_simd! {
+    /// Softmax of one row in place; a row of `-inf` becomes zeros. Vectorised: the
+    /// exponentials are [`exp_nonpositive`]'s (every `x - max` is <= 0), and the `f64` sum is
+    /// kept in 8 partial sums (a fixed order, so the bits do not depend on the CPU).
+    fn softmax_in_place(row: &mut [f32]) {
+        let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        if m == f32::NEG_INFINITY {
+            row.fill(0.0);
+            return;
+        }
+        for v in row.iter_mut() {
+            *v = exp_nonpositive(*v - m);
+        }
+        let mut partial = [0.0f64; 8];
+        let mut chunks = row.chunks_exact(8);
+        for c in &mut chunks {
+            for (p, &v) in partial.iter_mut().zip(c) {
+                *p += v as f64;
+            }
+        }
+        let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+        let inv = 1.0 / (partial.iter().sum::<f64>() + tail);
+        for v in row.iter_mut() {
+            *v = (*v as f64 * inv) as f32;
+        }
     }
 }
 
@@ -110,16 +121,19 @@ pub fn attention_forward(
         );
         matmul(qb, kb, p, t, d, s, false, true, false);
         for (i, row) in p.chunks_exact_mut(s).enumerate() {
-            for (j, x) in row.iter_mut().enumerate() {
+            // Causal: keys after the query get probability 0 (a score of -inf).
+            let visible = if options.causal { (i + 1).min(s) } else { s };
+            let (seen, masked) = row.split_at_mut(visible);
+            masked.fill(0.0);
+            for x in seen.iter_mut() {
                 *x *= options.scale;
-                if let Some(bias) = options.bias {
-                    *x += bias[(b * t + i) * s + j];
-                }
-                if options.causal && j > i {
-                    *x = f32::NEG_INFINITY;
+            }
+            if let Some(bias) = options.bias {
+                for (x, &c) in seen.iter_mut().zip(&bias[(b * t + i) * s..]) {
+                    *x += c;
                 }
             }
-            softmax_in_place(row);
+            softmax_in_place(seen);
         }
         match options.dropout {
             Some((rate, key)) => {

@@ -34,6 +34,7 @@ pub mod binary;
 pub mod conv;
 pub mod dropout;
 pub mod embedding;
+mod erf;
 pub mod gather;
 pub mod gemm;
 pub mod layout;

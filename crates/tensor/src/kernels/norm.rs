@@ -49,10 +49,26 @@ fn for_each_row(
     }
 }
 
-/// Mean and `1 / sqrt(var + eps)` (biased variance) of one group of values.
-fn mean_rstd(values: impl Iterator<Item = f32> + Clone, n: usize, eps: f32) -> (f32, f32) {
-    let mean = values.clone().map(f64::from).sum::<f64>() / n as f64;
-    let var = values.map(|v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+/// The sum of `f(v)` over `values` in `f64`, kept in 8 partial sums (element `i` goes to sum
+/// `i % 8`, the sums are added in order at the end): a fixed order, so the result does not
+/// depend on the CPU or the threads, and unlike one running sum the loop vectorises.
+#[inline(always)]
+fn sum8(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut partial = [0.0f64; 8];
+    let mut chunks = values.chunks_exact(8);
+    for c in &mut chunks {
+        for (p, &v) in partial.iter_mut().zip(c) {
+            *p += f(v);
+        }
+    }
+    partial.iter().sum::<f64>() + chunks.remainder().iter().map(|&v| f(v)).sum::<f64>()
+}
+
+/// Mean and `1 / sqrt(var + eps)` (biased variance) of one row.
+fn mean_rstd(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f64;
+    let mean = sum8(row, f64::from) / n;
+    let var = sum8(row, |v| (v as f64 - mean).powi(2)) / n;
     (mean as f32, (1.0 / (var + eps as f64).sqrt()) as f32)
 }
 
@@ -81,16 +97,31 @@ pub fn layer_norm_forward(
     check_len("layer_norm_forward", "y", y.len(), x.len());
     check_len("layer_norm_forward", "mean", mean.len(), rows);
     check_len("layer_norm_forward", "rstd", rstd.len(), rows);
-    for (r, row) in x.chunks_exact(cols.max(1)).enumerate().take(rows) {
-        (mean[r], rstd[r]) = mean_rstd(row.iter().copied(), cols, eps);
+    if cols == 0 {
+        return;
     }
-    let (mean, rstd) = (&*mean, &*rstd);
-    for_each_row(x, cols, y, |r, x_row, y_row| {
-        for (j, (yv, &xv)) in y_row.iter_mut().zip(x_row).enumerate() {
-            let xhat = (xv - mean[r]) * rstd[r];
-            *yv = xhat * weight.map_or(1.0, |w| w[j]) + bias.map_or(0.0, |b| b[j]);
+    // Statistics and output of a row together, on the thread that owns the row (the
+    // statistics were a serial pass before the parallel one).
+    type Task<'a> = (((&'a [f32], &'a mut [f32]), &'a mut [f32]), &'a mut [f32]);
+    let run = |(((xs, ys), ms), rs): Task<'_>| {
+        let rows = xs.chunks_exact(cols).zip(ys.chunks_exact_mut(cols));
+        for (((x_row, y_row), m), s) in rows.zip(ms.iter_mut()).zip(rs.iter_mut()) {
+            (*m, *s) = mean_rstd(x_row, eps);
+            for (j, (yv, &xv)) in y_row.iter_mut().zip(x_row).enumerate() {
+                let xhat = (xv - *m) * *s;
+                *yv = xhat * weight.map_or(1.0, |w| w[j]) + bias.map_or(0.0, |b| b[j]);
+            }
         }
-    });
+    };
+    let (x, y) = (&x[..rows * cols], &mut y[..rows * cols]);
+    let task = ROWS_PER_TASK * cols;
+    if should_parallelize(x.len()) {
+        let chunks = x.par_chunks(task).zip(y.par_chunks_mut(task));
+        chunks.zip(mean.par_chunks_mut(ROWS_PER_TASK)).zip(rstd.par_chunks_mut(ROWS_PER_TASK)).for_each(run);
+    } else {
+        let chunks = x.chunks(task).zip(y.chunks_mut(task));
+        chunks.zip(mean.chunks_mut(ROWS_PER_TASK)).zip(rstd.chunks_mut(ROWS_PER_TASK)).for_each(run);
+    }
 }
 
 /// The backward of [`layer_norm_forward`]: accumulates `dx` (when given) and the sums over
@@ -133,12 +164,24 @@ fn row_norm_input_grad(
     for_each_row(x, cols, dx, |r, x_row, dx_row| {
         let dy_row = &dy[r * cols..(r + 1) * cols];
         let m = if centred { mean[r] } else { 0.0 };
+        // Both sums in 8 partial f64 sums each, as `sum8` keeps them (vectorised, fixed order).
+        let (mut part_g, mut part_gx) = ([0.0f64; 8], [0.0f64; 8]);
         let (mut sum_g, mut sum_g_xhat) = (0.0f64, 0.0f64);
-        for (j, (&xv, &d)) in x_row.iter().zip(dy_row).enumerate() {
-            let g = d * weight.map_or(1.0, |w| w[j]);
-            sum_g += g as f64;
-            sum_g_xhat += (g * (xv - m) * rstd[r]) as f64;
+        let body = cols - cols % 8;
+        for (c, (xs, ds)) in x_row[..body].chunks_exact(8).zip(dy_row[..body].chunks_exact(8)).enumerate() {
+            for (l, (&xv, &d)) in xs.iter().zip(ds).enumerate() {
+                let g = d * weight.map_or(1.0, |w| w[c * 8 + l]);
+                part_g[l] += g as f64;
+                part_gx[l] += (g * (xv - m) * rstd[r]) as f64;
+            }
         }
+        for j in body..cols {
+            let g = dy_row[j] * weight.map_or(1.0, |w| w[j]);
+            sum_g += g as f64;
+            sum_g_xhat += (g * (x_row[j] - m) * rstd[r]) as f64;
+        }
+        let sum_g = part_g.iter().sum::<f64>() + sum_g;
+        let sum_g_xhat = part_gx.iter().sum::<f64>() + sum_g_xhat;
         let mean_g = if centred { (sum_g / n) as f32 } else { 0.0 };
         let mean_g_xhat = (sum_g_xhat / n) as f32;
         for (j, ((dxv, &xv), &d)) in dx_row.iter_mut().zip(x_row).zip(dy_row).enumerate() {

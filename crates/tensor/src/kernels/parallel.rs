@@ -52,6 +52,19 @@ pub fn should_parallelize(work: usize) -> bool {
     }
 }
 
+/// Runs `f` on one of rayon's worker threads (the current one if it is a worker) and
+/// returns its result: wrap a whole training step (or loop) in it.
+///
+/// A kernel called from outside rayon's pool hands its jobs to the pool and sleeps until
+/// they are done: two thread wake-ups per parallel kernel, hundreds per step of a small
+/// model (the character-level GPT's step makes about 300 such calls, most of them well under
+/// a millisecond). Called from a worker, the kernel keeps working on its own share and the
+/// other workers steal the rest. Results are the same either way: the kernels split their
+/// work into fixed pieces whatever runs them.
+pub fn run_in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
 /// Applies `f(chunk_index, out_chunk)` to each [`CHUNK`]-sized piece of `out`, in parallel
 /// when the slice is large. Chunk boundaries never depend on the thread count.
 pub fn for_each_chunk_mut(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
