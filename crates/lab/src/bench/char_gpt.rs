@@ -14,11 +14,11 @@ use std::time::Instant;
 use adamant::autodiff::{Mode, Tape};
 use adamant::layers::nets::{Gpt, GptConfig};
 use adamant::layers::Params;
-use adamant::optim::{
-    clip_grad_norm, AdamW, AdamWConfig, Averaging, Optimizer, ParamGroup, Selector, WeightAverage,
-};
+use adamant::optim::{clip_grad_norm, Optimizer, WeightAverage};
 use adamant::tensor::rng::{self, Purpose};
 use adamant::tensor::{Ids, Tensor};
+
+use crate::char_gpt::Recipe;
 
 /// Minibatch size of the reference (`--batch 12`).
 pub const BATCH: usize = 12;
@@ -31,8 +31,9 @@ pub const TRAIN_CHARS: usize = 1_042_577;
 pub struct CharGpt {
     /// The reference configuration's model ([`GptConfig::default`]).
     pub model: Gpt,
-    optimizer: AdamW,
+    optimizer: Box<dyn Optimizer + Send>,
     ema: WeightAverage,
+    clip: f32,
 }
 
 /// Wall times of the three phases of one step, in milliseconds.
@@ -50,17 +51,12 @@ impl CharGpt {
     /// The reference's model (GPT-2 initialisation drawn from `seed`'s init stream), AdamW
     /// with its two parameter groups, and an empty EMA.
     pub fn new(seed: u64) -> CharGpt {
+        // The recipe's own optimizer (its decay groups) and average, as `char_gpt` trains with.
+        let recipe = Recipe::default();
         let model = Gpt::new(GptConfig::default(), &mut rng::stream(seed, Purpose::Init, 0));
-        let mut optimizer = AdamW::new(AdamWConfig {
-            lr: 1e-3,
-            betas: (0.9, 0.99),
-            eps: 1e-8,
-            weight_decay: 0.1,
-            amsgrad: false,
-        });
-        // Biases and LayerNorm parameters (rank < 2) are not decayed, as in nanoGPT.
-        optimizer.add_param_group(ParamGroup::new(Selector::OneDimensional).weight_decay(0.0));
-        CharGpt { model, optimizer, ema: WeightAverage::new(Averaging::Ema { decay: 0.99 }) }
+        let (optimizer, _) = recipe.build_optimizer().expect("the reference recipe builds");
+        let ema = WeightAverage::new(recipe.average.expect("the reference recipe keeps an EMA"));
+        CharGpt { model, optimizer, ema, clip: recipe.clip.expect("the reference recipe clips") }
     }
 
     /// One training step on `inputs` and `targets` (`[B, T]` ids) with tape seed `seed`;
@@ -74,7 +70,7 @@ impl CharGpt {
         let value = loss.item();
         drop(tape);
         let t2 = Instant::now();
-        clip_grad_norm(&mut grads, 1.0);
+        clip_grad_norm(&mut grads, self.clip);
         self.optimizer.step(&mut self.model.params_mut(), &grads);
         drop(grads);
         adamant::average::update(&mut self.ema, &self.model);

@@ -32,6 +32,17 @@
 //! The old `f64` code (an `erfc` within 1.2e-7 relative, rounded once to `f32`) was within
 //! about 1 ulp; PyTorch's `(1 + erf)/2` loses all bits in the negative tail.
 
+// The approximations and coefficients below are fdlibm's (s_erf.c), under this notice:
+//
+// ====================================================
+// Copyright (C) 1993 by Sun Microsystems, Inc. All rights reserved.
+//
+// Developed at SunPro, a Sun Microsystems, Inc. business.
+// Permission to use, copy, modify, and distribute this
+// software is freely granted, provided that this notice
+// is preserved.
+// ====================================================
+
 use super::vecmath::{exp_nonpositive, widest_simd};
 
 /// `1/sqrt(2)` and `1/sqrt(2 pi)` in `f32`.
