@@ -9,7 +9,8 @@
 //! |---|---|
 //! | [`cli`] | flag parsing shared by the examples: one-line errors naming the flag, optimizer options |
 //! | [`experiment`] | the paper's experiments as one runner with one command line (`--compare`, `--json`, ...) |
-//! | [`bench`](mod@bench) | the step-time benchmark of the paper's nets (`examples/bench.rs`) |
+//! | [`bench`](mod@bench) | the step-time benchmark of the paper's nets and the char GPT (`examples/bench.rs`) |
+//! | [`char_gpt`] | the character-level GPT with the AdamW recipe, its comparisons (`examples/char_gpt.rs`) |
 //! | [`playground`] | optimizer paths on 2-d test functions (`examples/optimize.rs`) |
 //! | [`trace`] | Adam's Algorithm 1 printed step by step (`examples/trace_adam.rs`) |
 //! | [`plot`] | training curves and paths as SVG line charts |
