@@ -10,7 +10,7 @@ use super::parallel::{for_each_chunk_mut, should_parallelize, CHUNK};
 use super::unary::{accumulate, accumulate_chunked, map_chunked, map_into};
 
 /// `out = x Phi(x) = x erfc(-x/sqrt 2) / 2` (exact GELU, PyTorch's default), in vectorised
-/// `f32` within 5 ulp (see [`erf`](super::erf): it was an `f64` `erfc` and `exp` per element,
+/// `f32` within 5 ulp (see `kernels/erf.rs`: it was an `f64` `erfc` and `exp` per element,
 /// a third of the character-level GPT's step).
 pub fn gelu(x: &[f32], out: &mut [f32]) {
     map_chunked("gelu", x, out, erf::gelu_into);
