@@ -118,7 +118,6 @@ fn setting_flag(setting: &str) -> String {
         "adamant_version" => "adamant version".to_string(),
         "average" => "--ema/--average".to_string(),
         "corpus" | "train_tokens" | "vocab" => format!("the corpus ({setting}, --data)"),
-        "schedule" => "the schedule (--schedule, or char_gpt's --warmup, --min-lr, --steps)".to_string(),
         flag => format!("--{}", flag.trim_start_matches("optimizer.").replace('_', "-")),
     }
 }

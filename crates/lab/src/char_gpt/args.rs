@@ -153,7 +153,19 @@ where
                 r.warmup = count(&mut parser, "--warmup", 0, MAX_STEPS)?;
                 warmup_given = true;
             }
-            Long("min-lr") => r.min_lr = rate(&mut parser, "--min-lr")? as f64,
+            Long("min-lr") => {
+                // Parsed as f64 (the schedule's type), so 2e-4 stays 2e-4 in logs and identity.
+                let v = cli::value(&mut parser, "--min-lr")?;
+                r.min_lr = match v.parse::<f64>() {
+                    Ok(x) if x.is_finite() && x >= 0.0 => x,
+                    _ => {
+                        return Err(CliError::invalid(
+                            "--min-lr",
+                            format!("expected a finite rate >= 0, got '{v}'"),
+                        ))
+                    }
+                };
+            }
             Long("clip") => {
                 let c = rate(&mut parser, "--clip")?;
                 r.clip = (c > 0.0).then_some(c);

@@ -241,7 +241,9 @@ impl Recipe {
             .with("batch_size", self.batch_size)
             .with("accumulate", self.accumulate)
             .with("optimizer", self.optimizer_name())
-            .with("schedule", self.schedule())
+            // The schedule is the warmup, the rate's floor and the length (`steps`, above).
+            .with("warmup", self.warmup)
+            .with("min_lr", self.min_lr)
             .with("clip", self.clip.map_or("none".to_string(), |c| c.to_string()))
             .with("average", self.average.map_or("none".to_string(), |a| a.to_string()))
             .with("eval_every", self.eval_every)
