@@ -94,3 +94,62 @@ fn a_mask_of_the_wrong_shape_names_both_shapes() {
         Attention { mask: Some(AttentionMask::Bool { keep: &keep, shape: &[3, 3] }), ..Attention::default() };
     q.scaled_dot_product_attention(k, k, &options);
 }
+
+/// The route `packed_self_attention` replaces: split `qkv [B, T, 3C]` into heads, attend,
+/// merge the heads.
+fn split_route<'t>(
+    qkv: adamant_autodiff::Var<'t>,
+    heads: usize,
+    options: &Attention<'_>,
+) -> adamant_autodiff::Var<'t> {
+    let shape = qkv.shape();
+    let (b, t, c) = (shape[0], shape[1], shape[2] / 3);
+    let parts = qkv.chunk(3, -1);
+    let split = |z: adamant_autodiff::Var<'t>| z.reshape(&[b, t, heads, c / heads]).transpose(1, 2);
+    let attended = split(parts[0]).scaled_dot_product_attention(split(parts[1]), split(parts[2]), options);
+    attended.transpose(1, 2).reshape(&[b, t, c])
+}
+
+#[test]
+fn packed_self_attention_passes_gradcheck() {
+    // qkv [2, 4, 3 x 6]: 2 heads of width 3; causal, masked (a [4, 4] mask broadcast over
+    // examples and heads) and with dropout.
+    let keep: Vec<bool> = (0..16).map(|n| n % 5 != 3).collect();
+    let masked =
+        Attention { mask: Some(AttentionMask::Bool { keep: &keep, shape: &[4, 4] }), ..Attention::default() };
+    let causal = Attention { causal: true, scale: Some(0.4), ..Attention::default() };
+    let dropped = Attention { causal: true, dropout_p: 0.3, ..Attention::default() };
+    for options in [causal, masked, dropped] {
+        let mut qkv = param("qkv", &[2, 4, 18], 8);
+        let report = gradcheck(
+            &mut [&mut qkv],
+            |t, p| weigh(t.param(&*p[0]).packed_self_attention(2, &options)),
+            GradcheckOptions::default(),
+        );
+        assert!(report.passed, "{report}");
+    }
+}
+
+#[test]
+fn packed_self_attention_equals_the_split_route_bit_for_bit() {
+    // Values and gradients, causal and with an additive mask; qkv [3, 7, 3 x 8], 4 heads.
+    // (With dropout the masks differ: a node's key depends on its place on the tape.)
+    let bias = Tensor::randn(&[1, 4, 7, 7], 0.0, 1.0, &mut adamant_tensor::rng::seeded(5));
+    let causal = Attention { causal: true, ..Attention::default() };
+    let masked = Attention { mask: Some(AttentionMask::Additive(&bias)), ..Attention::default() };
+    let qkv = param("qkv", &[3, 7, 24], 9);
+    for options in [causal, masked] {
+        let run = |packed: bool| {
+            let tape = Tape::new(Mode::Train, 17);
+            let x = tape.param(&qkv);
+            let y = if packed { x.packed_self_attention(4, &options) } else { split_route(x, 4, &options) };
+            let value = y.value();
+            let grads = weigh(y).backward();
+            (value, grads.get(&qkv).expect("qkv has a gradient").clone())
+        };
+        let ((v1, g1), (v2, g2)) = (run(true), run(false));
+        assert_eq!(v1.shape(), &[3, 7, 8]);
+        assert_eq!(v1.data(), v2.data());
+        assert_eq!(g1.data(), g2.data());
+    }
+}

@@ -230,14 +230,9 @@ impl Module for TransformerBlock {
     fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
         let c = self.ln_1.normalized_shape()[0];
         check_input("TransformerBlock", &x.shape(), c);
-        let parts = self.qkv.forward(self.ln_1.forward(x)).chunk(3, -1);
-        let (q, k, v) = (
-            split_heads(parts[0], self.heads),
-            split_heads(parts[1], self.heads),
-            split_heads(parts[2], self.heads),
-        );
+        // Attention reads the heads where the projection wrote them: no split or merge copies.
         let options = Attention { causal: self.is_causal, dropout_p: self.dropout, ..Attention::default() };
-        let attended = merge_heads(q.scaled_dot_product_attention(k, v, &options));
+        let attended = self.qkv.forward(self.ln_1.forward(x)).packed_self_attention(self.heads, &options);
         let x = x + self.proj.forward(attended).dropout(self.dropout);
         let mlp = self.fc2.forward(self.fc1.forward(self.ln_2.forward(x)).gelu());
         x + mlp.dropout(self.dropout)

@@ -75,12 +75,7 @@ impl<'t> Var<'t> {
             ks[ks.len() - 1] == d && vs[vs.len() - 2] == s,
             "{op}: query/key widths or key/value lengths differ: {shapes}"
         );
-        assert!(!(options.causal && options.mask.is_some()), "{op}: give either a mask or causal, not both");
-        assert!(
-            (0.0..1.0).contains(&options.dropout_p),
-            "{op}: dropout_p must be in [0, 1), got {}",
-            options.dropout_p
-        );
+        check_options(op, options);
 
         let dims = k::AttentionDims { batch: numel(lead), t, s, d, dv };
         let scores_shape: Vec<usize> = lead.iter().copied().chain([t, s]).collect();
@@ -100,8 +95,12 @@ impl<'t> Var<'t> {
         let probs = Tensor::from_vec(probs, &scores_shape);
         let (iq, ik, iv) = (self.index, key.index, value.index);
         self.tape.push_op(Tensor::from_vec(out, &out_shape), &[self, key, value], move |dy, g| {
-            let (mut dq, mut dk, mut dvg) =
-                (pool::take_zeroed(q.numel()), pool::take_zeroed(kk.numel()), pool::take_zeroed(v.numel()));
+            // Overwritten by the kernel.
+            let (mut dq, mut dk, mut dvg) = (
+                pool::take_for_overwrite(q.numel()),
+                pool::take_for_overwrite(kk.numel()),
+                pool::take_for_overwrite(v.numel()),
+            );
             let options = k::AttentionOptions { scale, bias: None, causal, dropout };
             k::attention_backward(
                 q.data(),
@@ -126,6 +125,85 @@ impl<'t> Var<'t> {
             }
         })
     }
+}
+
+impl<'t> Var<'t> {
+    /// Causal or masked self-attention over a packed `qkv` (this value, `[B, T, 3C]`: the
+    /// output of one `C -> 3C` projection, queries in columns `0..C`, keys in `C..2C`, values
+    /// in `2C..3C`, each cut into `heads` heads of width `d = C / heads`), heads merged in the
+    /// output `[B, T, C]`. The same as
+    ///
+    /// ```text
+    /// q, k, v = qkv.split(C, dim=2)                                   # [B, T, C] each
+    /// q, k, v = (z.view(B, T, heads, d).transpose(1, 2) for z in (q, k, v))
+    /// F.scaled_dot_product_attention(q, k, v, ...).transpose(1, 2).reshape(B, T, C)
+    /// ```
+    ///
+    /// bit for bit, without the five copies of that route and their backwards: the kernel
+    /// reads each head's queries, keys and values where the projection wrote them, writes each
+    /// head's output into its columns of the merged rows, and its backward writes the packed
+    /// gradient directly. A mask broadcasts against the scores `[B, heads, T, T]`.
+    ///
+    /// # Panics
+    /// If this value is not `[B, T, 3C]` with `C` divisible by `heads`, or as
+    /// [`Var::scaled_dot_product_attention`] for the options.
+    pub fn packed_self_attention(self, heads: usize, options: &Attention<'_>) -> Var<'t> {
+        let qkv = self.value();
+        let shape = qkv.shape().to_vec();
+        let op = "packed_self_attention";
+        assert!(
+            shape.len() == 3 && heads > 0 && shape[2].is_multiple_of(3 * heads),
+            "{op}: expected qkv of shape [batch, length, 3 * C] with C divisible by heads = {heads}, got {shape:?}"
+        );
+        let (examples, t, c) = (shape[0], shape[1], shape[2] / 3);
+        let d = c / heads;
+        check_options(op, options);
+        let dims = k::AttentionDims { batch: examples * heads, t, s: t, d, dv: d };
+        let scores_shape = [examples, heads, t, t];
+        let bias = options.mask.map(|mask| additive_mask(op, mask, &scores_shape));
+        let dropout = (options.dropout_p > 0.0 && self.tape.is_training())
+            .then(|| (options.dropout_p, self.tape.node_key(self.tape.next_index())));
+        let scale = options.scale.unwrap_or(1.0 / (d as f32).sqrt());
+        let causal = options.causal;
+
+        let merged = k::OperandLayout::contiguous(t, c);
+        let mut probs = pool::take_for_overwrite(numel(&scores_shape));
+        let mut out = pool::take_for_overwrite(examples * t * c);
+        let forward_options = k::AttentionOptions { scale, bias: bias.as_deref(), causal, dropout };
+        let inputs = k::AttentionInputs::packed(qkv.data(), dims, heads);
+        k::attention_forward_with(inputs, dims, forward_options, &mut probs, &mut out, merged);
+        drop(bias);
+        let probs = Tensor::from_vec(probs, &scores_shape);
+        let i = self.index;
+        self.tape.push_op(Tensor::from_vec(out, &[examples, t, c]), &[self], move |dy, g| {
+            let options = k::AttentionOptions { scale, bias: None, causal, dropout };
+            let inputs = k::AttentionInputs::packed(qkv.data(), dims, heads);
+            let backward = |dqkv: &mut [f32]| {
+                let grads = k::AttentionGrads::Packed(dqkv);
+                k::attention_backward_with(inputs, probs.data(), dims, options, dy, merged, grads);
+            };
+            // The kernel overwrites every float of the packed gradient.
+            let (acc, fresh) = g.slot(i);
+            if fresh {
+                backward(acc);
+            } else {
+                let mut dqkv = pool::take_for_overwrite(acc.len());
+                backward(&mut dqkv);
+                k::add_assign(&dqkv, acc);
+                pool::recycle(dqkv);
+            }
+        })
+    }
+}
+
+/// The checks of the options that do not depend on the shapes.
+fn check_options(op: &str, options: &Attention<'_>) {
+    assert!(!(options.causal && options.mask.is_some()), "{op}: give either a mask or causal, not both");
+    assert!(
+        (0.0..1.0).contains(&options.dropout_p),
+        "{op}: dropout_p must be in [0, 1), got {}",
+        options.dropout_p
+    );
 }
 
 /// The mask as additive `f32` values broadcast to `scores_shape` (`false` becomes `-inf`).

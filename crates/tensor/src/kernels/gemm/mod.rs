@@ -136,6 +136,17 @@ impl<'a> StridedMat<'a> {
         }
     }
 
+    /// The transpose: the same data with rows and columns (and their strides) swapped.
+    pub fn transposed(self) -> Self {
+        StridedMat {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.rows
@@ -217,9 +228,41 @@ pub fn sgemm(a: StridedMat, b: StridedMat, c: &mut [f32], accumulate: bool) {
 
 /// [`sgemm`] with a chosen backend (for tests and benchmarks); panics if the CPU lacks it.
 pub fn sgemm_with(backend: GemmBackend, a: StridedMat, b: StridedMat, c: &mut [f32], accumulate: bool) {
+    let (m, n) = (a.rows, b.cols);
+    assert_eq!(c.len(), m * n, "sgemm: c has {} elements, expected [{m}, {n}]", c.len());
+    sgemm_block(backend, a, b, c, n, accumulate);
+}
+
+/// [`sgemm`] into an `[m, n]` block of a larger row-major matrix whose rows are `ldc >= n`
+/// floats apart: element `(i, j)` of the product goes to `c[i * ldc + j]`, and the floats
+/// between the block's rows are neither read nor written. Attention writes each head's
+/// output into its columns of the merged `[T, heads * d]` rows this way.
+pub fn sgemm_ld(a: StridedMat, b: StridedMat, c: &mut [f32], ldc: usize, accumulate: bool) {
+    let (m, n) = (a.rows, b.cols);
+    assert!(ldc >= n, "sgemm_ld: rows of c are {ldc} apart, fewer than the {n} columns");
+    if m > 0 && n > 0 {
+        let need = (m - 1) * ldc + n;
+        assert!(
+            c.len() >= need,
+            "sgemm_ld: c has {} elements, a [{m}, {n}] block {ldc} apart needs {need}",
+            c.len()
+        );
+    }
+    sgemm_block(gemm_backend(), a, b, c, ldc, accumulate);
+}
+
+/// The shared body of [`sgemm_with`] and [`sgemm_ld`]; `c` holds the block with row stride
+/// `ldc` (checked by the callers).
+fn sgemm_block(
+    backend: GemmBackend,
+    a: StridedMat,
+    b: StridedMat,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "sgemm: a is {m}x{k} but b is {}x{n}", b.rows);
-    assert_eq!(c.len(), m * n, "sgemm: c has {} elements, expected [{m}, {n}]", c.len());
     assert!(backend.is_available(), "sgemm: this CPU cannot run the {backend:?} backend");
     if m == 0 || n == 0 {
         return;
@@ -227,16 +270,18 @@ pub fn sgemm_with(backend: GemmBackend, a: StridedMat, b: StridedMat, c: &mut [f
     if k == 0 {
         // An empty sum is zero.
         if !accumulate {
-            c.fill(0.0);
+            for row in c.chunks_mut(ldc).take(m) {
+                row[..n].fill(0.0);
+            }
         }
         return;
     }
     match backend {
-        GemmBackend::Portable => sgemm_portable(a, b, c, accumulate),
+        GemmBackend::Portable => sgemm_portable(a, b, c, ldc, accumulate),
         #[cfg(target_arch = "x86_64")]
-        GemmBackend::Avx512 => gemm_packed::<avx512::Avx512>(a, b, c, accumulate),
+        GemmBackend::Avx512 => gemm_packed::<avx512::Avx512>(a, b, c, ldc, accumulate),
         #[cfg(target_arch = "x86_64")]
-        GemmBackend::Avx2 => gemm_packed::<avx2::Avx2>(a, b, c, accumulate),
+        GemmBackend::Avx2 => gemm_packed::<avx2::Avx2>(a, b, c, ldc, accumulate),
         #[cfg(not(target_arch = "x86_64"))]
         GemmBackend::Avx512 | GemmBackend::Avx2 => unreachable!("sgemm: only Portable exists off x86-64"),
     }
@@ -244,16 +289,16 @@ pub fn sgemm_with(backend: GemmBackend, a: StridedMat, b: StridedMat, c: &mut [f
 
 /// The portable path: one `matrixmultiply::sgemm` per fixed block of 64 rows of `c` (each
 /// repacks `b`, which is why this is slow for 128-row products), blocks on rayon.
-fn sgemm_portable(a: StridedMat, b: StridedMat, c: &mut [f32], accumulate: bool) {
-    let (k, n) = (a.cols, b.cols);
+fn sgemm_portable(a: StridedMat, b: StridedMat, c: &mut [f32], ldc: usize, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     // beta = 0 makes matrixmultiply ignore the old contents of `c` entirely (NaNs included).
     let beta = if accumulate { 1.0 } else { 0.0 };
     let run_block = |block: usize, c_block: &mut [f32]| {
-        let rows = c_block.len() / n;
+        let rows = PORTABLE_ROW_BLOCK.min(m - block * PORTABLE_ROW_BLOCK);
         // SAFETY: the block's rows are first_row..first_row + rows <= a.rows, so every
         // element (first_row + i, p) of `a` and (p, j) of `b` that sgemm reads lies inside its
-        // slice (checked by StridedMat::new); `c_block` is an exclusive borrow of rows*n
-        // elements, written at i*n + j, aliasing neither input.
+        // slice (checked by StridedMat::new); `c_block` is an exclusive borrow that holds
+        // (rows - 1) * ldc + n elements, written at i*ldc + j, aliasing neither input.
         unsafe {
             matrixmultiply::sgemm(
                 rows,
@@ -268,13 +313,13 @@ fn sgemm_portable(a: StridedMat, b: StridedMat, c: &mut [f32], accumulate: bool)
                 b.col_stride as isize,
                 beta,
                 c_block.as_mut_ptr(),
-                n as isize,
+                ldc as isize,
                 1,
             );
         }
     };
-    let chunk = PORTABLE_ROW_BLOCK * n;
-    if a.rows > PORTABLE_ROW_BLOCK && should_parallelize(a.rows * k * n) {
+    let chunk = PORTABLE_ROW_BLOCK * ldc;
+    if m > PORTABLE_ROW_BLOCK && should_parallelize(m * k * n) {
         c.par_chunks_mut(chunk).enumerate().for_each(|(i, o)| run_block(i, o));
     } else {
         c.chunks_mut(chunk).enumerate().for_each(|(i, o)| run_block(i, o));
@@ -531,7 +576,7 @@ impl Plan {
 
 /// The packed GEMM driver: cuts `c` into the jobs of [`Plan`] and runs them, on rayon when the
 /// product is big. The caller has checked that the CPU supports `K`.
-fn gemm_packed<K: MicroKernel>(a: StridedMat, b: StridedMat, c: &mut [f32], accumulate: bool) {
+fn gemm_packed<K: MicroKernel>(a: StridedMat, b: StridedMat, c: &mut [f32], ldc: usize, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let plan = Plan::new(m, k, n, K::MR, K::NR);
     let out = SharedOut(c.as_mut_ptr());
@@ -545,9 +590,9 @@ fn gemm_packed<K: MicroKernel>(a: StridedMat, b: StridedMat, c: &mut [f32], accu
         let rows = (jm * plan.mb)..((jm + 1) * plan.mb).min(m);
         // Rayon hands out runs of consecutive jobs, so the next job is usually this thread's.
         let next_cols = (job + 1 < jobs).then(|| job_cols(job + 1));
-        let job = Job { a: &a, b: &b, c: out, ldc: n, rows, cols: job_cols(job), next_cols, kc: plan.kc };
-        // SAFETY: the CPU supports K (checked by sgemm_with); the job's rows and columns lie
-        // inside c (m x n, exclusively borrowed for this call), and distinct jobs own disjoint
+        let job = Job { a: &a, b: &b, c: out, ldc, rows, cols: job_cols(job), next_cols, kc: plan.kc };
+        // SAFETY: the CPU supports K (checked by sgemm_block); the job's rows and columns lie
+        // inside c (m x n with rows ldc apart, exclusively borrowed for this call), and distinct jobs own disjoint
         // rectangles, so no two threads touch the same element.
         with_pack_buffers(|bufs| unsafe { job.run::<K>(accumulate, bufs) });
     };

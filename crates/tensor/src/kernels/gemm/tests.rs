@@ -117,15 +117,43 @@ fn general_strides_and_submatrices_match_reference() {
         for acc in [false, true] {
             check(backend, a, b, acc, "strided a, windowed b");
             check(backend, a, bt, acc, "strided a, transposed window of b");
-            check(backend, b.transposed_for_test(), a.transposed_for_test(), acc, "windows as a");
+            check(backend, b.transposed(), a.transposed(), acc, "windows as a");
         }
     }
 }
 
-impl<'a> StridedMat<'a> {
-    /// The transpose, by swapping strides (tests only).
-    fn transposed_for_test(self) -> StridedMat<'a> {
-        StridedMat::new(self.data, self.cols, self.rows, self.col_stride, self.row_stride)
+#[test]
+fn a_block_of_a_wider_matrix_equals_the_product_and_leaves_the_gaps() {
+    // c is [m, ldc] with the [m, n] product at column 5: each backend writes the same bits as
+    // into a contiguous c, serially and in parallel, and never touches the other columns.
+    let (m, k, n, ldc, col) = (150, 20, 45, 61, 5);
+    let (a_data, b_data) = (randn(m * k, 1), randn(k * n, 2));
+    let (a, b) = (StridedMat::row_major(&a_data, m, k, false), StridedMat::row_major(&b_data, k, n, false));
+    for (backend, accumulate) in backends().into_iter().flat_map(|b| [(b, false), (b, true)]) {
+        let init = randn(m * ldc, 3);
+        let mut want: Vec<f32> =
+            (0..m).flat_map(|i| init[i * ldc + col..i * ldc + col + n].to_vec()).collect();
+        sgemm_with(backend, a, b, &mut want, accumulate);
+        for mode in [Mode::Serial, Mode::Parallel] {
+            let mut c = init.clone();
+            with_mode(mode, || {
+                if backend == gemm_backend() {
+                    sgemm_ld(a, b, &mut c[col..], ldc, accumulate)
+                } else {
+                    sgemm_block(backend, a, b, &mut c[col..], ldc, accumulate)
+                }
+            });
+            for i in 0..m {
+                let row = &c[i * ldc..(i + 1) * ldc];
+                assert_eq!(&row[col..col + n], &want[i * n..(i + 1) * n], "row {i}");
+                assert_eq!(&row[..col], &init[i * ldc..i * ldc + col], "row {i} before the block");
+                assert_eq!(
+                    &row[col + n..],
+                    &init[i * ldc + col + n..(i + 1) * ldc],
+                    "row {i} after the block"
+                );
+            }
+        }
     }
 }
 
