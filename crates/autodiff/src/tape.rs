@@ -94,13 +94,22 @@ impl GradSink<'_> {
 /// closure owns (shared, O(1) clones of) whatever forward values it needs.
 pub(crate) type BackwardFn = Box<dyn Fn(&[f32], &mut GradSink)>;
 
+/// How a node sends its gradient back.
+pub(crate) enum Backward {
+    /// An op's closure.
+    Op(BackwardFn),
+    /// The gradient flows on unchanged (a reshape; a sum of same-shape values) to these
+    /// inputs: the last one that wants it takes the buffer itself, the others get a copy.
+    Identity(Vec<usize>),
+}
+
 pub(crate) struct Node {
     value: Tensor,
     /// True when the node depends on a parameter and the tape records.
     needs_grad: bool,
     /// Set on leaves made by [`Tape::param`].
     param: Option<ParamId>,
-    pub(crate) backward: Option<BackwardFn>,
+    pub(crate) backward: Option<Backward>,
 }
 
 /// The record of one forward pass (one training step).
@@ -213,7 +222,23 @@ impl Tape {
                 nodes[v.index].needs_grad
             })
         };
-        let backward: Option<BackwardFn> = if needs_grad { Some(Box::new(backward)) } else { None };
+        let backward = needs_grad.then(|| Backward::Op(Box::new(backward)));
+        self.push_node(Node { value, needs_grad, param: None, backward })
+    }
+
+    /// Records a value whose gradient is its output gradient, unchanged, for each input
+    /// (same number of elements): a view, or a sum of same-shape values. The backward passes
+    /// the buffer on instead of copying it.
+    pub(crate) fn push_identity(&self, value: Tensor, inputs: &[Var<'_>]) -> Var<'_> {
+        let needs_grad = self.record && {
+            let nodes = self.nodes.borrow();
+            inputs.iter().any(|v| {
+                assert!(std::ptr::eq(v.tape, self), "an op mixed Vars of two different tapes");
+                debug_assert_eq!(nodes[v.index].value.numel(), value.numel());
+                nodes[v.index].needs_grad
+            })
+        };
+        let backward = needs_grad.then(|| Backward::Identity(inputs.iter().map(|v| v.index).collect()));
         self.push_node(Node { value, needs_grad, param: None, backward })
     }
 
@@ -238,12 +263,28 @@ impl Tape {
             if let Some(id) = node.param {
                 out.accumulate(id, Tensor::from_vec(dy, node.value.shape()));
             } else {
-                if let Some(backward) = &node.backward {
-                    let mut sink = GradSink { nodes: &nodes, grads: &mut grads[..i] };
-                    backward(&dy, &mut sink);
+                let mut sink = GradSink { nodes: &nodes, grads: &mut grads[..i] };
+                match &node.backward {
+                    Some(Backward::Op(backward)) => {
+                        backward(&dy, &mut sink);
+                        // Passed on: the next gradient of this size (this step's or the
+                        // next's) reuses it.
+                        pool::recycle(dy);
+                    }
+                    Some(Backward::Identity(inputs)) => {
+                        let wanted: Vec<usize> = inputs.iter().copied().filter(|&j| sink.wants(j)).collect();
+                        match wanted.split_last() {
+                            Some((&last, others)) => {
+                                for &j in others {
+                                    sink.add(j, &dy);
+                                }
+                                sink.add_owned(last, dy);
+                            }
+                            None => pool::recycle(dy),
+                        }
+                    }
+                    None => pool::recycle(dy),
                 }
-                // Passed on: the next gradient of this size (this step's or the next's) reuses it.
-                pool::recycle(dy);
             }
         }
         out

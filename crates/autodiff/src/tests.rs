@@ -374,6 +374,8 @@ fn uniform(lo: f32, width: f32) -> impl Fn(u64, usize) -> f32 {
 #[test]
 fn gelu_gradchecks_on_random_shapes() {
     gradcheck_unary("gelu", away_from(&[]), |x| x.gelu());
+    // Two GELUs of one input: the second gradient is added to the first (not written).
+    gradcheck_unary("gelu twice", away_from(&[]), |x| x.gelu() + x.gelu().square());
     gradcheck_unary("gelu_tanh", away_from(&[]), |x| x.gelu_tanh());
 }
 

@@ -238,3 +238,44 @@ fn squeeze_of_a_non_unit_axis_is_a_no_op_as_in_torch() {
     assert_eq!(zeros(&tape, &[2, 3]).unsqueeze(2).shape(), vec![2, 3, 1]);
     assert_eq!(zeros(&tape, &[]).flatten_range(0, -1).shape(), vec![1]);
 }
+
+#[test]
+fn linear_over_leading_axes_with_and_without_bias() {
+    let (mut x, mut w, mut b) = (param("x", &[2, 3, 4], 40), param("w", &[5, 4], 41), param("b", &[5], 42));
+    check(&mut [&mut x, &mut w, &mut b], |t, p| {
+        weigh(t.param(&*p[0]).linear(t.param(&*p[1]), Some(t.param(&*p[2]))))
+    });
+    check(&mut [&mut x, &mut w], |t, p| weigh(t.param(&*p[0]).linear(t.param(&*p[1]), None)));
+}
+
+#[test]
+fn linear_equals_reshape_matmul_and_bias_add_bit_for_bit() {
+    // [4, 6, 40] rows against a [300, 40] weight: GEMMs with two K blocks in the backward's
+    // input gradient (300 > 256), so the accumulation order matters.
+    let (x, w, b) = (param("x", &[4, 6, 40], 43), param("w", &[300, 40], 44), param("b", &[300], 45));
+    let run = |fused: bool| {
+        let tape = Tape::new(adamant_autodiff::Mode::Train, 0);
+        let (xv, wv, bv) = (tape.param(&x), tape.param(&w), tape.param(&b));
+        let y = if fused {
+            xv.linear(wv, Some(bv))
+        } else {
+            (xv.reshape(&[24, 40]).matmul_nt(wv) + bv).reshape(&[4, 6, 300])
+        };
+        let value = y.value();
+        let grads = weigh(y).backward();
+        let grad = |p: &adamant_autodiff::Param| grads.get(p).expect("a gradient").data().to_vec();
+        (value, grad(&x), grad(&w), grad(&b))
+    };
+    let (fused, composed) = (run(true), run(false));
+    assert_eq!(fused.0.shape(), &[4, 6, 300]);
+    assert_eq!(fused.0.data(), composed.0.data());
+    assert_eq!((&fused.1, &fused.2, &fused.3), (&composed.1, &composed.2, &composed.3));
+}
+
+#[test]
+#[should_panic(expected = "linear: input [2, 3] and weight [4, 5] do not fit (the weight is [out, in])")]
+fn linear_with_a_weight_of_the_wrong_width_names_the_shapes() {
+    let tape = Tape::inference();
+    let x = tape.constant(Tensor::zeros(&[2, 3]));
+    x.linear(tape.constant(Tensor::zeros(&[4, 5])), None);
+}

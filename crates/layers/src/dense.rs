@@ -1,7 +1,6 @@
 //! The fully connected layer.
 
 use adamant_autodiff::{Param, Var};
-use adamant_tensor::numel;
 use adamant_tensor::rng::Rng;
 
 use crate::{init, Module};
@@ -49,20 +48,9 @@ impl Dense {
 impl Module for Dense {
     fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
         let shape = x.shape();
-        if shape.len() != 2 {
-            // [..., in] -> [rows, in] -> [rows, out] -> [..., out].
-            assert!(!shape.is_empty(), "Dense: input must have at least one axis, got a scalar");
-            let lead = &shape[..shape.len() - 1];
-            let rows = x.reshape(&[numel(lead), shape[shape.len() - 1]]);
-            let mut out_shape = lead.to_vec();
-            out_shape.push(self.out_features());
-            return self.forward(rows).reshape(&out_shape);
-        }
+        assert!(!shape.is_empty(), "Dense: input must have at least one axis, got a scalar");
         let tape = x.tape();
-        let y = x.matmul_nt(tape.param(&self.weight));
-        match &self.bias {
-            Some(b) => y + tape.param(b),
-            None => y,
-        }
+        // [..., in] -> [..., out] in one op: the leading axes are the GEMM's rows.
+        x.linear(tape.param(&self.weight), self.bias.as_ref().map(|b| tape.param(b)))
     }
 }

@@ -39,6 +39,11 @@ impl<'t> Var<'t> {
     /// `self + rhs` with broadcasting (e.g. adding a bias `[N]` to `[B, N]`); the `+` operator.
     fn add_var(self, rhs: Var<'t>) -> Var<'t> {
         let (a, b, y) = self.binary_forward(rhs, "add", k::add);
+        if a.shape() == b.shape() {
+            // d(a+b)/da = d(a+b)/db = 1: the gradient flows on to both (one of them takes
+            // the buffer, the other a copy).
+            return self.tape.push_identity(y, &[self, rhs]);
+        }
         let (ia, ib, ys) = (self.index, rhs.index, y.shape().to_vec());
         self.tape.push_op(y, &[self, rhs], move |dy, g| {
             // d(a+b)/da = d(a+b)/db = 1.

@@ -148,6 +148,62 @@ impl<'t> Var<'t> {
         })
     }
 
+    /// `self @ weight^T + bias` over the last axis (PyTorch's `F.linear`): `self` `[..., in]`,
+    /// `weight` `[out, in]`, `bias` `[out]`, result `[..., out]`.
+    ///
+    /// One op: the leading axes are rows of one GEMM (no reshape nodes) and the bias is added
+    /// in place, so a dense layer on `[B, T, in]` records one node instead of four and its
+    /// backward copies no gradient. The values and gradients are those of
+    /// `self.reshape([rows, in]).matmul_nt(weight) + bias` reshaped back, bit for bit:
+    ///
+    /// ```text
+    /// y = x W^T + b          dx = dy W          dW = dy^T x          db = sum over rows of dy
+    /// ```
+    ///
+    /// # Panics
+    /// If `self` is a scalar, `weight` is not `[out, in]` for `self`'s last axis, or `bias` is
+    /// not `[out]`; the message names the shapes.
+    pub fn linear(self, weight: Var<'t>, bias: Option<Var<'t>>) -> Var<'t> {
+        let (x, w) = (self.value(), weight.value());
+        let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+        assert!(
+            !xs.is_empty() && ws.len() == 2 && ws[1] == xs[xs.len() - 1],
+            "linear: input {xs:?} and weight {ws:?} do not fit (the weight is [out, in])"
+        );
+        let (n_in, n_out) = (ws[1], ws[0]);
+        let rows = numel(&xs[..xs.len() - 1]);
+        let mut out = pool::take_for_overwrite(rows * n_out);
+        k::matmul(x.data(), w.data(), &mut out, rows, n_in, n_out, false, true, false);
+        let mut inputs = vec![self, weight];
+        if let Some(b) = bias {
+            let b_value = b.value();
+            assert!(
+                b_value.shape() == [n_out],
+                "linear: bias {:?} does not fit weight {ws:?} (it is [out])",
+                b_value.shape()
+            );
+            k::add_bias_rows(&mut out, b_value.data());
+            inputs.push(b);
+        }
+        let mut out_shape = xs;
+        *out_shape.last_mut().expect("not a scalar") = n_out;
+        let (ix, iw, ib) = (self.index, weight.index, bias.map(|b| b.index));
+        self.tape.push_op(Tensor::from_vec(out, &out_shape), &inputs, move |dy, g| {
+            if let Some(ib) = ib.filter(|&i| g.wants(i)) {
+                k::sum_to_shape(dy, &[rows, n_out], &[n_out], g.acc(ib));
+            }
+            // First gradients are written by the GEMM (beta = 0), as in `matmul`'s backward.
+            if g.wants(ix) {
+                let (dx, fresh) = g.slot(ix);
+                k::matmul(dy, w.data(), dx, rows, n_out, n_in, false, false, !fresh);
+            }
+            if g.wants(iw) {
+                let (dw, fresh) = g.slot(iw);
+                k::matmul(dy, x.data(), dw, n_out, rows, n_in, true, false, !fresh);
+            }
+        })
+    }
+
     /// [`Var::matmul_t`] of operands of rank >= 2, at least one of them batched.
     fn matmul_batched(self, rhs: Var<'t>, trans_a: bool, trans_b: bool) -> Var<'t> {
         let (a, b) = (self.value(), rhs.value());

@@ -55,9 +55,7 @@ impl<'t> Var<'t> {
 
     /// `x` (this node's value) viewed with `shape`: the reshape op every view goes through.
     fn view_as_shape(self, x: Tensor, shape: &[usize]) -> Var<'t> {
-        let y = x.reshape(shape);
-        let i = self.index;
-        self.tape.push_op(y, &[self], move |dy, g| g.add(i, dy))
+        self.tape.push_identity(x.reshape(shape), &[self])
     }
 
     /// Flattens every axis after the first: `[B, C, H, W]` to `[B, C*H*W]` (`nn.Flatten`; see

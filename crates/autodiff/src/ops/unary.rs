@@ -103,7 +103,13 @@ impl<'t> Var<'t> {
         let deriv = Tensor::from_vec(deriv, x.shape());
         let i = self.index;
         self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {
-            k::mul_accumulate(deriv.data(), dy, g.acc(i))
+            // A first gradient is the product itself (no zero fill to add it to).
+            let (dx, fresh) = g.slot(i);
+            if fresh {
+                k::mul(deriv.data(), deriv.shape(), dy, deriv.shape(), dx);
+            } else {
+                k::mul_accumulate(deriv.data(), dy, dx);
+            }
         })
     }
 
