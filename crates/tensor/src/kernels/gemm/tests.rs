@@ -212,12 +212,17 @@ fn empty_products() {
 /// serially and in parallel, must agree bit for bit.
 #[test]
 fn parallel_equals_serial_bitwise() {
-    // 150x300x200: a 2 x 2 job grid with edge tiles; 300x1000x300: three K blocks, and a
-    // over 1 MiB, so that it is prefetched; 128x600x1000: the dense-layer shape, split
-    // into column jobs.
-    for (s, &(m, k, n)) in [(150, 300, 200), (300, 1000, 300), (128, 600, 1000)].iter().enumerate() {
+    // 150x300x200: a 2 x 2 job grid with edge tiles; 300x1000x300: four K blocks (the last
+    // shorter), and a over 1 MiB, so that it is prefetched; 128x600x1000: the dense-layer
+    // shape, split into column jobs; 384x768x128: a GPT weight gradient, four row jobs. Where
+    // the rows are split (all but the dense-layer shape), the parallel runs pack b once for
+    // all jobs, the serial ones per job.
+    for (s, &(m, k, n)) in
+        [(150, 300, 200), (300, 1000, 300), (128, 600, 1000), (384, 768, 128)].iter().enumerate()
+    {
         let plan = Plan::new(m, k, n, 12, 32);
         assert!(plan.m_jobs * plan.n_jobs >= 2, "{m}x{k}x{n}: {plan:?}");
+        assert_eq!(plan.m_jobs > 1, m != 128, "{m}x{k}x{n}: {plan:?}");
         let a = randn(m * k, 20 + s as u64);
         let b = randn(k * n, 30 + s as u64);
         let init = randn(m * n, 40 + s as u64);

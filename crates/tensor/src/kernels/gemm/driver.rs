@@ -1,0 +1,341 @@
+//! The packed GEMM's driver: how a product is cut into jobs ([`Plan`]), the per-thread pack
+//! buffers, and the loops of one job around the micro-kernel (see the module documentation of
+//! [`gemm`](super) for the scheme).
+
+use super::{
+    a_in_place, should_parallelize, MicroKernel, PrefetchWalk, StridedMat, A_ROW_STRIDE, GEMM_KC, GEMM_MC,
+    GEMM_NC, JOB_MIN_WORK, MAX_TILE, MIN_JOBS, PREFETCH_MIN_BYTES,
+};
+use rayon::prelude::*;
+use std::cell::Cell;
+use std::ops::Range;
+
+/// 64 bytes of floats: the unit of the pack buffers, so that packed panels are aligned for
+/// full-width vector loads.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Align64([f32; 16]);
+
+/// One thread's packing space, reused across calls so that a GEMM allocates nothing once the
+/// buffers have grown to the largest block seen.
+#[derive(Default)]
+struct PackBuffers {
+    a: Vec<Align64>,
+    b: Vec<Align64>,
+}
+
+thread_local! {
+    static PACK_BUFFERS: Cell<PackBuffers> =
+        const { Cell::new(PackBuffers { a: Vec::new(), b: Vec::new() }) };
+}
+
+/// Runs `f` with this thread's pack buffers. They are moved out for the duration, so a
+/// nested call on the same thread (rayon may run another job while this one waits) simply
+/// starts with fresh buffers instead of aliasing these.
+fn with_pack_buffers<R>(f: impl FnOnce(&mut PackBuffers) -> R) -> R {
+    let mut bufs = PACK_BUFFERS.take();
+    let result = f(&mut bufs);
+    PACK_BUFFERS.set(bufs);
+    result
+}
+
+/// A pointer to at least `floats` floats of `buf`, 64-byte aligned, growing it if needed.
+fn reserve_floats(buf: &mut Vec<Align64>, floats: usize) -> *mut f32 {
+    let units = floats.div_ceil(16);
+    if buf.len() < units {
+        buf.resize(units, Align64([0.0; 16]));
+    }
+    buf.as_mut_ptr().cast()
+}
+
+/// The scratch tile of edge tiles, aligned like the pack buffers.
+#[repr(C, align(64))]
+struct ScratchTile([f32; MAX_TILE]);
+
+/// `c`'s base pointer, shared by the jobs, which write disjoint rectangles of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: jobs write pairwise disjoint parts of `c` (see `gemm_packed`), and `c` is
+// exclusively borrowed for the whole call.
+unsafe impl Send for SharedOut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOut {}
+
+/// How [`gemm_packed`] cuts a product: K blocks of `kc`, and a grid of `m_jobs x n_jobs`
+/// jobs of `mb x nb` elements of `c` (the last row and column of jobs may be smaller). A
+/// function of the shape (and the tile size) alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Plan {
+    pub(super) kc: usize,
+    pub(super) mb: usize,
+    pub(super) nb: usize,
+    pub(super) m_jobs: usize,
+    pub(super) n_jobs: usize,
+}
+
+impl Plan {
+    pub(super) fn new(m: usize, k: usize, n: usize, mr: usize, nr: usize) -> Plan {
+        // Equal K blocks (rounded up to 16 steps), so that no block is a sliver.
+        let k_blocks = k.div_ceil(GEMM_KC);
+        let kc = k.div_ceil(k_blocks).next_multiple_of(16).min(GEMM_KC);
+        // Jobs as big as the cache budget allows...
+        let (m_tiles, n_tiles) = (m.div_ceil(mr), n.div_ceil(nr));
+        let (max_m_tiles, max_n_tiles) = ((GEMM_MC / mr).max(1), (GEMM_NC / nr).max(1));
+        let mut m_jobs = m_tiles.div_ceil(max_m_tiles);
+        let mut n_jobs = n_tiles.div_ceil(max_n_tiles);
+        // ...then split further, across the longer side of a job, until there are enough jobs
+        // for a few threads or they would get too small.
+        while m_jobs * n_jobs < MIN_JOBS {
+            let (tm, tn) = (m_tiles.div_ceil(m_jobs), n_tiles.div_ceil(n_jobs));
+            if tm * mr * tn * nr * k < 2 * JOB_MIN_WORK || (tm == 1 && tn == 1) {
+                break;
+            }
+            if (tn * nr >= tm * mr && tn > 1) || tm == 1 {
+                n_jobs += 1;
+            } else {
+                m_jobs += 1;
+            }
+        }
+        // Even out the jobs: the same number of tiles in each (but the last).
+        let tm = m_tiles.div_ceil(m_jobs);
+        let tn = n_tiles.div_ceil(n_jobs);
+        Plan { kc, mb: tm * mr, nb: tn * nr, m_jobs: m_tiles.div_ceil(tm), n_jobs: n_tiles.div_ceil(tn) }
+    }
+}
+
+/// Largest `b` (bytes, packed) that [`gemm_packed`] packs once for all its jobs when it cuts
+/// the rows of `c` between them; above it, each job packs its own K blocks of `b` as it goes.
+const SHARED_B_MAX_BYTES: usize = 4 << 20;
+
+/// Panels of `b` that one task of the shared packing packs (per K block).
+const SHARED_B_PANELS_PER_TASK: usize = 4;
+
+thread_local! {
+    static SHARED_B: Cell<Vec<Align64>> = const { Cell::new(Vec::new()) };
+}
+
+/// All of `b` packed once and read by every job: K block after K block (each `kc` steps but
+/// the last), each block `panels` panels of `kc x NR` in the layout a job's own packing gives
+/// its columns.
+#[derive(Clone, Copy)]
+struct PackedB {
+    base: *const f32,
+    panels: usize,
+}
+// SAFETY: written before the jobs start (the packing's parallel tasks write disjoint panels)
+// and only read while they run.
+unsafe impl Send for PackedB {}
+// SAFETY: as above.
+unsafe impl Sync for PackedB {}
+
+/// The packed GEMM driver: cuts `c` into the jobs of [`Plan`] and runs them, on rayon when the
+/// product is big. The caller has checked that the CPU supports `K`.
+///
+/// When the jobs split the rows of `c`, each would pack the same columns of `b` again (four
+/// times over for the weight-gradient products of a 768-row batch, whose jobs are 96 rows
+/// high). Then `b` is packed once, in parallel, before the jobs run, if it is small enough.
+/// The kernel computes the same sums from the same panels either way, so the bits do not
+/// change.
+pub(super) fn gemm_packed<K: MicroKernel>(
+    a: StridedMat,
+    b: StridedMat,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let plan = Plan::new(m, k, n, K::MR, K::NR);
+    let out = SharedOut(c.as_mut_ptr());
+    let jobs = plan.m_jobs * plan.n_jobs;
+    let parallel = jobs > 1 && should_parallelize(m * k * n);
+    let panels = n.div_ceil(K::NR);
+    let share_b = parallel && plan.m_jobs > 1 && k * panels * K::NR * 4 <= SHARED_B_MAX_BYTES;
+    // Taken out of the thread-local for the call, so that a nested GEMM on this thread (rayon
+    // may run one while this one waits) starts with its own.
+    let mut shared = if share_b { SHARED_B.take() } else { Vec::new() };
+    let packed_b = share_b.then(|| {
+        let base = reserve_floats(&mut shared, k * panels * K::NR);
+        pack_b_shared::<K>(&b, plan.kc, panels, SharedOut(base));
+        PackedB { base: base.cast_const(), panels }
+    });
+    let job_cols = |job: usize| {
+        let jn = job % plan.n_jobs;
+        (jn * plan.nb)..((jn + 1) * plan.nb).min(n)
+    };
+    let run = |job: usize| {
+        let jm = job / plan.n_jobs;
+        let rows = (jm * plan.mb)..((jm + 1) * plan.mb).min(m);
+        // Rayon hands out runs of consecutive jobs, so the next job is usually this thread's.
+        let next_cols = (job + 1 < jobs).then(|| job_cols(job + 1));
+        let job =
+            Job { a: &a, b: &b, c: out, ldc, rows, cols: job_cols(job), next_cols, kc: plan.kc, packed_b };
+        // SAFETY: the CPU supports K (checked by sgemm_block); the job's rows and columns lie
+        // inside c (m x n with rows ldc apart, exclusively borrowed for this call), and
+        // distinct jobs own disjoint rectangles, so no two threads touch the same element;
+        // the shared packed b is complete and no longer written.
+        with_pack_buffers(|bufs| unsafe { job.run::<K>(accumulate, bufs) });
+    };
+    if parallel {
+        (0..jobs).into_par_iter().for_each(run);
+    } else {
+        (0..jobs).for_each(run);
+    }
+    if share_b {
+        SHARED_B.set(shared);
+    }
+}
+
+/// Packs all of `b` into `dst` as [`PackedB`] lays it out, in parallel tasks of a few panels
+/// of one K block each. `dst` holds `b.rows * panels * NR` floats, 64-byte aligned.
+fn pack_b_shared<K: MicroKernel>(b: &StridedMat, kc: usize, panels: usize, dst: SharedOut) {
+    let (k, n, nr) = (b.rows, b.cols, K::NR);
+    let groups = panels.div_ceil(SHARED_B_PANELS_PER_TASK);
+    let tasks = k.div_ceil(kc) * groups;
+    (0..tasks).into_par_iter().for_each(|task| {
+        let (block, group) = (task / groups, task % groups);
+        let p0 = block * kc;
+        let kc = kc.min(k - p0);
+        let first = group * SHARED_B_PANELS_PER_TASK;
+        let cols = (first * nr)..((first + SHARED_B_PANELS_PER_TASK) * nr).min(n);
+        // SAFETY: the CPU supports K (checked by sgemm_block); rows p0..p0+kc and the columns
+        // lie inside b; the task's panels start 64-byte aligned (at a multiple of NR floats,
+        // itself a multiple of 16) and end inside dst, and no two tasks share a panel.
+        let dst = &dst; // the whole wrapper (Sync), not its raw pointer field
+        unsafe {
+            let at = dst.0.add(p0 * panels * nr + first * kc * nr);
+            K::pack_b(at, b, p0, kc, cols.start, cols.len());
+        }
+    });
+}
+
+/// One job of [`gemm_packed`]: `c[rows, cols] (+)= a[rows, :] @ b[:, cols]`.
+struct Job<'a, 'b> {
+    a: &'a StridedMat<'b>,
+    b: &'a StridedMat<'b>,
+    c: SharedOut,
+    ldc: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    /// The columns of the job likely to run next on this thread, for prefetching.
+    next_cols: Option<Range<usize>>,
+    /// The K block size of the plan.
+    kc: usize,
+    /// All of `b`, packed before the jobs started (else the job packs its own).
+    packed_b: Option<PackedB>,
+}
+
+impl Job<'_, '_> {
+    /// Loops K block -> strip of `a` -> panel of `b` -> micro-kernel.
+    ///
+    /// # Safety
+    /// The CPU supports `K`; `rows` and `cols` lie inside `c`, which is `a.rows x ldc`, and
+    /// no other thread accesses that rectangle during the call.
+    unsafe fn run<K: MicroKernel>(&self, accumulate: bool, bufs: &mut PackBuffers) {
+        let (a, b, (mr, nr), k) = (self.a, self.b, (K::MR, K::NR), self.a.cols);
+        let (rows, cols) = (self.rows.clone(), self.cols.clone());
+        let n_panels = cols.len().div_ceil(nr);
+        let in_place = a_in_place(a);
+        let prefetch_a = a.rows * a.cols * 4 > PREFETCH_MIN_BYTES;
+        let prefetch_b = b.rows * b.cols * 4 > PREFETCH_MIN_BYTES;
+        let a_panel = reserve_floats(&mut bufs.a, A_ROW_STRIDE * mr);
+        let own_b = if self.packed_b.is_some() {
+            std::ptr::null_mut()
+        } else {
+            reserve_floats(&mut bufs.b, self.kc * nr * n_panels)
+        };
+        let mut scratch = ScratchTile([0.0; MAX_TILE]);
+        let mut p0 = 0;
+        while p0 < k {
+            let kc = self.kc.min(k - p0);
+            // The first K block overwrites c unless the caller accumulates; later ones add.
+            let acc = accumulate || p0 > 0;
+            let b_block = match self.packed_b {
+                // The job's first panel in this K block of the shared packing.
+                Some(packed) => packed.base.wrapping_add(p0 * packed.panels * nr + cols.start / nr * kc * nr),
+                None => {
+                    // SAFETY: rows p0..p0+kc <= k and the job's columns lie inside b; the
+                    // n_panels*kc*nr floats fit the n_panels*self.kc*nr reserved, 64-byte aligned.
+                    unsafe { K::pack_b(own_b, b, p0, kc, cols.start, cols.len()) };
+                    own_b.cast_const()
+                }
+            };
+            // While computing this block, fetch the b that will be packed next.
+            let calls = rows.len().div_ceil(mr) * n_panels;
+            let mut prefetch_b = if !prefetch_b || self.packed_b.is_some() {
+                PrefetchWalk::NONE
+            } else if p0 + kc < k {
+                PrefetchWalk::new(b, (p0 + kc)..(p0 + kc + self.kc).min(k), cols.clone(), calls, kc)
+            } else if let Some(next) = self.next_cols.clone() {
+                PrefetchWalk::new(b, 0..self.kc.min(k), next, calls, kc)
+            } else {
+                PrefetchWalk::NONE
+            };
+            for i in rows.clone().step_by(mr) {
+                let h = mr.min(rows.end - i);
+                // The kernel reads whole tiles of rows, so a strip of another height is packed
+                // (zero-padded) even when `a` could be read in place.
+                let (a_strip, a_row_stride) = if in_place && K::tile_extent(h, nr).0 == h {
+                    (a.ptr(i, p0), a.row_stride)
+                } else {
+                    // SAFETY: rows i..i+h <= a.rows, columns p0..p0+kc <= k; the panel has
+                    // A_ROW_STRIDE*mr floats.
+                    unsafe { K::pack_a(a_panel, a, i, h, p0, kc) };
+                    (a_panel.cast_const(), if a.rows_contiguous() { A_ROW_STRIDE } else { 0 })
+                };
+                // And the next strip of a, while this one meets the job's columns.
+                let next_strip = (i + mr)..(i + 2 * mr).min(rows.end);
+                let mut prefetch_a = if prefetch_a && !next_strip.is_empty() {
+                    PrefetchWalk::new(a, next_strip, p0..p0 + kc, n_panels, kc)
+                } else {
+                    PrefetchWalk::NONE
+                };
+                for (t, j) in cols.clone().step_by(nr).enumerate() {
+                    let w = nr.min(cols.end - j);
+                    // In bounds: panel t of the block, and element (i, j) of c.
+                    let b_panel = b_block.wrapping_add(t * kc * nr);
+                    let c_tile = self.c.0.wrapping_add(i * self.ldc + j);
+                    let prefetch = [prefetch_a.next_lines(), prefetch_b.next_lines()];
+                    if K::tile_extent(h, w) == (h, w) {
+                        // SAFETY: the tile (i..i+h, j..j+w) lies inside this job's part of c;
+                        // the strip and the panel hold kc steps.
+                        unsafe {
+                            K::kernel(
+                                kc,
+                                h,
+                                w,
+                                a_strip,
+                                a_row_stride,
+                                b_panel,
+                                c_tile,
+                                self.ldc,
+                                acc,
+                                prefetch,
+                            )
+                        };
+                        continue;
+                    }
+                    // The kernel would write past the edge of c: give it the scratch tile.
+                    let tile = scratch.0.as_mut_ptr();
+                    if acc {
+                        for r in 0..h {
+                            // SAFETY: row r < h of the tile has w elements inside c, and the
+                            // scratch rows are nr >= w floats.
+                            unsafe {
+                                std::ptr::copy_nonoverlapping(c_tile.add(r * self.ldc), tile.add(r * nr), w)
+                            };
+                        }
+                    }
+                    // SAFETY: the scratch tile is MR*NR <= MAX_TILE floats with row stride nr.
+                    unsafe { K::kernel(kc, h, w, a_strip, a_row_stride, b_panel, tile, nr, acc, prefetch) };
+                    for r in 0..h {
+                        // SAFETY: as above; only the h x w part inside c is written back.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(tile.add(r * nr), c_tile.add(r * self.ldc), w)
+                        };
+                    }
+                }
+            }
+            p0 += kc;
+        }
+    }
+}
