@@ -18,6 +18,7 @@
 //! back to an operand's shape, in a summation order fixed by the shapes alone.
 
 use super::parallel::{for_each_block_mut, for_each_chunk_mut, CHUNK};
+use super::vecmath::widest_simd;
 use crate::shape::{broadcast_shapes, numel, strides};
 
 /// `out = a + b` with NumPy broadcasting; `out` has shape `broadcast_shapes(a_shape, b_shape)`.
@@ -363,9 +364,7 @@ fn broadcast_binary<F>(
         (true, true) => {
             for_each_chunk_mut(out, |i, o| {
                 let r = i * CHUNK..i * CHUNK + o.len();
-                for ((o, &x), &y) in o.iter_mut().zip(&a[r.clone()]).zip(&b[r]) {
-                    *o = f(x, y);
-                }
+                zip_map(o, &a[r.clone()], &b[r], f);
             });
             return;
         }
@@ -435,6 +434,49 @@ where
     });
 }
 
+/// `out[i] = f(a[i], b[i])` over equal lengths, in the widest vectors this CPU has: the
+/// same-shape case of every binary op (a residual sum, GELU's gradient product), which a
+/// baseline x86-64 build would run four lanes at a time.
+fn zip_map<F: Fn(f32, f32) -> f32 + Copy>(out: &mut [f32], a: &[f32], b: &[f32], f: F) {
+    #[inline(always)]
+    fn body<F: Fn(f32, f32) -> f32>(out: &mut [f32], a: &[f32], b: &[f32], f: F) {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = f(x, y);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512<F: Fn(f32, f32) -> f32>(out: &mut [f32], a: &[f32], b: &[f32], f: F) {
+            body(out, a, b, f)
+        }
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<F: Fn(f32, f32) -> f32>(out: &mut [f32], a: &[f32], b: &[f32], f: F) {
+            body(out, a, b, f)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has just been found to support AVX-512F.
+            return unsafe { avx512(out, a, b, f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has just been found to support AVX2.
+            return unsafe { avx2(out, a, b, f) };
+        }
+    }
+    body(out, a, b, f)
+}
+
+widest_simd! {
+    /// Adds `bias` to each `bias.len()`-value row of `rows`.
+    fn add_rows(rows: &mut [f32], bias: &[f32]) {
+        for row in rows.chunks_exact_mut(bias.len()) {
+            for (v, &b) in row.iter_mut().zip(bias) {
+                *v += b;
+            }
+        }
+    }
+}
+
 /// `x[i, j] += bias[j]` for every row `i` of a row-major `[rows, bias.len()]` `x`: a dense
 /// layer's bias, added in place to its GEMM's output (the same sums as `add` with a broadcast
 /// bias, without a second output buffer). Parallel over blocks of whole rows.
@@ -446,13 +488,7 @@ pub fn add_bias_rows(x: &mut [f32], bias: &[f32]) {
         x.len()
     );
     let rows_per_block = (CHUNK / n).max(1);
-    for_each_block_mut(x, rows_per_block * n, x.len(), |_, rows| {
-        for row in rows.chunks_exact_mut(n) {
-            for (v, &b) in row.iter_mut().zip(bias) {
-                *v += b;
-            }
-        }
-    });
+    for_each_block_mut(x, rows_per_block * n, x.len(), |_, rows| add_rows(rows, bias));
 }
 
 /// The general broadcast: walks the output in row-major order, keeping each operand's

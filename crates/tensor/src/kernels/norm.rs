@@ -17,7 +17,8 @@
 //!
 //! Row kernels split their rows over rayon above the usual work threshold; every row is
 //! computed by one thread, whole, so the result does not depend on the thread count. The
-//! weight and bias gradients are sums over rows, done serially in row order.
+//! weight and bias gradients are sums over rows, each column summed in row order by one
+//! thread (blocks of columns split over threads).
 
 use rayon::prelude::*;
 
@@ -107,9 +108,20 @@ pub fn layer_norm_forward(
         let rows = xs.chunks_exact(cols).zip(ys.chunks_exact_mut(cols));
         for (((x_row, y_row), m), s) in rows.zip(ms.iter_mut()).zip(rs.iter_mut()) {
             (*m, *s) = mean_rstd(x_row, eps);
-            for (j, (yv, &xv)) in y_row.iter_mut().zip(x_row).enumerate() {
-                let xhat = (xv - *m) * *s;
-                *yv = xhat * weight.map_or(1.0, |w| w[j]) + bias.map_or(0.0, |b| b[j]);
+            let (m, s) = (*m, *s);
+            match (weight, bias) {
+                // The usual case, without an Option per element, so that the loop vectorises.
+                (Some(w), Some(b)) => {
+                    for ((yv, &xv), (&wv, &bv)) in y_row.iter_mut().zip(x_row).zip(w.iter().zip(b)) {
+                        *yv = (xv - m) * s * wv + bv;
+                    }
+                }
+                _ => {
+                    for (j, (yv, &xv)) in y_row.iter_mut().zip(x_row).enumerate() {
+                        let xhat = (xv - m) * s;
+                        *yv = xhat * weight.map_or(1.0, |w| w[j]) + bias.map_or(0.0, |b| b[j]);
+                    }
+                }
             }
         }
     };
@@ -160,40 +172,53 @@ fn row_norm_input_grad(
     dx: &mut [f32],
 ) {
     let n = cols as f64;
+    let ones;
+    let weight = match weight {
+        Some(w) => w,
+        None => {
+            ones = vec![1.0; cols];
+            &ones
+        }
+    };
     // dy is passed through the row split with x, zipped by row index.
     for_each_row(x, cols, dx, |r, x_row, dx_row| {
         let dy_row = &dy[r * cols..(r + 1) * cols];
-        let m = if centred { mean[r] } else { 0.0 };
+        let (m, s) = (if centred { mean[r] } else { 0.0 }, rstd[r]);
         // Both sums in 8 partial f64 sums each, as `sum8` keeps them (vectorised, fixed order).
         let (mut part_g, mut part_gx) = ([0.0f64; 8], [0.0f64; 8]);
         let (mut sum_g, mut sum_g_xhat) = (0.0f64, 0.0f64);
         let body = cols - cols % 8;
-        for (c, (xs, ds)) in x_row[..body].chunks_exact(8).zip(dy_row[..body].chunks_exact(8)).enumerate() {
-            for (l, (&xv, &d)) in xs.iter().zip(ds).enumerate() {
-                let g = d * weight.map_or(1.0, |w| w[c * 8 + l]);
+        let blocks = x_row[..body].chunks_exact(8).zip(dy_row[..body].chunks_exact(8));
+        for ((xs, ds), ws) in blocks.zip(weight[..body].chunks_exact(8)) {
+            for (l, ((&xv, &d), &wv)) in xs.iter().zip(ds).zip(ws).enumerate() {
+                let g = d * wv;
                 part_g[l] += g as f64;
-                part_gx[l] += (g * (xv - m) * rstd[r]) as f64;
+                part_gx[l] += (g * (xv - m) * s) as f64;
             }
         }
         for j in body..cols {
-            let g = dy_row[j] * weight.map_or(1.0, |w| w[j]);
+            let g = dy_row[j] * weight[j];
             sum_g += g as f64;
-            sum_g_xhat += (g * (x_row[j] - m) * rstd[r]) as f64;
+            sum_g_xhat += (g * (x_row[j] - m) * s) as f64;
         }
         let sum_g = part_g.iter().sum::<f64>() + sum_g;
         let sum_g_xhat = part_gx.iter().sum::<f64>() + sum_g_xhat;
         let mean_g = if centred { (sum_g / n) as f32 } else { 0.0 };
         let mean_g_xhat = (sum_g_xhat / n) as f32;
-        for (j, ((dxv, &xv), &d)) in dx_row.iter_mut().zip(x_row).zip(dy_row).enumerate() {
-            let g = d * weight.map_or(1.0, |w| w[j]);
-            let xhat = (xv - m) * rstd[r];
-            *dxv += rstd[r] * (g - mean_g - xhat * mean_g_xhat);
+        for ((dxv, &xv), (&d, &wv)) in dx_row.iter_mut().zip(x_row).zip(dy_row.iter().zip(weight)) {
+            let g = d * wv;
+            let xhat = (xv - m) * s;
+            *dxv += s * (g - mean_g - xhat * mean_g_xhat);
         }
     });
 }
 
-/// `dweight += sum over rows of dy * xhat`, `dbias += sum over rows of dy`, serially in row
-/// order (bit-reproducible). `mean` is all zeros for RMS norm's uncentred `xhat`.
+/// Columns per task of [`affine_grads`]: two cache lines of each row.
+const COLUMNS_PER_TASK: usize = 32;
+
+/// `dweight += sum over rows of dy * xhat`, `dbias += sum over rows of dy`, each column summed
+/// in row order (bit-reproducible); blocks of columns go to different threads when there is
+/// enough work. `mean` is all zeros for RMS norm's uncentred `xhat`.
 fn affine_grads(
     x: &[f32],
     mean: &[f32],
@@ -203,20 +228,41 @@ fn affine_grads(
     dweight: Option<&mut [f32]>,
     dbias: Option<&mut [f32]>,
 ) {
+    if cols == 0 {
+        return;
+    }
+    let parallel = should_parallelize(x.len()) && cols > COLUMNS_PER_TASK;
     if let Some(dw) = dweight {
         check_len("norm backward", "dweight", dw.len(), cols);
-        for (r, (x_row, dy_row)) in x.chunks_exact(cols).zip(dy.chunks_exact(cols)).enumerate() {
-            for ((w, &xv), &d) in dw.iter_mut().zip(x_row).zip(dy_row) {
-                *w += d * (xv - mean[r]) * rstd[r];
+        let block = |(t, dw): (usize, &mut [f32])| {
+            let c0 = t * COLUMNS_PER_TASK;
+            for (r, (x_row, dy_row)) in x.chunks_exact(cols).zip(dy.chunks_exact(cols)).enumerate() {
+                let (m, s) = (mean[r], rstd[r]);
+                for ((w, &xv), &d) in dw.iter_mut().zip(&x_row[c0..]).zip(&dy_row[c0..]) {
+                    *w += d * (xv - m) * s;
+                }
             }
+        };
+        if parallel {
+            dw.par_chunks_mut(COLUMNS_PER_TASK).enumerate().for_each(block);
+        } else {
+            dw.chunks_mut(COLUMNS_PER_TASK).enumerate().for_each(block);
         }
     }
     if let Some(db) = dbias {
         check_len("norm backward", "dbias", db.len(), cols);
-        for dy_row in dy.chunks_exact(cols) {
-            for (b, &d) in db.iter_mut().zip(dy_row) {
-                *b += d;
+        let block = |(t, db): (usize, &mut [f32])| {
+            let c0 = t * COLUMNS_PER_TASK;
+            for dy_row in dy.chunks_exact(cols) {
+                for (b, &d) in db.iter_mut().zip(&dy_row[c0..]) {
+                    *b += d;
+                }
             }
+        };
+        if parallel {
+            db.par_chunks_mut(COLUMNS_PER_TASK).enumerate().for_each(block);
+        } else {
+            db.chunks_mut(COLUMNS_PER_TASK).enumerate().for_each(block);
         }
     }
 }
