@@ -102,7 +102,7 @@ impl Optimizer for Adam {
         let config = self.config;
         let decoupled = self.decoupled;
         let n_buffers = self.core.buffer_names.len();
-        self.core.for_each(
+        self.core.for_each_parallel(
             params,
             grads,
             |p| ParamState::zeros(p.shape(), n_buffers),

@@ -133,7 +133,8 @@ unsafe impl Sync for PackedB {}
 ///
 /// When the jobs split the rows of `c`, each would pack the same columns of `b` again (four
 /// times over for the weight-gradient products of a 768-row batch, whose jobs are 96 rows
-/// high). Then `b` is packed once, in parallel, before the jobs run, if it is small enough.
+/// high). Then `b` is packed once (in parallel when the jobs are) before the jobs run, if it
+/// is small enough.
 /// The kernel computes the same sums from the same panels either way, so the bits do not
 /// change.
 pub(super) fn gemm_packed<K: MicroKernel>(
@@ -149,13 +150,13 @@ pub(super) fn gemm_packed<K: MicroKernel>(
     let jobs = plan.m_jobs * plan.n_jobs;
     let parallel = jobs > 1 && should_parallelize(m * k * n);
     let panels = n.div_ceil(K::NR);
-    let share_b = parallel && plan.m_jobs > 1 && k * panels * K::NR * 4 <= SHARED_B_MAX_BYTES;
+    let share_b = plan.m_jobs > 1 && k * panels * K::NR * 4 <= SHARED_B_MAX_BYTES;
     // Taken out of the thread-local for the call, so that a nested GEMM on this thread (rayon
     // may run one while this one waits) starts with its own.
     let mut shared = if share_b { SHARED_B.take() } else { Vec::new() };
     let packed_b = share_b.then(|| {
         let base = reserve_floats(&mut shared, k * panels * K::NR);
-        pack_b_shared::<K>(&b, plan.kc, panels, SharedOut(base));
+        pack_b_shared::<K>(&b, plan.kc, panels, SharedOut(base), parallel);
         PackedB { base: base.cast_const(), panels }
     });
     let job_cols = |job: usize| {
@@ -187,11 +188,11 @@ pub(super) fn gemm_packed<K: MicroKernel>(
 
 /// Packs all of `b` into `dst` as [`PackedB`] lays it out, in parallel tasks of a few panels
 /// of one K block each. `dst` holds `b.rows * panels * NR` floats, 64-byte aligned.
-fn pack_b_shared<K: MicroKernel>(b: &StridedMat, kc: usize, panels: usize, dst: SharedOut) {
+fn pack_b_shared<K: MicroKernel>(b: &StridedMat, kc: usize, panels: usize, dst: SharedOut, parallel: bool) {
     let (k, n, nr) = (b.rows, b.cols, K::NR);
     let groups = panels.div_ceil(SHARED_B_PANELS_PER_TASK);
     let tasks = k.div_ceil(kc) * groups;
-    (0..tasks).into_par_iter().for_each(|task| {
+    let pack = |task: usize| {
         let (block, group) = (task / groups, task % groups);
         let p0 = block * kc;
         let kc = kc.min(k - p0);
@@ -205,7 +206,12 @@ fn pack_b_shared<K: MicroKernel>(b: &StridedMat, kc: usize, panels: usize, dst: 
             let at = dst.0.add(p0 * panels * nr + first * kc * nr);
             K::pack_b(at, b, p0, kc, cols.start, cols.len());
         }
-    });
+    };
+    if parallel {
+        (0..tasks).into_par_iter().for_each(pack);
+    } else {
+        (0..tasks).for_each(pack);
+    }
 }
 
 /// One job of [`gemm_packed`]: `c[rows, cols] (+)= a[rows, :] @ b[:, cols]`.

@@ -215,8 +215,7 @@ fn parallel_equals_serial_bitwise() {
     // 150x300x200: a 2 x 2 job grid with edge tiles; 300x1000x300: four K blocks (the last
     // shorter), and a over 1 MiB, so that it is prefetched; 128x600x1000: the dense-layer
     // shape, split into column jobs; 384x768x128: a GPT weight gradient, four row jobs. Where
-    // the rows are split (all but the dense-layer shape), the parallel runs pack b once for
-    // all jobs, the serial ones per job.
+    // the rows are split (all but the dense-layer shape), b is packed once for all jobs.
     for (s, &(m, k, n)) in
         [(150, 300, 200), (300, 1000, 300), (128, 600, 1000), (384, 768, 128)].iter().enumerate()
     {
