@@ -271,55 +271,6 @@ mod tests {
     /// Times `gelu_and_derivative_into` over the character-level GPT's 1.57 M elements per step
     /// (median of 50 repetitions, one thread). Run it with
     /// `cargo test -p adamant-tensor --release --lib erf -- --ignored --nocapture`.
-    /// Times `gelu_and_derivative_into` over the character-level GPT's 1.57 M elements per step
-    /// (median of 50 repetitions, one thread). Run it with
-    /// `cargo test -p adamant-tensor --release --lib erf -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn diag_components() {
-        let u = f32::EPSILON as f64 / 2.0;
-        let mut rows = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f32); 34];
-        for bits in (0..=16f32.to_bits()).step_by(7) {
-            let a = f32::from_bits(bits);
-            let (_, xh, xl) = split(a);
-            let gauss = exp_nonpositive_sum(-0.5 * xh * xh, -0.5 * xl * (a + xh));
-            let ad = a as f64;
-            let g = 0.5 * unsafe { erfc(ad * std::f64::consts::FRAC_1_SQRT_2) } * (0.5 * ad * ad).exp();
-            let lower = normal_cdf(-a) as f64;
-            let want = phi_ref(-a);
-            let eg = (gauss as f64 / (-0.5 * ad * ad).exp() - 1.0) / u;
-            let ep0 = (lower / gauss as f64 / g - 1.0) / u;
-            let eq = 0.0f64;
-            let el = (lower / want - 1.0) / u;
-            let k = if a < 1e-3 { 0 } else { (a.log2() * 2.0 + 10.0).max(0.0) as usize };
-            let r = &mut rows[k.min(33)];
-            if eg.abs() > r.0 {
-                r.0 = eg.abs()
-            }
-            if ep0.abs() > r.1 {
-                r.1 = ep0.abs()
-            }
-            if eq.abs() > r.2 {
-                r.2 = eq.abs()
-            }
-            if el.abs() > r.3 {
-                r.3 = el.abs();
-                r.4 = a
-            }
-        }
-        for (k, r) in rows.iter().enumerate() {
-            println!(
-                "bin {k:2} a~2^{:5.1}: gauss {:.2}u p_uncorr {:.2}u Qeval {:.2}u lower {:.2}u at {:e}",
-                (k as f64 - 10.0) / 2.0,
-                r.0,
-                r.1,
-                r.2,
-                r.3,
-                r.4
-            );
-        }
-    }
-
     #[test]
     #[ignore = "a timing, not a check: run it by hand in release"]
     fn time_gelu_and_derivative() {
