@@ -37,9 +37,11 @@
 //! (`x Phi(x)`, near `x = 0.004`) and 4.3 for its derivative (against its larger term); the
 //! tests allow 4, 4, 5 and 5. Every float of `[-13, 13]` (a one-off sweep, four minutes)
 //! gives 4.08 ulp for `Phi` (at `x = -0.696`, where `Phi` lies just below 1/4 and an ulp is
-//! smallest relative to it), 4.53 for GELU and 4.60 for its derivative. Below `x = -13`,
-//! `Phi(x)` is subnormal and keeps a subnormal's absolute precision. The old `f64` code (an `erfc` within 1.2e-7 relative, rounded once to
-//! `f32`) was within about 1 ulp; PyTorch's `(1 + erf)/2` loses all bits in the negative tail.
+//! smallest relative to it), 4.53 for GELU and 4.60 for its derivative (the fdlibm version
+//! this replaced: 3.96, 4.97 and 4.92). Below `x = -13`, `Phi(x)` is subnormal and keeps a
+//! subnormal's absolute precision. The old `f64` code (an `erfc` within 1.2e-7 relative,
+//! rounded once to `f32`) was within about 1 ulp; PyTorch's `(1 + erf)/2` loses all bits in the
+//! negative tail.
 
 use super::vecmath::{exp_nonpositive_sum, widest_simd};
 
