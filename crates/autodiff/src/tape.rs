@@ -5,6 +5,7 @@
 //! nodes once from the loss down to the leaves, calling each node's backward closure.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use adamant_tensor::{pool, rng, Tensor};
 
@@ -21,11 +22,28 @@ pub enum Mode {
     Eval,
 }
 
+/// A gradient buffer on its way back. Shared (`Rc`) so that a node whose gradient flows on
+/// unchanged to several inputs (a residual sum) hands them all the same buffer; whoever then
+/// writes into a shared buffer gets its own copy first ([`Rc::make_mut`]), which in a
+/// residual network is nobody: one branch only reads it, and by the time the other
+/// accumulates into it the reader has dropped it.
+type GradBuf = Rc<Vec<f32>>;
+
+/// The buffer to write into: copied first if another node shares it.
+fn writable(buf: &mut GradBuf) -> &mut [f32] {
+    Rc::<Vec<f32>>::make_mut(buf).as_mut_slice()
+}
+
+/// The buffer itself if no other node shares it, else a copy.
+fn unshare(buf: GradBuf) -> Vec<f32> {
+    Rc::try_unwrap(buf).unwrap_or_else(|shared| (*shared).clone())
+}
+
 /// Where an op's backward closure sends gradients: one lazily zeroed buffer per node, taken
 /// from the buffer pool (the previous step's gradients of the same size).
 pub(crate) struct GradSink<'a> {
     nodes: &'a [Node],
-    grads: &'a mut [Option<Vec<f32>>],
+    grads: &'a mut [Option<GradBuf>],
 }
 
 impl GradSink<'_> {
@@ -38,7 +56,7 @@ impl GradSink<'_> {
     /// The gradient buffer of node `i`, zero-filled on first use; ops accumulate into it.
     pub(crate) fn acc(&mut self, i: usize) -> &mut [f32] {
         let n = self.nodes[i].value.numel();
-        self.grads[i].get_or_insert_with(|| pool::take_zeroed(n))
+        writable(self.grads[i].get_or_insert_with(|| Rc::new(pool::take_zeroed(n))))
     }
 
     /// Node `i`'s gradient buffer and whether it is fresh. A fresh buffer holds arbitrary
@@ -47,7 +65,7 @@ impl GradSink<'_> {
     pub(crate) fn slot(&mut self, i: usize) -> (&mut [f32], bool) {
         let fresh = self.grads[i].is_none();
         let n = self.nodes[i].value.numel();
-        (self.grads[i].get_or_insert_with(|| pool::take_for_overwrite(n)), fresh)
+        (writable(self.grads[i].get_or_insert_with(|| Rc::new(pool::take_for_overwrite(n)))), fresh)
     }
 
     /// Adds `grad` (node `i`'s shape) to node `i`'s gradient. The first contribution is
@@ -55,11 +73,11 @@ impl GradSink<'_> {
     /// `-0.0` where `0.0 + -0.0` would give `0.0`.
     pub(crate) fn add(&mut self, i: usize, grad: &[f32]) {
         match &mut self.grads[i] {
-            Some(acc) => adamant_tensor::kernels::add_assign(grad, acc),
+            Some(acc) => adamant_tensor::kernels::add_assign(grad, writable(acc)),
             None => {
                 let mut fresh = pool::take_for_overwrite(grad.len());
                 fresh.copy_from_slice(grad);
-                self.grads[i] = Some(fresh);
+                self.grads[i] = Some(Rc::new(fresh));
             }
         }
     }
@@ -69,10 +87,19 @@ impl GradSink<'_> {
     pub(crate) fn add_owned(&mut self, i: usize, grad: Vec<f32>) {
         match &mut self.grads[i] {
             Some(acc) => {
-                adamant_tensor::kernels::add_assign(&grad, acc);
+                adamant_tensor::kernels::add_assign(&grad, writable(acc));
                 pool::recycle(grad);
             }
-            None => self.grads[i] = Some(grad),
+            None => self.grads[i] = Some(Rc::new(grad)),
+        }
+    }
+
+    /// [`GradSink::add`] of a buffer that other nodes may hold too: the first contribution
+    /// shares it, no copy.
+    fn add_shared(&mut self, i: usize, grad: &GradBuf) {
+        match &mut self.grads[i] {
+            Some(acc) => adamant_tensor::kernels::add_assign(grad, writable(acc)),
+            None => self.grads[i] = Some(Rc::clone(grad)),
         }
     }
 
@@ -80,13 +107,13 @@ impl GradSink<'_> {
     /// gradients at once; give it back with [`GradSink::put`].
     pub(crate) fn take(&mut self, i: usize) -> Vec<f32> {
         let n = self.nodes[i].value.numel();
-        self.grads[i].take().unwrap_or_else(|| pool::take_zeroed(n))
+        self.grads[i].take().map_or_else(|| pool::take_zeroed(n), unshare)
     }
 
     /// Returns a buffer taken with [`GradSink::take`].
     pub(crate) fn put(&mut self, i: usize, grad: Vec<f32>) {
         debug_assert!(self.grads[i].is_none(), "GradSink::put: node {i} already has a buffer");
-        self.grads[i] = Some(grad);
+        self.grads[i] = Some(Rc::new(grad));
     }
 }
 
@@ -99,7 +126,7 @@ pub(crate) enum Backward {
     /// An op's closure.
     Op(BackwardFn),
     /// The gradient flows on unchanged (a reshape; a sum of same-shape values) to these
-    /// inputs: the last one that wants it takes the buffer itself, the others get a copy.
+    /// inputs, which share the buffer.
     Identity(Vec<usize>),
 }
 
@@ -252,39 +279,34 @@ impl Tape {
             root_node.value.shape()
         );
         assert!(self.record, "backward: this tape does not record (made by Tape::inference)");
-        let mut grads: Vec<Option<Vec<f32>>> = Vec::with_capacity(root + 1);
+        let mut grads: Vec<Option<GradBuf>> = Vec::with_capacity(root + 1);
         grads.resize_with(root + 1, || None);
-        grads[root] = Some(vec![1.0]);
+        grads[root] = Some(Rc::new(vec![1.0]));
         let mut out = Gradients::new();
         for i in (0..=root).rev() {
             // Taking the buffer out frees it as soon as this node has passed it on.
             let Some(dy) = grads[i].take() else { continue };
             let node = &nodes[i];
             if let Some(id) = node.param {
-                out.accumulate(id, Tensor::from_vec(dy, node.value.shape()));
-            } else {
-                let mut sink = GradSink { nodes: &nodes, grads: &mut grads[..i] };
-                match &node.backward {
-                    Some(Backward::Op(backward)) => {
-                        backward(&dy, &mut sink);
-                        // Passed on: the next gradient of this size (this step's or the
-                        // next's) reuses it.
-                        pool::recycle(dy);
-                    }
-                    Some(Backward::Identity(inputs)) => {
-                        let wanted: Vec<usize> = inputs.iter().copied().filter(|&j| sink.wants(j)).collect();
-                        match wanted.split_last() {
-                            Some((&last, others)) => {
-                                for &j in others {
-                                    sink.add(j, &dy);
-                                }
-                                sink.add_owned(last, dy);
-                            }
-                            None => pool::recycle(dy),
+                out.accumulate(id, Tensor::from_vec(unshare(dy), node.value.shape()));
+                continue;
+            }
+            let mut sink = GradSink { nodes: &nodes, grads: &mut grads[..i] };
+            match &node.backward {
+                Some(Backward::Op(backward)) => backward(&dy, &mut sink),
+                Some(Backward::Identity(inputs)) => {
+                    for &j in inputs {
+                        if sink.wants(j) {
+                            sink.add_shared(j, &dy);
                         }
                     }
-                    None => pool::recycle(dy),
                 }
+                None => {}
+            }
+            // Passed on: unless an input shares it, the next gradient of this size (this
+            // step's or the next's) reuses it.
+            if let Ok(buf) = Rc::try_unwrap(dy) {
+                pool::recycle(buf);
             }
         }
         out

@@ -19,6 +19,23 @@ fn add_sub_mul_div_same_shape() {
 }
 
 #[test]
+fn residual_sums_share_their_gradient_without_mixing_it_up() {
+    // A same-shape sum hands both inputs one gradient buffer. Here the second input's backward
+    // accumulates into the first's gradient while the buffer is still shared (it must copy
+    // before writing), a reshape passes a shared buffer on, and a parameter receives one
+    // directly; a sum with itself doubles it.
+    let mut x = param("x", &[3, 4], 30);
+    let mut w = param("w", &[3, 4], 31);
+    check(&mut [&mut x, &mut w], |t, p| {
+        let (x, w) = (t.param(&*p[0]), t.param(&*p[1]));
+        let a = x * 2.0;
+        let r = a + a.tanh();
+        let s = r.reshape(&[4, 3]) + r.reshape(&[4, 3]).square();
+        weigh(s.reshape(&[3, 4]) + w + (a + a))
+    });
+}
+
+#[test]
 fn broadcasting_add_of_a_bias() {
     let mut x = param("x", &[3, 7], 3);
     let mut bias = param("bias", &[7], 4);
