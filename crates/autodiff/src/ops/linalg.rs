@@ -151,8 +151,9 @@ impl<'t> Var<'t> {
     /// `self @ weight^T + bias` over the last axis (PyTorch's `F.linear`): `self` `[..., in]`,
     /// `weight` `[out, in]`, `bias` `[out]`, result `[..., out]`.
     ///
-    /// One op: the leading axes are rows of one GEMM (no reshape nodes) and the bias is added
-    /// in place, so a dense layer on `[B, T, in]` records one node instead of four and its
+    /// One op: the leading axes are rows of one GEMM (no reshape nodes) and the GEMM adds the
+    /// bias to each tile of the output as it completes it, so a dense layer on `[B, T, in]`
+    /// records one node instead of four, makes no second pass over its output and its
     /// backward copies no gradient. The values and gradients are those of
     /// `self.reshape([rows, in]).matmul_nt(weight) + bias` reshaped back, bit for bit:
     ///
@@ -173,17 +174,24 @@ impl<'t> Var<'t> {
         let (n_in, n_out) = (ws[1], ws[0]);
         let rows = numel(&xs[..xs.len() - 1]);
         let mut out = pool::take_for_overwrite(rows * n_out);
-        k::matmul(x.data(), w.data(), &mut out, rows, n_in, n_out, false, true, false);
         let mut inputs = vec![self, weight];
-        if let Some(b) = bias {
-            let b_value = b.value();
-            assert!(
-                b_value.shape() == [n_out],
-                "linear: bias {:?} does not fit weight {ws:?} (it is [out])",
-                b_value.shape()
-            );
-            k::add_bias_rows(&mut out, b_value.data());
-            inputs.push(b);
+        match bias {
+            Some(b) => {
+                let b_value = b.value();
+                assert!(
+                    b_value.shape() == [n_out],
+                    "linear: bias {:?} does not fit weight {ws:?} (it is [out])",
+                    b_value.shape()
+                );
+                // The GEMM adds the bias to each tile as it completes it.
+                let (xm, wm) = (
+                    k::StridedMat::row_major(x.data(), rows, n_in, false),
+                    k::StridedMat::row_major(w.data(), n_in, n_out, true),
+                );
+                k::sgemm_bias(xm, wm, b_value.data(), &mut out);
+                inputs.push(b);
+            }
+            None => k::matmul(x.data(), w.data(), &mut out, rows, n_in, n_out, false, true, false),
         }
         let mut out_shape = xs;
         *out_shape.last_mut().expect("not a scalar") = n_out;

@@ -18,7 +18,6 @@
 //! back to an operand's shape, in a summation order fixed by the shapes alone.
 
 use super::parallel::{for_each_block_mut, for_each_chunk_mut, CHUNK};
-use super::vecmath::widest_simd;
 use crate::shape::{broadcast_shapes, numel, strides};
 
 /// `out = a + b` with NumPy broadcasting; `out` has shape `broadcast_shapes(a_shape, b_shape)`.
@@ -466,31 +465,6 @@ fn zip_map<F: Fn(f32, f32) -> f32 + Copy>(out: &mut [f32], a: &[f32], b: &[f32],
     body(out, a, b, f)
 }
 
-widest_simd! {
-    /// Adds `bias` to each `bias.len()`-value row of `rows`.
-    fn add_rows(rows: &mut [f32], bias: &[f32]) {
-        for row in rows.chunks_exact_mut(bias.len()) {
-            for (v, &b) in row.iter_mut().zip(bias) {
-                *v += b;
-            }
-        }
-    }
-}
-
-/// `x[i, j] += bias[j]` for every row `i` of a row-major `[rows, bias.len()]` `x`: a dense
-/// layer's bias, added in place to its GEMM's output (the same sums as `add` with a broadcast
-/// bias, without a second output buffer). Parallel over blocks of whole rows.
-pub fn add_bias_rows(x: &mut [f32], bias: &[f32]) {
-    let n = bias.len();
-    assert!(
-        n > 0 && x.len().is_multiple_of(n),
-        "add_bias_rows: {} values are not whole rows of the bias' {n}",
-        x.len()
-    );
-    let rows_per_block = (CHUNK / n).max(1);
-    for_each_block_mut(x, rows_per_block * n, x.len(), |_, rows| add_rows(rows, bias));
-}
-
 /// The general broadcast: walks the output in row-major order, keeping each operand's
 /// offset through its broadcast strides (0 on stretched axes).
 fn general<F>(
@@ -594,20 +568,6 @@ mod tests {
 
     type Op = fn(&[f32], &[usize], &[f32], &[usize], &mut [f32]);
     type Scalar = fn(f32, f32) -> f32;
-
-    #[test]
-    fn add_bias_rows_equals_the_broadcast_add_serially_and_in_parallel() {
-        // 700 rows of 37: blocks of whole rows that do not divide the row count.
-        let (rows, n) = (700, 37);
-        let (x, bias) = (testing::randn(rows * n, 1), testing::randn(n, 2));
-        let mut want = vec![0.0; rows * n];
-        add(&x, &[rows, n], &bias, &[n], &mut want);
-        for mode in [Mode::Serial, Mode::Parallel] {
-            let mut got = x.clone();
-            with_mode(mode, || add_bias_rows(&mut got, &bias));
-            assert_bits_eq(&got, &want, "add_bias_rows");
-        }
-    }
 
     /// Each op with its plain per-element formula.
     const OPS: [(&str, Op, Scalar); 5] = [

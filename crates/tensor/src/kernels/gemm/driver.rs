@@ -3,8 +3,8 @@
 //! [`gemm`](super) for the scheme).
 
 use super::{
-    a_in_place, should_parallelize, MicroKernel, PrefetchWalk, StridedMat, A_ROW_STRIDE, GEMM_KC, GEMM_MC,
-    GEMM_NC, JOB_MIN_WORK, MAX_TILE, MIN_JOBS, PREFETCH_MIN_BYTES,
+    a_in_place, should_parallelize, MicroKernel, PrefetchLines, PrefetchWalk, StridedMat, A_ROW_STRIDE,
+    GEMM_KC, GEMM_MC, GEMM_NC, JOB_MIN_WORK, MAX_TILE, MIN_JOBS, PREFETCH_MIN_BYTES,
 };
 use rayon::prelude::*;
 use std::cell::Cell;
@@ -143,6 +143,7 @@ pub(super) fn gemm_packed<K: MicroKernel>(
     c: &mut [f32],
     ldc: usize,
     accumulate: bool,
+    bias: Option<&[f32]>,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let plan = Plan::new(m, k, n, K::MR, K::NR);
@@ -168,8 +169,18 @@ pub(super) fn gemm_packed<K: MicroKernel>(
         let rows = (jm * plan.mb)..((jm + 1) * plan.mb).min(m);
         // Rayon hands out runs of consecutive jobs, so the next job is usually this thread's.
         let next_cols = (job + 1 < jobs).then(|| job_cols(job + 1));
-        let job =
-            Job { a: &a, b: &b, c: out, ldc, rows, cols: job_cols(job), next_cols, kc: plan.kc, packed_b };
+        let job = Job {
+            a: &a,
+            b: &b,
+            c: out,
+            ldc,
+            rows,
+            cols: job_cols(job),
+            next_cols,
+            kc: plan.kc,
+            packed_b,
+            bias,
+        };
         // SAFETY: the CPU supports K (checked by sgemm_block); the job's rows and columns lie
         // inside c (m x n with rows ldc apart, exclusively borrowed for this call), and
         // distinct jobs own disjoint rectangles, so no two threads touch the same element;
@@ -228,6 +239,8 @@ struct Job<'a, 'b> {
     kc: usize,
     /// All of `b`, packed before the jobs started (else the job packs its own).
     packed_b: Option<PackedB>,
+    /// Added to every row of `c` once its tiles are complete (a dense layer's bias).
+    bias: Option<&'a [f32]>,
 }
 
 impl Job<'_, '_> {
@@ -249,12 +262,12 @@ impl Job<'_, '_> {
         } else {
             reserve_floats(&mut bufs.b, self.kc * nr * n_panels)
         };
-        let mut scratch = ScratchTile([0.0; MAX_TILE]);
         let mut p0 = 0;
         while p0 < k {
             let kc = self.kc.min(k - p0);
             // The first K block overwrites c unless the caller accumulates; later ones add.
             let acc = accumulate || p0 > 0;
+            let last_block = p0 + kc == k;
             let b_block = match self.packed_b {
                 // The job's first panel in this K block of the shared packing.
                 Some(packed) => packed.base.wrapping_add(p0 * packed.panels * nr + cols.start / nr * kc * nr),
@@ -318,30 +331,76 @@ impl Job<'_, '_> {
                                 prefetch,
                             )
                         };
-                        continue;
-                    }
-                    // The kernel would write past the edge of c: give it the scratch tile.
-                    let tile = scratch.0.as_mut_ptr();
-                    if acc {
-                        for r in 0..h {
-                            // SAFETY: row r < h of the tile has w elements inside c, and the
-                            // scratch rows are nr >= w floats.
-                            unsafe {
-                                std::ptr::copy_nonoverlapping(c_tile.add(r * self.ldc), tile.add(r * nr), w)
-                            };
-                        }
-                    }
-                    // SAFETY: the scratch tile is MR*NR <= MAX_TILE floats with row stride nr.
-                    unsafe { K::kernel(kc, h, w, a_strip, a_row_stride, b_panel, tile, nr, acc, prefetch) };
-                    for r in 0..h {
-                        // SAFETY: as above; only the h x w part inside c is written back.
+                    } else {
+                        // The kernel would write past the edge of c: give it the scratch tile.
+                        // SAFETY: the tile lies inside this job's part of c (see below).
                         unsafe {
-                            std::ptr::copy_nonoverlapping(tile.add(r * nr), c_tile.add(r * self.ldc), w)
+                            self.edge_tile::<K>(
+                                kc,
+                                h,
+                                w,
+                                a_strip,
+                                a_row_stride,
+                                b_panel,
+                                c_tile,
+                                acc,
+                                prefetch,
+                            )
                         };
+                    }
+                    if let Some(bias) = self.bias.filter(|_| last_block) {
+                        // The tile is final and still in L1: add the bias to its rows.
+                        for r in 0..h {
+                            // SAFETY: row r < h of the tile has w elements inside c, which no
+                            // other thread touches.
+                            let row = unsafe { std::slice::from_raw_parts_mut(c_tile.add(r * self.ldc), w) };
+                            for (v, &b) in row.iter_mut().zip(&bias[j..j + w]) {
+                                *v += b;
+                            }
+                        }
                     }
                 }
             }
             p0 += kc;
+        }
+    }
+
+    /// An edge tile: the kernel writes a full-size scratch tile (loaded from `c` first when it
+    /// accumulates), and only the `h x w` part inside `c` is copied back.
+    ///
+    /// # Safety
+    /// As for [`MicroKernel::kernel`], with `c_tile` valid for an `h x w` tile of row stride
+    /// `self.ldc` that no other thread accesses.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn edge_tile<K: MicroKernel>(
+        &self,
+        kc: usize,
+        h: usize,
+        w: usize,
+        a_strip: *const f32,
+        a_row_stride: usize,
+        b_panel: *const f32,
+        c_tile: *mut f32,
+        acc: bool,
+        prefetch: [PrefetchLines; 2],
+    ) {
+        let nr = K::NR;
+        let mut scratch = ScratchTile([0.0; MAX_TILE]);
+        {
+            let tile = scratch.0.as_mut_ptr();
+            if acc {
+                for r in 0..h {
+                    // SAFETY: row r < h of the tile has w elements inside c, and the
+                    // scratch rows are nr >= w floats.
+                    unsafe { std::ptr::copy_nonoverlapping(c_tile.add(r * self.ldc), tile.add(r * nr), w) };
+                }
+            }
+            // SAFETY: the scratch tile is MR*NR <= MAX_TILE floats with row stride nr.
+            unsafe { K::kernel(kc, h, w, a_strip, a_row_stride, b_panel, tile, nr, acc, prefetch) };
+            for r in 0..h {
+                // SAFETY: as above; only the h x w part inside c is written back.
+                unsafe { std::ptr::copy_nonoverlapping(tile.add(r * nr), c_tile.add(r * self.ldc), w) };
+            }
         }
     }
 }

@@ -229,7 +229,7 @@ pub fn sgemm(a: StridedMat, b: StridedMat, c: &mut [f32], accumulate: bool) {
 pub fn sgemm_with(backend: GemmBackend, a: StridedMat, b: StridedMat, c: &mut [f32], accumulate: bool) {
     let (m, n) = (a.rows, b.cols);
     assert_eq!(c.len(), m * n, "sgemm: c has {} elements, expected [{m}, {n}]", c.len());
-    sgemm_block(backend, a, b, c, n, accumulate);
+    sgemm_block(backend, a, b, c, n, accumulate, None);
 }
 
 /// [`sgemm`] into an `[m, n]` block of a larger row-major matrix whose rows are `ldc >= n`
@@ -247,7 +247,30 @@ pub fn sgemm_ld(a: StridedMat, b: StridedMat, c: &mut [f32], ldc: usize, accumul
             c.len()
         );
     }
-    sgemm_block(gemm_backend(), a, b, c, ldc, accumulate);
+    sgemm_block(gemm_backend(), a, b, c, ldc, accumulate, None);
+}
+
+/// `c = a @ b + bias` with `bias` added to every row (a dense layer's output, `c` row-major
+/// `[a.rows(), b.cols()]`, `bias` `[b.cols()]`): each tile takes the bias as soon as its sum
+/// is complete, while it is still in L1, instead of in a second pass over `c`. The same bits
+/// as [`sgemm`] followed by the addition.
+pub fn sgemm_bias(a: StridedMat, b: StridedMat, bias: &[f32], c: &mut [f32]) {
+    let (m, n) = (a.rows, b.cols);
+    assert_eq!(c.len(), m * n, "sgemm_bias: c has {} elements, expected [{m}, {n}]", c.len());
+    assert_eq!(bias.len(), n, "sgemm_bias: bias has {} elements, expected {n}", bias.len());
+    match gemm_backend() {
+        // The portable path has no epilogue, and an empty product never reaches one: a second
+        // pass.
+        backend if backend == GemmBackend::Portable || a.cols == 0 => {
+            sgemm_block(backend, a, b, c, n, false, None);
+            for row in c.chunks_exact_mut(n) {
+                for (v, &x) in row.iter_mut().zip(bias) {
+                    *v += x;
+                }
+            }
+        }
+        backend => sgemm_block(backend, a, b, c, n, false, Some(bias)),
+    }
 }
 
 /// The shared body of [`sgemm_with`] and [`sgemm_ld`]; `c` holds the block with row stride
@@ -259,6 +282,7 @@ fn sgemm_block(
     c: &mut [f32],
     ldc: usize,
     accumulate: bool,
+    bias: Option<&[f32]>,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "sgemm: a is {m}x{k} but b is {}x{n}", b.rows);
@@ -278,9 +302,9 @@ fn sgemm_block(
     match backend {
         GemmBackend::Portable => sgemm_portable(a, b, c, ldc, accumulate),
         #[cfg(target_arch = "x86_64")]
-        GemmBackend::Avx512 => gemm_packed::<avx512::Avx512>(a, b, c, ldc, accumulate),
+        GemmBackend::Avx512 => gemm_packed::<avx512::Avx512>(a, b, c, ldc, accumulate, bias),
         #[cfg(target_arch = "x86_64")]
-        GemmBackend::Avx2 => gemm_packed::<avx2::Avx2>(a, b, c, ldc, accumulate),
+        GemmBackend::Avx2 => gemm_packed::<avx2::Avx2>(a, b, c, ldc, accumulate, bias),
         #[cfg(not(target_arch = "x86_64"))]
         GemmBackend::Avx512 | GemmBackend::Avx2 => unreachable!("sgemm: only Portable exists off x86-64"),
     }

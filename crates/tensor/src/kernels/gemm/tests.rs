@@ -140,7 +140,7 @@ fn a_block_of_a_wider_matrix_equals_the_product_and_leaves_the_gaps() {
                 if backend == gemm_backend() {
                     sgemm_ld(a, b, &mut c[col..], ldc, accumulate)
                 } else {
-                    sgemm_block(backend, a, b, &mut c[col..], ldc, accumulate)
+                    sgemm_block(backend, a, b, &mut c[col..], ldc, accumulate, None)
                 }
             });
             for i in 0..m {
@@ -353,4 +353,43 @@ fn mismatched_inner_dimensions_panic() {
         &mut c,
         false,
     );
+}
+
+#[test]
+fn the_bias_epilogue_gives_the_bits_of_a_second_pass() {
+    // Edge tiles (37 rows, 45 columns), one and two K blocks, row jobs sharing a packed b
+    // (700 rows), and an empty product; every backend, serially and in parallel.
+    for (m, k, n) in [(37, 20, 45), (37, 300, 45), (700, 64, 70), (5, 0, 6)] {
+        let (a_data, b_data, bias) = (randn(m * k, 1), randn(k * n, 2), randn(n, 3));
+        let (a, b) =
+            (StridedMat::row_major(&a_data, m, k, false), StridedMat::row_major(&b_data, k, n, true));
+        for backend in backends() {
+            let mut want = vec![0.0; m * n];
+            sgemm_with(backend, a, b, &mut want, false);
+            for row in want.chunks_exact_mut(n) {
+                for (v, &x) in row.iter_mut().zip(&bias) {
+                    *v += x;
+                }
+            }
+            for mode in [Mode::Serial, Mode::Parallel] {
+                let mut c = vec![f32::NAN; m * n];
+                with_mode(mode, || {
+                    if backend == gemm_backend() {
+                        sgemm_bias(a, b, &bias, &mut c)
+                    } else if k == 0 || backend == GemmBackend::Portable {
+                        // What sgemm_bias does on such a CPU.
+                        sgemm_block(backend, a, b, &mut c, n, false, None);
+                        for row in c.chunks_exact_mut(n) {
+                            for (v, &x) in row.iter_mut().zip(&bias) {
+                                *v += x;
+                            }
+                        }
+                    } else {
+                        sgemm_block(backend, a, b, &mut c, n, false, Some(&bias))
+                    }
+                });
+                assert_eq!(c, want, "{backend:?} {m}x{k}x{n} {mode:?}");
+            }
+        }
+    }
 }
