@@ -3,7 +3,7 @@
 //! [`gemm`](super) for the scheme).
 
 use super::{
-    a_in_place, should_parallelize, MicroKernel, PrefetchLines, PrefetchWalk, StridedMat, A_ROW_STRIDE,
+    a_in_place, should_parallelize, Dest, MicroKernel, PrefetchLines, PrefetchWalk, StridedMat, A_ROW_STRIDE,
     GEMM_KC, GEMM_MC, GEMM_NC, JOB_MIN_WORK, MAX_TILE, MIN_JOBS, PREFETCH_MIN_BYTES,
 };
 use rayon::prelude::*;
@@ -137,14 +137,8 @@ unsafe impl Sync for PackedB {}
 /// is small enough.
 /// The kernel computes the same sums from the same panels either way, so the bits do not
 /// change.
-pub(super) fn gemm_packed<K: MicroKernel>(
-    a: StridedMat,
-    b: StridedMat,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-    bias: Option<&[f32]>,
-) {
+pub(super) fn gemm_packed<K: MicroKernel>(a: StridedMat, b: StridedMat, dest: Dest) {
+    let Dest { c, ldc, accumulate, bias } = dest;
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let plan = Plan::new(m, k, n, K::MR, K::NR);
     let out = SharedOut(c.as_mut_ptr());

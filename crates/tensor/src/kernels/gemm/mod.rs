@@ -229,7 +229,7 @@ pub fn sgemm(a: StridedMat, b: StridedMat, c: &mut [f32], accumulate: bool) {
 pub fn sgemm_with(backend: GemmBackend, a: StridedMat, b: StridedMat, c: &mut [f32], accumulate: bool) {
     let (m, n) = (a.rows, b.cols);
     assert_eq!(c.len(), m * n, "sgemm: c has {} elements, expected [{m}, {n}]", c.len());
-    sgemm_block(backend, a, b, c, n, accumulate, None);
+    sgemm_block(backend, a, b, Dest { c, ldc: n, accumulate, bias: None });
 }
 
 /// [`sgemm`] into an `[m, n]` block of a larger row-major matrix whose rows are `ldc >= n`
@@ -247,7 +247,7 @@ pub fn sgemm_ld(a: StridedMat, b: StridedMat, c: &mut [f32], ldc: usize, accumul
             c.len()
         );
     }
-    sgemm_block(gemm_backend(), a, b, c, ldc, accumulate, None);
+    sgemm_block(gemm_backend(), a, b, Dest { c, ldc, accumulate, bias: None });
 }
 
 /// `c = a @ b + bias` with `bias` added to every row (a dense layer's output, `c` row-major
@@ -262,28 +262,30 @@ pub fn sgemm_bias(a: StridedMat, b: StridedMat, bias: &[f32], c: &mut [f32]) {
         // The portable path has no epilogue, and an empty product never reaches one: a second
         // pass.
         backend if backend == GemmBackend::Portable || a.cols == 0 => {
-            sgemm_block(backend, a, b, c, n, false, None);
+            sgemm_block(backend, a, b, Dest { c: &mut *c, ldc: n, accumulate: false, bias: None });
             for row in c.chunks_exact_mut(n) {
                 for (v, &x) in row.iter_mut().zip(bias) {
                     *v += x;
                 }
             }
         }
-        backend => sgemm_block(backend, a, b, c, n, false, Some(bias)),
+        backend => sgemm_block(backend, a, b, Dest { c, ldc: n, accumulate: false, bias: Some(bias) }),
     }
 }
 
-/// The shared body of [`sgemm_with`] and [`sgemm_ld`]; `c` holds the block with row stride
-/// `ldc` (checked by the callers).
-fn sgemm_block(
-    backend: GemmBackend,
-    a: StridedMat,
-    b: StridedMat,
-    c: &mut [f32],
+/// Where and how a product is written: into `c`, whose rows are `ldc` floats apart, over its
+/// old contents or added to them, with a bias added to every row or not.
+struct Dest<'a> {
+    c: &'a mut [f32],
     ldc: usize,
     accumulate: bool,
-    bias: Option<&[f32]>,
-) {
+    bias: Option<&'a [f32]>,
+}
+
+/// The shared body of [`sgemm_with`], [`sgemm_ld`] and [`sgemm_bias`]; `dest.c` holds the
+/// block with row stride `dest.ldc` (checked by the callers). The portable backend takes no
+/// bias.
+fn sgemm_block(backend: GemmBackend, a: StridedMat, b: StridedMat, dest: Dest) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "sgemm: a is {m}x{k} but b is {}x{n}", b.rows);
     assert!(backend.is_available(), "sgemm: this CPU cannot run the {backend:?} backend");
@@ -292,19 +294,22 @@ fn sgemm_block(
     }
     if k == 0 {
         // An empty sum is zero.
-        if !accumulate {
-            for row in c.chunks_mut(ldc).take(m) {
+        if !dest.accumulate {
+            for row in dest.c.chunks_mut(dest.ldc).take(m) {
                 row[..n].fill(0.0);
             }
         }
         return;
     }
     match backend {
-        GemmBackend::Portable => sgemm_portable(a, b, c, ldc, accumulate),
+        GemmBackend::Portable => {
+            assert!(dest.bias.is_none(), "sgemm: the portable backend has no bias epilogue");
+            sgemm_portable(a, b, dest.c, dest.ldc, dest.accumulate)
+        }
         #[cfg(target_arch = "x86_64")]
-        GemmBackend::Avx512 => gemm_packed::<avx512::Avx512>(a, b, c, ldc, accumulate, bias),
+        GemmBackend::Avx512 => gemm_packed::<avx512::Avx512>(a, b, dest),
         #[cfg(target_arch = "x86_64")]
-        GemmBackend::Avx2 => gemm_packed::<avx2::Avx2>(a, b, c, ldc, accumulate, bias),
+        GemmBackend::Avx2 => gemm_packed::<avx2::Avx2>(a, b, dest),
         #[cfg(not(target_arch = "x86_64"))]
         GemmBackend::Avx512 | GemmBackend::Avx2 => unreachable!("sgemm: only Portable exists off x86-64"),
     }

@@ -140,7 +140,7 @@ fn a_block_of_a_wider_matrix_equals_the_product_and_leaves_the_gaps() {
                 if backend == gemm_backend() {
                     sgemm_ld(a, b, &mut c[col..], ldc, accumulate)
                 } else {
-                    sgemm_block(backend, a, b, &mut c[col..], ldc, accumulate, None)
+                    sgemm_block(backend, a, b, Dest { c: &mut c[col..], ldc, accumulate, bias: None })
                 }
             });
             for i in 0..m {
@@ -378,14 +378,19 @@ fn the_bias_epilogue_gives_the_bits_of_a_second_pass() {
                         sgemm_bias(a, b, &bias, &mut c)
                     } else if k == 0 || backend == GemmBackend::Portable {
                         // What sgemm_bias does on such a CPU.
-                        sgemm_block(backend, a, b, &mut c, n, false, None);
+                        sgemm_block(backend, a, b, Dest { c: &mut c, ldc: n, accumulate: false, bias: None });
                         for row in c.chunks_exact_mut(n) {
                             for (v, &x) in row.iter_mut().zip(&bias) {
                                 *v += x;
                             }
                         }
                     } else {
-                        sgemm_block(backend, a, b, &mut c, n, false, Some(&bias))
+                        sgemm_block(
+                            backend,
+                            a,
+                            b,
+                            Dest { c: &mut c, ldc: n, accumulate: false, bias: Some(&bias) },
+                        )
                     }
                 });
                 assert_eq!(c, want, "{backend:?} {m}x{k}x{n} {mode:?}");
