@@ -636,3 +636,5 @@ mod avx512bf16;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bf16;
