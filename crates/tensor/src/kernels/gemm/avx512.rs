@@ -121,35 +121,29 @@ unsafe fn kernel<const COLUMNS: bool, const ROWS: usize, const VECS: usize>(
     for p in prefetch_steps..kc {
         step(p);
     }
-    // SAFETY: c is valid for the tile (the caller's contract).
-    unsafe { store_tile(&acc, c, ldc, accumulate) };
+    store_tile!(acc, c, ldc, accumulate);
 }
 
-/// `c[ROWS x 16*VECS] (+)= acc`: the end of a micro-kernel, `acc[i][v]` holding
-/// `c[i, 16v .. 16v + 16]`; adds to `c` when `accumulate`, else overwrites it unread.
-///
-/// # Safety
-/// AVX-512F is available; `c` is valid for reads and writes of a `ROWS x 16*VECS` tile with
-/// row stride `ldc`.
-#[inline]
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn store_tile<const ROWS: usize, const VECS: usize>(
-    acc: &[[__m512; VECS]; ROWS],
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
-    for (i, acc_i) in acc.iter().enumerate() {
-        for (v, &sum) in acc_i.iter().enumerate() {
-            // SAFETY: (i, 16v..16v+16) is inside the ROWS x 16*VECS tile of c.
-            unsafe {
-                let dst = c.add(i * ldc + 16 * v);
-                let value = if accumulate { _mm512_add_ps(_mm512_loadu_ps(dst), sum) } else { sum };
-                _mm512_storeu_ps(dst, value);
+/// `c[ROWS x 16*VECS] (+)= acc`: the end of a micro-kernel, `acc[i][v]` (an array of zmm
+/// accumulators) holding `c[i, 16v .. 16v + 16]`; adds to `c` when `accumulate`, else
+/// overwrites it unread. A macro, as a function was not inlined (the accumulators went
+/// through the stack). Expands to unsafe code: the caller guarantees AVX-512F and that `c`
+/// is valid for reads and writes of the tile with row stride `ldc`.
+macro_rules! store_tile {
+    ($acc:expr, $c:expr, $ldc:expr, $accumulate:expr) => {
+        for (i, acc_i) in $acc.iter().enumerate() {
+            for (v, &sum) in acc_i.iter().enumerate() {
+                // SAFETY: (i, 16v..16v+16) is inside the tile of c (the caller's contract).
+                unsafe {
+                    let dst = $c.add(i * $ldc + 16 * v);
+                    let value = if $accumulate { _mm512_add_ps(_mm512_loadu_ps(dst), sum) } else { sum };
+                    _mm512_storeu_ps(dst, value);
+                }
             }
         }
-    }
+    };
 }
+pub(super) use store_tile;
 
 /// Transposes the 16 x 16 matrix whose rows are `r[0..16]`, in registers (64 shuffles).
 #[inline]
