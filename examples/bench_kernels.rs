@@ -186,6 +186,7 @@ fn child(backends: &[Variant], gemm_only: bool) {
     let gemm = |name, m, k, n, ta, tb| bench_gemm(name, m, k, n, ta, tb, backends);
     gemm("matmul NT (dense fwd)", 128, 784, 1000, false, true);
     gemm("matmul NT", 128, 1000, 1000, false, true);
+    gemm("matmul NT (k 128)", 768, 128, 512, false, true);
     gemm("matmul NN", 128, 1000, 1000, false, false);
     gemm("matmul TN (dense dW)", 1000, 128, 1000, true, false);
     gemm("im2col GEMM conv1 NN", 131072, 75, 64, false, false);

@@ -39,6 +39,10 @@
 //! * Anything else: `matrixmultiply::sgemm` on fixed 64-row blocks of `c`
 //!   ([`GemmBackend::Portable`]).
 //!
+//! The bf16 GEMM ([`sgemm_bf16`], in `bf16.rs`) runs the same driver with a 12 x 32
+//! AVX512_BF16 kernel (`vdpbf16ps`, k in pairs) whose packed panels hold bf16 instead of f32
+//! (`MicroKernel::Packed`); it always packs `a`, rounding it.
+//!
 //! Edge tiles use smaller instances of the same kernel (fewer rows or one vector of columns)
 //! writing into a scratch tile.
 //!
