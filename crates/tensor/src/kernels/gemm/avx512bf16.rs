@@ -229,8 +229,10 @@ unsafe fn pack_a(dst: *mut u16, a: &StridedMat, i0: usize, rows: usize, p0: usiz
         // this one, when `a` is out of the caches and the strip is not one contiguous run
         // that the hardware prefetchers follow (kc < k). The kernel's own prefetching, a few
         // rows per call, falls short when the strip meets few panels of b: the copy waited on
-        // memory for 40 % of the time of 32768x1600x64 (this gained 5-7 % on the 1600-step
-        // im2col products, and cost 9 % on the 75-step one, hence the condition).
+        // memory for 40 % of the time of 32768x1600x64. With the driver's strip-first order
+        // (b packed beforehand) the packs of one strip's K blocks fetch the whole next strip,
+        // spread over its work: 125 -> 156 GFLOP/s on that product, 159 -> 181 on
+        // 8192x1600x128 (one thread); on the 75-step one it cost 9 %, hence the condition.
         let prefetch = kc < a.cols && a.rows * a.cols * 4 > PREFETCH_MIN_BYTES;
         for i in 0..MR {
             for p in (0..padded).step_by(32) {
