@@ -9,9 +9,12 @@
 //!
 //! `--backend all` (the default) times every GEMM shape with each GEMM backend this CPU has
 //! (`portable` = matrixmultiply on 64-row blocks; `avx2`, `avx512` = adamant's packed GEMM
-//! with that micro-kernel) in the same process, taking turns over three rounds so that they
-//! see the same machine load; `--backend NAME` times one. Convolutions always use the
-//! default backend (what `matmul` picks). `--gemm-only` skips the convolutions.
+//! with that micro-kernel; `bf16` = the bf16 GEMM `sgemm_bf16` with its `vdpbf16ps` kernel,
+//! operands rounded to bf16, f32 sums) in the same process, taking turns over three rounds so
+//! that they see the same machine load, which makes the f32 and bf16 rows of one run
+//! comparable; `--backend NAME[,NAME...]` times those (`bf16-fallback` is the bf16 GEMM's f32
+//! fallback, not part of `all`). Convolutions always use the default f32 backend (what
+//! `matmul` picks). `--gemm-only` skips the convolutions.
 //!
 //! All parallelism is rayon's (matrixmultiply is built without its own threading, which
 //! fought rayon for the two cores), and rayon fixes its thread count once per process, so the
@@ -31,7 +34,8 @@ use adamant_lab::cli::{self, exit_on_error, CliError};
 use adamant_lab::lexopt::prelude::*;
 use adamant_tensor::kernels::parallel::{with_mode, Mode};
 use adamant_tensor::kernels::{
-    conv2d_backward, conv2d_forward, gemm_backend, sgemm_with, Conv2dGeometry, GemmBackend, StridedMat,
+    conv2d_backward, conv2d_forward, gemm_backend, sgemm_bf16_with, sgemm_with, Bf16Backend, Conv2dGeometry,
+    GemmBackend, StridedMat,
 };
 use adamant_tensor::rng::seeded;
 use adamant_tensor::Tensor;
@@ -67,7 +71,7 @@ fn row(name: &str, shape: &str, backend: &str, flop: f64, (median, min): (f64, f
     println!("{name}\t{shape}\t{backend}\t{flop}\t{median}\t{min}");
 }
 
-/// Short name of a GEMM backend in the table.
+/// Short name of an f32 GEMM backend in the table.
 fn backend_name(backend: GemmBackend) -> &'static str {
     match backend {
         GemmBackend::Portable => "portable",
@@ -76,10 +80,47 @@ fn backend_name(backend: GemmBackend) -> &'static str {
     }
 }
 
+/// One GEMM the table times: the f32 GEMM with a backend, or the bf16 GEMM with one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    F32(GemmBackend),
+    Bf16(Bf16Backend),
+}
+
+/// Every variant, under its name on the command line and in the table.
+const VARIANTS: [(&str, Variant); 5] = [
+    ("portable", Variant::F32(GemmBackend::Portable)),
+    ("avx2", Variant::F32(GemmBackend::Avx2)),
+    ("avx512", Variant::F32(GemmBackend::Avx512)),
+    ("bf16", Variant::Bf16(Bf16Backend::Avx512Bf16)),
+    ("bf16-fallback", Variant::Bf16(Bf16Backend::RoundedF32)),
+];
+
+impl Variant {
+    fn name(self) -> &'static str {
+        VARIANTS.iter().find(|(_, v)| *v == self).map_or("?", |(name, _)| name)
+    }
+
+    fn is_available(self) -> bool {
+        match self {
+            Variant::F32(b) => b.is_available(),
+            Variant::Bf16(b) => b.is_available(),
+        }
+    }
+
+    /// `c = a @ b` with this variant.
+    fn run(self, a: StridedMat, b: StridedMat, c: &mut [f32]) {
+        match self {
+            Variant::F32(backend) => sgemm_with(backend, a, b, c, false),
+            Variant::Bf16(backend) => sgemm_bf16_with(backend, a, b, c, false),
+        }
+    }
+}
+
 /// Times `out = op(a) @ op(b)` (what `matmul` does) with each of `backends`, taking turns:
 /// `rounds` rounds, each timing every backend once, and keeps each backend's best round.
 #[allow(clippy::too_many_arguments)]
-fn bench_gemm(name: &str, m: usize, k: usize, n: usize, ta: bool, tb: bool, backends: &[GemmBackend]) {
+fn bench_gemm(name: &str, m: usize, k: usize, n: usize, ta: bool, tb: bool, backends: &[Variant]) {
     let a = random(m * k, 1);
     let b = random(k * n, 2);
     let mut c = vec![0.0f32; m * n];
@@ -88,12 +129,12 @@ fn bench_gemm(name: &str, m: usize, k: usize, n: usize, ta: bool, tb: bool, back
     let mut best = vec![(f64::INFINITY, f64::INFINITY); backends.len()];
     for _ in 0..rounds {
         for (backend, best) in backends.iter().zip(&mut best) {
-            let (med, min) = time(|| sgemm_with(*backend, av, bv, &mut c, false));
+            let (med, min) = time(|| backend.run(av, bv, &mut c));
             *best = (best.0.min(med), best.1.min(min));
         }
     }
     for (backend, t) in backends.iter().zip(best) {
-        row(name, &format!("{m}x{k}x{n}"), backend_name(*backend), 2.0 * (m * k * n) as f64, t);
+        row(name, &format!("{m}x{k}x{n}"), backend.name(), 2.0 * (m * k * n) as f64, t);
     }
 }
 
@@ -141,10 +182,11 @@ fn bench_conv(name: &str, batch: usize, g: Conv2dGeometry, oc: usize, with_dx: b
     row(&format!("{name} fwd+bwd, rayon off"), &shape, backend, both, serial);
 }
 
-fn child(backends: &[GemmBackend], gemm_only: bool) {
+fn child(backends: &[Variant], gemm_only: bool) {
     let gemm = |name, m, k, n, ta, tb| bench_gemm(name, m, k, n, ta, tb, backends);
     gemm("matmul NT (dense fwd)", 128, 784, 1000, false, true);
     gemm("matmul NT", 128, 1000, 1000, false, true);
+    gemm("matmul NT (k 128)", 768, 128, 512, false, true);
     gemm("matmul NN", 128, 1000, 1000, false, false);
     gemm("matmul TN (dense dW)", 1000, 128, 1000, true, false);
     gemm("im2col GEMM conv1 NN", 131072, 75, 64, false, false);
@@ -158,7 +200,8 @@ fn child(backends: &[GemmBackend], gemm_only: bool) {
     bench_conv("conv2", 128, Conv2dGeometry::new(64, 16, 16, 5, 1, 2), 64, true);
 }
 
-const USAGE: &str = "usage: bench_kernels [--backend all|portable|avx2|avx512] [--gemm-only] [--child]";
+const USAGE: &str = "usage: bench_kernels [--backend all|NAME[,NAME...]] [--gemm-only] [--child]\n  \
+     NAME: portable, avx2, avx512, bf16, bf16-fallback";
 
 /// The parsed command line.
 struct Args {
@@ -189,21 +232,26 @@ fn main() {
         println!("{USAGE}");
         return;
     };
-    let backends: Vec<GemmBackend> = match backend.as_str() {
-        "all" => {
-            let all = [GemmBackend::Portable, GemmBackend::Avx2, GemmBackend::Avx512];
-            all.into_iter().filter(|b| b.is_available()).collect()
-        }
-        "portable" => vec![GemmBackend::Portable],
-        "avx512" if GemmBackend::Avx512.is_available() => vec![GemmBackend::Avx512],
-        "avx2" if GemmBackend::Avx2.is_available() => vec![GemmBackend::Avx2],
-        other => exit_on_error(Err(CliError::invalid(
-            "--backend",
-            format!(
-                "'{}' is unknown or not supported by this CPU (expected all, portable, avx2 or avx512)",
-                other.escape_debug()
-            ),
-        ))),
+    let backends: Vec<Variant> = if backend == "all" {
+        // Every native kernel (the bf16 fallback is the f32 GEMM again, plus copies).
+        VARIANTS
+            .iter()
+            .map(|&(_, v)| v)
+            .filter(|&v| v != Variant::Bf16(Bf16Backend::RoundedF32) && v.is_available())
+            .collect()
+    } else {
+        let parse = |name: &str| match VARIANTS.iter().find(|(n, _)| *n == name) {
+            Some(&(_, v)) if v.is_available() => Ok(v),
+            _ => Err(CliError::invalid(
+                "--backend",
+                format!(
+                    "'{}' is unknown or not supported by this CPU (expected all, or names from portable, \
+                     avx2, avx512, bf16, bf16-fallback separated by commas)",
+                    name.escape_debug()
+                ),
+            )),
+        };
+        exit_on_error(backend.split(',').map(parse).collect())
     };
     if is_child {
         return child(&backends, gemm_only);

@@ -13,8 +13,10 @@ const NR: usize = 16;
 pub(super) struct Avx2;
 
 impl MicroKernel for Avx2 {
+    type Packed = f32;
     const MR: usize = MR;
     const NR: usize = NR;
+    const READS_A_IN_PLACE: bool = true;
 
     unsafe fn pack_a(dst: *mut f32, a: &StridedMat, i0: usize, rows: usize, p0: usize, kc: usize) {
         // SAFETY: forwarded contract.

@@ -12,8 +12,10 @@ const NR: usize = 32;
 pub(super) struct Avx512;
 
 impl MicroKernel for Avx512 {
+    type Packed = f32;
     const MR: usize = MR;
     const NR: usize = NR;
+    const READS_A_IN_PLACE: bool = true;
 
     unsafe fn pack_a(dst: *mut f32, a: &StridedMat, i0: usize, rows: usize, p0: usize, kc: usize) {
         // SAFETY: forwarded contract (AVX-512F present, block inside a, dst valid).
@@ -119,22 +121,34 @@ unsafe fn kernel<const COLUMNS: bool, const ROWS: usize, const VECS: usize>(
     for p in prefetch_steps..kc {
         step(p);
     }
-    for (i, acc_i) in acc.iter().enumerate() {
-        for (v, &sum) in acc_i.iter().enumerate() {
-            // SAFETY: (i, 16v..16v+16) is inside the ROWS x 16*VECS tile of c.
-            unsafe {
-                let dst = c.add(i * ldc + 16 * v);
-                let value = if accumulate { _mm512_add_ps(_mm512_loadu_ps(dst), sum) } else { sum };
-                _mm512_storeu_ps(dst, value);
+    store_tile!(acc, c, ldc, accumulate);
+}
+
+/// `c[ROWS x 16*VECS] (+)= acc`: the end of a micro-kernel, `acc[i][v]` (an array of zmm
+/// accumulators) holding `c[i, 16v .. 16v + 16]`; adds to `c` when `accumulate`, else
+/// overwrites it unread. A macro, as a function was not inlined (the accumulators went
+/// through the stack). Expands to unsafe code: the caller guarantees AVX-512F and that `c`
+/// is valid for reads and writes of the tile with row stride `ldc`.
+macro_rules! store_tile {
+    ($acc:expr, $c:expr, $ldc:expr, $accumulate:expr) => {
+        for (i, acc_i) in $acc.iter().enumerate() {
+            for (v, &sum) in acc_i.iter().enumerate() {
+                // SAFETY: (i, 16v..16v+16) is inside the tile of c (the caller's contract).
+                unsafe {
+                    let dst = $c.add(i * $ldc + 16 * v);
+                    let value = if $accumulate { _mm512_add_ps(_mm512_loadu_ps(dst), sum) } else { sum };
+                    _mm512_storeu_ps(dst, value);
+                }
             }
         }
-    }
+    };
 }
+pub(super) use store_tile;
 
 /// Transposes the 16 x 16 matrix whose rows are `r[0..16]`, in registers (64 shuffles).
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn transpose_16x16(r: &mut [__m512; 16]) {
+pub(super) fn transpose_16x16(r: &mut [__m512; 16]) {
     // After the two unpack stages, u[4g + c] holds, in 128-bit lane l, column 4l + c of
     // rows 4g..4g + 4.
     let mut u = [_mm512_setzero_ps(); 16];
@@ -165,7 +179,7 @@ fn transpose_16x16(r: &mut [__m512; 16]) {
 
 /// A mask of the first `w` (<= 16) lanes.
 #[inline(always)]
-fn first_lanes(w: usize) -> __mmask16 {
+pub(super) fn first_lanes(w: usize) -> __mmask16 {
     if w >= 16 {
         0xFFFF
     } else {

@@ -10,8 +10,8 @@ use rayon::prelude::*;
 use std::cell::Cell;
 use std::ops::Range;
 
-/// 64 bytes of floats: the unit of the pack buffers, so that packed panels are aligned for
-/// full-width vector loads.
+/// 64 bytes: the unit of the pack buffers, so that packed panels are aligned for full-width
+/// vector loads.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Align64([f32; 16]);
@@ -39,9 +39,10 @@ fn with_pack_buffers<R>(f: impl FnOnce(&mut PackBuffers) -> R) -> R {
     result
 }
 
-/// A pointer to at least `floats` floats of `buf`, 64-byte aligned, growing it if needed.
-fn reserve_floats(buf: &mut Vec<Align64>, floats: usize) -> *mut f32 {
-    let units = floats.div_ceil(16);
+/// A pointer to room for at least `count` elements of `T` (`f32` or bf16 bits) in `buf`,
+/// 64-byte aligned, growing it if needed.
+fn reserve<T>(buf: &mut Vec<Align64>, count: usize) -> *mut T {
+    let units = (count * size_of::<T>()).div_ceil(size_of::<Align64>());
     if buf.len() < units {
         buf.resize(units, Align64([0.0; 16]));
     }
@@ -52,14 +53,15 @@ fn reserve_floats(buf: &mut Vec<Align64>, floats: usize) -> *mut f32 {
 #[repr(C, align(64))]
 struct ScratchTile([f32; MAX_TILE]);
 
-/// `c`'s base pointer, shared by the jobs, which write disjoint rectangles of it.
+/// `c`'s base pointer (or the shared packing's), shared by the jobs (tasks), which write
+/// disjoint parts of it.
 #[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
+struct SharedOut<T = f32>(*mut T);
 // SAFETY: jobs write pairwise disjoint parts of `c` (see `gemm_packed`), and `c` is
-// exclusively borrowed for the whole call.
-unsafe impl Send for SharedOut {}
+// exclusively borrowed for the whole call; the same for the tasks of `pack_b_shared`.
+unsafe impl<T> Send for SharedOut<T> {}
 // SAFETY: as above.
-unsafe impl Sync for SharedOut {}
+unsafe impl<T> Sync for SharedOut<T> {}
 
 /// How [`gemm_packed`] cuts a product: K blocks of `kc`, and a grid of `m_jobs x n_jobs`
 /// jobs of `mb x nb` elements of `c` (the last row and column of jobs may be smaller). A
@@ -115,11 +117,13 @@ thread_local! {
 }
 
 /// All of `b` packed once and read by every job: K block after K block (each `kc` steps but
-/// the last), each block `panels` panels of `kc x NR` in the layout a job's own packing gives
-/// its columns.
+/// the last), each block `panels` panels of `panel_len(kc)` elements in the layout a job's own
+/// packing gives its columns. (The plan's `kc` is a multiple of 16, so no block but the last
+/// is padded, and block `p0 / kc` starts at element `p0 * panels * NR`.)
 #[derive(Clone, Copy)]
 struct PackedB {
-    base: *const f32,
+    /// The first element, of the kernel's `Packed` type.
+    base: *const u8,
     panels: usize,
 }
 // SAFETY: written before the jobs start (the packing's parallel tasks write disjoint panels)
@@ -145,14 +149,17 @@ pub(super) fn gemm_packed<K: MicroKernel>(a: StridedMat, b: StridedMat, dest: De
     let jobs = plan.m_jobs * plan.n_jobs;
     let parallel = jobs > 1 && should_parallelize(m * k * n);
     let panels = n.div_ceil(K::NR);
-    let share_b = plan.m_jobs > 1 && k * panels * K::NR * 4 <= SHARED_B_MAX_BYTES;
+    // Every block but the last is unpadded, so all of b takes what one panel_len(k) block
+    // would.
+    let packed_len = panels * K::panel_len(k);
+    let share_b = plan.m_jobs > 1 && packed_len * size_of::<K::Packed>() <= SHARED_B_MAX_BYTES;
     // Taken out of the thread-local for the call, so that a nested GEMM on this thread (rayon
     // may run one while this one waits) starts with its own.
     let mut shared = if share_b { SHARED_B.take() } else { Vec::new() };
     let packed_b = share_b.then(|| {
-        let base = reserve_floats(&mut shared, k * panels * K::NR);
+        let base = reserve::<K::Packed>(&mut shared, packed_len);
         pack_b_shared::<K>(&b, plan.kc, panels, SharedOut(base), parallel);
-        PackedB { base: base.cast_const(), panels }
+        PackedB { base: base.cast_const().cast(), panels }
     });
     let job_cols = |job: usize| {
         let jn = job % plan.n_jobs;
@@ -192,8 +199,14 @@ pub(super) fn gemm_packed<K: MicroKernel>(a: StridedMat, b: StridedMat, dest: De
 }
 
 /// Packs all of `b` into `dst` as [`PackedB`] lays it out, in parallel tasks of a few panels
-/// of one K block each. `dst` holds `b.rows * panels * NR` floats, 64-byte aligned.
-fn pack_b_shared<K: MicroKernel>(b: &StridedMat, kc: usize, panels: usize, dst: SharedOut, parallel: bool) {
+/// of one K block each. `dst` holds `panels * K::panel_len(b.rows)` elements, 64-byte aligned.
+fn pack_b_shared<K: MicroKernel>(
+    b: &StridedMat,
+    kc: usize,
+    panels: usize,
+    dst: SharedOut<K::Packed>,
+    parallel: bool,
+) {
     let (k, n, nr) = (b.rows, b.cols, K::NR);
     let groups = panels.div_ceil(SHARED_B_PANELS_PER_TASK);
     let tasks = k.div_ceil(kc) * groups;
@@ -204,11 +217,12 @@ fn pack_b_shared<K: MicroKernel>(b: &StridedMat, kc: usize, panels: usize, dst: 
         let first = group * SHARED_B_PANELS_PER_TASK;
         let cols = (first * nr)..((first + SHARED_B_PANELS_PER_TASK) * nr).min(n);
         // SAFETY: the CPU supports K (checked by sgemm_block); rows p0..p0+kc and the columns
-        // lie inside b; the task's panels start 64-byte aligned (at a multiple of NR floats,
-        // itself a multiple of 16) and end inside dst, and no two tasks share a panel.
+        // lie inside b; the task's panels start 64-byte aligned (at a multiple of NR elements
+        // times an even kc, a multiple of 32 of at least two bytes each) and end inside dst,
+        // and no two tasks share a panel.
         let dst = &dst; // the whole wrapper (Sync), not its raw pointer field
         unsafe {
-            let at = dst.0.add(p0 * panels * nr + first * kc * nr);
+            let at = dst.0.add(p0 * panels * nr + first * K::panel_len(kc));
             K::pack_b(at, b, p0, kc, cols.start, cols.len());
         }
     };
@@ -238,124 +252,144 @@ struct Job<'a, 'b> {
 }
 
 impl Job<'_, '_> {
-    /// Loops K block -> strip of `a` -> panel of `b` -> micro-kernel.
+    /// Loops K block -> strip of `a` -> panel of `b` -> micro-kernel (strip first, then K
+    /// block, for kernels that pack `a` when `b` is packed already).
     ///
     /// # Safety
     /// The CPU supports `K`; `rows` and `cols` lie inside `c`, which is `a.rows x ldc`, and
     /// no other thread accesses that rectangle during the call.
     unsafe fn run<K: MicroKernel>(&self, accumulate: bool, bufs: &mut PackBuffers) {
+        // The driver hands a kernel that reads in place `a`'s own floats.
+        const { assert!(!K::READS_A_IN_PLACE || size_of::<K::Packed>() == size_of::<f32>()) };
         let (a, b, (mr, nr), k) = (self.a, self.b, (K::MR, K::NR), self.a.cols);
-        let (rows, cols) = (self.rows.clone(), self.cols.clone());
+        let cols = self.cols.clone();
         let n_panels = cols.len().div_ceil(nr);
         let in_place = a_in_place(a);
         let prefetch_a = a.rows * a.cols * 4 > PREFETCH_MIN_BYTES;
         let prefetch_b = b.rows * b.cols * 4 > PREFETCH_MIN_BYTES;
-        let a_panel = reserve_floats(&mut bufs.a, A_ROW_STRIDE * mr);
+        let a_panel = reserve::<K::Packed>(&mut bufs.a, A_ROW_STRIDE * mr);
         let own_b = if self.packed_b.is_some() {
             std::ptr::null_mut()
         } else {
-            reserve_floats(&mut bufs.b, self.kc * nr * n_panels)
+            reserve::<K::Packed>(&mut bufs.b, K::panel_len(self.kc) * n_panels)
         };
-        let mut p0 = 0;
-        while p0 < k {
-            let kc = self.kc.min(k - p0);
-            // The first K block overwrites c unless the caller accumulates; later ones add.
-            let acc = accumulate || p0 > 0;
-            let last_block = p0 + kc == k;
-            let b_block = match self.packed_b {
-                // The job's first panel in this K block of the shared packing.
-                Some(packed) => packed.base.wrapping_add(p0 * packed.panels * nr + cols.start / nr * kc * nr),
-                None => {
-                    // SAFETY: rows p0..p0+kc <= k and the job's columns lie inside b; the
-                    // n_panels*kc*nr floats fit the n_panels*self.kc*nr reserved, 64-byte aligned.
-                    unsafe { K::pack_b(own_b, b, p0, kc, cols.start, cols.len()) };
-                    own_b.cast_const()
-                }
-            };
-            // While computing this block, fetch the b that will be packed next.
-            let calls = rows.len().div_ceil(mr) * n_panels;
-            let mut prefetch_b = if !prefetch_b || self.packed_b.is_some() {
-                PrefetchWalk::NONE
-            } else if p0 + kc < k {
-                PrefetchWalk::new(b, (p0 + kc)..(p0 + kc + self.kc).min(k), cols.clone(), calls, kc)
-            } else if let Some(next) = self.next_cols.clone() {
-                PrefetchWalk::new(b, 0..self.kc.min(k), next, calls, kc)
-            } else {
-                PrefetchWalk::NONE
-            };
-            for i in rows.clone().step_by(mr) {
-                let h = mr.min(rows.end - i);
-                // The kernel reads whole tiles of rows, so a strip of another height is packed
-                // (zero-padded) even when `a` could be read in place.
-                let (a_strip, a_row_stride) = if in_place && K::tile_extent(h, nr).0 == h {
-                    (a.ptr(i, p0), a.row_stride)
-                } else {
-                    // SAFETY: rows i..i+h <= a.rows, columns p0..p0+kc <= k; the panel has
-                    // A_ROW_STRIDE*mr floats.
-                    unsafe { K::pack_a(a_panel, a, i, h, p0, kc) };
-                    (a_panel.cast_const(), if a.rows_contiguous() { A_ROW_STRIDE } else { 0 })
+        // With all of b packed beforehand, a kernel that packs `a` takes one strip through
+        // all K blocks before the next (`rows` is then one strip at a time), so that the
+        // packing's prefetch of the next strip is spread over the whole strip's work: 25 % on
+        // the 32768x1600x64 bf16 product, whose copies of `a` otherwise waited on memory. The
+        // sums, and so the bits, are those of the K-block-first order.
+        let strip_first = !K::READS_A_IN_PLACE && self.packed_b.is_some();
+        let group = if strip_first { mr } else { self.rows.len() };
+        for first_row in self.rows.clone().step_by(group) {
+            let rows = first_row..(first_row + group).min(self.rows.end);
+            let mut p0 = 0;
+            while p0 < k {
+                let kc = self.kc.min(k - p0);
+                // The first K block overwrites c unless the caller accumulates; later ones add.
+                let acc = accumulate || p0 > 0;
+                let last_block = p0 + kc == k;
+                let b_block = match self.packed_b {
+                    // The job's first panel in this K block of the shared packing.
+                    Some(packed) => packed
+                        .base
+                        .cast::<K::Packed>()
+                        .wrapping_add(p0 * packed.panels * nr + cols.start / nr * K::panel_len(kc)),
+                    None => {
+                        // SAFETY: rows p0..p0+kc <= k and the job's columns lie inside b; the
+                        // n_panels panels of panel_len(kc) fit the n_panels*panel_len(self.kc)
+                        // reserved, 64-byte aligned.
+                        unsafe { K::pack_b(own_b, b, p0, kc, cols.start, cols.len()) };
+                        own_b.cast_const()
+                    }
                 };
-                // And the next strip of a, while this one meets the job's columns.
-                let next_strip = (i + mr)..(i + 2 * mr).min(rows.end);
-                let mut prefetch_a = if prefetch_a && !next_strip.is_empty() {
-                    PrefetchWalk::new(a, next_strip, p0..p0 + kc, n_panels, kc)
+                // While computing this block, fetch the b that will be packed next.
+                let calls = rows.len().div_ceil(mr) * n_panels;
+                let mut prefetch_b = if !prefetch_b || self.packed_b.is_some() {
+                    PrefetchWalk::NONE
+                } else if p0 + kc < k {
+                    PrefetchWalk::new(b, (p0 + kc)..(p0 + kc + self.kc).min(k), cols.clone(), calls, kc)
+                } else if let Some(next) = self.next_cols.clone() {
+                    PrefetchWalk::new(b, 0..self.kc.min(k), next, calls, kc)
                 } else {
                     PrefetchWalk::NONE
                 };
-                for (t, j) in cols.clone().step_by(nr).enumerate() {
-                    let w = nr.min(cols.end - j);
-                    // In bounds: panel t of the block, and element (i, j) of c.
-                    let b_panel = b_block.wrapping_add(t * kc * nr);
-                    let c_tile = self.c.0.wrapping_add(i * self.ldc + j);
-                    let prefetch = [prefetch_a.next_lines(), prefetch_b.next_lines()];
-                    if K::tile_extent(h, w) == (h, w) {
-                        // SAFETY: the tile (i..i+h, j..j+w) lies inside this job's part of c;
-                        // the strip and the panel hold kc steps.
-                        unsafe {
-                            K::kernel(
-                                kc,
-                                h,
-                                w,
-                                a_strip,
-                                a_row_stride,
-                                b_panel,
-                                c_tile,
-                                self.ldc,
-                                acc,
-                                prefetch,
-                            )
+                for i in rows.clone().step_by(mr) {
+                    let h = mr.min(rows.end - i);
+                    // The kernel reads whole tiles of rows, so a strip of another height is packed
+                    // (zero-padded) even when `a` could be read in place.
+                    // (Only kernels of f32 panels read in place, so the cast changes nothing.)
+                    let (a_strip, a_row_stride) =
+                        if K::READS_A_IN_PLACE && in_place && K::tile_extent(h, nr).0 == h {
+                            (a.ptr(i, p0).cast::<K::Packed>(), a.row_stride)
+                        } else {
+                            // SAFETY: rows i..i+h <= a.rows, columns p0..p0+kc <= k; the panel has
+                            // A_ROW_STRIDE*mr floats.
+                            unsafe { K::pack_a(a_panel, a, i, h, p0, kc) };
+                            (a_panel.cast_const(), if a.rows_contiguous() { A_ROW_STRIDE } else { 0 })
                         };
+                    // And the next strip of a, while this one meets the job's columns.
+                    let next_strip = (i + mr)..(i + 2 * mr).min(rows.end);
+                    let mut prefetch_a = if prefetch_a && !next_strip.is_empty() {
+                        PrefetchWalk::new(a, next_strip, p0..p0 + kc, n_panels, kc)
                     } else {
-                        // The kernel would write past the edge of c: give it the scratch tile.
-                        // SAFETY: the tile lies inside this job's part of c (see below).
-                        unsafe {
-                            self.edge_tile::<K>(
-                                kc,
-                                h,
-                                w,
-                                a_strip,
-                                a_row_stride,
-                                b_panel,
-                                c_tile,
-                                acc,
-                                prefetch,
-                            )
-                        };
-                    }
-                    if let Some(bias) = self.bias.filter(|_| last_block) {
-                        // The tile is final and still in L1: add the bias to its rows.
-                        for r in 0..h {
-                            // SAFETY: row r < h of the tile has w elements inside c, which no
-                            // other thread touches.
-                            let row = unsafe { std::slice::from_raw_parts_mut(c_tile.add(r * self.ldc), w) };
-                            for (v, &b) in row.iter_mut().zip(&bias[j..j + w]) {
-                                *v += b;
+                        PrefetchWalk::NONE
+                    };
+                    for (t, j) in cols.clone().step_by(nr).enumerate() {
+                        let w = nr.min(cols.end - j);
+                        // In bounds: panel t of the block, and element (i, j) of c.
+                        let b_panel = b_block.wrapping_add(t * K::panel_len(kc));
+                        let c_tile = self.c.0.wrapping_add(i * self.ldc + j);
+                        let prefetch = [prefetch_a.next_lines(), prefetch_b.next_lines()];
+                        if K::tile_extent(h, w) == (h, w) {
+                            // SAFETY: the tile (i..i+h, j..j+w) lies inside this job's part of c;
+                            // the strip and the panel hold kc steps.
+                            unsafe {
+                                K::kernel(
+                                    kc,
+                                    h,
+                                    w,
+                                    a_strip,
+                                    a_row_stride,
+                                    b_panel,
+                                    c_tile,
+                                    self.ldc,
+                                    acc,
+                                    prefetch,
+                                )
+                            };
+                        } else {
+                            // The kernel would write past the edge of c: give it the scratch tile.
+                            // SAFETY: the tile lies inside this job's part of c (see below).
+                            unsafe {
+                                self.edge_tile::<K>(
+                                    kc,
+                                    h,
+                                    w,
+                                    a_strip,
+                                    a_row_stride,
+                                    b_panel,
+                                    c_tile,
+                                    acc,
+                                    prefetch,
+                                )
+                            };
+                        }
+                        if let Some(bias) = self.bias.filter(|_| last_block) {
+                            // The tile is final and still in L1: add the bias to its rows.
+                            for r in 0..h {
+                                // SAFETY: row r < h of the tile has w elements inside c, which no
+                                // other thread touches.
+                                let row =
+                                    unsafe { std::slice::from_raw_parts_mut(c_tile.add(r * self.ldc), w) };
+                                for (v, &b) in row.iter_mut().zip(&bias[j..j + w]) {
+                                    *v += b;
+                                }
                             }
                         }
                     }
                 }
+                p0 += kc;
             }
-            p0 += kc;
         }
     }
 
@@ -371,9 +405,9 @@ impl Job<'_, '_> {
         kc: usize,
         h: usize,
         w: usize,
-        a_strip: *const f32,
+        a_strip: *const K::Packed,
         a_row_stride: usize,
-        b_panel: *const f32,
+        b_panel: *const K::Packed,
         c_tile: *mut f32,
         acc: bool,
         prefetch: [PrefetchLines; 2],

@@ -39,6 +39,10 @@
 //! * Anything else: `matrixmultiply::sgemm` on fixed 64-row blocks of `c`
 //!   ([`GemmBackend::Portable`]).
 //!
+//! The bf16 GEMM ([`sgemm_bf16`], in `bf16.rs`) runs the same driver with a 12 x 32
+//! AVX512_BF16 kernel (`vdpbf16ps`, k in pairs) whose packed panels hold bf16 instead of f32
+//! (`MicroKernel::Packed`); it always packs `a`, rounding it.
+//!
 //! Edge tiles use smaller instances of the same kernel (fewer rows or one vector of columns)
 //! writing into a scratch tile.
 //!
@@ -282,23 +286,31 @@ struct Dest<'a> {
     bias: Option<&'a [f32]>,
 }
 
-/// The shared body of [`sgemm_with`], [`sgemm_ld`] and [`sgemm_bias`]; `dest.c` holds the
-/// block with row stride `dest.ldc` (checked by the callers). The portable backend takes no
-/// bias.
-fn sgemm_block(backend: GemmBackend, a: StridedMat, b: StridedMat, dest: Dest) {
+/// Checks that `a` and `b` can be multiplied, and writes the products that sum nothing: true
+/// when `dest` is complete (`c` empty, or `k = 0`, an empty sum being zero).
+fn product_is_empty(a: &StridedMat, b: &StridedMat, dest: &mut Dest) -> bool {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "sgemm: a is {m}x{k} but b is {}x{n}", b.rows);
-    assert!(backend.is_available(), "sgemm: this CPU cannot run the {backend:?} backend");
     if m == 0 || n == 0 {
-        return;
+        return true;
     }
     if k == 0 {
-        // An empty sum is zero.
         if !dest.accumulate {
             for row in dest.c.chunks_mut(dest.ldc).take(m) {
                 row[..n].fill(0.0);
             }
         }
+        return true;
+    }
+    false
+}
+
+/// The shared body of [`sgemm_with`], [`sgemm_ld`] and [`sgemm_bias`]; `dest.c` holds the
+/// block with row stride `dest.ldc` (checked by the callers). The portable backend takes no
+/// bias.
+fn sgemm_block(backend: GemmBackend, a: StridedMat, b: StridedMat, mut dest: Dest) {
+    assert!(backend.is_available(), "sgemm: this CPU cannot run the {backend:?} backend");
+    if product_is_empty(&a, &b, &mut dest) {
         return;
     }
     match backend {
@@ -357,10 +369,21 @@ fn sgemm_portable(a: StridedMat, b: StridedMat, c: &mut [f32], ldc: usize, accum
 /// A micro-kernel and the packing routines that feed it. The driver [`gemm_packed`] is
 /// generic over this, so an instruction set only has to supply these functions.
 trait MicroKernel {
+    /// The element of the packed panels: `f32`, or (for the bf16 kernel) the bits of a bf16.
+    type Packed: Copy;
     /// Rows of the register tile of `c`.
     const MR: usize;
     /// Columns of the register tile of `c`.
     const NR: usize;
+    /// Whether the kernel can read a row-contiguous `a` where it lies ([`a_in_place`]); only
+    /// for kernels whose `Packed` is `f32`, as the driver then hands it `a` itself.
+    const READS_A_IN_PLACE: bool;
+
+    /// Elements of one packed `b` panel of `kc` steps (and of the `a` panel's steps, the
+    /// packing unit of k): `kc * NR` unless the kernel pads k.
+    fn panel_len(kc: usize) -> usize {
+        kc * Self::NR
+    }
 
     /// Packs rows `i0..i0 + rows` (`rows <= MR`) and columns `p0..p0 + kc` of `a` into an
     /// `a` panel with zero rows past `rows`: a row panel `dst[i * A_ROW_STRIDE + p]` if `a`'s
@@ -369,16 +392,17 @@ trait MicroKernel {
     /// # Safety
     /// The CPU supports the kernel's features, the block lies inside `a`, and `dst` is valid
     /// for `MR * A_ROW_STRIDE` writes.
-    unsafe fn pack_a(dst: *mut f32, a: &StridedMat, i0: usize, rows: usize, p0: usize, kc: usize);
+    unsafe fn pack_a(dst: *mut Self::Packed, a: &StridedMat, i0: usize, rows: usize, p0: usize, kc: usize);
 
     /// Packs rows `p0..p0 + kc` and columns `j0..j0 + cols` of `b` into `cols.div_ceil(NR)`
-    /// panels of `kc x NR`: column `j` goes to panel `t = j / NR` as
-    /// `dst[t * kc * NR + p * NR + j % NR]`, and the last panel is zero-padded.
+    /// panels of `panel_len(kc)` elements: for `f32` kernels column `j` goes to panel
+    /// `t = j / NR` as `dst[t * kc * NR + p * NR + j % NR]`, and the last panel is
+    /// zero-padded.
     ///
     /// # Safety
     /// The CPU supports the kernel's features, the block lies inside `b`, and `dst` is
-    /// 64-byte aligned and valid for `cols.div_ceil(NR) * kc * NR` writes.
-    unsafe fn pack_b(dst: *mut f32, b: &StridedMat, p0: usize, kc: usize, j0: usize, cols: usize);
+    /// 64-byte aligned and valid for `cols.div_ceil(NR) * panel_len(kc)` writes.
+    unsafe fn pack_b(dst: *mut Self::Packed, b: &StridedMat, p0: usize, kc: usize, j0: usize, cols: usize);
 
     /// The part of a tile of `rows x cols` (`rows <= MR`, `cols <= NR`) that
     /// [`MicroKernel::kernel`] computes and writes: at least that, rounded up to the tile
@@ -388,8 +412,9 @@ trait MicroKernel {
     /// `c[r x w] (+)= a[r x kc] * b_panel[kc x w]` with `(r, w) = tile_extent(rows, cols)`,
     /// where `c` has row stride `ldc`; adds to `c` when `accumulate`, else overwrites it
     /// without reading it. `a_row_stride` says where `a[i, p]` is: `a[p * MR + i]` (a column
-    /// panel) if it is 0, else `a[i * a_row_stride + p]` (a row panel, or `a` itself). Along
-    /// the way the kernel prefetches the lines of `prefetch` (at most one of each per step).
+    /// panel) if it is 0, else `a[i * a_row_stride + p]` (a row panel, or `a` itself), in
+    /// the kernel's packing unit (the bf16 kernel's is a pair of steps). Along the way the
+    /// kernel prefetches the lines of `prefetch` (at most one of each per step).
     ///
     /// # Safety
     /// The CPU supports the kernel's features; `a` holds `r` rows of `kc` steps as described;
@@ -400,9 +425,9 @@ trait MicroKernel {
         kc: usize,
         rows: usize,
         cols: usize,
-        a: *const f32,
+        a: *const Self::Packed,
         a_row_stride: usize,
-        b: *const f32,
+        b: *const Self::Packed,
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
@@ -605,5 +630,15 @@ mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 
+mod bf16;
+pub use bf16::{
+    bf16_backend, bf16_to_f32, f32_to_bf16, round_to_bf16, sgemm_bf16, sgemm_bf16_with, Bf16Backend,
+};
+
+#[cfg(target_arch = "x86_64")]
+mod avx512bf16;
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bf16;

@@ -12,7 +12,7 @@ fn backends() -> Vec<GemmBackend> {
 
 /// `a @ b (+ init)` in f64 by the definition, and for each element an error bound for an
 /// f32 computation: (k + 2) f32 epsilons times the sum of the magnitudes of its terms.
-fn reference(a: &StridedMat, b: &StridedMat, init: Option<&[f32]>) -> (Vec<f64>, Vec<f64>) {
+pub(super) fn reference(a: &StridedMat, b: &StridedMat, init: Option<&[f32]>) -> (Vec<f64>, Vec<f64>) {
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let mut want = vec![0.0; m * n];
     let mut tol = vec![0.0; m * n];
@@ -52,7 +52,7 @@ fn check(backend: GemmBackend, a: StridedMat, b: StridedMat, accumulate: bool, w
 
 /// Shapes (m, k, n): ones, primes, below / at / above the 12 x 32 tile and the 256-step K
 /// block (k = 600 makes three blocks), narrow and wide edges.
-const SHAPES: [(usize, usize, usize); 14] = [
+pub(super) const SHAPES: [(usize, usize, usize); 14] = [
     (1, 1, 1),
     (1, 7, 3),
     (3, 5, 1),
