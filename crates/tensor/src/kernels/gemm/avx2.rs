@@ -50,28 +50,7 @@ impl MicroKernel for Avx2 {
         accumulate: bool,
         prefetch: [PrefetchLines; 2],
     ) {
-        // One instance per tile size (2, 4 or 6 rows; one or two vectors of columns) and
-        // layout of `a`.
-        macro_rules! run {
-            ($rows:literal, $vecs:literal) => {
-                // SAFETY: forwarded contract; tile_extent(rows, cols) is $rows x 8*$vecs.
-                unsafe {
-                    if a_row_stride == 0 {
-                        kernel::<true, $rows, $vecs>(kc, a, 0, b, c, ldc, accumulate, prefetch)
-                    } else {
-                        kernel::<false, $rows, $vecs>(kc, a, a_row_stride, b, c, ldc, accumulate, prefetch)
-                    }
-                }
-            };
-        }
-        match (rows.next_multiple_of(2), cols > 8) {
-            (6, true) => run!(6, 2),
-            (6, false) => run!(6, 1),
-            (4, true) => run!(4, 2),
-            (4, false) => run!(4, 1),
-            (_, true) => run!(2, 2),
-            (_, false) => run!(2, 1),
-        }
+        super::dispatch_tile!(kc, rows, cols, a, a_row_stride, b, c, ldc, accumulate, prefetch; rows [2, 4, 6], lanes 8);
     }
 }
 

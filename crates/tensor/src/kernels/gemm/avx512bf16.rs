@@ -65,28 +65,7 @@ impl MicroKernel for Avx512Bf16 {
         accumulate: bool,
         prefetch: [PrefetchLines; 2],
     ) {
-        // One instance per tile size (4, 8 or 12 rows; one or two vectors of columns) and
-        // layout of `a`, as for the f32 kernel.
-        macro_rules! run {
-            ($rows:literal, $vecs:literal) => {
-                // SAFETY: forwarded contract; tile_extent(rows, cols) is $rows x 16*$vecs.
-                unsafe {
-                    if a_row_stride == 0 {
-                        kernel::<true, $rows, $vecs>(kc, a, 0, b, c, ldc, accumulate, prefetch)
-                    } else {
-                        kernel::<false, $rows, $vecs>(kc, a, a_row_stride, b, c, ldc, accumulate, prefetch)
-                    }
-                }
-            };
-        }
-        match (rows.next_multiple_of(4), cols > 16) {
-            (12, true) => run!(12, 2),
-            (12, false) => run!(12, 1),
-            (8, true) => run!(8, 2),
-            (8, false) => run!(8, 1),
-            (_, true) => run!(4, 2),
-            (_, false) => run!(4, 1),
-        }
+        super::dispatch_tile!(kc, rows, cols, a, a_row_stride, b, c, ldc, accumulate, prefetch; rows [4, 8, 12], lanes 16);
     }
 }
 

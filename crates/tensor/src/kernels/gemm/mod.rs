@@ -619,6 +619,46 @@ unsafe fn pack_b_generic(
     }
 }
 
+/// The body of every tier's [`MicroKernel::kernel`]: picks the const-generic instance of the
+/// tier's own `kernel` function for the tile's padded size (`rows` rounded up to a multiple of
+/// the smallest row count, one or two vectors of `lanes` columns) and for the layout of `a`
+/// (a column panel when `a_row_stride` is 0), so that edge tiles do not pay for the full tile.
+macro_rules! dispatch_tile {
+    ($kc:ident, $rows:ident, $cols:ident, $a:ident, $a_row_stride:ident, $b:ident, $c:ident, $ldc:ident,
+     $accumulate:ident, $prefetch:ident; rows [$r1:literal, $r2:literal, $r3:literal], lanes $lanes:literal) => {{
+        macro_rules! run {
+            ($r:literal, $vecs:literal) => {
+                // SAFETY: forwarded contract; tile_extent(rows, cols) is $r x lanes*$vecs.
+                unsafe {
+                    if $a_row_stride == 0 {
+                        kernel::<true, $r, $vecs>($kc, $a, 0, $b, $c, $ldc, $accumulate, $prefetch)
+                    } else {
+                        kernel::<false, $r, $vecs>(
+                            $kc,
+                            $a,
+                            $a_row_stride,
+                            $b,
+                            $c,
+                            $ldc,
+                            $accumulate,
+                            $prefetch,
+                        )
+                    }
+                }
+            };
+        }
+        match ($rows.next_multiple_of($r1), $cols > $lanes) {
+            ($r3, true) => run!($r3, 2),
+            ($r3, false) => run!($r3, 1),
+            ($r2, true) => run!($r2, 2),
+            ($r2, false) => run!($r2, 1),
+            (_, true) => run!($r1, 2),
+            (_, false) => run!($r1, 1),
+        }
+    }};
+}
+use dispatch_tile;
+
 mod driver;
 use driver::gemm_packed;
 #[cfg(test)]
