@@ -216,32 +216,46 @@ fn parallel_equals_serial_bitwise() {
     // shorter), and a over 1 MiB, so that it is prefetched; 128x600x1000: the dense-layer
     // shape, split into column jobs; 384x768x128: a GPT weight gradient, four row jobs. Where
     // the rows are split (all but the dense-layer shape), b is packed once for all jobs.
-    for (s, &(m, k, n)) in
-        [(150, 300, 200), (300, 1000, 300), (128, 600, 1000), (384, 768, 128)].iter().enumerate()
-    {
+    let shapes = [(150, 300, 200), (300, 1000, 300), (128, 600, 1000), (384, 768, 128)];
+    for &(m, k, n) in &shapes {
         let plan = Plan::new(m, k, n, 12, 32);
         assert!(plan.m_jobs * plan.n_jobs >= 2, "{m}x{k}x{n}: {plan:?}");
         assert_eq!(plan.m_jobs > 1, m != 128, "{m}x{k}x{n}: {plan:?}");
+    }
+    for backend in backends() {
+        assert_thread_independent(&shapes, &format!("{backend:?}"), |a, b, c, acc| {
+            sgemm_with(backend, a, b, c, acc)
+        });
+    }
+}
+
+/// For each `(m, k, n)` of `shapes` and four combinations of transposes and accumulation, runs
+/// `gemm(a, b, c, accumulate)` serially, in parallel and in the automatic mode on the same
+/// seeded data, and asserts the same bits (`what` names the GEMM in a failure).
+pub(super) fn assert_thread_independent(
+    shapes: &[(usize, usize, usize)],
+    what: &str,
+    gemm: impl Fn(StridedMat, StridedMat, &mut [f32], bool),
+) {
+    for (s, &(m, k, n)) in shapes.iter().enumerate() {
         let a = randn(m * k, 20 + s as u64);
         let b = randn(k * n, 30 + s as u64);
         let init = randn(m * n, 40 + s as u64);
-        for backend in backends() {
-            for (ta, tb, acc) in
-                [(false, false, false), (true, false, true), (false, true, true), (true, true, false)]
-            {
-                let (av, bv) = (StridedMat::row_major(&a, m, k, ta), StridedMat::row_major(&b, k, n, tb));
-                let run = |mode| {
-                    with_mode(mode, || {
-                        let mut c = init.clone();
-                        sgemm_with(backend, av, bv, &mut c, acc);
-                        c
-                    })
-                };
-                let serial = run(Mode::Serial);
-                let what = format!("{backend:?} {m}x{k}x{n} ta={ta} tb={tb} acc={acc}");
-                assert!(serial == run(Mode::Parallel), "{what}");
-                assert!(serial == run(Mode::Auto), "{what}");
-            }
+        for (ta, tb, acc) in
+            [(false, false, false), (true, false, true), (false, true, true), (true, true, false)]
+        {
+            let (av, bv) = (StridedMat::row_major(&a, m, k, ta), StridedMat::row_major(&b, k, n, tb));
+            let run = |mode| {
+                with_mode(mode, || {
+                    let mut c = init.clone();
+                    gemm(av, bv, &mut c, acc);
+                    c
+                })
+            };
+            let serial = run(Mode::Serial);
+            let what = format!("{what} {m}x{k}x{n} ta={ta} tb={tb} acc={acc}");
+            assert!(serial == run(Mode::Parallel), "{what}");
+            assert!(serial == run(Mode::Auto), "{what}");
         }
     }
 }

@@ -1,9 +1,8 @@
 //! Tests of the bf16 GEMM: the rounding, parity with an exact product of the rounded
 //! operands, determinism, and the fallback against the native kernel.
 
-use super::tests::{reference, SHAPES};
+use super::tests::{assert_thread_independent, reference, SHAPES};
 use super::*;
-use crate::kernels::parallel::{with_mode, Mode};
 use crate::testing::randn;
 
 /// Every bf16 backend this CPU can run (the fallback always).
@@ -147,30 +146,11 @@ fn general_strides_match_reference_of_rounded_operands() {
 /// layer's column jobs, and row jobs that share one packing of b.
 #[test]
 fn parallel_equals_serial_bitwise() {
-    for (s, &(m, k, n)) in
-        [(150, 301, 200), (300, 1001, 300), (128, 600, 1000), (384, 768, 128)].iter().enumerate()
-    {
-        let a = randn(m * k, 20 + s as u64);
-        let b = randn(k * n, 30 + s as u64);
-        let init = randn(m * n, 40 + s as u64);
-        for backend in backends() {
-            for (ta, tb, acc) in
-                [(false, false, false), (true, false, true), (false, true, true), (true, true, false)]
-            {
-                let (av, bv) = (StridedMat::row_major(&a, m, k, ta), StridedMat::row_major(&b, k, n, tb));
-                let run = |mode| {
-                    with_mode(mode, || {
-                        let mut c = init.clone();
-                        sgemm_bf16_with(backend, av, bv, &mut c, acc);
-                        c
-                    })
-                };
-                let serial = run(Mode::Serial);
-                let what = format!("{backend:?} {m}x{k}x{n} ta={ta} tb={tb} acc={acc}");
-                assert!(serial == run(Mode::Parallel), "{what}");
-                assert!(serial == run(Mode::Auto), "{what}");
-            }
-        }
+    let shapes = [(150, 301, 200), (300, 1001, 300), (128, 600, 1000), (384, 768, 128)];
+    for backend in backends() {
+        assert_thread_independent(&shapes, &format!("{backend:?}"), |a, b, c, acc| {
+            sgemm_bf16_with(backend, a, b, c, acc)
+        });
     }
 }
 
