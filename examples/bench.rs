@@ -34,7 +34,8 @@ fn main() {
     if !args.json {
         println!(
             "adamant training step, batch 128 (char_gpt: 12 x 64 tokens), {threads} rayon thread(s), \
-             medians over the timed steps"
+             {} products, medians over the timed steps",
+            args.precision
         );
         println!(
             "{:<11} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
@@ -42,7 +43,7 @@ fn main() {
         );
     }
     for (i, &net) in args.nets.iter().enumerate() {
-        let r = run(net, args.steps.unwrap_or(net.default_steps()), args.warmup);
+        let r = run(net, args.steps.unwrap_or(net.default_steps()), args.warmup, args.precision);
         let rss = peak_rss_mb();
         let mut out = std::io::stdout().lock();
         let written = if args.json {

@@ -4,10 +4,10 @@
 //! node's inputs come before it. `backward` therefore needs no graph search; it walks the
 //! nodes once from the loss down to the leaves, calling each node's backward closure.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use adamant_tensor::{pool, rng, Tensor};
+use adamant_tensor::{pool, rng, Precision, Tensor};
 
 use crate::gradients::Gradients;
 use crate::param::{Param, ParamId};
@@ -148,6 +148,8 @@ pub struct Tape {
     mode: Mode,
     seed: u64,
     record: bool,
+    /// The precision of the products recorded from now on (see [`Tape::set_precision`]).
+    precision: Cell<Precision>,
     pub(crate) nodes: RefCell<Vec<Node>>,
 }
 
@@ -155,19 +157,68 @@ impl Tape {
     /// A recording tape. `seed` drives the step's randomness (dropout masks, VAE noise):
     /// the same seed and the same sequence of ops give the same draws.
     pub fn new(mode: Mode, seed: u64) -> Tape {
-        Tape { mode, seed, record: true, nodes: RefCell::new(Vec::new()) }
+        Tape::with_options(mode, seed, true)
     }
 
     /// A tape for evaluation: eval mode and no recording. Ops compute values only; no
     /// backward closure, mask or saved buffer is kept (PyTorch's `torch.no_grad()` with
     /// `model.eval()`).
     pub fn inference() -> Tape {
-        Tape { mode: Mode::Eval, seed: 0, record: false, nodes: RefCell::new(Vec::new()) }
+        Tape::with_options(Mode::Eval, 0, false)
     }
 
     /// A tape with every option explicit.
     pub fn with_options(mode: Mode, seed: u64, record: bool) -> Tape {
-        Tape { mode, seed, record, nodes: RefCell::new(Vec::new()) }
+        Tape { mode, seed, record, precision: Cell::new(Precision::F32), nodes: RefCell::new(Vec::new()) }
+    }
+
+    /// The precision of the matrix products recorded from now on: [`Precision::F32`] unless
+    /// changed with [`Tape::set_precision`] or [`Tape::autocast`].
+    pub fn precision(&self) -> Precision {
+        self.precision.get()
+    }
+
+    /// Sets the precision of the matrix products recorded from now on (mixed precision,
+    /// PyTorch's `torch.autocast("cpu", dtype=torch.bfloat16)` for a whole step).
+    ///
+    /// With [`Precision::Bf16`], the ops built on a GEMM ([`Var::matmul`] and its transposed
+    /// forms, [`Var::linear`], [`Var::conv2d`], [`Var::conv1d`]) round their operands to bf16
+    /// and sum the products in f32, in the forward pass and in their two backward products
+    /// (which keep the precision their op was recorded with). Their results, and every
+    /// other op (elementwise, reductions, softmax, losses, normalisations, attention's
+    /// products), stay f32, as do the parameters, the gradients and the optimizer's state.
+    /// Where the CPU lacks AVX512_BF16 the same products come from the f32 GEMM on rounded
+    /// operands (slower, not faster than f32).
+    pub fn set_precision(&self, precision: Precision) {
+        self.precision.set(precision);
+    }
+
+    /// Runs `f` with the matrix products in `precision`, then restores the previous one
+    /// (PyTorch's `with torch.autocast(...)` block); see [`Tape::set_precision`].
+    ///
+    /// ```
+    /// use adamant_autodiff::{Mode, Tape};
+    /// use adamant_tensor::{Precision, Tensor};
+    ///
+    /// let tape = Tape::new(Mode::Train, 0);
+    /// let x = tape.constant(Tensor::from_vec(vec![1.0 + 1.0 / 512.0, 1.0], &[1, 2]));
+    /// let w = tape.constant(Tensor::from_vec(vec![1.0, 1.0], &[2, 1]));
+    /// let exact = x.matmul(w);
+    /// let rounded = tape.autocast(Precision::Bf16, || x.matmul(w));
+    /// assert_eq!(exact.value().data(), &[2.0 + 1.0 / 512.0]);
+    /// assert_eq!(rounded.value().data(), &[2.0]); // 1 + 2^-9 has no bf16: it rounds to 1
+    /// assert_eq!(tape.precision(), Precision::F32);
+    /// ```
+    pub fn autocast<R>(&self, precision: Precision, f: impl FnOnce() -> R) -> R {
+        /// Puts the previous precision back, also when `f` panics.
+        struct Restore<'a>(&'a Tape, Precision);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.precision.set(self.1);
+            }
+        }
+        let _restore = Restore(self, self.precision.replace(precision));
+        f()
     }
 
     /// Train or eval.

@@ -36,7 +36,7 @@ use adamant::layers::{Module, Params, Sequential};
 use adamant::optim::{Adam, AdamConfig, Optimizer};
 use adamant::tensor::kernels::parallel::run_in_pool;
 use adamant::tensor::rng::{self, seeded, Purpose};
-use adamant::tensor::Tensor;
+use adamant::tensor::{Precision, Tensor};
 
 use crate::cli::{self, CliError};
 use char_gpt::Phases;
@@ -272,6 +272,8 @@ pub struct BenchResult {
     pub gflops: f64,
     /// The loss of every step, warm-up included, in order.
     pub losses: Vec<f32>,
+    /// The precision of the step's matrix products.
+    pub precision: Precision,
 }
 
 impl BenchResult {
@@ -300,11 +302,12 @@ impl BenchResult {
         let mut s = String::new();
         let _ = write!(
             s,
-            "{{\"net\": \"{}\", \"threads\": {threads}, \"step_ms\": {}, \"fwd_ms\": {}, \"bwd_ms\": {}, \
+            "{{\"net\": \"{}\", \"precision\": \"{}\", \"threads\": {threads}, \"step_ms\": {}, \"fwd_ms\": {}, \"bwd_ms\": {}, \
              \"opt_ms\": {}, \"gflops\": {}, \"peak_rss_mb\": {}, \"step_ms_min\": {}, \"step_ms_p90\": {}, \
              \"epoch_s\": {}, \"gflop_per_step\": {}, \"params\": {}, \"steps\": {}, \"warmup\": {}, \
              \"final_loss\": {}, \"rss_includes_earlier_nets\": {rss_includes_earlier_nets}}}",
             self.net,
+            self.precision,
             num(self.step_ms),
             num(self.fwd_ms),
             num(self.bwd_ms),
@@ -349,9 +352,11 @@ fn paper_step(
     optimizer: &mut Adam,
     (images, labels): &(Tensor, Vec<usize>),
     seed: u64,
+    precision: Precision,
 ) -> (f32, Phases) {
     let t0 = Instant::now();
     let tape = Tape::new(Mode::Train, seed);
+    tape.set_precision(precision);
     // `clone` is O(1): the tape shares the batch's storage, as torch reuses `x`.
     let loss = model.loss(tape.constant(images.clone()), labels);
     let t1 = Instant::now();
@@ -369,8 +374,9 @@ fn paper_step(
 /// Times `warmup + steps` training steps of `net` and returns the statistics of the last
 /// `steps`. The paper's nets train on one fixed synthetic batch (seed 0), as the reference
 /// script does; `char_gpt` draws a new batch of ids each step (outside the timed phases), as
-/// its reference draws one. Uses rayon's global pool as it is.
-pub fn run(net: Net, steps: usize, warmup: usize) -> BenchResult {
+/// its reference draws one. The matrix products run in `precision` (`Bf16`: PyTorch's
+/// `--autocast bf16`). Uses rayon's global pool as it is.
+pub fn run(net: Net, steps: usize, warmup: usize, precision: Precision) -> BenchResult {
     let seed = 0;
     let step_seed = |step: usize| rng::stream_seed(seed, Purpose::Step, step as u64);
     let mut phases = Vec::with_capacity(steps);
@@ -380,7 +386,7 @@ pub fn run(net: Net, steps: usize, warmup: usize) -> BenchResult {
             let mut optimizer = Adam::new(AdamConfig::default());
             let batch = make_batch(net, rng::stream_seed(seed, Purpose::Data, 0));
             for step in 0..warmup + steps {
-                let (loss, p) = paper_step(&mut model, &mut optimizer, &batch, step_seed(step));
+                let (loss, p) = paper_step(&mut model, &mut optimizer, &batch, step_seed(step), precision);
                 losses.push(loss);
                 phases.extend((step >= warmup).then_some(p));
             }
@@ -390,7 +396,7 @@ pub fn run(net: Net, steps: usize, warmup: usize) -> BenchResult {
             let mut gpt = char_gpt::CharGpt::new(seed);
             for step in 0..warmup + steps {
                 let (x, y) = char_gpt::batch(gpt.model.config(), seed, step as u64);
-                let (loss, p) = gpt.step(&x, &y, step_seed(step));
+                let (loss, p) = gpt.step(&x, &y, step_seed(step), precision);
                 losses.push(loss);
                 phases.extend((step >= warmup).then_some(p));
             }
@@ -422,6 +428,7 @@ pub fn run(net: Net, steps: usize, warmup: usize) -> BenchResult {
         gflop_per_step,
         gflops: gflop_per_step / (step_ms / 1e3),
         losses,
+        precision,
     }
 }
 
@@ -451,6 +458,8 @@ Usage: cargo run --release --example bench -- [options]
   --steps N        timed steps per net, 1 to 1000000 (default per net: logreg 300, mlp 60,
                    mlp_nodrop 60, cnn 12, vae 150, char_gpt 30)
   --warmup W       untimed steps before them, 0 to 1000000 (default 3)
+  --precision P    f32 (default) or bf16: the matrix products and convolutions take bf16
+                   operands and sum in f32, as torch_paper_nets.py --autocast bf16
   --json           print one JSON line per net and nothing else on stdout
   -h, --help       this text
 
@@ -471,11 +480,20 @@ pub struct BenchArgs {
     pub warmup: usize,
     /// `--json`.
     pub json: bool,
+    /// `--precision`.
+    pub precision: Precision,
 }
 
 impl Default for BenchArgs {
     fn default() -> Self {
-        BenchArgs { nets: Net::ALL.to_vec(), threads: None, steps: None, warmup: DEFAULT_WARMUP, json: false }
+        BenchArgs {
+            nets: Net::ALL.to_vec(),
+            threads: None,
+            steps: None,
+            warmup: DEFAULT_WARMUP,
+            json: false,
+            precision: Precision::F32,
+        }
     }
 }
 
@@ -518,6 +536,10 @@ where
                     cli::parse_whole(&cli::value(&mut parser, "--warmup")?, "--warmup", 0, MAX_STEPS)?
             }
             Long("json") => out.json = true,
+            Long("precision") => {
+                let value = cli::value(&mut parser, "--precision")?;
+                out.precision = value.parse().map_err(|e: String| CliError::invalid("--precision", e))?;
+            }
             other => return Err(cli::unexpected(other)),
         }
     }
@@ -534,10 +556,19 @@ mod tests {
 
     #[test]
     fn parses_flags_and_reports_bad_ones_in_one_line() {
-        let Command::Run(a) =
-            parse_args(["--nets", "cnn,vae", "--threads=2", "--steps", "5", "--warmup", "0", "--json"])
-                .unwrap()
-        else {
+        let Command::Run(a) = parse_args([
+            "--nets",
+            "cnn,vae",
+            "--threads=2",
+            "--steps",
+            "5",
+            "--warmup",
+            "0",
+            "--json",
+            "--precision",
+            "bf16",
+        ])
+        .unwrap() else {
             panic!("expected Run")
         };
         assert_eq!(
@@ -547,8 +578,13 @@ mod tests {
                 threads: Some(2),
                 steps: Some(5),
                 warmup: 0,
-                json: true
+                json: true,
+                precision: Precision::Bf16,
             }
+        );
+        assert_eq!(
+            err(&["--precision", "fp8"]),
+            "--precision: unknown precision 'fp8' (expected f32 or bf16)"
         );
         assert_eq!(parse_args(["-h"]).unwrap(), Command::Help);
         assert_eq!(

@@ -38,5 +38,6 @@ pub mod testing;
 
 pub use dims::{infer_shape, ShapeSpec};
 pub use ids::Ids;
+pub use kernels::Precision;
 pub use shape::{broadcast_shapes, numel, strides, Axis};
 pub use tensor::Tensor;

@@ -80,8 +80,9 @@ impl<'t> Var<'t> {
             pad_w,
         };
         let (oh, ow) = (geom.out_h(), geom.out_w());
+        let p = self.tape.precision();
         let mut out = pool::take_for_overwrite(n * oc * oh * ow);
-        k::conv2d_forward(x.data(), n, &geom, w.data(), oc, b.as_ref().map(|b| b.data()), &mut out);
+        k::conv2d_forward_in(p, x.data(), n, &geom, w.data(), oc, b.as_ref().map(|b| b.data()), &mut out);
         let y = Tensor::from_vec(out, &[n, oc, oh, ow]);
 
         let (ix, iw, ib) = (self.index, weight.index, bias.map(|b| b.index));
@@ -92,7 +93,8 @@ impl<'t> Var<'t> {
             let mut dx = want_x.then(|| g.take(ix));
             let mut dw = g.take(iw);
             let mut db = ib.filter(|&i| g.wants(i)).map(|i| g.take(i));
-            k::conv2d_backward(
+            k::conv2d_backward_in(
+                p,
                 x.data(),
                 n,
                 &geom,

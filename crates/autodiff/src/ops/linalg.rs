@@ -118,8 +118,9 @@ impl<'t> Var<'t> {
             if trans_b { "^T" } else { "" }
         );
         let kk = ka;
+        let p = self.tape.precision();
         let mut out = pool::take_for_overwrite(m * n);
-        k::matmul(a.data(), b.data(), &mut out, m, kk, n, trans_a, trans_b, false);
+        k::matmul_in(p, a.data(), b.data(), &mut out, m, kk, n, trans_a, trans_b, false);
         let (ia, ib) = (self.index, rhs.index);
         self.tape.push_op(Tensor::from_vec(out, &[m, n]), &[self, rhs], move |dc, g| {
             let (a, b) = (a.data(), b.data());
@@ -129,20 +130,20 @@ impl<'t> Var<'t> {
                 let (da, fresh) = g.slot(ia);
                 let acc = !fresh;
                 match (trans_a, trans_b) {
-                    (false, false) => k::matmul(dc, b, da, m, n, kk, false, true, acc),
-                    (true, false) => k::matmul(b, dc, da, kk, n, m, false, true, acc),
-                    (false, true) => k::matmul(dc, b, da, m, n, kk, false, false, acc),
-                    (true, true) => k::matmul(b, dc, da, kk, n, m, true, true, acc),
+                    (false, false) => k::matmul_in(p, dc, b, da, m, n, kk, false, true, acc),
+                    (true, false) => k::matmul_in(p, b, dc, da, kk, n, m, false, true, acc),
+                    (false, true) => k::matmul_in(p, dc, b, da, m, n, kk, false, false, acc),
+                    (true, true) => k::matmul_in(p, b, dc, da, kk, n, m, true, true, acc),
                 }
             }
             if g.wants(ib) {
                 let (db, fresh) = g.slot(ib);
                 let acc = !fresh;
                 match (trans_a, trans_b) {
-                    (false, false) => k::matmul(a, dc, db, kk, m, n, true, false, acc),
-                    (true, false) => k::matmul(a, dc, db, kk, m, n, false, false, acc),
-                    (false, true) => k::matmul(dc, a, db, n, m, kk, true, false, acc),
-                    (true, true) => k::matmul(dc, a, db, n, m, kk, true, true, acc),
+                    (false, false) => k::matmul_in(p, a, dc, db, kk, m, n, true, false, acc),
+                    (true, false) => k::matmul_in(p, a, dc, db, kk, m, n, false, false, acc),
+                    (false, true) => k::matmul_in(p, dc, a, db, n, m, kk, true, false, acc),
+                    (true, true) => k::matmul_in(p, dc, a, db, n, m, kk, true, true, acc),
                 }
             }
         })
@@ -173,6 +174,7 @@ impl<'t> Var<'t> {
         );
         let (n_in, n_out) = (ws[1], ws[0]);
         let rows = numel(&xs[..xs.len() - 1]);
+        let p = self.tape.precision();
         let mut out = pool::take_for_overwrite(rows * n_out);
         let mut inputs = vec![self, weight];
         match bias {
@@ -188,10 +190,10 @@ impl<'t> Var<'t> {
                     k::StridedMat::row_major(x.data(), rows, n_in, false),
                     k::StridedMat::row_major(w.data(), n_in, n_out, true),
                 );
-                k::sgemm_bias(xm, wm, b_value.data(), &mut out);
+                k::sgemm_bias_in(p, xm, wm, b_value.data(), &mut out);
                 inputs.push(b);
             }
-            None => k::matmul(x.data(), w.data(), &mut out, rows, n_in, n_out, false, true, false),
+            None => k::matmul_in(p, x.data(), w.data(), &mut out, rows, n_in, n_out, false, true, false),
         }
         let mut out_shape = xs;
         *out_shape.last_mut().expect("not a scalar") = n_out;
@@ -203,11 +205,11 @@ impl<'t> Var<'t> {
             // First gradients are written by the GEMM (beta = 0), as in `matmul`'s backward.
             if g.wants(ix) {
                 let (dx, fresh) = g.slot(ix);
-                k::matmul(dy, w.data(), dx, rows, n_out, n_in, false, false, !fresh);
+                k::matmul_in(p, dy, w.data(), dx, rows, n_out, n_in, false, false, !fresh);
             }
             if g.wants(iw) {
                 let (dw, fresh) = g.slot(iw);
-                k::matmul(dy, x.data(), dw, n_out, rows, n_in, true, false, !fresh);
+                k::matmul_in(p, dy, x.data(), dw, n_out, rows, n_in, true, false, !fresh);
             }
         })
     }
@@ -226,8 +228,10 @@ impl<'t> Var<'t> {
             panic!("matmul: batch axes do not broadcast: {sa:?}{} @ {sb:?}{}", t(trans_a), t(trans_b))
         });
         let kk = ka;
+        let p = self.tape.precision();
         let mut out = pool::take_for_overwrite(numel(&batch) * m * n);
-        k::batched_matmul(
+        k::batched_matmul_in(
+            p,
             a.data(),
             &a_batch,
             b.data(),
@@ -251,19 +255,35 @@ impl<'t> Var<'t> {
             if g.wants(ia) {
                 let da = g.acc(ia);
                 match (trans_a, trans_b) {
-                    (false, false) => k::batched_matmul(dc, cb, b, bb, da, ab, m, n, kk, false, true, true),
-                    (true, false) => k::batched_matmul(b, bb, dc, cb, da, ab, kk, n, m, false, true, true),
-                    (false, true) => k::batched_matmul(dc, cb, b, bb, da, ab, m, n, kk, false, false, true),
-                    (true, true) => k::batched_matmul(b, bb, dc, cb, da, ab, kk, n, m, true, true, true),
+                    (false, false) => {
+                        k::batched_matmul_in(p, dc, cb, b, bb, da, ab, m, n, kk, false, true, true)
+                    }
+                    (true, false) => {
+                        k::batched_matmul_in(p, b, bb, dc, cb, da, ab, kk, n, m, false, true, true)
+                    }
+                    (false, true) => {
+                        k::batched_matmul_in(p, dc, cb, b, bb, da, ab, m, n, kk, false, false, true)
+                    }
+                    (true, true) => {
+                        k::batched_matmul_in(p, b, bb, dc, cb, da, ab, kk, n, m, true, true, true)
+                    }
                 }
             }
             if g.wants(ib) {
                 let db = g.acc(ib);
                 match (trans_a, trans_b) {
-                    (false, false) => k::batched_matmul(a, ab, dc, cb, db, bb, kk, m, n, true, false, true),
-                    (true, false) => k::batched_matmul(a, ab, dc, cb, db, bb, kk, m, n, false, false, true),
-                    (false, true) => k::batched_matmul(dc, cb, a, ab, db, bb, n, m, kk, true, false, true),
-                    (true, true) => k::batched_matmul(dc, cb, a, ab, db, bb, n, m, kk, true, true, true),
+                    (false, false) => {
+                        k::batched_matmul_in(p, a, ab, dc, cb, db, bb, kk, m, n, true, false, true)
+                    }
+                    (true, false) => {
+                        k::batched_matmul_in(p, a, ab, dc, cb, db, bb, kk, m, n, false, false, true)
+                    }
+                    (false, true) => {
+                        k::batched_matmul_in(p, dc, cb, a, ab, db, bb, n, m, kk, true, false, true)
+                    }
+                    (true, true) => {
+                        k::batched_matmul_in(p, dc, cb, a, ab, db, bb, n, m, kk, true, true, true)
+                    }
                 }
             }
         })

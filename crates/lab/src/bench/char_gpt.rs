@@ -16,7 +16,7 @@ use adamant::layers::nets::{Gpt, GptConfig};
 use adamant::layers::Params;
 use adamant::optim::{clip_grad_norm, Optimizer, WeightAverage};
 use adamant::tensor::rng::{self, Purpose};
-use adamant::tensor::{Ids, Tensor};
+use adamant::tensor::{Ids, Precision, Tensor};
 
 use crate::char_gpt::Recipe;
 
@@ -59,11 +59,13 @@ impl CharGpt {
         CharGpt { model, optimizer, ema, clip: recipe.clip.expect("the reference recipe clips") }
     }
 
-    /// One training step on `inputs` and `targets` (`[B, T]` ids) with tape seed `seed`;
-    /// returns the loss before the step and the time of each phase.
-    pub fn step(&mut self, inputs: &Ids, targets: &Ids, seed: u64) -> (f32, Phases) {
+    /// One training step on `inputs` and `targets` (`[B, T]` ids) with tape seed `seed` and
+    /// the matrix products in `precision`; returns the loss before the step and the time of
+    /// each phase.
+    pub fn step(&mut self, inputs: &Ids, targets: &Ids, seed: u64, precision: Precision) -> (f32, Phases) {
         let t0 = Instant::now();
         let tape = Tape::new(Mode::Train, seed);
+        tape.set_precision(precision);
         let loss = self.model.loss(&tape, inputs, targets);
         let t1 = Instant::now();
         let mut grads = loss.backward();
@@ -144,10 +146,10 @@ mod tests {
     fn a_few_steps_lower_the_loss_on_a_repeated_batch() {
         let mut gpt = CharGpt::new(0);
         let (x, y) = batch(gpt.model.config(), 0, 0);
-        let first = gpt.step(&x, &y, 0).0;
+        let first = gpt.step(&x, &y, 0, Precision::F32).0;
         // ln 78 = 4.36 at initialisation.
         assert!((first - 78f32.ln()).abs() < 0.1, "initial loss {first}");
-        let last = (1..6).map(|s| gpt.step(&x, &y, s).0).last().unwrap();
+        let last = (1..6).map(|s| gpt.step(&x, &y, s, Precision::F32).0).last().unwrap();
         assert!(last < first - 0.05, "loss went from {first} to {last}");
     }
 }

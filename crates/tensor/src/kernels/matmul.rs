@@ -26,13 +26,31 @@
 //! matrixmultiply is built without its own `threading` feature: its threads fought rayon's
 //! for the cores (CNN conv1 forward+backward 19-20 ms with rayon alone, 29-37 ms with both).
 
-use super::gemm::{sgemm, StridedMat};
+use super::gemm::{sgemm_in, Precision, StridedMat};
 use super::parallel;
 
 /// `out[m,n] = op(a) @ op(b)` (plus the old `out` when `accumulate`), where `a` is stored
 /// `[m,k]` row-major (`[k,m]` if `trans_a`) and `b` is stored `[k,n]` (`[n,k]` if `trans_b`).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+    accumulate: bool,
+) {
+    matmul_in(Precision::F32, a, b, out, m, k, n, trans_a, trans_b, accumulate);
+}
+
+/// [`matmul`] in `precision`: with [`Precision::Bf16`] the operands are rounded to bf16 and
+/// the products summed in f32 ([`sgemm_bf16`](super::sgemm_bf16)).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_in(
+    precision: Precision,
     a: &[f32],
     b: &[f32],
     out: &mut [f32],
@@ -82,7 +100,7 @@ pub fn matmul(
     // (NaNs included).
     let a = StridedMat::row_major(a, m, k, trans_a);
     let b = StridedMat::row_major(b, k, n, trans_b);
-    sgemm(a, b, out, accumulate);
+    sgemm_in(precision, a, b, out, accumulate);
 }
 
 /// The batch index of an operand with batch shape `own` (aligned at the right with the
@@ -133,6 +151,40 @@ pub fn batched_matmul(
     trans_b: bool,
     accumulate: bool,
 ) {
+    batched_matmul_in(
+        Precision::F32,
+        a,
+        a_batch,
+        b,
+        b_batch,
+        out,
+        out_batch,
+        m,
+        k,
+        n,
+        trans_a,
+        trans_b,
+        accumulate,
+    );
+}
+
+/// [`batched_matmul`] in `precision` (see [`matmul_in`]).
+#[allow(clippy::too_many_arguments)]
+pub fn batched_matmul_in(
+    precision: Precision,
+    a: &[f32],
+    a_batch: &[usize],
+    b: &[f32],
+    b_batch: &[usize],
+    out: &mut [f32],
+    out_batch: &[usize],
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+    accumulate: bool,
+) {
     let full = crate::broadcast_shapes(a_batch, b_batch)
         .and_then(|ab| crate::broadcast_shapes(&ab, out_batch))
         .unwrap_or_else(|| {
@@ -168,7 +220,8 @@ pub fn batched_matmul(
     let (ma, mb, mo) = (m * k, k * n, m * n);
     let product = |i: usize, o: &mut [f32]| {
         let (ia, ib) = (broadcast_index(i, &full, a_batch), broadcast_index(i, &full, b_batch));
-        matmul(
+        matmul_in(
+            precision,
             &a[ia * ma..(ia + 1) * ma],
             &b[ib * mb..(ib + 1) * mb],
             o,

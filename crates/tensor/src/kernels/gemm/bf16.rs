@@ -133,6 +133,30 @@ pub fn sgemm_bf16_with(backend: Bf16Backend, a: StridedMat, b: StridedMat, c: &m
     }
 }
 
+/// `c = bf16(a) @ bf16(b) + bias`, `bias` (never rounded) added to every row: the bf16
+/// version of [`sgemm_bias`](super::sgemm_bias). The native kernel adds the bias to each tile
+/// as it completes it; the fallback (and an empty sum) adds it in a second pass. Both give
+/// the bits of [`sgemm_bf16`] followed by the addition.
+pub fn sgemm_bf16_bias(a: StridedMat, b: StridedMat, bias: &[f32], c: &mut [f32]) {
+    let (m, n) = (a.rows, b.cols);
+    assert_eq!(c.len(), m * n, "sgemm_bf16_bias: c has {} elements, expected [{m}, {n}]", c.len());
+    assert_eq!(bias.len(), n, "sgemm_bf16_bias: bias has {} elements, expected {n}", bias.len());
+    match bf16_backend() {
+        #[cfg(target_arch = "x86_64")]
+        Bf16Backend::Avx512Bf16 if a.cols > 0 && m > 0 && n > 0 => {
+            assert_eq!(b.rows, a.cols, "sgemm_bf16_bias: a is {m}x{} but b is {}x{n}", a.cols, b.rows);
+            let dest = Dest { c, ldc: n, accumulate: false, bias: Some(bias) };
+            super::gemm_packed::<super::avx512bf16::Avx512Bf16>(a, b, dest);
+        }
+        backend => {
+            sgemm_bf16_with(backend, a, b, &mut *c, false);
+            for row in c.chunks_exact_mut(n.max(1)) {
+                row.iter_mut().zip(bias).for_each(|(v, &x)| *v += x);
+            }
+        }
+    }
+}
+
 /// The fallback: copies of `a` (row-major `[m, k]`) and `b` (stored transposed, `[n, k]`,
 /// so that both copies run along k) rounded to bf16, with k in `vdpbf16ps`'s order (steps
 /// `2q + 1, 2q` of each pair swapped, an odd last step left in place), then the f32 GEMM.

@@ -672,8 +672,12 @@ mod avx2;
 
 mod bf16;
 pub use bf16::{
-    bf16_backend, bf16_to_f32, f32_to_bf16, round_to_bf16, sgemm_bf16, sgemm_bf16_with, Bf16Backend,
+    bf16_backend, bf16_to_f32, f32_to_bf16, round_to_bf16, sgemm_bf16, sgemm_bf16_bias, sgemm_bf16_with,
+    Bf16Backend,
 };
+
+mod precision;
+pub use precision::{sgemm_bias_in, sgemm_in, Precision};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512bf16;
