@@ -16,7 +16,7 @@
 //! group order. The serial path runs exactly the same arithmetic, so parallel == serial bit
 //! for bit.
 //!
-//! Inside a group the GEMMs go to [`matmul_in`](super::matmul_in), which may split them further over rayon (fixed
+//! Inside a group the GEMMs go to [`matmul_in`], which may split them further over rayon (fixed
 //! row blocks, so still deterministic; nested rayon work is just stolen by idle threads).
 //! matrixmultiply's own threads (`MATMUL_NUM_THREADS`) do not change results either, but
 //! they oversubscribe the cores when the batch is already spread over rayon: for conv1 of
