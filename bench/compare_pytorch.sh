@@ -3,7 +3,11 @@
 # (shared/bench/torch_paper_nets.py), same nets, batch, thread count and step counts; the net
 # char_gpt against its own reference, shared/bench/torch_char_gpt.py --time-steps N.
 #
-#   bench/compare_pytorch.sh [--rounds R] [--threads N] [--nets a,b,...] [--steps N] [--warmup W]
+#   bench/compare_pytorch.sh [--rounds R] [--threads N] [--nets a,b,...] [--steps N] [--warmup W] [--precision f32|bf16|both]
+#
+# --precision bf16 times our `bench --precision bf16` against torch_paper_nets.py --autocast bf16
+# (mixed precision on both sides); both runs f32 and bf16 on each side, four processes per net and
+# round, and adds each side's bf16 speed-up over its own f32. char_gpt has no bf16 reference.
 #
 # Environment: PYTHON (default /tmp/torchbench/bin/python if it exists, else python3),
 # TORCH_PAPER_NETS (default ../shared/bench/torch_paper_nets.py beside the repository),
@@ -23,8 +27,9 @@ threads=2
 nets="logreg,mlp,mlp_nodrop,cnn,vae,char_gpt"
 steps=""
 warmup=3
+precision=f32
 
-usage() { sed -n '5p' "${BASH_SOURCE[0]}" | sed 's/^# *//'; }
+usage() { sed -n '6p' "${BASH_SOURCE[0]}" | sed 's/^# *//'; }
 die() {
     echo "error: $*" >&2
     exit 2
@@ -33,7 +38,7 @@ positive() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1: expected a whole number >= 
 
 while (($#)); do
     case "$1" in
-        --rounds | --threads | --nets | --steps | --warmup)
+        --rounds | --threads | --nets | --steps | --warmup | --precision)
             (($# >= 2)) || die "$1: missing value"
             case "$1" in
                 --rounds) positive "$1" "$2" && rounds="$2" ;;
@@ -41,6 +46,10 @@ while (($#)); do
                 --steps) positive "$1" "$2" && steps="$2" ;;
                 --warmup) [[ "$2" =~ ^[0-9]+$ ]] || die "--warmup: expected a whole number >= 0, got '$2'"; warmup="$2" ;;
                 --nets) nets="$2" ;;
+                --precision)
+                    [[ "$2" =~ ^(f32|bf16|both)$ ]] || die "--precision: expected f32, bf16 or both, got '$2'"
+                    precision="$2"
+                    ;;
             esac
             shift 2
             ;;
@@ -73,6 +82,14 @@ for net in "${net_list[@]}"; do
     fi
 done
 (("${#net_list[@]}")) || die "--nets: empty list"
+case "$precision" in
+    f32) precisions=(f32) ;;
+    bf16) precisions=(bf16) ;;
+    both) precisions=(f32 bf16) ;;
+esac
+if [[ "$precision" != f32 && ",$nets," == *",char_gpt,"* ]]; then
+    die "--precision $precision: char_gpt has no bf16 reference (torch_char_gpt.py has no autocast); drop it from --nets"
+fi
 
 # Ours, built once; cargo metadata knows the target directory wherever it was configured.
 (cd "$root" && cargo build --quiet --release --example bench)
@@ -103,57 +120,61 @@ with open(out, "w") as f:
     json.dump(doc, f)
 '
 
-run_ours() { # net round
+run_ours() { # net round precision
     local extra=()
     [[ -n "$steps" ]] && extra=(--steps "$steps")
     local w="$warmup"
     [[ "$1" == char_gpt ]] && w=10 && extra=(--steps "${steps:-30}")
-    "$ours" --nets "$1" --threads "$threads" --warmup "$w" --json "${extra[@]}" >"$work/ours_$1_$2.json" ||
-        die "adamant bench failed on $1"
+    "$ours" --nets "$1" --threads "$threads" --warmup "$w" --precision "$3" --json "${extra[@]}" \
+        >"$work/ours_$1_$2_$3.json" || die "adamant bench failed on $1 ($3)"
 }
-run_torch() { # net round
+run_torch() { # net round precision
     local args
     if [[ "$1" == char_gpt ]]; then
         args=("$char_gpt_script" --threads "$threads" --time-steps "${steps:-30}")
     else
         args=("$torch_script" --threads "$threads" --nets "$1" --warmup "$warmup")
         [[ -n "$steps" ]] && args+=(--steps "$steps")
+        [[ "$3" == bf16 ]] && args+=(--autocast bf16)
     fi
-    "$PYTHON" -c "$torch_wrapper" "${args[@]}" --json "$work/torch_$1_$2.json" >"$work/torch_$1_$2.log" 2>&1 || {
-        cat "$work/torch_$1_$2.log" >&2
-        die "$(basename "${args[0]}") failed on $1"
+    local out="$work/torch_$1_$2_$3"
+    "$PYTHON" -c "$torch_wrapper" "${args[@]}" --json "$out.json" >"$out.log" 2>&1 || {
+        cat "$out.log" >&2
+        die "$(basename "${args[0]}") failed on $1 ($3)"
     }
 }
 
 for ((r = 1; r <= rounds; r++)); do
     for net in "${net_list[@]}"; do
-        echo "round $r/$rounds: $net" >&2
-        if ((r % 2)); then
-            run_ours "$net" "$r"
-            run_torch "$net" "$r"
-        else
-            run_torch "$net" "$r"
-            run_ours "$net" "$r"
-        fi
+        for p in "${precisions[@]}"; do
+            echo "round $r/$rounds: $net ($p)" >&2
+            if ((r % 2)); then
+                run_ours "$net" "$r" "$p"
+                run_torch "$net" "$r" "$p"
+            else
+                run_torch "$net" "$r" "$p"
+                run_ours "$net" "$r" "$p"
+            fi
+        done
     done
 done
 
-"$PYTHON" - "$work" "$threads" "$rounds" "${net_list[@]}" <<'EOF'
+"$PYTHON" - "$work" "$threads" "$rounds" "$(IFS=,; echo "${precisions[*]}")" "${net_list[@]}" <<'EOF'
 import json, statistics, sys
 
-work, threads, rounds, nets = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
-def ours(net, r):
-    with open(f"{work}/ours_{net}_{r}.json") as f:
+work, threads, rounds, precisions, nets = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(","), sys.argv[5:]
+def ours(net, r, p):
+    with open(f"{work}/ours_{net}_{r}_{p}.json") as f:
         row = json.loads(f.readline())
     return row["step_ms"], row["peak_rss_mb"]
-def torch(net, r):
-    with open(f"{work}/torch_{net}_{r}.json") as f:
+def torch(net, r, p):
+    with open(f"{work}/torch_{net}_{r}_{p}.json") as f:
         doc = json.load(f)
     row = doc.get("rows", [doc])[0]
     return row["step_ms_median"], row["peak_rss_mb"]
 
 # torch_char_gpt.py writes no meta: the version then comes from the torch that ran it.
-meta = next((m for m in (json.load(open(f"{work}/torch_{n}_1.json")).get("meta") for n in nets) if m), None)
+meta = next((m for m in (json.load(open(f"{work}/torch_{n}_1_{precisions[0]}.json")).get("meta") for n in nets) if m), None)
 if meta is None:
     import subprocess
     probe = "import torch; print(torch.__version__, torch.backends.cpu.get_cpu_capability())"
@@ -162,13 +183,21 @@ if meta is None:
     meta = {"torch": version, "cpu_capability": capability}
 print(f"training step, batch 128 (char_gpt: 12 x 64 tokens), {threads} threads, torch {meta['torch']} "
       f"(cpu: {meta['cpu_capability']}); median over {rounds} round(s) of each run's median")
-print(f"{'net':<11} {'ours ms':>9} {'torch ms':>9} {'ours/torch':>10} {'RSS ours MB':>12} {'RSS torch MB':>13}   rounds ours | torch (ms)")
+print(f"{'net':<11} {'prec':<5} {'ours ms':>9} {'torch ms':>9} {'ours/torch':>10} {'RSS ours MB':>12} {'RSS torch MB':>13}   rounds ours | torch (ms)")
+medians = {}
 for net in nets:
-    o = [ours(net, r) for r in range(1, rounds + 1)]
-    t = [torch(net, r) for r in range(1, rounds + 1)]
-    om, tm = statistics.median(x for x, _ in o), statistics.median(x for x, _ in t)
-    orss = max((m for _, m in o if m is not None), default=float("nan"))
-    trss = max(m for _, m in t)
-    per_round = " ".join(f"{x:.3g}" for x, _ in o) + " | " + " ".join(f"{x:.3g}" for x, _ in t)
-    print(f"{net:<11} {om:>9.3f} {tm:>9.3f} {om / tm:>10.2f} {orss:>12.0f} {trss:>13.0f}   {per_round}")
+    for p in precisions:
+        o = [ours(net, r, p) for r in range(1, rounds + 1)]
+        t = [torch(net, r, p) for r in range(1, rounds + 1)]
+        om, tm = statistics.median(x for x, _ in o), statistics.median(x for x, _ in t)
+        medians[net, p] = om, tm
+        orss = max((m for _, m in o if m is not None), default=float("nan"))
+        trss = max(m for _, m in t)
+        per_round = " ".join(f"{x:.3g}" for x, _ in o) + " | " + " ".join(f"{x:.3g}" for x, _ in t)
+        print(f"{net:<11} {p:<5} {om:>9.3f} {tm:>9.3f} {om / tm:>10.2f} {orss:>12.0f} {trss:>13.0f}   {per_round}")
+if len(precisions) == 2:
+    print("bf16 speed-up over the same side's f32 (f32 ms / bf16 ms): net, ours, torch")
+    for net in nets:
+        (of, tf), (ob, tb) = medians[net, "f32"], medians[net, "bf16"]
+        print(f"{net:<11} {of / ob:>6.2f}x {tf / tb:>6.2f}x")
 EOF

@@ -47,6 +47,7 @@ fn cases(takes_optimizer: bool) -> Vec<(Vec<&'static str>, &'static str)> {
         (vec!["--average", "temporal:1"], "--average"),
         (vec!["--average", "mean"], "--average"),
         (vec!["--accumulate", "0"], "--accumulate"),
+        (vec!["--precision", "fp16"], "--precision"),
         (vec!["--plateau", "3,1.5"], "--plateau"),
         (vec!["--accumulate", "16777217"], "--accumulate"),
         // Every count is bounded. Near 2^64, trace_adam panicked with "capacity overflow",
@@ -365,6 +366,10 @@ fn resume_refuses_a_conflicting_flag_naming_it_and_both_values() {
         (
             &["--epochs", "2", "--resume", "--seed", "7", "--train-subset", "500"],
             "--train-subset (training examples) 10000 there, 500 here",
+        ),
+        (
+            &["--epochs", "2", "--resume", "--seed", "7", "--precision", "bf16"],
+            "--precision (not set) there, bf16 here",
         ),
     ] {
         let out = run(extra);

@@ -34,6 +34,7 @@ use adamant_layers::{correct_count, Module};
 use adamant_optim::{Averaging, Optimizer, PlateauMode, Scheduler, WeightAverage};
 use adamant_tensor::io::{remove_interrupted_writes, write_atomic};
 use adamant_tensor::rng::{self, Purpose};
+use adamant_tensor::Precision;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, Conflict, PartialEpoch, RunIdentity};
 pub use crate::history::{EpochMetrics, History};
@@ -126,6 +127,12 @@ pub struct FitConfig {
     /// # Panics
     /// [`fit`] panics when it is 0.
     pub accumulate: usize,
+    /// The precision of the matrix products and convolutions, in training and evaluation
+    /// ([`Tape::set_precision`]): [`Precision::F32`] (the default), or [`Precision::Bf16`]
+    /// for mixed precision (bf16 operands, f32 sums; the weights, gradients, optimizer state
+    /// and every other op stay f32), as `torch.autocast("cpu", dtype=torch.bfloat16)` around
+    /// the forward pass. Recorded in the run's identity when not f32.
+    pub precision: Precision,
 }
 
 impl Default for FitConfig {
@@ -146,6 +153,7 @@ impl Default for FitConfig {
             augment: None,
             average: None,
             accumulate: 1,
+            precision: Precision::F32,
         }
     }
 }
@@ -285,12 +293,14 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TrainError + '_ {
     move |source| TrainError::Io { path: path.to_path_buf(), source }
 }
 
-/// Mean loss and accuracy of `model` on `data` in eval mode, without recording a tape.
+/// Mean loss and accuracy of `model` on `data` in eval mode, without recording a tape, with
+/// the matrix products in `precision`.
 pub fn evaluate<M: Module + ?Sized>(
     model: &M,
     task: &dyn Task<M>,
     data: &Dataset,
     batch_size: usize,
+    precision: Precision,
 ) -> (f64, Option<f64>) {
     let mut loss_sum = 0.0f64;
     let mut correct = 0usize;
@@ -300,6 +310,7 @@ pub fn evaluate<M: Module + ?Sized>(
     for start in (0..n).step_by(batch_size) {
         let end = (start + batch_size).min(n);
         let tape = Tape::inference();
+        tape.set_precision(precision);
         let images = tape.constant(data.images.slice_rows(start, end));
         let labels = &data.labels[start..end];
         let out = task.forward(model, images, labels);
@@ -344,6 +355,9 @@ fn run_identity<M: Module + ?Sized>(
     }
     if config.accumulate > 1 {
         run.set("accumulate", config.accumulate);
+    }
+    if config.precision != Precision::F32 {
+        run.set("precision", config.precision);
     }
     if let Some((plateau, _)) = scheduler.and_then(Scheduler::plateau) {
         run.set("plateau", plateau);
@@ -513,6 +527,7 @@ pub fn fit<M: Module + ?Sized>(
                 let seed =
                     if j == 0 { step_seed } else { rng::stream_seed(step_seed, Purpose::Step, j as u64) };
                 let tape = Tape::new(Mode::Train, seed);
+                tape.set_precision(config.precision);
                 let out = task.forward(model, tape.constant(batch.images), &batch.labels);
                 let loss = out.loss.item();
                 if !loss.is_finite() {
@@ -555,7 +570,8 @@ pub fn fit<M: Module + ?Sized>(
         }
         let seconds = seconds_before + started.elapsed().as_secs_f64();
         bar.finish();
-        let (test_loss, test_accuracy) = evaluate(&*model, task, test, config.eval_batch_size);
+        let (test_loss, test_accuracy) =
+            evaluate(&*model, task, test, config.eval_batch_size, config.precision);
         // The last step's update is checked by no training loss: a NaN weight it made shows
         // in the evaluation (and in the state checked before the checkpoint below).
         if !test_loss.is_finite() {
@@ -565,7 +581,7 @@ pub fn fit<M: Module + ?Sized>(
         let (averaged_test_loss, averaged_test_accuracy) = match &average {
             Some(average) => {
                 let (loss, accuracy) = crate::average::with_averaged(model, average, |m| {
-                    evaluate(m, task, test, config.eval_batch_size)
+                    evaluate(m, task, test, config.eval_batch_size, config.precision)
                 });
                 if !loss.is_finite() {
                     let what = format!("averaged test loss is {loss} after the epoch");

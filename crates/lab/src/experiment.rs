@@ -7,13 +7,13 @@
 //! --epochs N --optimizer NAME [optimizer options] --batch-size B --seed S --data DIR
 //! --mirror URL|DIR --out DIR --json --resume [--resume-override] --compare [--schedule SPEC] [--plateau SPEC]
 //! [--train-subset N] [--test-subset N] [--steps-per-epoch N] [--no-progress]
-//! [--ema DECAY | --average temporal:BETA2|ema:DECAY|swa] [--accumulate K]
+//! [--ema DECAY | --average temporal:BETA2|ema:DECAY|swa] [--accumulate K] [--precision f32|bf16]
 //! ```
 //!
 //! `--resume` continues the run whose checkpoint is in `--out` only with the settings that
 //! define it: seed, batch size, optimizer and every hyperparameter, schedule (and `--epochs`
 //! when the schedule's length follows from it), data subsets, preprocessing, steps per
-//! epoch. A flag that conflicts is refused with one line naming it and both values;
+//! epoch, precision. A flag that conflicts is refused with one line naming it and both values;
 //! `--resume-override` continues with the new values. Safe to change on resume: `--epochs`
 //! when the schedule does not depend on it, `--data` (the same dataset elsewhere), `--json`,
 //! `--no-progress`, and the thread count (`RAYON_NUM_THREADS`).
@@ -34,6 +34,7 @@ use adamant::optim::OptionsError;
 use adamant::optim::{build, Averaging, OptimizerOptions, Plateau, Schedule, Scheduler};
 use adamant::tensor::io::write_atomic;
 use adamant::tensor::rng::{self, Purpose, Rng};
+use adamant::tensor::Precision;
 use lexopt::prelude::*;
 
 use crate::cli::{self, CliError, OptimizerArgs};
@@ -268,6 +269,9 @@ pub struct ExperimentArgs {
     pub average: Option<Averaging>,
     /// `--accumulate K`: minibatches per optimizer step (gradient accumulation).
     pub accumulate: Option<usize>,
+    /// `--precision f32|bf16`: the precision of the matrix products and convolutions
+    /// ([`FitConfig::precision`]).
+    pub precision: Precision,
 }
 
 /// What the command line asks for.
@@ -348,6 +352,10 @@ where
                 let v = cli::value(&mut parser, "--accumulate")?;
                 a.accumulate = Some(cli::parse_count(&v, "--accumulate", cli::MAX_BATCH_SIZE)?)
             }
+            Long("precision") => {
+                let v = cli::value(&mut parser, "--precision")?;
+                a.precision = v.parse().map_err(|e: String| CliError::invalid("--precision", e))?;
+            }
             Long("steps-per-epoch") => {
                 let v = cli::value(&mut parser, "--steps-per-epoch")?;
                 a.steps_per_epoch = Some(cli::parse_count(&v, "--steps-per-epoch", cli::MAX_EXAMPLES)?)
@@ -400,6 +408,8 @@ impl Experiment {
              DECAY in [0, 1], e.g. 0.999)\n  \
              --average SPEC        temporal:BETA2 (the paper's bias-corrected average, BETA2 in [0, 1)) | ema:DECAY | swa\n  \
              --accumulate K        K minibatches per optimizer step: one step on K times the batch (at most {max_batch})\n  \
+             --precision P         f32 (default) | bf16: matrix products and convolutions on bf16 operands with f32 sums \
+             (mixed precision, as torch.autocast on the CPU; AVX512_BF16 where the CPU has it, else a slower exact fallback)\n  \
              --augment             random crop (4-pixel zero padding) and horizontal flip of each training image, \
              drawn per epoch and example (image datasets only)\n\n\
              Defaults of this experiment (command-line options override them):\n{defaults}\n\n{optimizer_usage}",
@@ -507,6 +517,7 @@ impl Experiment {
             augment: args.augment.then(Augment::default),
             average: args.average,
             accumulate: args.accumulate.unwrap_or(1),
+            precision: args.precision,
         };
         let length =
             RunLength { epochs: config.epochs, steps_per_epoch: config.steps_per_epoch(data.train.len()) };
@@ -535,6 +546,7 @@ impl Experiment {
             optimizer: name.to_string(),
             description: describe(name, &options, &schedule),
             history,
+            precision: args.precision,
         })
     }
 }
@@ -547,6 +559,8 @@ pub struct RunResult {
     pub description: String,
     /// The run's metrics.
     pub history: History,
+    /// The precision of its matrix products.
+    pub precision: Precision,
 }
 
 impl RunResult {
@@ -564,8 +578,13 @@ impl RunResult {
             ),
             None => String::new(),
         };
+        // Likewise the precision only when it is not f32.
+        let precision = match self.precision {
+            Precision::F32 => String::new(),
+            p => format!(", \"precision\": \"{p}\""),
+        };
         format!(
-            "{{\"experiment\": \"{experiment}\", \"optimizer\": \"{}\", \"epochs\": {}, \"train_loss\": {}, \
+            "{{\"experiment\": \"{experiment}\", \"optimizer\": \"{}\"{precision}, \"epochs\": {}, \"train_loss\": {}, \
              \"test_loss\": {}, \"test_accuracy\": {}{averaged}, \"seconds\": {}}}",
             self.optimizer,
             last.map_or(0, |e| e.epoch),

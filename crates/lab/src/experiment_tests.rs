@@ -17,6 +17,24 @@ fn preprocess_spellings_round_trip_and_bad_ones_are_refused() {
 }
 
 #[test]
+fn precision_is_parsed_and_named_in_the_json_line_when_not_f32() {
+    let Command::Run(a) = parse_args(["--precision", "bf16"]).unwrap() else { panic!("help") };
+    assert_eq!(a.precision, Precision::Bf16);
+    let Command::Run(plain) = parse_args(Vec::<String>::new()).unwrap() else { panic!("help") };
+    assert_eq!(plain.precision, Precision::F32);
+    let Err(e) = parse_args(["--precision", "half"]) else { panic!("accepted") };
+    assert_eq!(e.to_string(), "--precision: unknown precision 'half' (expected f32 or bf16)");
+    let run = |precision| RunResult {
+        optimizer: "adam".to_string(),
+        description: String::new(),
+        history: Default::default(),
+        precision,
+    };
+    assert!(run(Precision::Bf16).json("t").contains("\"optimizer\": \"adam\", \"precision\": \"bf16\", "));
+    assert!(!run(Precision::F32).json("t").contains("precision"));
+}
+
+#[test]
 fn augment_is_a_flag_for_image_datasets_only() {
     let Command::Run(a) = parse_args(["--augment"]).unwrap() else { panic!("help") };
     assert!(a.augment);
