@@ -182,11 +182,13 @@ impl Tape {
     /// PyTorch's `torch.autocast("cpu", dtype=torch.bfloat16)` for a whole step).
     ///
     /// With [`Precision::Bf16`], the ops built on a GEMM ([`Var::matmul`] and its transposed
-    /// forms, [`Var::linear`], [`Var::conv2d`], [`Var::conv1d`]) round their operands to bf16
-    /// and sum the products in f32, in the forward pass and in their two backward products
-    /// (which keep the precision their op was recorded with). Their results, and every
-    /// other op (elementwise, reductions, softmax, losses, normalisations, attention's
-    /// products), stay f32, as do the parameters, the gradients and the optimizer's state.
+    /// forms, [`Var::linear`], [`Var::conv2d`], [`Var::conv1d`], and the products of
+    /// [`Var::scaled_dot_product_attention`] and [`Var::packed_self_attention`]) round their
+    /// operands to bf16 and sum the products in f32, in the forward pass and in their
+    /// backward products (which keep the precision their op was recorded with). Their
+    /// results, and every other op (elementwise, reductions, softmax, losses,
+    /// normalisations), stay f32, as do the parameters, the gradients and the optimizer's
+    /// state: PyTorch's CPU autocast list for bf16.
     /// Where the CPU lacks AVX512_BF16 the same products come from the f32 GEMM on rounded
     /// operands (slower, not faster than f32).
     pub fn set_precision(&self, precision: Precision) {

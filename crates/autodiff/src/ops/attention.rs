@@ -87,7 +87,9 @@ impl<'t> Var<'t> {
 
         let mut probs = pool::take_for_overwrite(numel(&scores_shape));
         let mut out = pool::take_for_overwrite(dims.batch * t * dv);
-        let forward_options = k::AttentionOptions { scale, bias: bias.as_deref(), causal, dropout };
+        let precision = self.tape.precision();
+        let forward_options =
+            k::AttentionOptions { scale, bias: bias.as_deref(), causal, dropout, precision };
         k::attention_forward(q.data(), kk.data(), v.data(), dims, forward_options, &mut probs, &mut out);
         let out_shape: Vec<usize> = lead.iter().copied().chain([t, dv]).collect();
         // Masked positions have probability 0 and the backward never reads the mask itself.
@@ -101,7 +103,7 @@ impl<'t> Var<'t> {
                 pool::take_for_overwrite(kk.numel()),
                 pool::take_for_overwrite(v.numel()),
             );
-            let options = k::AttentionOptions { scale, bias: None, causal, dropout };
+            let options = k::AttentionOptions { scale, bias: None, causal, dropout, precision };
             k::attention_backward(
                 q.data(),
                 kk.data(),
@@ -169,14 +171,16 @@ impl<'t> Var<'t> {
         let merged = k::OperandLayout::contiguous(t, c);
         let mut probs = pool::take_for_overwrite(numel(&scores_shape));
         let mut out = pool::take_for_overwrite(examples * t * c);
-        let forward_options = k::AttentionOptions { scale, bias: bias.as_deref(), causal, dropout };
+        let precision = self.tape.precision();
+        let forward_options =
+            k::AttentionOptions { scale, bias: bias.as_deref(), causal, dropout, precision };
         let inputs = k::AttentionInputs::packed(qkv.data(), dims, heads);
         k::attention_forward_with(inputs, dims, forward_options, &mut probs, &mut out, merged);
         drop(bias);
         let probs = Tensor::from_vec(probs, &scores_shape);
         let i = self.index;
         self.tape.push_op(Tensor::from_vec(out, &[examples, t, c]), &[self], move |dy, g| {
-            let options = k::AttentionOptions { scale, bias: None, causal, dropout };
+            let options = k::AttentionOptions { scale, bias: None, causal, dropout, precision };
             let inputs = k::AttentionInputs::packed(qkv.data(), dims, heads);
             let backward = |dqkv: &mut [f32]| {
                 let grads = k::AttentionGrads::Packed(dqkv);

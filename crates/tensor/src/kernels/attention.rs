@@ -15,8 +15,8 @@
 //! dQ = scale * dS K              dK = scale * dS^T Q
 //! ```
 //!
-//! Each product is one call of the GEMM ([`sgemm`], or [`sgemm_ld`] into a block of wider
-//! rows), which reads the operands through their strides: the queries, keys and values may
+//! Each product is one call of the GEMM ([`sgemm_in`], or [`sgemm_ld_in`] into a block of wider
+//! rows; f32 or bf16 operands by [`AttentionOptions::precision`]), which reads the operands through their strides: the queries, keys and values may
 //! lie in one packed `[B, T, 3C]` buffer ([`OperandLayout`]) and each head's output may go
 //! straight into its columns of the merged `[B, T, C]` rows. Examples are independent and are
 //! split over rayon's threads whole, so results do not depend on the thread count. A row whose
@@ -25,7 +25,7 @@
 use rayon::prelude::*;
 
 use super::dropout::{dropout_backward, dropout_forward};
-use super::gemm::{sgemm, sgemm_ld, StridedMat};
+use super::gemm::{sgemm_in, sgemm_ld_in, Precision, StridedMat};
 use super::parallel::should_parallelize;
 use super::vecmath::{exp_nonpositive, widest_simd};
 
@@ -57,6 +57,9 @@ pub struct AttentionOptions<'a> {
     /// Dropout on the probabilities: `(p, key)`; entry `b` draws its mask with the key
     /// `rng::mix(key, b)`.
     pub dropout: Option<(f32, u64)>,
+    /// The precision of the products (`Q K^T`, `P V` and the four of the backward); the
+    /// softmax and its backward stay f32 either way.
+    pub precision: Precision,
 }
 
 fn check(op: &str, what: &str, len: usize, want: usize) {
@@ -234,7 +237,7 @@ pub fn attention_forward_with(
             let qb = ql.matrix(inputs.q, e * ql.example_stride, h, t, d);
             let kb = kl.matrix(inputs.k, e * kl.example_stride, h, s, d);
             let vb = vl.matrix(inputs.v, e * vl.example_stride, h, s, dv);
-            sgemm(qb, kb.transposed(), p, false);
+            sgemm_in(options.precision, qb, kb.transposed(), p, false);
             for (i, row) in p.chunks_exact_mut(s).enumerate() {
                 // Causal: keys after the query get probability 0 (a score of -inf).
                 let visible = if options.causal { (i + 1).min(s) } else { s };
@@ -257,9 +260,12 @@ pub fn attention_forward_with(
                     // The dropped probabilities live only as long as this product.
                     let mut dropped = vec![0.0; t * s];
                     dropout_forward(p, rate, entry_key(key, b), &mut dropped);
-                    sgemm_ld(StridedMat::row_major(&dropped, t, s, false), vb, o, ldo, false);
+                    let dropped = StridedMat::row_major(&dropped, t, s, false);
+                    sgemm_ld_in(options.precision, dropped, vb, o, ldo, false);
                 }
-                None => sgemm_ld(StridedMat::row_major(p, t, s, false), vb, o, ldo, false),
+                None => {
+                    sgemm_ld_in(options.precision, StridedMat::row_major(p, t, s, false), vb, o, ldo, false)
+                }
             }
         }
     };
@@ -350,7 +356,7 @@ pub fn attention_backward_with(
             };
             // dP' = dO V^T, then through the dropout: dP = dropout_backward(dP').
             let mut dp = vec![0.0; t * s];
-            sgemm(dob, vb.transposed(), &mut dp, false);
+            sgemm_in(options.precision, dob, vb.transposed(), &mut dp, false);
             let dropped;
             let p_used: &[f32] = match options.dropout {
                 Some((rate, key)) => {
@@ -366,7 +372,14 @@ pub fn attention_backward_with(
             };
             // dV = P'^T dO.
             let (i, start, ld) = at(2, &vl, dv);
-            sgemm_ld(StridedMat::row_major(p_used, s, t, true), dob, &mut targets[i][start..], ld, false);
+            sgemm_ld_in(
+                options.precision,
+                StridedMat::row_major(p_used, s, t, true),
+                dob,
+                &mut targets[i][start..],
+                ld,
+                false,
+            );
             // dS = P * (dP - rowsum(dP * P)), scaled once here for both dQ and dK.
             for (dp_row, p_row) in dp.chunks_exact_mut(s).zip(pb.chunks_exact(s)) {
                 let dot = dp_row.iter().zip(p_row).map(|(&g, &p)| g as f64 * p as f64).sum::<f64>() as f32;
@@ -376,9 +389,23 @@ pub fn attention_backward_with(
             }
             // dQ = dS K, dK = dS^T Q.
             let (i, start, ld) = at(0, &ql, d);
-            sgemm_ld(StridedMat::row_major(&dp, t, s, false), kb, &mut targets[i][start..], ld, false);
+            sgemm_ld_in(
+                options.precision,
+                StridedMat::row_major(&dp, t, s, false),
+                kb,
+                &mut targets[i][start..],
+                ld,
+                false,
+            );
             let (i, start, ld) = at(1, &kl, d);
-            sgemm_ld(StridedMat::row_major(&dp, s, t, true), qb, &mut targets[i][start..], ld, false);
+            sgemm_ld_in(
+                options.precision,
+                StridedMat::row_major(&dp, s, t, true),
+                qb,
+                &mut targets[i][start..],
+                ld,
+                false,
+            );
         }
     };
     let parallel = should_parallelize(batch * t * s * (d + dv));
@@ -472,7 +499,8 @@ mod tests {
     fn forward_matches_naive_with_and_without_causal_mask() {
         let dims = AttentionDims { batch: 3, t: 5, s: 4, d: 6, dv: 3 };
         for causal in [false, true] {
-            let options = AttentionOptions { scale: 0.4, bias: None, causal, dropout: None };
+            let options =
+                AttentionOptions { scale: 0.4, bias: None, causal, dropout: None, precision: Precision::F32 };
             let (q, k, v) = (randn(90, 1), randn(72, 2), randn(36, 3));
             let (mut probs, mut out) = (vec![0.0; 60], vec![0.0; 45]);
             attention_forward(&q, &k, &v, dims, options, &mut probs, &mut out);
@@ -485,9 +513,28 @@ mod tests {
         let dims = AttentionDims { batch: 2, t: 3, s: 3, d: 2, dv: 2 };
         let bias: Vec<f32> =
             (0..18).map(|n| if (n % 9) % 3 > (n % 9) / 3 { f32::NEG_INFINITY } else { 0.0 }).collect();
-        let with_bias =
-            run(dims, AttentionOptions { scale: 1.0, bias: Some(&bias), causal: false, dropout: None }, 7);
-        let causal = run(dims, AttentionOptions { scale: 1.0, bias: None, causal: true, dropout: None }, 7);
+        let with_bias = run(
+            dims,
+            AttentionOptions {
+                scale: 1.0,
+                bias: Some(&bias),
+                causal: false,
+                dropout: None,
+                precision: Precision::F32,
+            },
+            7,
+        );
+        let causal = run(
+            dims,
+            AttentionOptions {
+                scale: 1.0,
+                bias: None,
+                causal: true,
+                dropout: None,
+                precision: Precision::F32,
+            },
+            7,
+        );
         assert_eq!(with_bias, causal);
     }
 
@@ -515,7 +562,13 @@ mod tests {
         // on split copies, bit for bit, serially and in parallel.
         let (examples, heads, t, d) = (3, 2, 5, 4);
         let dims = AttentionDims { batch: examples * heads, t, s: t, d, dv: d };
-        let options = AttentionOptions { scale: 0.5, bias: None, causal: true, dropout: Some((0.25, 9)) };
+        let options = AttentionOptions {
+            scale: 0.5,
+            bias: None,
+            causal: true,
+            dropout: Some((0.25, 9)),
+            precision: Precision::F32,
+        };
         let qkv = randn(examples * t * 3 * heads * d, 21);
         let dout_merged = randn(examples * t * heads * d, 22);
         let [q, k, v] = split_packed(&qkv, examples, t, heads, d);
@@ -562,7 +615,13 @@ mod tests {
     #[test]
     fn parallel_equals_serial_bit_for_bit_with_dropout() {
         let dims = AttentionDims { batch: 6, t: 7, s: 7, d: 4, dv: 5 };
-        let options = AttentionOptions { scale: 0.5, bias: None, causal: true, dropout: Some((0.3, 42)) };
+        let options = AttentionOptions {
+            scale: 0.5,
+            bias: None,
+            causal: true,
+            dropout: Some((0.3, 42)),
+            precision: Precision::F32,
+        };
         let serial = with_mode(Mode::Serial, || run(dims, options, 11));
         let parallel = with_mode(Mode::Parallel, || run(dims, options, 11));
         assert_eq!(serial, parallel);

@@ -133,6 +133,25 @@ pub fn sgemm_bf16_with(backend: Bf16Backend, a: StridedMat, b: StridedMat, c: &m
     }
 }
 
+/// [`sgemm_bf16`] into an `[m, n]` block of a larger row-major matrix whose rows are
+/// `ldc >= n` floats apart (the bf16 form of [`sgemm_ld`](super::sgemm_ld)); the floats
+/// between the block's rows are neither read nor written.
+pub fn sgemm_bf16_ld(a: StridedMat, b: StridedMat, c: &mut [f32], ldc: usize, accumulate: bool) {
+    let (m, n) = (a.rows, b.cols);
+    super::check_ld("sgemm_bf16_ld", m, n, c.len(), ldc);
+    let mut dest = Dest { c, ldc, accumulate, bias: None };
+    if product_is_empty(&a, &b, &mut dest) {
+        return;
+    }
+    match bf16_backend() {
+        #[cfg(target_arch = "x86_64")]
+        Bf16Backend::Avx512Bf16 => super::gemm_packed::<super::avx512bf16::Avx512Bf16>(a, b, dest),
+        #[cfg(not(target_arch = "x86_64"))]
+        Bf16Backend::Avx512Bf16 => unreachable!("sgemm_bf16: no AVX512_BF16 off x86-64"),
+        Bf16Backend::RoundedF32 => rounded_f32(a, b, dest),
+    }
+}
+
 /// `c = bf16(a) @ bf16(b) + bias`, `bias` (never rounded) added to every row: the bf16
 /// version of [`sgemm_bias`](super::sgemm_bias). The native kernel adds the bias to each tile
 /// as it completes it; the fallback (and an empty sum) adds it in a second pass. Both give

@@ -241,17 +241,17 @@ pub fn sgemm_with(backend: GemmBackend, a: StridedMat, b: StridedMat, c: &mut [f
 /// between the block's rows are neither read nor written. Attention writes each head's
 /// output into its columns of the merged `[T, heads * d]` rows this way.
 pub fn sgemm_ld(a: StridedMat, b: StridedMat, c: &mut [f32], ldc: usize, accumulate: bool) {
-    let (m, n) = (a.rows, b.cols);
-    assert!(ldc >= n, "sgemm_ld: rows of c are {ldc} apart, fewer than the {n} columns");
+    check_ld("sgemm_ld", a.rows, b.cols, c.len(), ldc);
+    sgemm_block(gemm_backend(), a, b, Dest { c, ldc, accumulate, bias: None });
+}
+
+/// Checks that `c` (of `len` floats) holds an `[m, n]` block with rows `ldc` apart.
+fn check_ld(op: &str, m: usize, n: usize, len: usize, ldc: usize) {
+    assert!(ldc >= n, "{op}: rows of c are {ldc} apart, fewer than the {n} columns");
     if m > 0 && n > 0 {
         let need = (m - 1) * ldc + n;
-        assert!(
-            c.len() >= need,
-            "sgemm_ld: c has {} elements, a [{m}, {n}] block {ldc} apart needs {need}",
-            c.len()
-        );
+        assert!(len >= need, "{op}: c has {len} elements, a [{m}, {n}] block {ldc} apart needs {need}");
     }
-    sgemm_block(gemm_backend(), a, b, Dest { c, ldc, accumulate, bias: None });
 }
 
 /// `c = a @ b + bias` with `bias` added to every row (a dense layer's output, `c` row-major
@@ -672,12 +672,12 @@ mod avx2;
 
 mod bf16;
 pub use bf16::{
-    bf16_backend, bf16_to_f32, f32_to_bf16, round_to_bf16, sgemm_bf16, sgemm_bf16_bias, sgemm_bf16_with,
-    Bf16Backend,
+    bf16_backend, bf16_to_f32, f32_to_bf16, round_to_bf16, sgemm_bf16, sgemm_bf16_bias, sgemm_bf16_ld,
+    sgemm_bf16_with, Bf16Backend,
 };
 
 mod precision;
-pub use precision::{sgemm_bias_in, sgemm_in, Precision};
+pub use precision::{sgemm_bias_in, sgemm_in, sgemm_ld_in, Precision};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512bf16;

@@ -6,7 +6,7 @@
 //! matrix product, the dense layer and the convolution take a [`Precision`] and reach the
 //! GEMM through [`sgemm_in`] / [`sgemm_bias_in`].
 
-use super::{sgemm, sgemm_bf16, sgemm_bf16_bias, sgemm_bias, StridedMat};
+use super::{sgemm, sgemm_bf16, sgemm_bf16_bias, sgemm_bf16_ld, sgemm_bias, sgemm_ld, StridedMat};
 use std::fmt;
 use std::str::FromStr;
 
@@ -61,6 +61,21 @@ pub fn sgemm_in(precision: Precision, a: StridedMat, b: StridedMat, c: &mut [f32
     }
 }
 
+/// [`sgemm_in`] into a block of rows `ldc` floats apart: [`sgemm_ld`] or [`sgemm_bf16_ld`].
+pub fn sgemm_ld_in(
+    precision: Precision,
+    a: StridedMat,
+    b: StridedMat,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    match precision {
+        Precision::F32 => sgemm_ld(a, b, c, ldc, accumulate),
+        Precision::Bf16 => sgemm_bf16_ld(a, b, c, ldc, accumulate),
+    }
+}
+
 /// `c = a @ b + bias` (bias added to every row) in `precision`: [`sgemm_bias`] or
 /// [`sgemm_bf16_bias`]. The bias itself is never rounded.
 pub fn sgemm_bias_in(precision: Precision, a: StridedMat, b: StridedMat, bias: &[f32], c: &mut [f32]) {
@@ -104,6 +119,19 @@ mod tests {
                 row.iter_mut().zip(&bias).for_each(|(v, &x)| *v += x);
             }
             assert_eq!(fused, two_pass, "{p}");
+        }
+        // Into a block of wider rows: the same values, the floats between the rows untouched.
+        for p in [Precision::F32, Precision::Bf16] {
+            let (am, bm) = (StridedMat::row_major(&a, m, k, false), StridedMat::row_major(&b, k, n, true));
+            let mut whole = vec![0.0; m * n];
+            sgemm_in(p, am, bm, &mut whole, false);
+            let ldc = n + 5;
+            let mut wide = vec![-7.0; m * ldc];
+            sgemm_ld_in(p, am, bm, &mut wide, ldc, false);
+            for (row, wide_row) in whole.chunks_exact(n).zip(wide.chunks_exact(ldc)) {
+                assert_eq!(row, &wide_row[..n], "{p}");
+                assert!(wide_row[n..].iter().all(|&x| x == -7.0), "{p}");
+            }
         }
         // bf16 = the f32 GEMM of rounded operands, up to f32 summation order.
         let (ar, br): (Vec<f32>, Vec<f32>) =
