@@ -89,6 +89,28 @@ fn a_short_run_on_the_bundled_slice_uses_its_context() {
     assert!(svg.contains("PyTorch, EMA weights") && svg.contains("adamant"));
 }
 
+/// The same run in bf16 mixed precision (attention's products included) learns the same, says
+/// so in its JSON line, and records it in its checkpoint.
+#[test]
+fn the_short_run_learns_in_bf16_too() {
+    let out_dir = common::Scratch::new("char-gpt-bf16");
+    let out = Command::new(common::example_binary("char_gpt"))
+        .args(TINY)
+        .args(["--eval-every", "400", "--samples", "0", "--json", "--no-progress", "--precision", "bf16"])
+        .args(["--data", MINI, "--out"])
+        .arg(&*out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "char_gpt failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let val = json["val_loss"].as_f64().unwrap();
+    assert!((1.0..2.2).contains(&val), "validation loss {val} in bf16 (f32 about 2.04)\n{stdout}");
+    assert_eq!(json["precision"], "bf16");
+    let checkpoint = adamant::checkpoint::Checkpoint::read(&out_dir.join("char_gpt.ckpt")).unwrap();
+    assert_eq!(checkpoint.run.get("precision"), Some("bf16"));
+}
+
 /// Stopped by its interrupt flag in the middle of an interval and resumed, a run ends with
 /// the validation log and weights of a run never stopped, bit for bit.
 #[test]
@@ -172,7 +194,8 @@ fn bad_flags_and_data_are_one_line_errors() {
     fs::write(&tiny_corpus, "to be or not to be").unwrap();
     let not_a_log = dir.join("log.json");
     fs::write(&not_a_log, r#"{"log": [{"step": 250}]}"#).unwrap();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
+        (&["--precision", "fp16"], "error: --precision: unknown precision 'fp16' (expected f32 or bf16)"),
         (&["--torch-log", not_a_log.to_str().unwrap()], "lacks a whole \"step\" or a finite \"val_loss\""),
         (&["--heads", "3", "--data", MINI], "error: --heads: must divide --embd 128, got 3"),
         (&["--warmup", "2000", "--data", MINI], "error: --warmup: must be below --steps 2000"),

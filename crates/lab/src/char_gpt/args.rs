@@ -80,6 +80,7 @@ Recipe:
   --no-ema            no weight average
   --seed S            initial weights, batches and samples (default 0)
   --eval-every N      validate every N steps (default 250)
+  --precision P       f32 (default) | bf16: matrix products (attention's too) on bf16 operands with f32 sums
 Output:
   --out DIR           checkpoint char_gpt.ckpt and log char_gpt_evals.csv (default runs/char_gpt)
   --resume            continue from the checkpoint in --out, refused if a setting differs
@@ -176,6 +177,10 @@ where
             Long("no-ema") => r.average = None,
             Long("seed") => r.seed = cli::parse_seed(&cli::value(&mut parser, "--seed")?, "--seed")?,
             Long("eval-every") => r.eval_every = count(&mut parser, "--eval-every", 1, MAX_STEPS)?,
+            Long("precision") => {
+                let v = cli::value(&mut parser, "--precision")?;
+                r.precision = v.parse().map_err(|e: String| CliError::invalid("--precision", e))?;
+            }
             Long("data") => a.data = Some(cli::path_value(&mut parser, "--data")?),
             Long("out") => a.out = cli::path_value(&mut parser, "--out")?,
             Long("json") => a.json = true,

@@ -40,7 +40,7 @@ use adamant::tensor::io::write_atomic;
 use adamant::tensor::kernels::parallel::run_in_pool;
 use adamant::tensor::rng::{self, Purpose};
 use adamant::tensor::sample::{generate, Generation};
-use adamant::tensor::Ids;
+use adamant::tensor::{Ids, Precision};
 use adamant::train::{resume, EpochMetrics, History, RunLock, TrainError};
 
 use crate::cli::CliError;
@@ -64,7 +64,7 @@ pub const TRAIN_FRACTION: f64 = 0.9;
 /// # Panics
 /// If `tokens` holds fewer than `block + 1` tokens (no window), or an id outside the model's
 /// vocabulary.
-pub fn val_loss(model: &Gpt, tokens: &[usize], block: usize) -> f64 {
+pub fn val_loss(model: &Gpt, tokens: &[usize], block: usize, precision: Precision) -> f64 {
     let (inputs, targets) = eval_windows(tokens, block);
     let n = inputs.shape()[0];
     assert!(n > 0, "val_loss: {} tokens hold no window of {block} + 1", tokens.len());
@@ -75,6 +75,7 @@ pub fn val_loss(model: &Gpt, tokens: &[usize], block: usize) -> f64 {
             Ids::from_vec(ids.data()[start * block..(start + rows) * block].to_vec(), &[rows, block])
         };
         let tape = Tape::inference();
+        tape.set_precision(precision);
         let mean = model.loss(&tape, &window(&inputs), &window(&targets)).item() as f64;
         total += mean * (rows * block) as f64;
     }
@@ -252,11 +253,12 @@ pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> R
         loss_sum += loss as f64;
         interval_steps += 1;
         if trainer.step.is_multiple_of(recipe.eval_every as u64) || trainer.step == steps {
-            let val = val_loss(&trainer.model, &corpus.val, recipe.block);
-            let averaged = trainer
-                .average
-                .as_ref()
-                .map(|a| with_averaged(&mut trainer.model, a, |m| val_loss(m, &corpus.val, recipe.block)));
+            let val = val_loss(&trainer.model, &corpus.val, recipe.block, recipe.precision);
+            let averaged = trainer.average.as_ref().map(|a| {
+                with_averaged(&mut trainer.model, a, |m| {
+                    val_loss(m, &corpus.val, recipe.block, recipe.precision)
+                })
+            });
             let metrics = EpochMetrics {
                 epoch: history.epochs.len() + 1,
                 step: trainer.step,
@@ -440,11 +442,13 @@ pub fn main() {
     if args.json {
         let ema = ema.map_or("null".to_string(), |e| e.to_string());
         println!(
-            "{{\"val_loss\": {val}, \"val_loss_ema\": {ema}, \"step_ms\": {}, \"steps\": {}, \"seed\": {}, \"params\": {}}}",
+            "{{\"val_loss\": {val}, \"val_loss_ema\": {ema}, \"step_ms\": {}, \"steps\": {}, \"seed\": {}, \"params\": {}, \
+             \"precision\": \"{}\"}}",
             report.step_ms,
             recipe.steps,
             recipe.seed,
-            config.num_params()
+            config.num_params(),
+            recipe.precision
         );
     }
 }

@@ -13,6 +13,7 @@ use adamant::layers::Params;
 use adamant::optim::options::{build_with_settings, OptimizerOptions, OptionValue};
 use adamant::optim::{clip_grad_norm, Averaging, Optimizer, ParamGroup, Schedule, Scheduler, WeightAverage};
 use adamant::tensor::rng::{self, Purpose};
+use adamant::tensor::Precision;
 
 use crate::cli::{self, CliError, OptimizerArgs};
 
@@ -66,6 +67,8 @@ pub struct Recipe {
     pub seed: u64,
     /// Steps between two validations (`--eval-every`; 250).
     pub eval_every: usize,
+    /// The precision of the matrix products in training and validation (`--precision`; f32).
+    pub precision: Precision,
 }
 
 impl Default for Recipe {
@@ -86,6 +89,7 @@ impl Default for Recipe {
             average: Some(Averaging::Ema { decay: 0.99 }),
             seed: 0,
             eval_every: 250,
+            precision: Precision::F32,
         }
     }
 }
@@ -248,6 +252,10 @@ impl Recipe {
             .with("average", self.average.map_or("none".to_string(), |a| a.to_string()))
             .with("eval_every", self.eval_every)
             .with("adamant_version", env!("CARGO_PKG_VERSION"));
+        // Only when set: f32 runs keep the identity their checkpoints had.
+        if self.precision != Precision::F32 {
+            run.set("precision", self.precision);
+        }
         for (option, value) in optimizer {
             run.set(format!("optimizer.{option}"), value);
         }
@@ -355,6 +363,7 @@ impl<'d> Trainer<'d> {
                 &mut rng::stream(self.recipe.seed, Purpose::Data, stream),
             );
             let tape = Tape::new(Mode::Train, rng::stream_seed(self.recipe.seed, Purpose::Step, stream));
+            tape.set_precision(self.recipe.precision);
             let loss = self.model.loss(&tape, &x, &y);
             loss_sum += loss.item();
             // One minibatch is left as it is (the same bits as without accumulation).
