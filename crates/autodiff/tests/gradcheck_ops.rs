@@ -184,6 +184,17 @@ fn dropout_in_train_mode_uses_one_mask_per_seed() {
 }
 
 #[test]
+fn dropout_gradient_adds_to_other_uses_of_its_input() {
+    // The first backward into `a` overwrites its fresh gradient buffer, the later ones add:
+    // both paths of the dropout backward, 16-lane blocks and a scalar tail (37 elements).
+    let mut a = param("a", &[37], 125);
+    check(&mut [&mut a], |t, p| {
+        let a = t.param(&*p[0]);
+        weigh(a.dropout(0.4) + a.dropout(0.3) * a)
+    });
+}
+
+#[test]
 fn log_softmax_rows() {
     let mut a = param("a", &[3, 7], 26);
     check(&mut [&mut a], |t, p| weigh(t.param(&*p[0]).log_softmax(-1)));

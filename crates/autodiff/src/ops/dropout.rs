@@ -25,7 +25,9 @@ impl<'t> Var<'t> {
         k::dropout_forward(x.data(), p, key, &mut out);
         let i = self.index;
         self.tape.push_op(Tensor::from_vec(out, x.shape()), &[self], move |dy, g| {
-            k::dropout_backward(dy, p, key, g.acc(i));
+            // The first gradient into x is written, not added to a zero fill: the same values.
+            let (dx, fresh) = g.slot(i);
+            k::dropout_backward_into(dy, p, key, dx, !fresh);
         })
     }
 }
