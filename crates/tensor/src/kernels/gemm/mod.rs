@@ -676,6 +676,9 @@ pub use bf16::{
     Bf16Backend,
 };
 
+mod bf16_prepacked;
+pub use bf16_prepacked::{sgemm_bf16_prepacked, Bf16B, Bf16Rows, PackedBf16B};
+
 mod precision;
 pub use precision::{sgemm_bias_in, sgemm_in, Precision};
 
@@ -686,3 +689,5 @@ mod avx512bf16;
 mod tests;
 #[cfg(test)]
 mod tests_bf16;
+#[cfg(test)]
+mod tests_prepacked;

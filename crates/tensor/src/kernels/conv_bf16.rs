@@ -1,0 +1,408 @@
+//! The bf16 convolution on the native `vdpbf16ps` kernel: [`conv2d_forward_in`] and
+//! [`conv2d_backward_in`] with [`Precision::Bf16`](super::Precision::Bf16) come here when
+//! [`bf16_backend`] is [`Bf16Backend::Avx512Bf16`].
+//!
+//! The products are those of the f32 path (see [`conv`](mod@super::conv)), with each operand
+//! rounded to bf16 once and handed to the GEMM in the layout its kernel reads
+//! ([`sgemm_bf16_prepacked`]) instead of as f32 that every product rounds and packs again:
+//!
+//! * the weight is rounded once per call (and once more transposed, for `dcol`), not once
+//!   per image;
+//! * the forward im2col writes straight into the packed `b` of `W @ col`
+//!   ([`PackedBf16B`]), two rows at a time through an L1-sized f32 buffer, instead of an
+//!   f32 `col` (1.6 MB for conv2 of the CIFAR-10 CNN) that the packing reads back;
+//! * the backward im2col writes bf16 rows ([`Bf16Rows`]), and the weight gradient is computed
+//!   transposed, `dW^T[C*KH*KW, OC] (+)= col @ dy_i^T`, so that `col` is the `a` operand read
+//!   in place (only the small `dy_i` is packed).
+//!
+//! Each element meets the same bf16 products in the same order as on the generic path
+//! (`matmul_in` on the f32 im2col matrix), and the sums over the batch are taken in the same
+//! group order, so the results are the generic path's bit for bit, whatever the number of
+//! threads.
+//!
+//! [`conv2d_forward_in`]: super::conv2d_forward_in
+//! [`conv2d_backward_in`]: super::conv2d_backward_in
+
+use super::conv::{add_row_sums, col2im, im2col_row, Conv2dGeometry, CONV_BATCH_GROUP};
+use super::gemm::{
+    bf16_backend, sgemm_bf16_prepacked, Bf16B, Bf16Backend, Bf16Rows, PackedBf16B, StridedMat,
+};
+use super::parallel::should_parallelize;
+use crate::pool;
+use rayon::prelude::*;
+use std::cell::Cell;
+
+/// Whether the bf16 convolution runs here (the CPU has AVX512_BF16).
+pub(super) fn native() -> bool {
+    bf16_backend() == Bf16Backend::Avx512Bf16
+}
+
+/// One thread's bf16 operands and f32 row buffer, reused across images and calls.
+#[derive(Default)]
+struct Scratch {
+    packed: PackedBf16B,
+    rows: Bf16Rows,
+    /// Two im2col rows (`2 * OH*OW` floats).
+    pair: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch (moved out for the duration, so that a nested call on
+/// the same thread, as rayon may make while this one waits, starts with its own).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let mut s = SCRATCH.take();
+    let r = f(&mut s);
+    SCRATCH.set(s);
+    r
+}
+
+/// im2col of `image` into `dst`, the packed `b` `[C*KH*KW, OH*OW]` of `W @ col`, a pair of
+/// rows at a time through `pair` (two rows of f32).
+fn im2col_packed(image: &[f32], g: &Conv2dGeometry, dst: &mut PackedBf16B, pair: &mut Vec<f32>) {
+    let (rows, out) = (g.col_rows(), (g.out_h(), g.out_w()));
+    let ohw = out.0 * out.1;
+    dst.reset(rows, ohw);
+    pair.resize(2 * ohw, 0.0);
+    let (even, odd) = pair.split_at_mut(ohw);
+    for p in (0..rows).step_by(2) {
+        im2col_row(image, g, out, p, even);
+        if p + 1 < rows {
+            im2col_row(image, g, out, p + 1, odd);
+            dst.set_pair(p, even, Some(odd));
+        } else {
+            dst.set_pair(p, even, None);
+        }
+    }
+}
+
+/// im2col of `image` into `dst` as bf16 rows `[C*KH*KW, OH*OW]`, through one f32 row of
+/// `pair`.
+fn im2col_rows(image: &[f32], g: &Conv2dGeometry, dst: &mut Bf16Rows, pair: &mut Vec<f32>) {
+    let (rows, out) = (g.col_rows(), (g.out_h(), g.out_w()));
+    let ohw = out.0 * out.1;
+    dst.reset(rows, ohw);
+    pair.resize(2 * ohw, 0.0);
+    let row = &mut pair[..ohw];
+    for r in 0..rows {
+        im2col_row(image, g, out, r, row);
+        dst.set_row(r, row);
+    }
+}
+
+/// [`conv2d_forward_in`](super::conv2d_forward_in) in bf16, the arguments checked by it and
+/// `out` not empty.
+pub(super) fn forward(
+    x: &[f32],
+    batch: usize,
+    g: &Conv2dGeometry,
+    weight: &[f32],
+    out_channels: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let (rows, ohw) = (g.col_rows(), g.col_cols());
+    let (in_size, out_size) = (g.image_len(), out_channels * ohw);
+    let mut w16 = Bf16Rows::new();
+    w16.assign(StridedMat::row_major(weight, out_channels, rows, false));
+    let run_group = |group: usize, out_g: &mut [f32]| {
+        with_scratch(|s| {
+            for (j, y) in out_g.chunks_exact_mut(out_size).enumerate() {
+                let i = group * CONV_BATCH_GROUP + j;
+                im2col_packed(&x[i * in_size..(i + 1) * in_size], g, &mut s.packed, &mut s.pair);
+                if let Some(b) = bias {
+                    // Start from the bias and add W @ col to it, as the generic path does.
+                    for (y_row, &bv) in y.chunks_exact_mut(ohw).zip(b) {
+                        y_row.fill(bv);
+                    }
+                }
+                sgemm_bf16_prepacked(&w16, Bf16B::Packed(&s.packed), y, bias.is_some());
+            }
+        })
+    };
+    let chunk = CONV_BATCH_GROUP * out_size;
+    if should_parallelize(batch * out_size * rows) {
+        out.par_chunks_mut(chunk).enumerate().for_each(|(gi, o)| run_group(gi, o));
+    } else {
+        out.chunks_mut(chunk).enumerate().for_each(|(gi, o)| run_group(gi, o));
+    }
+}
+
+/// [`conv2d_backward_in`](super::conv2d_backward_in) in bf16, the arguments checked by it,
+/// `batch` and `dy` not empty.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward(
+    x: &[f32],
+    batch: usize,
+    g: &Conv2dGeometry,
+    weight: &[f32],
+    out_channels: usize,
+    dy: &[f32],
+    dx: Option<&mut [f32]>,
+    dweight_acc: &mut [f32],
+    dbias_acc: Option<&mut [f32]>,
+) {
+    let (rows, ohw) = (g.col_rows(), g.col_cols());
+    let (in_size, out_size) = (g.image_len(), out_channels * ohw);
+    let oc = out_channels;
+    let want_db = dbias_acc.is_some();
+    let groups = batch.div_ceil(CONV_BATCH_GROUP);
+    // An empty image (C, H or W = 0) has no gradient to receive.
+    let dx = dx.filter(|_| in_size > 0);
+    // W^T [C*KH*KW, OC] in bf16, the `a` of every dcol product.
+    let mut w16t = Bf16Rows::new();
+    if dx.is_some() {
+        w16t.assign(StridedMat::row_major(weight, oc, rows, false).transposed());
+    }
+    let dx_chunks: Vec<Option<&mut [f32]>> = match dx {
+        Some(d) => d.chunks_mut(CONV_BATCH_GROUP * in_size).map(Some).collect(),
+        None => (0..groups).map(|_| None).collect(),
+    };
+
+    // Returns this group's (dW^T, db) partial sums; writes its images' dx directly.
+    let run_group = |group: usize, mut dx_g: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
+        // dwt and dcol are overwritten (the first image's product does not accumulate).
+        let mut dwt = pool::take_for_overwrite(rows * oc);
+        let mut db = vec![0.0f32; if want_db { oc } else { 0 }];
+        let mut dcol = pool::take_for_overwrite(if dx_g.is_some() { rows * ohw } else { 0 });
+        let first = group * CONV_BATCH_GROUP;
+        let count = CONV_BATCH_GROUP.min(batch - first);
+        with_scratch(|s| {
+            for j in 0..count {
+                let i = first + j;
+                let dy_i = &dy[i * out_size..(i + 1) * out_size];
+                im2col_rows(&x[i * in_size..(i + 1) * in_size], g, &mut s.rows, &mut s.pair);
+                // dW^T[rows, OC] (+)= col[rows, OH*OW] @ dy_i^T[OH*OW, OC]
+                let dy_t = StridedMat::row_major(dy_i, ohw, oc, true);
+                sgemm_bf16_prepacked(&s.rows, Bf16B::F32(dy_t), &mut dwt, j > 0);
+                if want_db {
+                    add_row_sums(dy_i, ohw, &mut db);
+                }
+                if let Some(dx_g) = dx_g.as_deref_mut() {
+                    // dcol[rows, OH*OW] = W^T @ dy_i, then fold back onto the image.
+                    let dy_m = StridedMat::row_major(dy_i, oc, ohw, false);
+                    sgemm_bf16_prepacked(&w16t, Bf16B::F32(dy_m), &mut dcol, false);
+                    col2im(&dcol, g, &mut dx_g[j * in_size..(j + 1) * in_size]);
+                }
+            }
+        });
+        pool::recycle(dcol);
+        (dwt, db)
+    };
+
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = if should_parallelize(batch * out_size * rows) {
+        dx_chunks.into_par_iter().enumerate().map(|(gi, d)| run_group(gi, d)).collect()
+    } else {
+        dx_chunks.into_iter().enumerate().map(|(gi, d)| run_group(gi, d)).collect()
+    };
+    let mut dbias_acc = dbias_acc;
+    // The partials are added to the accumulator in group order, whatever order the groups
+    // finished in: the accumulator is turned into dW^T, the partials added to it (each
+    // element sees the additions of the generic path, in its order), and it is turned back.
+    // Two transposes instead of a strided pass per group (3 % of the CNN's step).
+    let mut total = pool::take_for_overwrite(rows * oc);
+    transpose(dweight_acc, oc, rows, &mut total);
+    for (dwt, db) in &partials {
+        for (acc, v) in total.iter_mut().zip(dwt) {
+            *acc += v;
+        }
+        if let Some(acc_b) = dbias_acc.as_deref_mut() {
+            for (acc, v) in acc_b.iter_mut().zip(db) {
+                *acc += v;
+            }
+        }
+    }
+    transpose(&total, rows, oc, dweight_acc);
+    pool::recycle(total);
+    partials.into_iter().for_each(|(dwt, _)| pool::recycle(dwt));
+}
+
+/// `dst[c, r] = src[r, c]` for a row-major `[rows, cols]` `src`, by blocks of 16 x 16 (both
+/// sides then stay in a few cache lines).
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    assert_eq!(
+        (src.len(), dst.len()),
+        (rows * cols, rows * cols),
+        "transpose: lengths differ from {rows}x{cols}"
+    );
+    const B: usize = 16;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv::{conv2d_backward_in, conv2d_forward_in, im2col};
+    use super::super::gemm::Precision;
+    use super::super::matmul::matmul_in;
+    use super::*;
+    use crate::kernels::parallel::{with_mode, Mode};
+    use crate::testing::randn;
+
+    /// The generic bf16 path (the f32 im2col matrix through `matmul_in`), serially: per
+    /// image `y = bias + W @ col`, `dW (+)= dy @ col^T` summed per group of
+    /// [`CONV_BATCH_GROUP`] then over the groups, `dcol = W^T @ dy`.
+    #[allow(clippy::type_complexity)]
+    fn generic(
+        x: &[f32],
+        n: usize,
+        g: &Conv2dGeometry,
+        w: &[f32],
+        oc: usize,
+        b: &[f32],
+        dy: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (rows, ohw, in_size) = (g.col_rows(), g.col_cols(), g.image_len());
+        let p = Precision::Bf16;
+        let (mut y, mut dx, mut dw) = (vec![0.0; n * oc * ohw], vec![0.0; x.len()], vec![0.0; w.len()]);
+        let (mut col, mut dcol, mut dw_g) =
+            (vec![0.0; rows * ohw], vec![0.0; rows * ohw], vec![0.0; w.len()]);
+        for i in 0..n {
+            im2col(&x[i * in_size..(i + 1) * in_size], g, &mut col);
+            let y_i = &mut y[i * oc * ohw..(i + 1) * oc * ohw];
+            for (row, &bv) in y_i.chunks_exact_mut(ohw).zip(b) {
+                row.fill(bv);
+            }
+            matmul_in(p, w, &col, y_i, oc, rows, ohw, false, false, true);
+            let dy_i = &dy[i * oc * ohw..(i + 1) * oc * ohw];
+            let j = i % CONV_BATCH_GROUP;
+            matmul_in(p, dy_i, &col, &mut dw_g, oc, ohw, rows, false, true, j > 0);
+            if j + 1 == CONV_BATCH_GROUP || i + 1 == n {
+                dw.iter_mut().zip(&dw_g).for_each(|(a, v)| *a += v);
+            }
+            matmul_in(p, w, dy_i, &mut dcol, rows, oc, ohw, true, false, false);
+            col2im(&dcol, g, &mut dx[i * in_size..(i + 1) * in_size]);
+        }
+        (y, dx, dw)
+    }
+
+    /// The native path gives the generic path's bits: forward, dx and dW, on shapes with an
+    /// odd `C*KH*KW` (75: a zero step), several K blocks (400 and 1600 rows), padded rows and
+    /// columns, 1024 output positions (the padded row stride), strides and a short group.
+    #[test]
+    fn native_equals_generic_path_bitwise() {
+        if !native() {
+            return;
+        }
+        let cases = [
+            (6, Conv2dGeometry::new(3, 32, 32, 5, 1, 2), 8),
+            (5, Conv2dGeometry::new(16, 8, 8, 5, 1, 2), 20),
+            (3, Conv2dGeometry::new(64, 8, 8, 5, 1, 2), 13),
+            (9, Conv2dGeometry::new(3, 9, 7, 3, 2, 1), 5),
+            (1, Conv2dGeometry::new(1, 7, 5, 3, 1, 1), 2),
+        ];
+        for (s, &(n, g, oc)) in cases.iter().enumerate() {
+            let s = 10 * s as u64;
+            let (x, w, b) =
+                (randn(n * g.image_len(), s + 1), randn(oc * g.col_rows(), s + 2), randn(oc, s + 3));
+            let dy = randn(n * oc * g.col_cols(), s + 4);
+            let (want_y, want_dx, want_dw) = generic(&x, n, &g, &w, oc, &b, &dy);
+            let mut y = vec![f32::NAN; want_y.len()];
+            conv2d_forward_in(Precision::Bf16, &x, n, &g, &w, oc, Some(&b), &mut y);
+            let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; oc]);
+            conv2d_backward_in(
+                Precision::Bf16,
+                &x,
+                n,
+                &g,
+                &w,
+                oc,
+                &dy,
+                Some(&mut dx),
+                &mut dw,
+                Some(&mut db),
+            );
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&want_y), "y n={n} {g:?}");
+            assert_eq!(bits(&dx), bits(&want_dx), "dx n={n} {g:?}");
+            assert_eq!(bits(&dw), bits(&want_dw), "dW n={n} {g:?}");
+            // The bias gradient is the f32 sum of dy, as on the f32 path.
+            let (mut dx32, mut dw32, mut db32) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; oc]);
+            conv2d_backward_in(
+                Precision::F32,
+                &x,
+                n,
+                &g,
+                &w,
+                oc,
+                &dy,
+                Some(&mut dx32),
+                &mut dw32,
+                Some(&mut db32),
+            );
+            assert_eq!(db, db32);
+            // And the bf16 results are not the f32 ones (the operands really were rounded).
+            assert_ne!(dw, dw32);
+        }
+    }
+
+    /// Without a bias, without dx or db: the same values as with them.
+    #[test]
+    fn optional_outputs_do_not_change_the_others() {
+        if !native() {
+            return;
+        }
+        let (n, g, oc) = (5, Conv2dGeometry::new(4, 9, 9, 3, 1, 1), 6);
+        let (x, w, dy) =
+            (randn(n * g.image_len(), 1), randn(oc * g.col_rows(), 2), randn(n * oc * g.col_cols(), 3));
+        let (_, _, want_dw) = generic(&x, n, &g, &w, oc, &vec![0.0; oc], &dy);
+        let mut y = vec![f32::NAN; dy.len()];
+        conv2d_forward_in(Precision::Bf16, &x, n, &g, &w, oc, None, &mut y);
+        let mut y0 = vec![f32::NAN; dy.len()];
+        conv2d_forward_in(Precision::Bf16, &x, n, &g, &w, oc, Some(&vec![0.0; oc]), &mut y0);
+        assert_eq!(y, y0);
+        let mut dw = vec![0.0; w.len()];
+        conv2d_backward_in(Precision::Bf16, &x, n, &g, &w, oc, &dy, None, &mut dw, None);
+        assert_eq!(dw, want_dw);
+    }
+
+    /// Parallel = serial, bit for bit, and accumulators are added to, not overwritten.
+    #[test]
+    fn native_parallel_equals_serial_bitwise() {
+        if !native() {
+            return;
+        }
+        // 11 images: two full groups of 4 and a short one of 3.
+        let (n, g, oc) = (11, Conv2dGeometry::new(3, 12, 10, 5, 1, 2), 6);
+        let (x, w, b) = (randn(n * g.image_len(), 1), randn(oc * g.col_rows(), 2), randn(oc, 3));
+        let dy = randn(n * oc * g.col_cols(), 4);
+        let run = |mode| {
+            with_mode(mode, || {
+                let mut out = vec![0.0; dy.len()];
+                conv2d_forward_in(Precision::Bf16, &x, n, &g, &w, oc, Some(&b), &mut out);
+                let (mut dx, mut dw, mut db) = (vec![0.5; x.len()], vec![0.25; w.len()], vec![1.0; oc]);
+                conv2d_backward_in(
+                    Precision::Bf16,
+                    &x,
+                    n,
+                    &g,
+                    &w,
+                    oc,
+                    &dy,
+                    Some(&mut dx),
+                    &mut dw,
+                    Some(&mut db),
+                );
+                (out, dx, dw, db)
+            })
+        };
+        let serial = run(Mode::Serial);
+        assert_eq!(serial, run(Mode::Parallel));
+        let (_, want_dx, want_dw) = generic(&x, n, &g, &w, oc, &b, &dy);
+        // The accumulators started at 0.5 and 0.25 (added to along the way, so up to rounding).
+        let added = |got: &[f32], want: &[f32], start: f32| {
+            got.iter().zip(want).all(|(&g, &w)| (g - (w + start)).abs() <= 1e-5 * (1.0 + w.abs()))
+        };
+        assert!(added(&serial.1, &want_dx, 0.5), "dx");
+        assert!(added(&serial.2, &want_dw, 0.25), "dW");
+    }
+}
