@@ -231,11 +231,25 @@ pub(super) fn im2col_row(
 /// (the adjoint of [`im2col`]; entries that came from padding are dropped).
 pub fn col2im(col: &[f32], g: &Conv2dGeometry, image_acc: &mut [f32]) {
     check_im2col("col2im", image_acc.len(), col.len(), g);
+    col2im_rows(col, g, 0, image_acc);
+}
+
+/// [`col2im`] of the rows `first..` of `col` only, given as `col` (a whole number of rows,
+/// `first` + their count at most `C*KH*KW`); the caller has checked `image_acc`'s length.
+pub(super) fn col2im_rows(col: &[f32], g: &Conv2dGeometry, first: usize, image_acc: &mut [f32]) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let (h, w) = (g.height, g.width);
     let (kh, kw) = (g.kernel_h, g.kernel_w);
     let (sh, sw) = (g.stride_h, g.stride_w);
+    assert!(
+        col.len().is_multiple_of((oh * ow).max(1)) && first + col.len() / (oh * ow).max(1) <= g.col_rows(),
+        "col2im: {} values from row {first} are not whole rows of [{}, {}]",
+        col.len(),
+        g.col_rows(),
+        oh * ow
+    );
     for (row, col_row) in col.chunks_exact(oh * ow).enumerate() {
+        let row = first + row;
         let c = row / (kh * kw);
         let ki = (row / kw) % kh;
         let kj = row % kw;

@@ -23,14 +23,18 @@
 //! [`conv2d_forward_in`]: super::conv2d_forward_in
 //! [`conv2d_backward_in`]: super::conv2d_backward_in
 
-use super::conv::{add_row_sums, col2im, im2col_row, Conv2dGeometry, CONV_BATCH_GROUP};
+use super::conv::{add_row_sums, col2im_rows, im2col_row, Conv2dGeometry, CONV_BATCH_GROUP};
 use super::gemm::{
-    bf16_backend, sgemm_bf16_prepacked, Bf16B, Bf16Backend, Bf16Rows, PackedBf16B, StridedMat,
+    bf16_backend, sgemm_bf16_prepacked, sgemm_bf16_prepacked_rows, Bf16B, Bf16Backend, Bf16Rows, PackedBf16B,
+    StridedMat,
 };
 use super::parallel::should_parallelize;
 use crate::pool;
 use rayon::prelude::*;
 use std::cell::Cell;
+
+/// Size of a block of `dcol` in the backward pass: small enough for L2 beside the operands.
+const DCOL_BLOCK_BYTES: usize = 256 << 10;
 
 /// Whether the bf16 convolution runs here (the CPU has AVX512_BF16).
 pub(super) fn native() -> bool {
@@ -161,12 +165,15 @@ pub(super) fn backward(
         None => (0..groups).map(|_| None).collect(),
     };
 
+    // Rows of dcol per block: about DCOL_BLOCK_BYTES of f32, a multiple of the kernel's
+    // 12-row tiles (blocks then start at a multiple of 4, as sgemm_bf16_prepacked_rows wants).
+    let dcol_rows = ((DCOL_BLOCK_BYTES / 4 / ohw) / 12 * 12).max(12);
     // Returns this group's (dW^T, db) partial sums; writes its images' dx directly.
     let run_group = |group: usize, mut dx_g: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
         // dwt and dcol are overwritten (the first image's product does not accumulate).
         let mut dwt = pool::take_for_overwrite(rows * oc);
         let mut db = vec![0.0f32; if want_db { oc } else { 0 }];
-        let mut dcol = pool::take_for_overwrite(if dx_g.is_some() { rows * ohw } else { 0 });
+        let mut dcol = pool::take_for_overwrite(if dx_g.is_some() { dcol_rows.min(rows) * ohw } else { 0 });
         let first = group * CONV_BATCH_GROUP;
         let count = CONV_BATCH_GROUP.min(batch - first);
         with_scratch(|s| {
@@ -181,10 +188,21 @@ pub(super) fn backward(
                     add_row_sums(dy_i, ohw, &mut db);
                 }
                 if let Some(dx_g) = dx_g.as_deref_mut() {
-                    // dcol[rows, OH*OW] = W^T @ dy_i, then fold back onto the image.
-                    let dy_m = StridedMat::row_major(dy_i, oc, ohw, false);
-                    sgemm_bf16_prepacked(&w16t, Bf16B::F32(dy_m), &mut dcol, false);
-                    col2im(&dcol, g, &mut dx_g[j * in_size..(j + 1) * in_size]);
+                    // dcol[rows, OH*OW] = W^T @ dy_i, folded back onto the image a block of
+                    // rows at a time, while the block is still in L2 (all of dcol is 1.6 MB
+                    // for conv2 of the CNN); dy_i is packed once for all blocks.
+                    s.packed.reset(oc, ohw);
+                    for p in (0..oc).step_by(2) {
+                        let odd = (p + 1 < oc).then(|| &dy_i[(p + 1) * ohw..(p + 2) * ohw]);
+                        s.packed.set_pair(p, &dy_i[p * ohw..(p + 1) * ohw], odd);
+                    }
+                    let dx_i = &mut dx_g[j * in_size..(j + 1) * in_size];
+                    for r0 in (0..rows).step_by(dcol_rows) {
+                        let r1 = (r0 + dcol_rows).min(rows);
+                        let block = &mut dcol[..(r1 - r0) * ohw];
+                        sgemm_bf16_prepacked_rows(&w16t, r0..r1, Bf16B::Packed(&s.packed), block, false);
+                        col2im_rows(block, g, r0, dx_i);
+                    }
                 }
             }
         });
@@ -241,7 +259,7 @@ fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv::{conv2d_backward_in, conv2d_forward_in, im2col};
+    use super::super::conv::{col2im, conv2d_backward_in, conv2d_forward_in, im2col};
     use super::super::gemm::Precision;
     use super::super::matmul::matmul_in;
     use super::*;

@@ -19,6 +19,7 @@
 
 use super::driver::{k_block, Prepacked};
 use super::{bf16_backend, f32_to_bf16, Bf16Backend, Dest, StridedMat};
+use std::ops::Range;
 
 /// Row stride (elements) of a [`Bf16Rows`] of `cols` columns: whole pairs of steps, plus a
 /// cache line when rows would lie a multiple of 2 KiB apart (the rows of a 12-row strip then
@@ -247,6 +248,19 @@ fn shape_only(rows: usize, cols: usize) -> StridedMat<'static> {
 /// unless [`bf16_backend`] is [`Bf16Backend::Avx512Bf16`], or if an operand was not fully
 /// written since its last reset.
 pub fn sgemm_bf16_prepacked(a: &Bf16Rows, b: Bf16B, c: &mut [f32], accumulate: bool) {
+    sgemm_bf16_prepacked_rows(a, 0..a.rows, b, c, accumulate);
+}
+
+/// [`sgemm_bf16_prepacked`] with the rows `rows` of `a` only (`rows.start` a multiple of 4,
+/// the kernel's smallest tile height), `c` `[rows.len(), b.cols]`: the same bits as those
+/// rows of the whole product (each row of `c` is computed on its own).
+pub fn sgemm_bf16_prepacked_rows(
+    a: &Bf16Rows,
+    rows: Range<usize>,
+    b: Bf16B,
+    c: &mut [f32],
+    accumulate: bool,
+) {
     assert_eq!(
         bf16_backend(),
         Bf16Backend::Avx512Bf16,
@@ -257,7 +271,12 @@ pub fn sgemm_bf16_prepacked(a: &Bf16Rows, b: Bf16B, c: &mut [f32], accumulate: b
         "sgemm_bf16_prepacked: {} of the {} rows of a were written",
         a.written, a.rows
     );
-    let (m, k) = (a.rows, a.cols);
+    assert!(
+        rows.start.is_multiple_of(4) && rows.start <= rows.end && rows.end <= a.rows,
+        "sgemm_bf16_prepacked: rows {rows:?} of {} (the first a multiple of 4)",
+        a.rows
+    );
+    let (m, k) = (rows.len(), a.cols);
     let (b_rows, n) = match b {
         Bf16B::F32(s) => (s.rows, s.cols),
         Bf16B::Packed(p) => {
@@ -285,7 +304,9 @@ pub fn sgemm_bf16_prepacked(a: &Bf16Rows, b: Bf16B, c: &mut [f32], accumulate: b
         Bf16B::F32(s) => (s, None),
         Bf16B::Packed(p) => (shape_only(k, n), Some(p.lines.as_ptr().cast::<u8>())),
     };
-    let pre = Prepacked { a: Some((a.data.as_ptr().cast::<u8>(), a.stride)), b: b_pre };
+    // The first row; the kernel reads up to rows.end rounded up to 4, inside the padded rows.
+    let a_first = a.data[rows.start * a.stride..].as_ptr().cast::<u8>();
+    let pre = Prepacked { a: Some((a_first, a.stride)), b: b_pre };
     let dest = Dest { c, ldc: n, accumulate, bias: None };
     #[cfg(target_arch = "x86_64")]
     super::driver::gemm_prepacked::<super::avx512bf16::Avx512Bf16>(shape_only(m, k), b_mat, dest, pre);

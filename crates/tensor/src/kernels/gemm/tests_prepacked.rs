@@ -132,3 +132,42 @@ fn rounding_of_operands_is_f32_to_bf16() {
         }
     }
 }
+
+/// A block of rows of `a` gives those rows of the whole product, bit for bit, from either
+/// form of `b`; blocks end anywhere (the last one past a multiple of 4 reads padding).
+#[test]
+fn row_blocks_equal_rows_of_the_whole_product() {
+    if bf16_backend() != Bf16Backend::Avx512Bf16 {
+        return;
+    }
+    let (m, k, n) = (75, 300, 70);
+    let (a, b) = (randn(m * k, 1), randn(k * n, 2));
+    let (av, bv) = (StridedMat::row_major(&a, m, k, false), StridedMat::row_major(&b, k, n, false));
+    let (a16, b16) = prepack(av, bv);
+    let mut whole = vec![0.0; m * n];
+    sgemm_bf16_prepacked(&a16, Bf16B::Packed(&b16), &mut whole, false);
+    for (r0, r1) in [(0, 12), (12, 75), (72, 75), (24, 24), (4, 9)] {
+        for b_op in [Bf16B::F32(bv), Bf16B::Packed(&b16)] {
+            let mut part = vec![f32::NAN; (r1 - r0) * n];
+            sgemm_bf16_prepacked_rows(&a16, r0..r1, b_op, &mut part, false);
+            assert_eq!(part, whole[r0 * n..r1 * n], "rows {r0}..{r1}");
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "the first a multiple of 4")]
+fn row_blocks_must_start_at_a_multiple_of_4() {
+    if bf16_backend() != Bf16Backend::Avx512Bf16 {
+        panic!("the first a multiple of 4 (no AVX512_BF16 here)");
+    }
+    let mut a16 = Bf16Rows::new();
+    a16.assign(StridedMat::row_major(&[1.0; 10], 5, 2, false));
+    sgemm_bf16_prepacked_rows(
+        &a16,
+        3..5,
+        Bf16B::F32(StridedMat::row_major(&[1.0; 2], 2, 1, false)),
+        &mut [0.0; 2],
+        false,
+    );
+}
