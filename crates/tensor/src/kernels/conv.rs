@@ -293,9 +293,20 @@ pub(super) fn add_row_sums(data: &[f32], len: usize, acc: &mut [f32]) {
     for (block, acc_b) in acc.chunks_mut(ROW_SUM_LANES).enumerate() {
         let rows = &data[block * ROW_SUM_LANES * len..][..acc_b.len() * len];
         let mut s = [-0.0f32; ROW_SUM_LANES];
-        for p in 0..len {
-            for (l, s_l) in s.iter_mut().enumerate().take(acc_b.len()) {
-                *s_l += rows[l * len + p];
+        if acc_b.len() == ROW_SUM_LANES {
+            // A full block: constant trip counts and no bounds checks, so that the 16 chains
+            // stay in registers (with checks this loop was no faster than one row at a time).
+            for p in 0..len {
+                for (l, s_l) in s.iter_mut().enumerate() {
+                    // SAFETY: l < ROW_SUM_LANES rows of len values are in `rows`, and p < len.
+                    *s_l += unsafe { *rows.get_unchecked(l * len + p) };
+                }
+            }
+        } else {
+            for p in 0..len {
+                for (l, s_l) in s.iter_mut().enumerate().take(acc_b.len()) {
+                    *s_l += rows[l * len + p];
+                }
             }
         }
         for (a, s_l) in acc_b.iter_mut().zip(s) {
