@@ -53,9 +53,10 @@ fn round_slice(src: &[f32], dst: &mut [u16]) {
 }
 
 /// A `rows x cols` matrix of bf16 stored by rows, as [`sgemm_bf16_prepacked`] reads its `a`
-/// operand: rows an even number of elements apart (plus a cache line when that is a multiple of 2 KiB), a zero past an odd last column (the kernel takes steps
-/// in pairs), and zero rows up to a multiple of 4 (its smallest tile height). Reused across
-/// calls, it allocates only when it grows.
+/// operand: rows an even number of elements apart (plus a cache line when that would be a
+/// multiple of 2 KiB), a zero past an odd last column (the kernel takes steps in pairs), and
+/// zero rows up to a multiple of 4 (its smallest tile height). Reused across calls, it
+/// allocates only when it grows.
 #[derive(Clone, Debug, Default)]
 pub struct Bf16Rows {
     data: Vec<u16>,
