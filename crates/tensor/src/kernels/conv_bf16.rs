@@ -317,6 +317,8 @@ mod tests {
             (3, Conv2dGeometry::new(64, 8, 8, 5, 1, 2), 13),
             (9, Conv2dGeometry::new(3, 9, 7, 3, 2, 1), 5),
             (1, Conv2dGeometry::new(1, 7, 5, 3, 1, 1), 2),
+            // One col row (a single step, odd) and one output channel.
+            (2, Conv2dGeometry::new(1, 3, 3, 1, 1, 0), 1),
         ];
         for (s, &(n, g, oc)) in cases.iter().enumerate() {
             let s = 10 * s as u64;

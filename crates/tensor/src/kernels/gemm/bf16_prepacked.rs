@@ -194,7 +194,7 @@ impl PackedBf16B {
         if vector_rounding() {
             // SAFETY: the CPU has the features (checked); odd is as long as even; the pair of
             // each panel lies inside the block, inside `lines` (sized by reset).
-            assert!(start + (panels - 1) * panel_stride + 64 <= data.len() || n == 0);
+            assert!(n == 0 || start + (panels - 1) * panel_stride + 64 <= data.len());
             unsafe { super::avx512bf16::pack_pair(data.as_mut_ptr().add(start), panel_stride, even, odd) };
             self.written += 1;
             return;

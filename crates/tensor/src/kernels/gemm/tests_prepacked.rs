@@ -111,6 +111,30 @@ fn unwritten_pairs_are_refused() {
     sgemm_bf16_prepacked(&a16, Bf16B::Packed(&b16), &mut [0.0; 8], false);
 }
 
+/// Operands without columns or without steps: empty products, c zero (or kept).
+#[test]
+fn empty_operands() {
+    if bf16_backend() != Bf16Backend::Avx512Bf16 {
+        return;
+    }
+    let mut b16 = PackedBf16B::new();
+    b16.reset(3, 0);
+    b16.set_pair(0, &[], Some(&[]));
+    b16.set_pair(2, &[], None);
+    let mut a16 = Bf16Rows::new();
+    a16.assign(StridedMat::row_major(&[1.0; 6], 2, 3, false));
+    sgemm_bf16_prepacked(&a16, Bf16B::Packed(&b16), &mut [], false);
+    // k = 0: the empty sum is zero.
+    a16.assign(StridedMat::row_major(&[], 2, 0, false));
+    b16.reset(0, 3);
+    let mut c = [f32::NAN; 6];
+    sgemm_bf16_prepacked(&a16, Bf16B::Packed(&b16), &mut c, false);
+    assert_eq!(c, [0.0; 6]);
+    let mut c = [1.5; 6];
+    sgemm_bf16_prepacked(&a16, Bf16B::Packed(&b16), &mut c, true);
+    assert_eq!(c, [1.5; 6]);
+}
+
 #[test]
 #[should_panic(expected = "row 5 of 5 must be given")]
 fn a_missing_odd_row_is_refused() {
