@@ -38,7 +38,18 @@ const DCOL_BLOCK_BYTES: usize = 256 << 10;
 
 /// Whether the bf16 convolution runs here (the CPU has AVX512_BF16).
 pub(super) fn native() -> bool {
+    #[cfg(test)]
+    if FORCE_GENERIC.get() {
+        return false;
+    }
     bf16_backend() == Bf16Backend::Avx512Bf16
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Sends this thread's bf16 convolutions down the generic path, as on a CPU without
+    /// AVX512_BF16, so that tests run both paths here.
+    static FORCE_GENERIC: Cell<bool> = const { Cell::new(false) };
 }
 
 /// One thread's bf16 operands and f32 row buffer, reused across images and calls.
@@ -362,6 +373,43 @@ mod tests {
             assert_eq!(db, db32);
             // And the bf16 results are not the f32 ones (the operands really were rounded).
             assert_ne!(dw, dw32);
+        }
+    }
+
+    /// The generic path (taken without AVX512_BF16) still runs, and gives the native
+    /// path's bits (through `sgemm_bf16`, here on the native backend).
+    #[test]
+    fn generic_path_equals_native_path_bitwise() {
+        let (n, g, oc) = (6, Conv2dGeometry::new(5, 9, 9, 3, 1, 1), 7);
+        let (x, w, b) = (randn(n * g.image_len(), 1), randn(oc * g.col_rows(), 2), randn(oc, 3));
+        let dy = randn(n * oc * g.col_cols(), 4);
+        let run = |generic: bool| {
+            FORCE_GENERIC.set(generic);
+            let mut y = vec![f32::NAN; dy.len()];
+            conv2d_forward_in(Precision::Bf16, &x, n, &g, &w, oc, Some(&b), &mut y);
+            let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; oc]);
+            conv2d_backward_in(
+                Precision::Bf16,
+                &x,
+                n,
+                &g,
+                &w,
+                oc,
+                &dy,
+                Some(&mut dx),
+                &mut dw,
+                Some(&mut db),
+            );
+            FORCE_GENERIC.set(false);
+            (y, dx, dw, db)
+        };
+        let via_generic = run(true);
+        // Against the reference of the generic path, so that this test checks something on
+        // every CPU.
+        let (want_y, want_dx, want_dw) = generic(&x, n, &g, &w, oc, &b, &dy);
+        assert_eq!((&via_generic.0, &via_generic.1, &via_generic.2), (&want_y, &want_dx, &want_dw));
+        if native() {
+            assert_eq!(via_generic, run(false));
         }
     }
 
