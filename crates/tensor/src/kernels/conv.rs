@@ -169,14 +169,15 @@ pub fn im2col(image: &[f32], g: &Conv2dGeometry, col: &mut [f32]) {
 /// Row `row` of [`im2col`] (`OH*OW` values, overwritten): the image values that kernel
 /// offset `row = (c * KH + ki) * KW + kj` meets at each output position. `(oh, ow)` is
 /// `(g.out_h(), g.out_w())`, computed once by the caller (they divide and check); the
-/// caller has checked the lengths.
+/// caller has checked the lengths. Generic over the element (f32, or the bits of a bf16,
+/// whose `T::default()` is +0.0 as well), as im2col only copies.
 #[inline]
-pub(super) fn im2col_row(
-    image: &[f32],
+pub(super) fn im2col_row<T: Copy + Default>(
+    image: &[T],
     g: &Conv2dGeometry,
     (oh, ow): (usize, usize),
     row: usize,
-    col_row: &mut [f32],
+    col_row: &mut [T],
 ) {
     let (h, w) = (g.height, g.width);
     let (kh, kw) = (g.kernel_h, g.kernel_w);
@@ -197,24 +198,24 @@ pub(super) fn im2col_row(
         let last = (y_hi - 1) * ow + x_hi;
         let src_first = (y_lo + ki - g.pad_h) * w + x_lo + kj - g.pad_w;
         col_row[first..last].copy_from_slice(&plane[src_first..src_first + (last - first)]);
-        col_row[..first].fill(0.0);
-        col_row[last..].fill(0.0);
+        col_row[..first].fill(T::default());
+        col_row[last..].fill(T::default());
         if x_lo > 0 || x_hi < ow {
             for y in y_lo..y_hi - 1 {
-                col_row[y * ow + x_hi..(y + 1) * ow + x_lo].fill(0.0);
+                col_row[y * ow + x_hi..(y + 1) * ow + x_lo].fill(T::default());
             }
         }
         return;
     }
     for (y, dst) in col_row.chunks_exact_mut(ow).enumerate() {
         if y < y_lo || y >= y_hi {
-            dst.fill(0.0);
+            dst.fill(T::default());
             continue;
         }
         let iy = y * sh + ki - g.pad_h;
         let src = &plane[iy * w..(iy + 1) * w];
-        dst[..x_lo].fill(0.0);
-        dst[x_hi..].fill(0.0);
+        dst[..x_lo].fill(T::default());
+        dst[x_hi..].fill(T::default());
         if sw == 1 {
             // Stride 1: the valid stretch is a contiguous run of the image row.
             let start = x_lo + kj - g.pad_w;

@@ -25,8 +25,8 @@
 
 use super::conv::{add_row_sums, col2im_rows, im2col_row, Conv2dGeometry, CONV_BATCH_GROUP};
 use super::gemm::{
-    bf16_backend, sgemm_bf16_prepacked, sgemm_bf16_prepacked_rows, Bf16B, Bf16Backend, Bf16Rows, PackedBf16B,
-    StridedMat,
+    bf16_backend, f32_to_bf16_slice, sgemm_bf16_prepacked, sgemm_bf16_prepacked_rows, Bf16B, Bf16Backend,
+    Bf16Rows, PackedBf16B, StridedMat,
 };
 use super::parallel::should_parallelize;
 use crate::pool;
@@ -59,6 +59,8 @@ struct Scratch {
     rows: Bf16Rows,
     /// Two im2col rows (`2 * OH*OW` floats).
     pair: Vec<f32>,
+    /// One image rounded to bf16.
+    image16: Vec<u16>,
 }
 
 thread_local! {
@@ -93,17 +95,16 @@ fn im2col_packed(image: &[f32], g: &Conv2dGeometry, dst: &mut PackedBf16B, pair:
     }
 }
 
-/// im2col of `image` into `dst` as bf16 rows `[C*KH*KW, OH*OW]`, through one f32 row of
-/// `pair`.
-fn im2col_rows(image: &[f32], g: &Conv2dGeometry, dst: &mut Bf16Rows, pair: &mut Vec<f32>) {
+/// im2col of `image` into `dst` as bf16 rows `[C*KH*KW, OH*OW]`: the image is rounded once
+/// into `image16` and its bf16 copied, where rounding each col row would round every pixel
+/// `KH*KW` times and copy it as f32 first (im2col only copies, so the bits are the same).
+fn im2col_rows(image: &[f32], g: &Conv2dGeometry, dst: &mut Bf16Rows, image16: &mut Vec<u16>) {
     let (rows, out) = (g.col_rows(), (g.out_h(), g.out_w()));
-    let ohw = out.0 * out.1;
-    dst.reset(rows, ohw);
-    pair.resize(2 * ohw, 0.0);
-    let row = &mut pair[..ohw];
+    dst.reset(rows, out.0 * out.1);
+    image16.resize(image.len(), 0);
+    f32_to_bf16_slice(image, image16);
     for r in 0..rows {
-        im2col_row(image, g, out, r, row);
-        dst.set_row(r, row);
+        dst.set_row_bits(r, |row| im2col_row(image16, g, out, r, row));
     }
 }
 
@@ -191,7 +192,7 @@ pub(super) fn backward(
             for j in 0..count {
                 let i = first + j;
                 let dy_i = &dy[i * out_size..(i + 1) * out_size];
-                im2col_rows(&x[i * in_size..(i + 1) * in_size], g, &mut s.rows, &mut s.pair);
+                im2col_rows(&x[i * in_size..(i + 1) * in_size], g, &mut s.rows, &mut s.image16);
                 // dW^T[rows, OC] (+)= col[rows, OH*OW] @ dy_i^T[OH*OW, OC]
                 let dy_t = StridedMat::row_major(dy_i, ohw, oc, true);
                 sgemm_bf16_prepacked(&s.rows, Bf16B::F32(dy_t), &mut dwt, j > 0);

@@ -38,9 +38,15 @@ fn vector_rounding() -> bool {
     bf16_backend() == Bf16Backend::Avx512Bf16
 }
 
-/// `src` rounded to bf16 ([`f32_to_bf16`]) into `dst` (as long).
+/// `src` rounded to bf16 ([`f32_to_bf16`]) into `dst` (as long), with `vcvtne2ps2bf16`
+/// where the CPU has AVX512_BF16.
+pub fn f32_to_bf16_slice(src: &[f32], dst: &mut [u16]) {
+    round_slice(src, dst);
+}
+
+/// [`f32_to_bf16_slice`].
 fn round_slice(src: &[f32], dst: &mut [u16]) {
-    assert_eq!(src.len(), dst.len(), "round_slice: lengths differ");
+    assert_eq!(src.len(), dst.len(), "f32_to_bf16_slice: {} values for {} places", src.len(), dst.len());
     #[cfg(target_arch = "x86_64")]
     if vector_rounding() {
         // SAFETY: the CPU has the features (checked); dst holds src.len() elements.
@@ -99,6 +105,14 @@ impl Bf16Rows {
         );
         let row = &mut self.data[i * self.stride..i * self.stride + self.cols];
         round_slice(values, row);
+        self.written += 1;
+    }
+
+    /// Writes row `i` as bf16 bits: `fill` gets the row (`cols` elements) to overwrite, for a
+    /// producer that has its values in bf16 already.
+    pub fn set_row_bits(&mut self, i: usize, fill: impl FnOnce(&mut [u16])) {
+        assert!(i < self.rows, "Bf16Rows::set_row_bits: row {i} of {}", self.rows);
+        fill(&mut self.data[i * self.stride..i * self.stride + self.cols]);
         self.written += 1;
     }
 

@@ -679,7 +679,9 @@ pub use bf16::{
 };
 
 mod bf16_prepacked;
-pub use bf16_prepacked::{sgemm_bf16_prepacked, sgemm_bf16_prepacked_rows, Bf16B, Bf16Rows, PackedBf16B};
+pub use bf16_prepacked::{
+    f32_to_bf16_slice, sgemm_bf16_prepacked, sgemm_bf16_prepacked_rows, Bf16B, Bf16Rows, PackedBf16B,
+};
 
 mod precision;
 pub use precision::{sgemm_bias_in, sgemm_in, Precision};
