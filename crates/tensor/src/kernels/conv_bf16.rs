@@ -57,8 +57,8 @@ thread_local! {
 struct Scratch {
     packed: PackedBf16B,
     rows: Bf16Rows,
-    /// Two im2col rows (`2 * OH*OW` floats).
-    pair: Vec<f32>,
+    /// Two im2col rows of bf16 (`2 * OH*OW`).
+    pair16: Vec<u16>,
     /// One image rounded to bf16.
     image16: Vec<u16>,
 }
@@ -76,33 +76,47 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     r
 }
 
-/// im2col of `image` into `dst`, the packed `b` `[C*KH*KW, OH*OW]` of `W @ col`, a pair of
-/// rows at a time through `pair` (two rows of f32).
-fn im2col_packed(image: &[f32], g: &Conv2dGeometry, dst: &mut PackedBf16B, pair: &mut Vec<f32>) {
+/// im2col of `image` into `dst`, the packed `b` `[C*KH*KW, OH*OW]` of `W @ col`, from the
+/// image rounded once into `image16` ([`round_image`]), a pair of rows at a time through
+/// `pair16` (two rows of bf16).
+fn im2col_packed(
+    image: &[f32],
+    g: &Conv2dGeometry,
+    dst: &mut PackedBf16B,
+    image16: &mut Vec<u16>,
+    pair16: &mut Vec<u16>,
+) {
     let (rows, out) = (g.col_rows(), (g.out_h(), g.out_w()));
     let ohw = out.0 * out.1;
     dst.reset(rows, ohw);
-    pair.resize(2 * ohw, 0.0);
-    let (even, odd) = pair.split_at_mut(ohw);
+    round_image(image, image16);
+    pair16.resize(2 * ohw, 0);
+    let (even, odd) = pair16.split_at_mut(ohw);
     for p in (0..rows).step_by(2) {
-        im2col_row(image, g, out, p, even);
+        im2col_row(image16, g, out, p, even);
         if p + 1 < rows {
-            im2col_row(image, g, out, p + 1, odd);
-            dst.set_pair(p, even, Some(odd));
+            im2col_row(image16, g, out, p + 1, odd);
+            dst.set_pair_bits(p, even, Some(odd));
         } else {
-            dst.set_pair(p, even, None);
+            dst.set_pair_bits(p, even, None);
         }
     }
 }
 
-/// im2col of `image` into `dst` as bf16 rows `[C*KH*KW, OH*OW]`: the image is rounded once
-/// into `image16` and its bf16 copied, where rounding each col row would round every pixel
-/// `KH*KW` times and copy it as f32 first (im2col only copies, so the bits are the same).
+/// `image` rounded to bf16 into `image16`, once per image: im2col only copies, so its rows
+/// can be built from the bf16 pixels (the same bits as rounding each col row, which would
+/// round every pixel `KH*KW` times and copy it as f32 first).
+fn round_image(image: &[f32], image16: &mut Vec<u16>) {
+    image16.resize(image.len(), 0);
+    f32_to_bf16_slice(image, image16);
+}
+
+/// im2col of `image` into `dst` as bf16 rows `[C*KH*KW, OH*OW]`, from the image rounded
+/// once into `image16` ([`round_image`]).
 fn im2col_rows(image: &[f32], g: &Conv2dGeometry, dst: &mut Bf16Rows, image16: &mut Vec<u16>) {
     let (rows, out) = (g.col_rows(), (g.out_h(), g.out_w()));
     dst.reset(rows, out.0 * out.1);
-    image16.resize(image.len(), 0);
-    f32_to_bf16_slice(image, image16);
+    round_image(image, image16);
     for r in 0..rows {
         dst.set_row_bits(r, |row| im2col_row(image16, g, out, r, row));
     }
@@ -127,7 +141,8 @@ pub(super) fn forward(
         with_scratch(|s| {
             for (j, y) in out_g.chunks_exact_mut(out_size).enumerate() {
                 let i = group * CONV_BATCH_GROUP + j;
-                im2col_packed(&x[i * in_size..(i + 1) * in_size], g, &mut s.packed, &mut s.pair);
+                let image = &x[i * in_size..(i + 1) * in_size];
+                im2col_packed(image, g, &mut s.packed, &mut s.image16, &mut s.pair16);
                 if let Some(b) = bias {
                     // Start from the bias and add W @ col to it, as the generic path does.
                     for (y_row, &bv) in y.chunks_exact_mut(ohw).zip(b) {

@@ -190,19 +190,8 @@ impl PackedBf16B {
     /// Writes rows `p` and `p + 1` (`p` even) as `even` and `odd` rounded to bf16; `odd` is
     /// `None` exactly for the last row of an odd `k` (its pair takes a zero step).
     pub fn set_pair(&mut self, p: usize, even: &[f32], odd: Option<&[f32]>) {
-        let (k, n) = (self.rows, self.cols);
-        assert!(p.is_multiple_of(2) && p < k, "PackedBf16B::set_pair: row {p} is not an even row of {k}");
-        assert_eq!(odd.is_none(), p + 1 == k, "PackedBf16B::set_pair: row {} of {k} must be given", p + 1);
-        assert_eq!(even.len(), n, "PackedBf16B::set_pair: {} values for {n} columns", even.len());
-        if let Some(odd) = odd {
-            assert_eq!(odd.len(), n, "PackedBf16B::set_pair: {} values for {n} columns", odd.len());
-        }
-        let kc = k_block(k);
-        let p0 = p / kc * kc;
-        let panels = n.div_ceil(32);
-        // Panels of this K block are panel_len(kc_block) apart; the pair is 64 elements.
-        let panel_stride = (kc.min(k - p0)).next_multiple_of(2) * 32;
-        let start = p0 * panels * 32 + (p - p0) / 2 * 64;
+        let (start, panel_stride) = self.pair_place(p, even.len(), odd.map(|o| o.len()));
+        let (n, panels) = (self.cols, self.cols.div_ceil(32));
         let data: &mut [u16] = bytemuck_lines(&mut self.lines);
         #[cfg(target_arch = "x86_64")]
         if vector_rounding() {
@@ -224,6 +213,55 @@ impl PackedBf16B {
         self.written += 1;
     }
 
+    /// [`PackedBf16B::set_pair`] for rows given as bf16 bits already (no rounding).
+    pub fn set_pair_bits(&mut self, p: usize, even: &[u16], odd: Option<&[u16]>) {
+        let (start, panel_stride) = self.pair_place(p, even.len(), odd.map(|o| o.len()));
+        let (n, panels) = (self.cols, self.cols.div_ceil(32));
+        let data: &mut [u16] = bytemuck_lines(&mut self.lines);
+        #[cfg(target_arch = "x86_64")]
+        if vector_rounding() {
+            assert!(n == 0 || start + (panels - 1) * panel_stride + 64 <= data.len());
+            // SAFETY: the CPU has AVX-512F and BW (checked with AVX512_BF16); odd is as long
+            // as even; each panel's pair lies inside `lines` (sized by reset).
+            unsafe {
+                super::avx512bf16::pack_pair_bits(data.as_mut_ptr().add(start), panel_stride, even, odd)
+            };
+            self.written += 1;
+            return;
+        }
+        for j in 0..panels * 32 {
+            let at = start + (j / 32) * panel_stride + 2 * (j % 32);
+            data[at] = if j < n { even[j] } else { 0 };
+            data[at + 1] = match odd {
+                Some(odd) if j < n => odd[j],
+                _ => 0,
+            };
+        }
+        self.written += 1;
+    }
+
+    /// Checks the arguments of a pair `p` (`even_len` values, `odd_len` if given) and returns
+    /// where its first panel starts and how far apart the panels are.
+    fn pair_place(&self, p: usize, even_len: usize, odd_len: Option<usize>) -> (usize, usize) {
+        let (k, n) = (self.rows, self.cols);
+        assert!(p.is_multiple_of(2) && p < k, "PackedBf16B::set_pair: row {p} is not an even row of {k}");
+        assert_eq!(
+            odd_len.is_none(),
+            p + 1 == k,
+            "PackedBf16B::set_pair: row {} of {k} must be given",
+            p + 1
+        );
+        assert_eq!(even_len, n, "PackedBf16B::set_pair: {even_len} values for {n} columns");
+        if let Some(odd_len) = odd_len {
+            assert_eq!(odd_len, n, "PackedBf16B::set_pair: {odd_len} values for {n} columns");
+        }
+        let kc = k_block(k);
+        let p0 = p / kc * kc;
+        // Panels of this K block are panel_len(kc_block) apart; the pair is 64 elements.
+        let panel_stride = (kc.min(k - p0)).next_multiple_of(2) * 32;
+        (p0 * n.div_ceil(32) * 32 + (p - p0) / 2 * 64, panel_stride)
+    }
+
     /// Number of rows (`k`).
     pub fn rows(&self) -> usize {
         self.rows
@@ -233,6 +271,12 @@ impl PackedBf16B {
     pub fn cols(&self) -> usize {
         self.cols
     }
+}
+
+/// All the packed bits of `b` (for tests).
+#[cfg(test)]
+pub(super) fn bytemuck_bits(b: &mut PackedBf16B) -> Vec<u16> {
+    bytemuck_lines(&mut b.lines).to_vec()
 }
 
 /// The lines as a flat slice of bf16.

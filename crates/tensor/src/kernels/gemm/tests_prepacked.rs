@@ -1,6 +1,7 @@
 //! Tests of the prepacked operands of the native bf16 GEMM: the same bits as
 //! [`sgemm_bf16`] on the f32 values, whatever the threads, and misuse refused.
 
+use super::bf16_prepacked::bytemuck_bits;
 use super::tests::{assert_thread_independent, SHAPES};
 use super::*;
 use crate::testing::randn;
@@ -194,4 +195,38 @@ fn row_blocks_must_start_at_a_multiple_of_4() {
         &mut [0.0; 2],
         false,
     );
+}
+
+/// Pairs given as bf16 bits pack as the same pairs given in f32 and rounded.
+#[test]
+fn pairs_of_bits_equal_rounded_pairs() {
+    for (k, n) in [(5, 70), (300, 33), (2, 1), (1, 40)] {
+        let b = randn(k * n, k as u64);
+        let bits: Vec<u16> = b.iter().map(|&v| f32_to_bf16(v)).collect();
+        let (mut from_f32, mut from_bits) = (PackedBf16B::new(), PackedBf16B::new());
+        from_f32.reset(k, n);
+        from_bits.reset(k, n);
+        for p in (0..k).step_by(2) {
+            let odd = (p + 1 < k).then_some(p + 1);
+            from_f32.set_pair(p, &b[p * n..(p + 1) * n], odd.map(|q| &b[q * n..(q + 1) * n]));
+            from_bits.set_pair_bits(p, &bits[p * n..(p + 1) * n], odd.map(|q| &bits[q * n..(q + 1) * n]));
+        }
+        assert_eq!(bytemuck_bits(&mut from_f32), bytemuck_bits(&mut from_bits), "{k}x{n}");
+        if bf16_backend() == Bf16Backend::Avx512Bf16 {
+            let mut a16 = Bf16Rows::new();
+            let a = randn(3 * k, 9);
+            a16.assign(StridedMat::row_major(&a, 3, k, false));
+            let mut want = vec![0.0; 3 * n];
+            sgemm_bf16_with(
+                Bf16Backend::Avx512Bf16,
+                StridedMat::row_major(&a, 3, k, false),
+                StridedMat::row_major(&b, k, n, false),
+                &mut want,
+                false,
+            );
+            let mut got = vec![f32::NAN; 3 * n];
+            sgemm_bf16_prepacked(&a16, Bf16B::Packed(&from_bits), &mut got, false);
+            assert_eq!(got, want, "{k}x{n}");
+        }
+    }
 }
