@@ -8,12 +8,16 @@
 //!
 //! * the weight is rounded once per call (and once more transposed, for `dcol`), not once
 //!   per image;
+//! * each image is rounded once, and im2col copies its bf16 (im2col only copies, so this is
+//!   rounding the im2col matrix, without rounding each pixel `KH*KW` times);
 //! * the forward im2col writes straight into the packed `b` of `W @ col`
-//!   ([`PackedBf16B`]), two rows at a time through an L1-sized f32 buffer, instead of an
-//!   f32 `col` (1.6 MB for conv2 of the CIFAR-10 CNN) that the packing reads back;
+//!   ([`PackedBf16B`]), a pair of rows at a time, instead of an f32 `col` (1.6 MB for conv2
+//!   of the CIFAR-10 CNN) that the packing reads back;
 //! * the backward im2col writes bf16 rows ([`Bf16Rows`]), and the weight gradient is computed
 //!   transposed, `dW^T[C*KH*KW, OC] (+)= col @ dy_i^T`, so that `col` is the `a` operand read
-//!   in place (only the small `dy_i` is packed).
+//!   in place (only the small `dy_i` is packed);
+//! * `dcol = W^T @ dy_i` is computed and folded back onto the image (col2im) a block of rows
+//!   at a time, while the block is in L2.
 //!
 //! Each element meets the same bf16 products in the same order as on the generic path
 //! (`matmul_in` on the f32 im2col matrix), and the sums over the batch are taken in the same
