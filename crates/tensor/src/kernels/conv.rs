@@ -25,6 +25,7 @@
 //! thread (2-core VM; see `examples/bench_kernels.rs` and the
 //! [`matmul` module](mod@crate::kernels::matmul)).
 
+use super::conv_bf16;
 use super::gemm::Precision;
 use super::matmul::matmul_in;
 use super::parallel::should_parallelize;
@@ -122,7 +123,7 @@ impl Conv2dGeometry {
     }
 
     /// Elements of one input image: `C * H * W`.
-    fn image_len(&self) -> usize {
+    pub(super) fn image_len(&self) -> usize {
         self.channels * self.height * self.width
     }
 }
@@ -159,53 +160,69 @@ fn check_im2col(name: &str, image_len: usize, col_len: usize, g: &Conv2dGeometry
 /// fall in the padding are 0.
 pub fn im2col(image: &[f32], g: &Conv2dGeometry, col: &mut [f32]) {
     check_im2col("im2col", image.len(), col.len(), g);
-    let (oh, ow) = (g.out_h(), g.out_w());
+    let out = (g.out_h(), g.out_w());
+    for (row, col_row) in col.chunks_exact_mut(out.0 * out.1).enumerate() {
+        im2col_row(image, g, out, row, col_row);
+    }
+}
+
+/// Row `row` of [`im2col`] (`OH*OW` values, overwritten): the image values that kernel
+/// offset `row = (c * KH + ki) * KW + kj` meets at each output position. `(oh, ow)` is
+/// `(g.out_h(), g.out_w())`, computed once by the caller (they divide and check); the
+/// caller has checked the lengths. Generic over the element (f32, or the bits of a bf16,
+/// whose `T::default()` is +0.0 as well), as im2col only copies.
+#[inline]
+pub(super) fn im2col_row<T: Copy + Default>(
+    image: &[T],
+    g: &Conv2dGeometry,
+    (oh, ow): (usize, usize),
+    row: usize,
+    col_row: &mut [T],
+) {
     let (h, w) = (g.height, g.width);
     let (kh, kw) = (g.kernel_h, g.kernel_w);
     let (sh, sw) = (g.stride_h, g.stride_w);
-    for (row, col_row) in col.chunks_exact_mut(oh * ow).enumerate() {
-        // Row index = (c * KH + ki) * KW + kj, matching the weight layout [OC, C, KH, KW].
-        let c = row / (kh * kw);
-        let ki = (row / kw) % kh;
-        let kj = row % kw;
-        let plane = &image[c * h * w..(c + 1) * h * w];
-        let (x_lo, x_hi) = valid_range(ow, w, kj, sw, g.pad_w);
-        let (y_lo, y_hi) = valid_range(oh, h, ki, sh, g.pad_h);
-        if sh == 1 && sw == 1 && ow == w && y_lo < y_hi && x_lo < x_hi {
-            // "Same" convolution at stride 1: this col row is the image plane shifted by
-            // (ki - pad_h, kj - pad_w), so one long copy fills it, and only the cells that
-            // wrapped around a row edge (or fall above/below the image) are zeroed after.
-            // Far fewer, longer copies than one per output row.
-            let first = y_lo * ow + x_lo;
-            let last = (y_hi - 1) * ow + x_hi;
-            let src_first = (y_lo + ki - g.pad_h) * w + x_lo + kj - g.pad_w;
-            col_row[first..last].copy_from_slice(&plane[src_first..src_first + (last - first)]);
-            col_row[..first].fill(0.0);
-            col_row[last..].fill(0.0);
-            if x_lo > 0 || x_hi < ow {
-                for y in y_lo..y_hi - 1 {
-                    col_row[y * ow + x_hi..(y + 1) * ow + x_lo].fill(0.0);
-                }
+    // Row index = (c * KH + ki) * KW + kj, matching the weight layout [OC, C, KH, KW].
+    let c = row / (kh * kw);
+    let ki = (row / kw) % kh;
+    let kj = row % kw;
+    let plane = &image[c * h * w..(c + 1) * h * w];
+    let (x_lo, x_hi) = valid_range(ow, w, kj, sw, g.pad_w);
+    let (y_lo, y_hi) = valid_range(oh, h, ki, sh, g.pad_h);
+    if sh == 1 && sw == 1 && ow == w && y_lo < y_hi && x_lo < x_hi {
+        // "Same" convolution at stride 1: this col row is the image plane shifted by
+        // (ki - pad_h, kj - pad_w), so one long copy fills it, and only the cells that
+        // wrapped around a row edge (or fall above/below the image) are zeroed after.
+        // Far fewer, longer copies than one per output row.
+        let first = y_lo * ow + x_lo;
+        let last = (y_hi - 1) * ow + x_hi;
+        let src_first = (y_lo + ki - g.pad_h) * w + x_lo + kj - g.pad_w;
+        col_row[first..last].copy_from_slice(&plane[src_first..src_first + (last - first)]);
+        col_row[..first].fill(T::default());
+        col_row[last..].fill(T::default());
+        if x_lo > 0 || x_hi < ow {
+            for y in y_lo..y_hi - 1 {
+                col_row[y * ow + x_hi..(y + 1) * ow + x_lo].fill(T::default());
             }
+        }
+        return;
+    }
+    for (y, dst) in col_row.chunks_exact_mut(ow).enumerate() {
+        if y < y_lo || y >= y_hi {
+            dst.fill(T::default());
             continue;
         }
-        for (y, dst) in col_row.chunks_exact_mut(ow).enumerate() {
-            if y < y_lo || y >= y_hi {
-                dst.fill(0.0);
-                continue;
-            }
-            let iy = y * sh + ki - g.pad_h;
-            let src = &plane[iy * w..(iy + 1) * w];
-            dst[..x_lo].fill(0.0);
-            dst[x_hi..].fill(0.0);
-            if sw == 1 {
-                // Stride 1: the valid stretch is a contiguous run of the image row.
-                let start = x_lo + kj - g.pad_w;
-                dst[x_lo..x_hi].copy_from_slice(&src[start..start + (x_hi - x_lo)]);
-            } else {
-                for (x, d) in dst[x_lo..x_hi].iter_mut().enumerate() {
-                    *d = src[(x + x_lo) * sw + kj - g.pad_w];
-                }
+        let iy = y * sh + ki - g.pad_h;
+        let src = &plane[iy * w..(iy + 1) * w];
+        dst[..x_lo].fill(T::default());
+        dst[x_hi..].fill(T::default());
+        if sw == 1 {
+            // Stride 1: the valid stretch is a contiguous run of the image row.
+            let start = x_lo + kj - g.pad_w;
+            dst[x_lo..x_hi].copy_from_slice(&src[start..start + (x_hi - x_lo)]);
+        } else {
+            for (x, d) in dst[x_lo..x_hi].iter_mut().enumerate() {
+                *d = src[(x + x_lo) * sw + kj - g.pad_w];
             }
         }
     }
@@ -215,11 +232,25 @@ pub fn im2col(image: &[f32], g: &Conv2dGeometry, col: &mut [f32]) {
 /// (the adjoint of [`im2col`]; entries that came from padding are dropped).
 pub fn col2im(col: &[f32], g: &Conv2dGeometry, image_acc: &mut [f32]) {
     check_im2col("col2im", image_acc.len(), col.len(), g);
+    col2im_rows(col, g, 0, image_acc);
+}
+
+/// [`col2im`] of the rows `first..` of `col` only, given as `col` (a whole number of rows,
+/// `first` + their count at most `C*KH*KW`); the caller has checked `image_acc`'s length.
+pub(super) fn col2im_rows(col: &[f32], g: &Conv2dGeometry, first: usize, image_acc: &mut [f32]) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let (h, w) = (g.height, g.width);
     let (kh, kw) = (g.kernel_h, g.kernel_w);
     let (sh, sw) = (g.stride_h, g.stride_w);
+    assert!(
+        col.len().is_multiple_of((oh * ow).max(1)) && first + col.len() / (oh * ow).max(1) <= g.col_rows(),
+        "col2im: {} values from row {first} are not whole rows of [{}, {}]",
+        col.len(),
+        g.col_rows(),
+        oh * ow
+    );
     for (row, col_row) in col.chunks_exact(oh * ow).enumerate() {
+        let row = first + row;
         let c = row / (kh * kw);
         let ki = (row / kw) % kh;
         let kj = row % kw;
@@ -240,6 +271,47 @@ pub fn col2im(col: &[f32], g: &Conv2dGeometry, image_acc: &mut [f32]) {
                     dst[(x + x_lo) * sw + kj - g.pad_w] += s;
                 }
             }
+        }
+    }
+}
+
+/// Rows of `sums` summed side by side in [`add_row_sums`]: independent chains of additions
+/// that hide the latency of each (one chain is 4 cycles per element).
+const ROW_SUM_LANES: usize = 16;
+
+/// `acc[r] += data[r * len .. (r + 1) * len].iter().sum()` for every row `r`, with the same
+/// bits (each row is summed in order, from -0.0 as `Iterator::sum` does), but
+/// [`ROW_SUM_LANES`] rows at a time: one sum at a time is latency-bound, and took 3 % of the
+/// CIFAR-10 CNN's bf16 step (the bias gradient of conv1: 128 x 64 rows of 1024).
+pub(super) fn add_row_sums(data: &[f32], len: usize, acc: &mut [f32]) {
+    assert_eq!(
+        data.len(),
+        acc.len() * len,
+        "add_row_sums: {} values for {} rows of {len}",
+        data.len(),
+        acc.len()
+    );
+    for (block, acc_b) in acc.chunks_mut(ROW_SUM_LANES).enumerate() {
+        let rows = &data[block * ROW_SUM_LANES * len..][..acc_b.len() * len];
+        let mut s = [-0.0f32; ROW_SUM_LANES];
+        if acc_b.len() == ROW_SUM_LANES {
+            // A full block: constant trip counts and no bounds checks, so that the 16 chains
+            // stay in registers (with checks this loop was no faster than one row at a time).
+            for p in 0..len {
+                for (l, s_l) in s.iter_mut().enumerate() {
+                    // SAFETY: l < ROW_SUM_LANES rows of len values are in `rows`, and p < len.
+                    *s_l += unsafe { *rows.get_unchecked(l * len + p) };
+                }
+            }
+        } else {
+            for p in 0..len {
+                for (l, s_l) in s.iter_mut().enumerate().take(acc_b.len()) {
+                    *s_l += rows[l * len + p];
+                }
+            }
+        }
+        for (a, s_l) in acc_b.iter_mut().zip(s) {
+            *a += s_l;
         }
     }
 }
@@ -320,6 +392,11 @@ pub fn conv2d_forward_in(
         g.out_w()
     );
     if out.is_empty() {
+        return;
+    }
+    if precision == Precision::Bf16 && conv_bf16::native() {
+        // The operands rounded once and handed over in the kernel's layouts (same bits).
+        conv_bf16::forward(x, batch, g, weight, out_channels, bias, out);
         return;
     }
 
@@ -417,6 +494,11 @@ pub fn conv2d_backward_in(
     if batch == 0 || out_size == 0 {
         return;
     }
+    if precision == Precision::Bf16 && conv_bf16::native() {
+        // The operands rounded once and handed over in the kernel's layouts (same bits).
+        conv_bf16::backward(x, batch, g, weight, out_channels, dy, dx, dweight_acc, dbias_acc);
+        return;
+    }
 
     let want_db = dbias_acc.is_some();
     let groups = batch.div_ceil(CONV_BATCH_GROUP);
@@ -443,9 +525,7 @@ pub fn conv2d_backward_in(
             // dW[OC, rows] (+)= dy_i[OC, OH*OW] @ col^T
             matmul_in(precision, dy_i, &col, &mut dw, out_channels, ohw, rows, false, true, j > 0);
             if want_db {
-                for (d, dy_row) in db.iter_mut().zip(dy_i.chunks_exact(ohw)) {
-                    *d += dy_row.iter().sum::<f32>();
-                }
+                add_row_sums(dy_i, ohw, &mut db);
             }
             if let Some(dx_g) = dx_g.as_deref_mut() {
                 // dcol[rows, OH*OW] = W^T @ dy_i, then fold back onto the image.

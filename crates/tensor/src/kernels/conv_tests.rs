@@ -431,3 +431,28 @@ fn conv2d_backward_wrong_dy_panics() {
     let mut dw = vec![0.0; 54];
     conv2d_backward(&[0.0; 48], 1, &g, &[0.0; 54], 2, &[0.0; 31], None, &mut dw, None);
 }
+
+/// The side-by-side row sums have the bits of one `Iterator::sum` per row: row counts around
+/// the lane count, rows of -0.0 (the sum's start value decides their sign) and empty rows.
+#[test]
+fn add_row_sums_equals_sequential_sums_bitwise() {
+    for (rows, len) in [(1, 5), (15, 7), (16, 1024), (17, 3), (40, 33), (3, 0)] {
+        let mut data = randn(rows * len, rows as u64);
+        if len > 0 {
+            data[..len].fill(-0.0);
+        }
+        for start in [0.0f32, -0.0, 1.5] {
+            let mut want = vec![start; rows];
+            for (w, row) in want.iter_mut().zip(data.chunks_exact(len.max(1))) {
+                *w += row.iter().sum::<f32>();
+            }
+            if len == 0 {
+                want.iter_mut().for_each(|w| *w += std::iter::empty::<f32>().sum::<f32>());
+            }
+            let mut got = vec![start; rows];
+            add_row_sums(&data, len, &mut got);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{rows}x{len} from {start}");
+        }
+    }
+}

@@ -32,6 +32,7 @@ pub mod activation;
 pub mod attention;
 pub mod binary;
 pub mod conv;
+mod conv_bf16;
 pub mod dropout;
 pub mod embedding;
 mod erf;

@@ -195,6 +195,97 @@ fn first_words(w: usize) -> __mmask32 {
     }
 }
 
+/// Rounds `src` to bf16 into `dst[..src.len()]`, 32 at a time (`vcvtne2ps2bf16`).
+///
+/// # Safety
+/// AVX-512F, BW and AVX512_BF16 are available; `dst` is valid for `src.len()` writes.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub(super) unsafe fn round_into(dst: *mut u16, src: &[f32]) {
+    for p in (0..src.len()).step_by(32) {
+        let w = (src.len() - p).min(32);
+        // SAFETY: src holds w floats from p, dst has room for w bf16 there; masked lanes are
+        // not accessed.
+        unsafe {
+            _mm512_mask_storeu_epi16(dst.add(p).cast(), first_words(w), round_run(src.as_ptr().add(p), w))
+        };
+    }
+}
+
+/// Writes one pair of steps of a packed `b` (the layout of the module documentation): column
+/// `j` of `even` and `odd` (rows `2q`, `2q + 1` of `b`, `odd` zero if `None`) to
+/// `dst[(j / 32) * panel_stride + 2 (j % 32) + s]`, the columns of the last panel past
+/// `even.len()` as zeros.
+///
+/// # Safety
+/// AVX-512F, BW and AVX512_BF16 are available; `odd` (if any) is as long as `even`; `dst` is
+/// valid for writes of `64` bf16 at each of `even.len().div_ceil(32)` panels `panel_stride`
+/// apart.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub(super) unsafe fn pack_pair(dst: *mut u16, panel_stride: usize, even: &[f32], odd: Option<&[f32]>) {
+    let n = even.len();
+    for t in 0..n.div_ceil(NR) {
+        for half in 0..2 {
+            let j = t * NR + 16 * half;
+            let mask = first_lanes(n.saturating_sub(j));
+            // SAFETY: lanes < n - j from column j are inside both rows; masked loads touch no
+            // others; the 32 bf16 stored lie inside pair q of panel t.
+            unsafe {
+                let e = _mm512_maskz_loadu_ps(mask, even.as_ptr().wrapping_add(j));
+                let o = match odd {
+                    Some(odd) => _mm512_maskz_loadu_ps(mask, odd.as_ptr().wrapping_add(j)),
+                    None => _mm512_setzero_ps(),
+                };
+                _mm512_storeu_si512(dst.add(t * panel_stride + 32 * half).cast(), round_pairs(e, o));
+            }
+        }
+    }
+}
+
+/// Lane orders of `_mm512_permutex2var_epi16` that interleave two vectors of 32 bf16 `e`
+/// and `o`: the first gives `e[0], o[0], ..., e[15], o[15]`, the second the same of lanes
+/// 16..32 (index 32 + j is lane j of the second operand).
+const ZIP: [[i16; 32]; 2] = {
+    let mut idx = [[0; 32]; 2];
+    let mut j = 0;
+    while j < 16 {
+        idx[0][2 * j] = j as i16;
+        idx[0][2 * j + 1] = 32 + j as i16;
+        idx[1][2 * j] = 16 + j as i16;
+        idx[1][2 * j + 1] = 48 + j as i16;
+        j += 1;
+    }
+    idx
+};
+
+/// [`pack_pair`] for rows already in bf16: column `j` of `even` and `odd` (zero if `None`)
+/// to `dst[(j / 32) * panel_stride + 2 (j % 32) + s]`, zero columns past `even.len()`.
+///
+/// # Safety
+/// As [`pack_pair`].
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn pack_pair_bits(dst: *mut u16, panel_stride: usize, even: &[u16], odd: Option<&[u16]>) {
+    let n = even.len();
+    // SAFETY: ZIP is 2 x 64 readable bytes.
+    let zip =
+        unsafe { [_mm512_loadu_si512(ZIP[0].as_ptr().cast()), _mm512_loadu_si512(ZIP[1].as_ptr().cast())] };
+    for t in 0..n.div_ceil(NR) {
+        let j = t * NR;
+        let mask = first_words(n - j);
+        // SAFETY: words < n - j from column j are inside both rows; masked loads touch no
+        // others; the 64 bf16 stored are pair q of panel t.
+        unsafe {
+            let e = _mm512_maskz_loadu_epi16(mask, even.as_ptr().add(j).cast());
+            let o = match odd {
+                Some(odd) => _mm512_maskz_loadu_epi16(mask, odd.as_ptr().add(j).cast()),
+                None => _mm512_setzero_si512(),
+            };
+            let at = dst.add(t * panel_stride);
+            _mm512_storeu_si512(at.cast(), _mm512_permutex2var_epi16(e, zip[0], o));
+            _mm512_storeu_si512(at.add(32).cast(), _mm512_permutex2var_epi16(e, zip[1], o));
+        }
+    }
+}
+
 /// [`MicroKernel::pack_a`] for the bf16 kernel: a row panel of bf16 (rows of `a` contiguous)
 /// or a column panel of pairs, zero rows past `rows` and a zero step past an odd `kc`.
 ///

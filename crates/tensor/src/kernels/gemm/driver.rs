@@ -75,11 +75,15 @@ pub(super) struct Plan {
     pub(super) n_jobs: usize,
 }
 
+/// The K block size of a product of depth `k` ([`Plan::kc`]): equal blocks of at most
+/// [`GEMM_KC`] steps, rounded up to 16 steps, so that no block is a sliver.
+pub(super) fn k_block(k: usize) -> usize {
+    k.div_ceil(k.div_ceil(GEMM_KC).max(1)).next_multiple_of(16).min(GEMM_KC)
+}
+
 impl Plan {
     pub(super) fn new(m: usize, k: usize, n: usize, mr: usize, nr: usize) -> Plan {
-        // Equal K blocks (rounded up to 16 steps), so that no block is a sliver.
-        let k_blocks = k.div_ceil(GEMM_KC);
-        let kc = k.div_ceil(k_blocks).next_multiple_of(16).min(GEMM_KC);
+        let kc = k_block(k);
         // Jobs as big as the cache budget allows...
         let (m_tiles, n_tiles) = (m.div_ceil(mr), n.div_ceil(nr));
         let (max_m_tiles, max_n_tiles) = ((GEMM_MC / mr).max(1), (GEMM_NC / nr).max(1));
@@ -142,6 +146,25 @@ unsafe impl Sync for PackedB {}
 /// The kernel computes the same sums from the same panels either way, so the bits do not
 /// change.
 pub(super) fn gemm_packed<K: MicroKernel>(a: StridedMat, b: StridedMat, dest: Dest) {
+    gemm_prepacked::<K>(a, b, dest, Prepacked::default());
+}
+
+/// Operands that the caller has already put in the kernel's layouts (the bf16 GEMM's
+/// [`Bf16Rows`](super::Bf16Rows) and [`PackedBf16B`](super::PackedBf16B)); the matching
+/// `StridedMat` given to [`gemm_prepacked`] then only tells the shape, and its data is never
+/// read.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Prepacked {
+    /// `a` as rows of `K::Packed` read in place: the first element and the row stride (in
+    /// elements); rows readable up to a multiple of 4 (the kernel's smallest tile height)
+    /// and zero past `k` up to the next pair of steps.
+    pub(super) a: Option<(*const u8, usize)>,
+    /// All of `b` in the [`PackedB`] layout (with the plan's K blocks), 64-byte aligned.
+    pub(super) b: Option<*const u8>,
+}
+
+/// [`gemm_packed`] with operands that may come already packed ([`Prepacked`]).
+pub(super) fn gemm_prepacked<K: MicroKernel>(a: StridedMat, b: StridedMat, dest: Dest, pre: Prepacked) {
     let Dest { c, ldc, accumulate, bias } = dest;
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let plan = Plan::new(m, k, n, K::MR, K::NR);
@@ -152,7 +175,8 @@ pub(super) fn gemm_packed<K: MicroKernel>(a: StridedMat, b: StridedMat, dest: De
     // Every block but the last is unpadded, so all of b takes what one panel_len(k) block
     // would.
     let packed_len = panels * K::panel_len(k);
-    let share_b = plan.m_jobs > 1 && packed_len * size_of::<K::Packed>() <= SHARED_B_MAX_BYTES;
+    let share_b =
+        pre.b.is_none() && plan.m_jobs > 1 && packed_len * size_of::<K::Packed>() <= SHARED_B_MAX_BYTES;
     // Taken out of the thread-local for the call, so that a nested GEMM on this thread (rayon
     // may run one while this one waits) starts with its own.
     let mut shared = if share_b { SHARED_B.take() } else { Vec::new() };
@@ -161,6 +185,8 @@ pub(super) fn gemm_packed<K: MicroKernel>(a: StridedMat, b: StridedMat, dest: De
         pack_b_shared::<K>(&b, plan.kc, panels, SharedOut(base), parallel);
         PackedB { base: base.cast_const().cast(), panels }
     });
+    let packed_b = packed_b.or(pre.b.map(|base| PackedB { base, panels }));
+    let a_rows = pre.a.map(|(base, stride)| InPlaceA { base, stride });
     let job_cols = |job: usize| {
         let jn = job % plan.n_jobs;
         (jn * plan.nb)..((jn + 1) * plan.nb).min(n)
@@ -180,6 +206,7 @@ pub(super) fn gemm_packed<K: MicroKernel>(a: StridedMat, b: StridedMat, dest: De
             next_cols,
             kc: plan.kc,
             packed_b,
+            a_rows,
             bias,
         };
         // SAFETY: the CPU supports K (checked by sgemm_block); the job's rows and columns lie
@@ -233,6 +260,17 @@ fn pack_b_shared<K: MicroKernel>(
     }
 }
 
+/// `a` given in the kernel's element type, read in place ([`Prepacked::a`]).
+#[derive(Clone, Copy)]
+struct InPlaceA {
+    base: *const u8,
+    stride: usize,
+}
+// SAFETY: only read while the jobs run (the caller's borrow outlives the call).
+unsafe impl Send for InPlaceA {}
+// SAFETY: as above.
+unsafe impl Sync for InPlaceA {}
+
 /// One job of [`gemm_packed`]: `c[rows, cols] (+)= a[rows, :] @ b[:, cols]`.
 struct Job<'a, 'b> {
     a: &'a StridedMat<'b>,
@@ -247,6 +285,8 @@ struct Job<'a, 'b> {
     kc: usize,
     /// All of `b`, packed before the jobs started (else the job packs its own).
     packed_b: Option<PackedB>,
+    /// All of `a`, already in the kernel's element type (else the job packs its strips).
+    a_rows: Option<InPlaceA>,
     /// Added to every row of `c` once its tiles are complete (a dense layer's bias).
     bias: Option<&'a [f32]>,
 }
@@ -265,7 +305,8 @@ impl Job<'_, '_> {
         let cols = self.cols.clone();
         let n_panels = cols.len().div_ceil(nr);
         let in_place = a_in_place(a);
-        let prefetch_a = a.rows * a.cols * 4 > PREFETCH_MIN_BYTES;
+        // A prepacked `a` is read by the kernel in order, as an in-place f32 `a` is.
+        let prefetch_a = self.a_rows.is_none() && a.rows * a.cols * 4 > PREFETCH_MIN_BYTES;
         let prefetch_b = b.rows * b.cols * 4 > PREFETCH_MIN_BYTES;
         let a_panel = reserve::<K::Packed>(&mut bufs.a, A_ROW_STRIDE * mr);
         let own_b = if self.packed_b.is_some() {
@@ -278,7 +319,7 @@ impl Job<'_, '_> {
         // packing's prefetch of the next strip is spread over the whole strip's work: 25 % on
         // the 32768x1600x64 bf16 product, whose copies of `a` otherwise waited on memory. The
         // sums, and so the bits, are those of the K-block-first order.
-        let strip_first = !K::READS_A_IN_PLACE && self.packed_b.is_some();
+        let strip_first = !K::READS_A_IN_PLACE && self.packed_b.is_some() && self.a_rows.is_none();
         let group = if strip_first { mr } else { self.rows.len() };
         for first_row in self.rows.clone().step_by(group) {
             let rows = first_row..(first_row + group).min(self.rows.end);
@@ -318,15 +359,18 @@ impl Job<'_, '_> {
                     // The kernel reads whole tiles of rows, so a strip of another height is packed
                     // (zero-padded) even when `a` could be read in place.
                     // (Only kernels of f32 panels read in place, so the cast changes nothing.)
-                    let (a_strip, a_row_stride) =
-                        if K::READS_A_IN_PLACE && in_place && K::tile_extent(h, nr).0 == h {
-                            (a.ptr(i, p0).cast::<K::Packed>(), a.row_stride)
-                        } else {
-                            // SAFETY: rows i..i+h <= a.rows, columns p0..p0+kc <= k; the panel has
-                            // A_ROW_STRIDE*mr floats.
-                            unsafe { K::pack_a(a_panel, a, i, h, p0, kc) };
-                            (a_panel.cast_const(), if a.rows_contiguous() { A_ROW_STRIDE } else { 0 })
-                        };
+                    let (a_strip, a_row_stride) = if let Some(pre) = self.a_rows {
+                        // Rows i.. from step p0 (an even step: kc is a multiple of 16); the
+                        // rows past `a.rows` up to the tile height are readable (Prepacked::a).
+                        (pre.base.cast::<K::Packed>().wrapping_add(i * pre.stride + p0), pre.stride)
+                    } else if K::READS_A_IN_PLACE && in_place && K::tile_extent(h, nr).0 == h {
+                        (a.ptr(i, p0).cast::<K::Packed>(), a.row_stride)
+                    } else {
+                        // SAFETY: rows i..i+h <= a.rows, columns p0..p0+kc <= k; the panel has
+                        // A_ROW_STRIDE*mr floats.
+                        unsafe { K::pack_a(a_panel, a, i, h, p0, kc) };
+                        (a_panel.cast_const(), if a.rows_contiguous() { A_ROW_STRIDE } else { 0 })
+                    };
                     // And the next strip of a, while this one meets the job's columns.
                     let next_strip = (i + mr)..(i + 2 * mr).min(rows.end);
                     let mut prefetch_a = if prefetch_a && !next_strip.is_empty() {

@@ -41,7 +41,9 @@
 //!
 //! The bf16 GEMM ([`sgemm_bf16`], in `bf16.rs`) runs the same driver with a 12 x 32
 //! AVX512_BF16 kernel (`vdpbf16ps`, k in pairs) whose packed panels hold bf16 instead of f32
-//! (`MicroKernel::Packed`); it always packs `a`, rounding it.
+//! (`MicroKernel::Packed`); it always packs `a`, rounding it. [`sgemm_bf16_prepacked`]
+//! (`bf16_prepacked.rs`) takes operands that the caller has rounded already: `a` as bf16 rows
+//! read in place, `b` f32 or already packed (the bf16 convolution's weight and im2col).
 //!
 //! Edge tiles use smaller instances of the same kernel (fewer rows or one vector of columns)
 //! writing into a scratch tile.
@@ -676,6 +678,11 @@ pub use bf16::{
     sgemm_bf16_with, Bf16Backend,
 };
 
+mod bf16_prepacked;
+pub use bf16_prepacked::{
+    f32_to_bf16_slice, sgemm_bf16_prepacked, sgemm_bf16_prepacked_rows, Bf16B, Bf16Rows, PackedBf16B,
+};
+
 mod precision;
 pub use precision::{sgemm_bias_in, sgemm_in, sgemm_ld_in, Precision};
 
@@ -686,3 +693,5 @@ mod avx512bf16;
 mod tests;
 #[cfg(test)]
 mod tests_bf16;
+#[cfg(test)]
+mod tests_prepacked;
