@@ -26,6 +26,7 @@
 //! [`matmul` module](mod@crate::kernels::matmul)).
 
 use super::conv_bf16;
+use super::conv_shift::Shifts;
 use super::gemm::Precision;
 use super::matmul::matmul_in;
 use super::parallel::should_parallelize;
@@ -131,7 +132,13 @@ impl Conv2dGeometry {
 /// For kernel offset `kj` along an axis, the range of output positions `x` whose input
 /// position `x*stride + kj - pad` falls inside `0..size` (the others read padding).
 #[inline]
-fn valid_range(out: usize, size: usize, k_off: usize, stride: usize, pad: usize) -> (usize, usize) {
+pub(super) fn valid_range(
+    out: usize,
+    size: usize,
+    k_off: usize,
+    stride: usize,
+    pad: usize,
+) -> (usize, usize) {
     let lo = if pad > k_off { (pad - k_off).div_ceil(stride) } else { 0 }.min(out);
     let hi = if size + pad > k_off { ((size + pad - k_off - 1) / stride + 1).min(out) } else { 0 };
     (lo, hi.max(lo))
@@ -159,10 +166,18 @@ fn check_im2col(name: &str, image_len: usize, col_len: usize, g: &Conv2dGeometry
 /// Unfolds an image `[C, H, W]` into `col` `[C*KH*KW, OH*OW]` (overwritten); cells that
 /// fall in the padding are 0.
 pub fn im2col(image: &[f32], g: &Conv2dGeometry, col: &mut [f32]) {
+    im2col_with(image, g, Shifts::new(g, 16).as_ref(), col);
+}
+
+/// [`im2col`] through `shifts` (16 lanes, made for `g`) where there are some: same bits.
+fn im2col_with(image: &[f32], g: &Conv2dGeometry, shifts: Option<&Shifts>, col: &mut [f32]) {
     check_im2col("im2col", image.len(), col.len(), g);
     let out = (g.out_h(), g.out_w());
     for (row, col_row) in col.chunks_exact_mut(out.0 * out.1).enumerate() {
-        im2col_row(image, g, out, row, col_row);
+        match shifts {
+            Some(s) => s.im2col_row_f32(image, row, col_row),
+            None => im2col_row(image, g, out, row, col_row),
+        }
     }
 }
 
@@ -232,12 +247,37 @@ pub(super) fn im2col_row<T: Copy + Default>(
 /// (the adjoint of [`im2col`]; entries that came from padding are dropped).
 pub fn col2im(col: &[f32], g: &Conv2dGeometry, image_acc: &mut [f32]) {
     check_im2col("col2im", image_acc.len(), col.len(), g);
-    col2im_rows(col, g, 0, image_acc);
+    col2im_rows(col, g, Shifts::new(g, 16).as_ref(), 0, image_acc);
 }
 
 /// [`col2im`] of the rows `first..` of `col` only, given as `col` (a whole number of rows,
-/// `first` + their count at most `C*KH*KW`); the caller has checked `image_acc`'s length.
-pub(super) fn col2im_rows(col: &[f32], g: &Conv2dGeometry, first: usize, image_acc: &mut [f32]) {
+/// `first` + their count at most `C*KH*KW`), through `shifts` (16 lanes, made for `g`) where
+/// there are some (same bits); the caller has checked `image_acc`'s length.
+pub(super) fn col2im_rows(
+    col: &[f32],
+    g: &Conv2dGeometry,
+    shifts: Option<&Shifts>,
+    first: usize,
+    image_acc: &mut [f32],
+) {
+    match shifts {
+        Some(s) => {
+            let ohw = g.col_cols().max(1);
+            assert!(
+                col.len().is_multiple_of(ohw),
+                "col2im: {} values are not whole rows of {ohw}",
+                col.len()
+            );
+            for (row, col_row) in col.chunks_exact(ohw).enumerate() {
+                s.col2im_row(col_row, first + row, image_acc);
+            }
+        }
+        None => col2im_rows_scalar(col, g, first, image_acc),
+    }
+}
+
+/// [`col2im_rows`] one output-row segment at a time: any geometry, any CPU.
+pub(super) fn col2im_rows_scalar(col: &[f32], g: &Conv2dGeometry, first: usize, image_acc: &mut [f32]) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let (h, w) = (g.height, g.width);
     let (kh, kw) = (g.kernel_h, g.kernel_w);
@@ -400,12 +440,13 @@ pub fn conv2d_forward_in(
         return;
     }
 
+    let shifts = Shifts::new(g, 16);
     let run_group = |group: usize, out_g: &mut [f32]| {
         // One im2col buffer per group, reused for each of its images (im2col overwrites it).
         let mut col = pool::take_for_overwrite(rows * ohw);
         for (j, y) in out_g.chunks_exact_mut(out_size).enumerate() {
             let i = group * CONV_BATCH_GROUP + j;
-            im2col(&x[i * in_size..(i + 1) * in_size], g, &mut col);
+            im2col_with(&x[i * in_size..(i + 1) * in_size], g, shifts.as_ref(), &mut col);
             match bias {
                 Some(b) => {
                     // Start from the bias and let sgemm add W @ col (beta = 1): one pass.
@@ -509,6 +550,7 @@ pub fn conv2d_backward_in(
         None => (0..groups).map(|_| None).collect(),
     };
 
+    let shifts = Shifts::new(g, 16);
     // Returns this group's (dW, db) partial sums; writes its images' dx directly.
     let run_group = |group: usize, mut dx_g: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
         // dw, col and dcol are overwritten (the first image's dW product does not accumulate).
@@ -521,7 +563,7 @@ pub fn conv2d_backward_in(
         for j in 0..count {
             let i = first + j;
             let dy_i = &dy[i * out_size..(i + 1) * out_size];
-            im2col(&x[i * in_size..(i + 1) * in_size], g, &mut col);
+            im2col_with(&x[i * in_size..(i + 1) * in_size], g, shifts.as_ref(), &mut col);
             // dW[OC, rows] (+)= dy_i[OC, OH*OW] @ col^T
             matmul_in(precision, dy_i, &col, &mut dw, out_channels, ohw, rows, false, true, j > 0);
             if want_db {
@@ -530,7 +572,7 @@ pub fn conv2d_backward_in(
             if let Some(dx_g) = dx_g.as_deref_mut() {
                 // dcol[rows, OH*OW] = W^T @ dy_i, then fold back onto the image.
                 matmul_in(precision, weight, dy_i, &mut dcol, rows, out_channels, ohw, true, false, false);
-                col2im(&dcol, g, &mut dx_g[j * in_size..(j + 1) * in_size]);
+                col2im_rows(&dcol, g, shifts.as_ref(), 0, &mut dx_g[j * in_size..(j + 1) * in_size]);
             }
         }
         pool::recycle(col);

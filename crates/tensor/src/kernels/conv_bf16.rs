@@ -28,6 +28,7 @@
 //! [`conv2d_backward_in`]: super::conv2d_backward_in
 
 use super::conv::{add_row_sums, col2im_rows, im2col_row, Conv2dGeometry, CONV_BATCH_GROUP};
+use super::conv_shift::Shifts;
 use super::gemm::{
     bf16_backend, f32_to_bf16_slice, sgemm_bf16_prepacked, sgemm_bf16_prepacked_rows, Bf16B, Bf16Backend,
     Bf16Rows, PackedBf16B, StridedMat,
@@ -86,6 +87,7 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 fn im2col_packed(
     image: &[f32],
     g: &Conv2dGeometry,
+    shifts: Option<&Shifts>,
     dst: &mut PackedBf16B,
     image16: &mut Vec<u16>,
     pair16: &mut Vec<u16>,
@@ -97,9 +99,9 @@ fn im2col_packed(
     pair16.resize(2 * ohw, 0);
     let (even, odd) = pair16.split_at_mut(ohw);
     for p in (0..rows).step_by(2) {
-        im2col_row(image16, g, out, p, even);
+        im2col_row_bits(image16, g, shifts, out, p, even);
         if p + 1 < rows {
-            im2col_row(image16, g, out, p + 1, odd);
+            im2col_row_bits(image16, g, shifts, out, p + 1, odd);
             dst.set_pair_bits(p, even, Some(odd));
         } else {
             dst.set_pair_bits(p, even, None);
@@ -117,12 +119,34 @@ fn round_image(image: &[f32], image16: &mut Vec<u16>) {
 
 /// im2col of `image` into `dst` as bf16 rows `[C*KH*KW, OH*OW]`, from the image rounded
 /// once into `image16` ([`round_image`]).
-fn im2col_rows(image: &[f32], g: &Conv2dGeometry, dst: &mut Bf16Rows, image16: &mut Vec<u16>) {
+fn im2col_rows(
+    image: &[f32],
+    g: &Conv2dGeometry,
+    shifts: Option<&Shifts>,
+    dst: &mut Bf16Rows,
+    image16: &mut Vec<u16>,
+) {
     let (rows, out) = (g.col_rows(), (g.out_h(), g.out_w()));
     dst.reset(rows, out.0 * out.1);
     round_image(image, image16);
     for r in 0..rows {
-        dst.set_row_bits(r, |row| im2col_row(image16, g, out, r, row));
+        dst.set_row_bits(r, |row| im2col_row_bits(image16, g, shifts, out, r, row));
+    }
+}
+
+/// im2col row `r` of the bf16 image `image16`, through `shifts` (32 lanes, made for `g`)
+/// where there are some (same bits).
+fn im2col_row_bits(
+    image16: &[u16],
+    g: &Conv2dGeometry,
+    shifts: Option<&Shifts>,
+    out: (usize, usize),
+    r: usize,
+    row: &mut [u16],
+) {
+    match shifts {
+        Some(s) => s.im2col_row_u16(image16, r, row),
+        None => im2col_row(image16, g, out, r, row),
     }
 }
 
@@ -141,12 +165,13 @@ pub(super) fn forward(
     let (in_size, out_size) = (g.image_len(), out_channels * ohw);
     let mut w16 = Bf16Rows::new();
     w16.assign(StridedMat::row_major(weight, out_channels, rows, false));
+    let shifts = Shifts::new(g, 32);
     let run_group = |group: usize, out_g: &mut [f32]| {
         with_scratch(|s| {
             for (j, y) in out_g.chunks_exact_mut(out_size).enumerate() {
                 let i = group * CONV_BATCH_GROUP + j;
                 let image = &x[i * in_size..(i + 1) * in_size];
-                im2col_packed(image, g, &mut s.packed, &mut s.image16, &mut s.pair16);
+                im2col_packed(image, g, shifts.as_ref(), &mut s.packed, &mut s.image16, &mut s.pair16);
                 if let Some(b) = bias {
                     // Start from the bias and add W @ col to it, as the generic path does.
                     for (y_row, &bv) in y.chunks_exact_mut(ohw).zip(b) {
@@ -199,6 +224,8 @@ pub(super) fn backward(
     // Rows of dcol per block: about DCOL_BLOCK_BYTES of f32, a multiple of the kernel's
     // 12-row tiles (blocks then start at a multiple of 4, as sgemm_bf16_prepacked_rows wants).
     let dcol_rows = ((DCOL_BLOCK_BYTES / 4 / ohw) / 12 * 12).max(12);
+    // im2col of bf16 cells (32 to a vector) and col2im of f32 ones (16).
+    let (shifts16, shifts) = (Shifts::new(g, 32), Shifts::new(g, 16));
     // Returns this group's (dW^T, db) partial sums; writes its images' dx directly.
     let run_group = |group: usize, mut dx_g: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
         // dwt and dcol are overwritten (the first image's product does not accumulate).
@@ -211,7 +238,13 @@ pub(super) fn backward(
             for j in 0..count {
                 let i = first + j;
                 let dy_i = &dy[i * out_size..(i + 1) * out_size];
-                im2col_rows(&x[i * in_size..(i + 1) * in_size], g, &mut s.rows, &mut s.image16);
+                im2col_rows(
+                    &x[i * in_size..(i + 1) * in_size],
+                    g,
+                    shifts16.as_ref(),
+                    &mut s.rows,
+                    &mut s.image16,
+                );
                 // dW^T[rows, OC] (+)= col[rows, OH*OW] @ dy_i^T[OH*OW, OC]
                 let dy_t = StridedMat::row_major(dy_i, ohw, oc, true);
                 sgemm_bf16_prepacked(&s.rows, Bf16B::F32(dy_t), &mut dwt, j > 0);
@@ -232,7 +265,7 @@ pub(super) fn backward(
                         let r1 = (r0 + dcol_rows).min(rows);
                         let block = &mut dcol[..(r1 - r0) * ohw];
                         sgemm_bf16_prepacked_rows(&w16t, r0..r1, Bf16B::Packed(&s.packed), block, false);
-                        col2im_rows(block, g, r0, dx_i);
+                        col2im_rows(block, g, shifts.as_ref(), r0, dx_i);
                     }
                 }
             }
