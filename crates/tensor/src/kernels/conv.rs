@@ -26,6 +26,7 @@
 //! [`matmul` module](mod@crate::kernels::matmul)).
 
 use super::conv_bf16;
+use super::conv_f32;
 use super::conv_shift::Shifts;
 use super::gemm::Precision;
 use super::matmul::matmul_in;
@@ -439,6 +440,11 @@ pub fn conv2d_forward_in(
         conv_bf16::forward(x, batch, g, weight, out_channels, bias, out);
         return;
     }
+    if precision == Precision::F32 && conv_f32::native() {
+        // im2col straight into the GEMM's packed panels (same bits).
+        conv_f32::forward(x, batch, g, weight, out_channels, bias, out);
+        return;
+    }
 
     let shifts = Shifts::new(g, 16);
     let run_group = |group: usize, out_g: &mut [f32]| {
@@ -538,6 +544,11 @@ pub fn conv2d_backward_in(
     if precision == Precision::Bf16 && conv_bf16::native() {
         // The operands rounded once and handed over in the kernel's layouts (same bits).
         conv_bf16::backward(x, batch, g, weight, out_channels, dy, dx, dweight_acc, dbias_acc);
+        return;
+    }
+    if precision == Precision::F32 && conv_f32::native() {
+        // dW computed transposed, col read in place; dcol by blocks (same bits).
+        conv_f32::backward(x, batch, g, weight, out_channels, dy, dx, dweight_acc, dbias_acc);
         return;
     }
 

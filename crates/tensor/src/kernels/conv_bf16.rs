@@ -303,7 +303,7 @@ pub(super) fn backward(
 
 /// `dst[c, r] = src[r, c]` for a row-major `[rows, cols]` `src`, by blocks of 16 x 16 (both
 /// sides then stay in a few cache lines).
-fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+pub(super) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     assert_eq!(
         (src.len(), dst.len()),
         (rows * cols, rows * cols),

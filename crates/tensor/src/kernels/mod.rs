@@ -33,6 +33,7 @@ pub mod attention;
 pub mod binary;
 pub mod conv;
 mod conv_bf16;
+mod conv_f32;
 mod conv_shift;
 pub mod dropout;
 pub mod embedding;

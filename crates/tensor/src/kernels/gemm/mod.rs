@@ -683,6 +683,9 @@ pub use bf16_prepacked::{
     f32_to_bf16_slice, sgemm_bf16_prepacked, sgemm_bf16_prepacked_rows, Bf16B, Bf16Rows, PackedBf16B,
 };
 
+mod f32_prepacked;
+pub use f32_prepacked::{sgemm_prepacked_b, PackedF32B};
+
 mod precision;
 pub use precision::{sgemm_bias_in, sgemm_in, sgemm_ld_in, Precision};
 
