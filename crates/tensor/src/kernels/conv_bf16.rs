@@ -27,7 +27,7 @@
 //! [`conv2d_forward_in`]: super::conv2d_forward_in
 //! [`conv2d_backward_in`]: super::conv2d_backward_in
 
-use super::conv::{add_row_sums, col2im_rows, im2col_row, Conv2dGeometry, CONV_BATCH_GROUP};
+use super::conv::{add_partials, add_row_sums, col2im_rows, im2col_row, Conv2dGeometry, CONV_BATCH_GROUP};
 use super::conv_shift::Shifts;
 use super::gemm::{
     bf16_backend, f32_to_bf16_slice, sgemm_bf16_prepacked, sgemm_bf16_prepacked_rows, Bf16B, Bf16Backend,
@@ -279,26 +279,15 @@ pub(super) fn backward(
     } else {
         dx_chunks.into_iter().enumerate().map(|(gi, d)| run_group(gi, d)).collect()
     };
-    let mut dbias_acc = dbias_acc;
     // The partials are added to the accumulator in group order, whatever order the groups
     // finished in: the accumulator is turned into dW^T, the partials added to it (each
     // element sees the additions of the generic path, in its order), and it is turned back.
     // Two transposes instead of a strided pass per group (3 % of the CNN's step).
     let mut total = pool::take_for_overwrite(rows * oc);
     transpose(dweight_acc, oc, rows, &mut total);
-    for (dwt, db) in &partials {
-        for (acc, v) in total.iter_mut().zip(dwt) {
-            *acc += v;
-        }
-        if let Some(acc_b) = dbias_acc.as_deref_mut() {
-            for (acc, v) in acc_b.iter_mut().zip(db) {
-                *acc += v;
-            }
-        }
-    }
+    add_partials(&mut total, dbias_acc, partials);
     transpose(&total, rows, oc, dweight_acc);
     pool::recycle(total);
-    partials.into_iter().for_each(|(dwt, _)| pool::recycle(dwt));
 }
 
 /// `dst[c, r] = src[r, c]` for a row-major `[rows, cols]` `src`, by blocks of 16 x 16 (both

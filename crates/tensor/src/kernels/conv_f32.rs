@@ -23,7 +23,7 @@
 //! [`conv2d_forward_in`]: super::conv2d_forward_in
 //! [`conv2d_backward_in`]: super::conv2d_backward_in
 
-use super::conv::{add_row_sums, col2im_rows, im2col_row, Conv2dGeometry, CONV_BATCH_GROUP};
+use super::conv::{add_partials, add_row_sums, col2im_rows, im2col_row, Conv2dGeometry, CONV_BATCH_GROUP};
 use super::conv_bf16::transpose;
 use super::conv_shift::Shifts;
 use super::gemm::{gemm_backend, sgemm, sgemm_prepacked_b, GemmBackend, PackedF32B, StridedMat};
@@ -206,25 +206,14 @@ pub(super) fn backward(
     } else {
         dx_chunks.into_iter().enumerate().map(|(gi, d)| run_group(gi, d)).collect()
     };
-    let mut dbias_acc = dbias_acc;
     // The partials are added in group order, whatever order the groups finished in, into the
     // accumulator turned into dW^T and back (each element sees the row-major path's additions
     // in its order).
     let mut total = pool::take_for_overwrite(rows * oc);
     transpose(dweight_acc, oc, rows, &mut total);
-    for (dwt, db) in &partials {
-        for (acc, v) in total.iter_mut().zip(dwt) {
-            *acc += v;
-        }
-        if let Some(acc_b) = dbias_acc.as_deref_mut() {
-            for (acc, v) in acc_b.iter_mut().zip(db) {
-                *acc += v;
-            }
-        }
-    }
+    add_partials(&mut total, dbias_acc, partials);
     transpose(&total, rows, oc, dweight_acc);
     pool::recycle(total);
-    partials.into_iter().for_each(|(dwt, _)| pool::recycle(dwt));
 }
 
 #[cfg(test)]
