@@ -34,7 +34,9 @@ impl<'t> Var<'t> {
         let y = Tensor::from_vec(out, &[n, c, oh, ow]);
         let i = self.index;
         self.tape.push_op(y, &[self], move |dy, g| {
-            k::max_pool2d_backward(dy, &argmax, n, c, h, w, oh, ow, g.acc(i));
+            // A fresh buffer is zero-filled plane by plane inside the kernel's tasks.
+            let (dx, fresh) = g.slot(i);
+            k::max_pool2d_backward_into(dy, &argmax, n, c, h, w, oh, ow, dx, !fresh);
         })
     }
     /// 2-d average pooling over `[N, C, H, W]` (PyTorch's `F.avg_pool2d(x, kernel, stride,
