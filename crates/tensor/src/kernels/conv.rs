@@ -466,12 +466,7 @@ pub fn conv2d_forward_in(
         }
         pool::recycle(col);
     };
-    let chunk = CONV_BATCH_GROUP * out_size;
-    if should_parallelize(batch * out_size * rows) {
-        out.par_chunks_mut(chunk).enumerate().for_each(|(gi, o)| run_group(gi, o));
-    } else {
-        out.chunks_mut(chunk).enumerate().for_each(|(gi, o)| run_group(gi, o));
-    }
+    for_each_group_out(out, out_size, batch * out_size * rows, run_group);
 }
 
 /// Convolution backward: given `dy[N, OC, OH, OW]`, ADDS the gradients into `dx[N, C, H, W]`
@@ -553,13 +548,6 @@ pub fn conv2d_backward_in(
     }
 
     let want_db = dbias_acc.is_some();
-    let groups = batch.div_ceil(CONV_BATCH_GROUP);
-    // An empty image (C, H or W = 0) has no gradient to receive.
-    let dx = dx.filter(|_| in_size > 0);
-    let dx_chunks: Vec<Option<&mut [f32]>> = match dx {
-        Some(d) => d.chunks_mut(CONV_BATCH_GROUP * in_size).map(Some).collect(),
-        None => (0..groups).map(|_| None).collect(),
-    };
 
     let shifts = Shifts::new(g, 16);
     // Returns this group's (dW, db) partial sums; writes its images' dx directly.
@@ -591,12 +579,60 @@ pub fn conv2d_backward_in(
         (dw, db)
     };
 
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = if should_parallelize(batch * out_size * rows) {
+    let partials = map_groups_backward(batch, in_size, dx, batch * out_size * rows, run_group);
+    add_partials(dweight_acc, dbias_acc, partials);
+}
+
+/// Runs `f` with this thread's scratch in `key` (moved out for the duration, so that a nested
+/// call on the same thread, as rayon may make while this one waits, starts with its own).
+pub(super) fn with_thread_scratch<S: Default, R>(
+    key: &'static std::thread::LocalKey<std::cell::Cell<S>>,
+    f: impl FnOnce(&mut S) -> R,
+) -> R {
+    let mut s = key.take();
+    let r = f(&mut s);
+    key.set(s);
+    r
+}
+
+/// Runs `run_group(group, out_chunk)` on each batch group's chunk of the forward output
+/// (`CONV_BATCH_GROUP` images of `out_size` values), on rayon when `work` is worth it.
+pub(super) fn for_each_group_out(
+    out: &mut [f32],
+    out_size: usize,
+    work: usize,
+    run_group: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
+    let chunk = CONV_BATCH_GROUP * out_size;
+    if should_parallelize(work) {
+        out.par_chunks_mut(chunk).enumerate().for_each(|(gi, o)| run_group(gi, o));
+    } else {
+        out.chunks_mut(chunk).enumerate().for_each(|(gi, o)| run_group(gi, o));
+    }
+}
+
+/// Runs `run_group(group, dx_chunk)` for each of the `batch.div_ceil(CONV_BATCH_GROUP)` batch
+/// groups of a backward pass, on rayon when `work` is worth it, and returns their results in
+/// group order. `dx_chunk` is the group's part of `dx` (`in_size` values per image), `None`
+/// when no input gradient is wanted or the images are empty.
+pub(super) fn map_groups_backward<R: Send>(
+    batch: usize,
+    in_size: usize,
+    dx: Option<&mut [f32]>,
+    work: usize,
+    run_group: impl Fn(usize, Option<&mut [f32]>) -> R + Sync + Send,
+) -> Vec<R> {
+    let groups = batch.div_ceil(CONV_BATCH_GROUP);
+    // An empty image (C, H or W = 0) has no gradient to receive.
+    let dx_chunks: Vec<Option<&mut [f32]>> = match dx.filter(|_| in_size > 0) {
+        Some(d) => d.chunks_mut(CONV_BATCH_GROUP * in_size).map(Some).collect(),
+        None => (0..groups).map(|_| None).collect(),
+    };
+    if should_parallelize(work) {
         dx_chunks.into_par_iter().enumerate().map(|(gi, d)| run_group(gi, d)).collect()
     } else {
         dx_chunks.into_iter().enumerate().map(|(gi, d)| run_group(gi, d)).collect()
-    };
-    add_partials(dweight_acc, dbias_acc, partials);
+    }
 }
 
 /// Elements of the weight-gradient accumulator per parallel task of [`add_partials`].

@@ -27,15 +27,16 @@
 //! [`conv2d_forward_in`]: super::conv2d_forward_in
 //! [`conv2d_backward_in`]: super::conv2d_backward_in
 
-use super::conv::{add_partials, add_row_sums, col2im_rows, im2col_row, Conv2dGeometry, CONV_BATCH_GROUP};
+use super::conv::{
+    add_partials, add_row_sums, col2im_rows, for_each_group_out, im2col_row, map_groups_backward,
+    with_thread_scratch, Conv2dGeometry, CONV_BATCH_GROUP,
+};
 use super::conv_shift::Shifts;
 use super::gemm::{
     bf16_backend, f32_to_bf16_slice, sgemm_bf16_prepacked, sgemm_bf16_prepacked_rows, Bf16B, Bf16Backend,
     Bf16Rows, PackedBf16B, StridedMat,
 };
-use super::parallel::should_parallelize;
 use crate::pool;
-use rayon::prelude::*;
 use std::cell::Cell;
 
 /// Size of a block of `dcol` in the backward pass: small enough for L2 beside the operands.
@@ -72,13 +73,9 @@ thread_local! {
     static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
 }
 
-/// Runs `f` with this thread's scratch (moved out for the duration, so that a nested call on
-/// the same thread, as rayon may make while this one waits, starts with its own).
+/// Runs `f` with this thread's scratch (see [`with_thread_scratch`]).
 fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
-    let mut s = SCRATCH.take();
-    let r = f(&mut s);
-    SCRATCH.set(s);
-    r
+    with_thread_scratch(&SCRATCH, f)
 }
 
 /// im2col of `image` into `dst`, the packed `b` `[C*KH*KW, OH*OW]` of `W @ col`, from the
@@ -182,12 +179,7 @@ pub(super) fn forward(
             }
         })
     };
-    let chunk = CONV_BATCH_GROUP * out_size;
-    if should_parallelize(batch * out_size * rows) {
-        out.par_chunks_mut(chunk).enumerate().for_each(|(gi, o)| run_group(gi, o));
-    } else {
-        out.chunks_mut(chunk).enumerate().for_each(|(gi, o)| run_group(gi, o));
-    }
+    for_each_group_out(out, out_size, batch * out_size * rows, run_group);
 }
 
 /// [`conv2d_backward_in`](super::conv2d_backward_in) in bf16, the arguments checked by it,
@@ -208,18 +200,11 @@ pub(super) fn backward(
     let (in_size, out_size) = (g.image_len(), out_channels * ohw);
     let oc = out_channels;
     let want_db = dbias_acc.is_some();
-    let groups = batch.div_ceil(CONV_BATCH_GROUP);
-    // An empty image (C, H or W = 0) has no gradient to receive.
-    let dx = dx.filter(|_| in_size > 0);
     // W^T [C*KH*KW, OC] in bf16, the `a` of every dcol product.
     let mut w16t = Bf16Rows::new();
-    if dx.is_some() {
+    if dx.is_some() && in_size > 0 {
         w16t.assign(StridedMat::row_major(weight, oc, rows, false).transposed());
     }
-    let dx_chunks: Vec<Option<&mut [f32]>> = match dx {
-        Some(d) => d.chunks_mut(CONV_BATCH_GROUP * in_size).map(Some).collect(),
-        None => (0..groups).map(|_| None).collect(),
-    };
 
     // Rows of dcol per block: about DCOL_BLOCK_BYTES of f32, a multiple of the kernel's
     // 12-row tiles (blocks then start at a multiple of 4, as sgemm_bf16_prepacked_rows wants).
@@ -274,11 +259,7 @@ pub(super) fn backward(
         (dwt, db)
     };
 
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = if should_parallelize(batch * out_size * rows) {
-        dx_chunks.into_par_iter().enumerate().map(|(gi, d)| run_group(gi, d)).collect()
-    } else {
-        dx_chunks.into_iter().enumerate().map(|(gi, d)| run_group(gi, d)).collect()
-    };
+    let partials = map_groups_backward(batch, in_size, dx, batch * out_size * rows, run_group);
     // The partials are added to the accumulator in group order, whatever order the groups
     // finished in: the accumulator is turned into dW^T, the partials added to it (each
     // element sees the additions of the generic path, in its order), and it is turned back.

@@ -23,13 +23,14 @@
 //! [`conv2d_forward_in`]: super::conv2d_forward_in
 //! [`conv2d_backward_in`]: super::conv2d_backward_in
 
-use super::conv::{add_partials, add_row_sums, col2im_rows, im2col_row, Conv2dGeometry, CONV_BATCH_GROUP};
+use super::conv::{
+    add_partials, add_row_sums, col2im_rows, for_each_group_out, im2col_row, map_groups_backward,
+    with_thread_scratch, Conv2dGeometry, CONV_BATCH_GROUP,
+};
 use super::conv_bf16::transpose;
 use super::conv_shift::Shifts;
 use super::gemm::{gemm_backend, sgemm, sgemm_prepacked_b, GemmBackend, PackedF32B, StridedMat};
-use super::parallel::should_parallelize;
 use crate::pool;
-use rayon::prelude::*;
 use std::cell::Cell;
 
 /// Size of a block of `dcol` in the backward pass: small enough for L2 beside the operands.
@@ -62,13 +63,9 @@ thread_local! {
     static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
 }
 
-/// Runs `f` with this thread's scratch (moved out for the duration, so that a nested call on
-/// the same thread, as rayon may make while this one waits, starts with its own).
+/// Runs `f` with this thread's scratch (see [`with_thread_scratch`]).
 fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
-    let mut s = SCRATCH.take();
-    let r = f(&mut s);
-    SCRATCH.set(s);
-    r
+    with_thread_scratch(&SCRATCH, f)
 }
 
 /// im2col row `r` of `image` into `row`, through `shifts` (16 lanes, made for `g`) where
@@ -118,12 +115,7 @@ pub(super) fn forward(
             }
         })
     };
-    let chunk = CONV_BATCH_GROUP * out_size;
-    if should_parallelize(batch * out_size * rows) {
-        out.par_chunks_mut(chunk).enumerate().for_each(|(gi, o)| run_group(gi, o));
-    } else {
-        out.chunks_mut(chunk).enumerate().for_each(|(gi, o)| run_group(gi, o));
-    }
+    for_each_group_out(out, out_size, batch * out_size * rows, run_group);
 }
 
 /// [`conv2d_backward_in`](super::conv2d_backward_in) in f32, the arguments checked by it,
@@ -144,13 +136,6 @@ pub(super) fn backward(
     let (in_size, out_size) = (g.image_len(), out_channels * ohw);
     let oc = out_channels;
     let want_db = dbias_acc.is_some();
-    let groups = batch.div_ceil(CONV_BATCH_GROUP);
-    // An empty image (C, H or W = 0) has no gradient to receive.
-    let dx = dx.filter(|_| in_size > 0);
-    let dx_chunks: Vec<Option<&mut [f32]>> = match dx {
-        Some(d) => d.chunks_mut(CONV_BATCH_GROUP * in_size).map(Some).collect(),
-        None => (0..groups).map(|_| None).collect(),
-    };
     // Rows of dcol per block: about DCOL_BLOCK_BYTES, a multiple of the kernel's 12-row tiles.
     let dcol_rows = ((DCOL_BLOCK_BYTES / 4 / ohw.max(1)) / 12 * 12).max(12);
     let shifts = Shifts::new(g, 16);
@@ -201,11 +186,7 @@ pub(super) fn backward(
         (dwt, db)
     };
 
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = if should_parallelize(batch * out_size * rows) {
-        dx_chunks.into_par_iter().enumerate().map(|(gi, d)| run_group(gi, d)).collect()
-    } else {
-        dx_chunks.into_iter().enumerate().map(|(gi, d)| run_group(gi, d)).collect()
-    };
+    let partials = map_groups_backward(batch, in_size, dx, batch * out_size * rows, run_group);
     // The partials are added in group order, whatever order the groups finished in, into the
     // accumulator turned into dW^T and back (each element sees the row-major path's additions
     // in its order).
