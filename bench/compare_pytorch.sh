@@ -167,6 +167,11 @@ def ours(net, r, p):
     with open(f"{work}/ours_{net}_{r}_{p}.json") as f:
         row = json.loads(f.readline())
     return row["step_ms"], row["peak_rss_mb"]
+def ours_rtt(net, r, p):
+    # The cores' round trip before/after our run (ns): which placement the round ran in.
+    with open(f"{work}/ours_{net}_{r}_{p}.json") as f:
+        rtt = json.loads(f.readline()).get("core_rtt_ns")
+    return "-" if rtt is None else "/".join(f"{x:.0f}" for x in rtt)
 def torch(net, r, p):
     with open(f"{work}/torch_{net}_{r}_{p}.json") as f:
         doc = json.load(f)
@@ -195,6 +200,10 @@ for net in nets:
         trss = max(m for _, m in t)
         per_round = " ".join(f"{x:.3g}" for x, _ in o) + " | " + " ".join(f"{x:.3g}" for x, _ in t)
         print(f"{net:<11} {p:<5} {om:>9.3f} {tm:>9.3f} {om / tm:>10.2f} {orss:>12.0f} {trss:>13.0f}   {per_round}")
+print("cross-core round trip before/after each of our runs (ns; about 80 with the cores close, 350 apart):")
+for net in nets:
+    for p in precisions:
+        print(f"{net:<11} {p:<5} " + " ".join(ours_rtt(net, r, p) for r in range(1, rounds + 1)))
 if len(precisions) == 2:
     print("bf16 speed-up over the same side's f32 (f32 ms / bf16 ms): net, ours, torch")
     for net in nets:

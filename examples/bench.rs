@@ -11,7 +11,7 @@
 
 use std::io::Write;
 
-use adamant_lab::bench::{parse_args, peak_rss_mb, run, Command, USAGE};
+use adamant_lab::bench::{core_round_trip_ns, parse_args, peak_rss_mb, run, Command, USAGE};
 use adamant_lab::cli::{exit_on_error, CliError};
 
 /// With the `mimalloc` feature, this program (not the library) uses mimalloc, to compare the
@@ -38,21 +38,36 @@ fn main() {
             args.precision
         );
         println!(
-            "{:<11} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
-            "net", "steps", "step_ms", "min", "p90", "fwd", "bwd", "adam", "epoch_s", "GFLOP/s", "peak_MB"
+            "{:<11} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>11}",
+            "net",
+            "steps",
+            "step_ms",
+            "min",
+            "p90",
+            "fwd",
+            "bwd",
+            "adam",
+            "epoch_s",
+            "GFLOP/s",
+            "peak_MB",
+            "rtt_ns"
         );
     }
     for (i, &net) in args.nets.iter().enumerate() {
-        let r = run(net, args.steps.unwrap_or(net.default_steps()), args.warmup, args.precision);
+        // The cores' distance before and after: two-thread timings depend on it (BENCHMARKS.md).
+        let rtt_before = core_round_trip_ns();
+        let mut r = run(net, args.steps.unwrap_or(net.default_steps()), args.warmup, args.precision);
+        r.core_rtt_ns = rtt_before.zip(core_round_trip_ns());
         let rss = peak_rss_mb();
         let mut out = std::io::stdout().lock();
         let written = if args.json {
             writeln!(out, "{}", r.json_line(threads, rss, i > 0))
         } else {
             let rss = rss.map_or("-".to_string(), |m| format!("{m:.0}"));
+            let rtt = r.core_rtt_ns.map_or("-".to_string(), |(b, a)| format!("{b:.0}/{a:.0}"));
             writeln!(
                 out,
-                "{:<11} {:>5} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>8.2} {:>8.1} {:>9}",
+                "{:<11} {:>5} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>8.2} {:>8.1} {:>9} {:>11}",
                 net.name(),
                 r.steps,
                 r.step_ms,
@@ -63,7 +78,8 @@ fn main() {
                 r.opt_ms,
                 r.epoch_s(),
                 r.gflops,
-                rss
+                rss,
+                rtt
             )
         };
         // Results appear as each net finishes; a closed pipe (`| head`) just ends the run.
@@ -73,5 +89,10 @@ fn main() {
     }
     if !args.json && args.nets.len() > 1 {
         println!("peak_MB is the process's peak so far (VmHWM): run one net per process (--nets NAME) for each net's own.");
+    }
+    if !args.json {
+        println!(
+            "rtt_ns: a cache line's round trip between two cores before/after the net (core_round_trip_ns)."
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! timings whose phases add up, and a training step that actually trains.
 
 use adamant::tensor::Precision;
-use adamant_lab::bench::{peak_rss_mb, run, Net};
+use adamant_lab::bench::{core_round_trip_ns, peak_rss_mb, run, Net};
 
 #[test]
 fn every_net_runs_and_reports_finite_positive_timings() {
@@ -66,4 +66,22 @@ fn bf16_steps_follow_the_f32_losses_of_the_paper_nets() {
 fn peak_rss_is_read_on_linux() {
     let mb = peak_rss_mb().expect("VmHWM in /proc/self/status");
     assert!(mb > 1.0 && mb < 1e6, "{mb}");
+}
+
+#[test]
+fn the_cores_round_trip_is_measured_and_reported() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rtt = core_round_trip_ns();
+    if cpus < 2 {
+        assert_eq!(rtt, None);
+        return;
+    }
+    // Measured while other tests run beside it: only sane bounds (a cache line's trip takes
+    // tens to hundreds of nanoseconds; a descheduled partner would make it microseconds).
+    let rtt = rtt.expect("two CPUs: the round trip is measured");
+    assert!(rtt.is_finite() && rtt > 1.0 && rtt < 1e6, "{rtt} ns");
+    let mut r = run(Net::LogReg, 2, 0, Precision::F32);
+    assert!(r.json_line(1, None, false).ends_with("\"core_rtt_ns\": null}"));
+    r.core_rtt_ns = Some((81.25, 352.5));
+    assert!(r.json_line(1, None, false).ends_with("\"core_rtt_ns\": [81.2500, 352.5000]}"));
 }

@@ -274,6 +274,9 @@ pub struct BenchResult {
     pub losses: Vec<f32>,
     /// The precision of the step's matrix products.
     pub precision: Precision,
+    /// [`core_round_trip_ns`] just before and just after the run, when the caller measured
+    /// it (`run` leaves it `None`): which placement of the cores the timings come from.
+    pub core_rtt_ns: Option<(f64, f64)>,
 }
 
 impl BenchResult {
@@ -305,7 +308,8 @@ impl BenchResult {
             "{{\"net\": \"{}\", \"precision\": \"{}\", \"threads\": {threads}, \"step_ms\": {}, \"fwd_ms\": {}, \"bwd_ms\": {}, \
              \"opt_ms\": {}, \"gflops\": {}, \"peak_rss_mb\": {}, \"step_ms_min\": {}, \"step_ms_p90\": {}, \
              \"epoch_s\": {}, \"gflop_per_step\": {}, \"params\": {}, \"steps\": {}, \"warmup\": {}, \
-             \"final_loss\": {}, \"rss_includes_earlier_nets\": {rss_includes_earlier_nets}}}",
+             \"final_loss\": {}, \"rss_includes_earlier_nets\": {rss_includes_earlier_nets}, \
+             \"core_rtt_ns\": {}}}",
             self.net,
             self.precision,
             num(self.step_ms),
@@ -323,8 +327,78 @@ impl BenchResult {
             self.steps,
             self.warmup,
             num(self.final_loss() as f64),
+            self.core_rtt_ns.map_or("null".to_string(), |(b, a)| format!("[{}, {}]", num(b), num(a))),
         );
         s
+    }
+}
+
+/// How long one cache line takes to go from one core to another and back (ns, median of
+/// five rounds of 2,000 exchanges between two spinning threads), or `None` with fewer than
+/// two CPUs or when the exchanges took more than a second (both threads yield after a while
+/// of spinning, so on a busy machine they still finish, slowly).
+///
+/// It tells which placement of the cores a two-thread timing comes from: on the 2-core VMs
+/// of BENCHMARKS.md ("Two threads on this VM") it is about 80 ns when the host keeps both
+/// vCPUs close and about 350 ns when it does not, and steps that pass data between the
+/// threads slow down with it (the VAE's by 1.4x).
+pub fn core_round_trip_ns() -> Option<f64> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    #[repr(align(128))]
+    struct Line(AtomicU64);
+    const EXCHANGES: u64 = 2_000;
+    const ROUNDS: u64 = 5;
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return None;
+    }
+    let line = Arc::new(Line(AtomicU64::new(0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (line2, stop2) = (Arc::clone(&line), Arc::clone(&stop));
+    // The partner answers each odd value with the next even one.
+    let partner = std::thread::spawn(move || {
+        for i in 0..EXCHANGES * ROUNDS {
+            let mut spins = 0u32;
+            while line2.0.load(Ordering::Acquire) != 2 * i + 1 {
+                if stop2.load(Ordering::Relaxed) {
+                    return;
+                }
+                spin_or_yield(&mut spins);
+            }
+            line2.0.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut rounds = Vec::new();
+    'rounds: for r in 0..ROUNDS {
+        let start = Instant::now();
+        for i in r * EXCHANGES..(r + 1) * EXCHANGES {
+            line.0.store(2 * i + 1, Ordering::Release);
+            let mut spins = 0u32;
+            while line.0.load(Ordering::Acquire) != 2 * i + 2 {
+                // The clock only now and then: reading it costs as much as a short exchange.
+                if spins % 4096 == 4095 && Instant::now() > deadline {
+                    break 'rounds;
+                }
+                spin_or_yield(&mut spins);
+            }
+        }
+        rounds.push(start.elapsed().as_secs_f64() * 1e9 / EXCHANGES as f64);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = partner.join();
+    (rounds.len() as u64 == ROUNDS).then(|| median(&sorted(rounds)))
+}
+
+/// One step of a wait for the other thread: a spin hint, or after 10,000 of them a yield, in
+/// case the other thread waits for this one's CPU.
+fn spin_or_yield(spins: &mut u32) {
+    *spins = spins.wrapping_add(1);
+    if *spins > 10_000 {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
     }
 }
 
@@ -427,6 +501,7 @@ pub fn run(net: Net, steps: usize, warmup: usize, precision: Precision) -> Bench
         opt_ms: median(&sorted(phases.iter().map(|p| p.update).collect())),
         gflop_per_step,
         gflops: gflop_per_step / (step_ms / 1e3),
+        core_rtt_ns: None,
         losses,
         precision,
     }
