@@ -18,7 +18,7 @@
 //! and otherwise use [`sgemm_bf16`](super::sgemm_bf16).
 
 use super::driver::{k_block, Prepacked};
-use super::{bf16_backend, f32_to_bf16, Bf16Backend, Dest, StridedMat};
+use super::{bf16_backend, f32_to_bf16, product_is_empty, Bf16Backend, Dest, StridedMat};
 use std::ops::Range;
 
 /// Row stride (elements) of a [`Bf16Rows`] of `cols` columns: whole pairs of steps, plus a
@@ -295,12 +295,6 @@ pub enum Bf16B<'a> {
     Packed(&'a PackedBf16B),
 }
 
-/// A view of the shape of a prepacked operand; its data is never read (see
-/// `driver::Prepacked`).
-fn shape_only(rows: usize, cols: usize) -> StridedMat<'static> {
-    StridedMat { data: &[], rows, cols, row_stride: 0, col_stride: 0 }
-}
-
 /// `c = a @ b` (or `c += a @ b` when `accumulate`), `c` row-major `[a.rows(), b.cols]`, with
 /// the native bf16 kernel: the bits of [`sgemm_bf16`](super::sgemm_bf16) on the f32 values
 /// of the operands, without rounding or packing `a` (nor `b` when packed) again. Panics
@@ -350,25 +344,22 @@ pub fn sgemm_bf16_prepacked_rows(
     };
     assert_eq!(b_rows, k, "sgemm_bf16_prepacked: a is {m}x{k} but b is {b_rows}x{n}");
     assert_eq!(c.len(), m * n, "sgemm_bf16_prepacked: c has {} elements, expected [{m}, {n}]", c.len());
-    if m == 0 || n == 0 {
+    let (a_shape, (b_mat, b_pre)) = (
+        StridedMat::shape_only(m, k),
+        match b {
+            Bf16B::F32(s) => (s, None),
+            Bf16B::Packed(p) => (StridedMat::shape_only(k, n), Some(p.lines.as_ptr().cast::<u8>())),
+        },
+    );
+    let mut dest = Dest { c, ldc: n, accumulate, bias: None };
+    if product_is_empty(&a_shape, &b_mat, &mut dest) {
         return;
     }
-    if k == 0 {
-        if !accumulate {
-            c.fill(0.0);
-        }
-        return;
-    }
-    let (b_mat, b_pre) = match b {
-        Bf16B::F32(s) => (s, None),
-        Bf16B::Packed(p) => (shape_only(k, n), Some(p.lines.as_ptr().cast::<u8>())),
-    };
     // The first row; the kernel reads up to rows.end rounded up to 4, inside the padded rows.
     let a_first = a.data[rows.start * a.stride..].as_ptr().cast::<u8>();
     let pre = Prepacked { a: Some((a_first, a.stride)), b: b_pre };
-    let dest = Dest { c, ldc: n, accumulate, bias: None };
     #[cfg(target_arch = "x86_64")]
-    super::driver::gemm_prepacked::<super::avx512bf16::Avx512Bf16>(shape_only(m, k), b_mat, dest, pre);
+    super::driver::gemm_prepacked::<super::avx512bf16::Avx512Bf16>(a_shape, b_mat, dest, pre);
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = (b_mat, dest, pre);

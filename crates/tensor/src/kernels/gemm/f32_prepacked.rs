@@ -9,7 +9,7 @@
 //! results are [`sgemm`](super::sgemm)'s bit for bit (tests).
 
 use super::driver::{k_block, Prepacked};
-use super::{gemm_backend, Dest, GemmBackend, StridedMat};
+use super::{gemm_backend, product_is_empty, Dest, GemmBackend, StridedMat};
 
 /// Columns of a panel of the AVX-512 kernel (its `NR`).
 const NR: usize = 32;
@@ -104,19 +104,13 @@ pub fn sgemm_prepacked_b(a: StridedMat, b: &PackedF32B, c: &mut [f32], accumulat
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "sgemm_prepacked_b: a is {m}x{k} but b is {}x{n}", b.rows);
     assert_eq!(c.len(), m * n, "sgemm_prepacked_b: c has {} elements, expected [{m}, {n}]", c.len());
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            c.fill(0.0);
-        }
-        return;
-    }
     // The shape of b; its data is never read (the packed panels are).
-    let b_shape = StridedMat { data: &[], rows: k, cols: n, row_stride: 0, col_stride: 0 };
+    let b_shape = StridedMat::shape_only(k, n);
+    let mut dest = Dest { c, ldc: n, accumulate, bias: None };
+    if product_is_empty(&a, &b_shape, &mut dest) {
+        return;
+    }
     let pre = Prepacked { a: None, b: Some(b.lines.as_ptr().cast::<u8>()) };
-    let dest = Dest { c, ldc: n, accumulate, bias: None };
     #[cfg(target_arch = "x86_64")]
     super::driver::gemm_prepacked::<super::avx512::Avx512>(a, b_shape, dest, pre);
     #[cfg(not(target_arch = "x86_64"))]

@@ -141,6 +141,12 @@ impl<'a> StridedMat<'a> {
         }
     }
 
+    /// A view of the shape of a prepacked operand, whose data is never read (see
+    /// `driver::Prepacked`).
+    fn shape_only(rows: usize, cols: usize) -> StridedMat<'static> {
+        StridedMat { data: &[], rows, cols, row_stride: 0, col_stride: 0 }
+    }
+
     /// The transpose: the same data with rows and columns (and their strides) swapped.
     pub fn transposed(self) -> Self {
         StridedMat {
