@@ -171,14 +171,25 @@ pub fn im2col(image: &[f32], g: &Conv2dGeometry, col: &mut [f32]) {
 }
 
 /// [`im2col`] through `shifts` (16 lanes, made for `g`) where there are some: same bits.
-fn im2col_with(image: &[f32], g: &Conv2dGeometry, shifts: Option<&Shifts>, col: &mut [f32]) {
+pub(super) fn im2col_with(image: &[f32], g: &Conv2dGeometry, shifts: Option<&Shifts>, col: &mut [f32]) {
     check_im2col("im2col", image.len(), col.len(), g);
-    let out = (g.out_h(), g.out_w());
-    for (row, col_row) in col.chunks_exact_mut(out.0 * out.1).enumerate() {
-        match shifts {
-            Some(s) => s.im2col_row_f32(image, row, col_row),
-            None => im2col_row(image, g, out, row, col_row),
-        }
+    for (row, col_row) in col.chunks_exact_mut(g.col_cols()).enumerate() {
+        im2col_row_with(image, g, shifts, row, col_row);
+    }
+}
+
+/// Row `row` of [`im2col`] through `shifts` (16 lanes, made for `g`) where there are some,
+/// else [`im2col_row`]: the same bits.
+pub(super) fn im2col_row_with(
+    image: &[f32],
+    g: &Conv2dGeometry,
+    shifts: Option<&Shifts>,
+    row: usize,
+    col_row: &mut [f32],
+) {
+    match shifts {
+        Some(s) => s.im2col_row_f32(image, row, col_row),
+        None => im2col_row(image, g, (g.out_h(), g.out_w()), row, col_row),
     }
 }
 

@@ -24,8 +24,8 @@
 //! [`conv2d_backward_in`]: super::conv2d_backward_in
 
 use super::conv::{
-    add_partials, add_row_sums, col2im_rows, for_each_group_out, im2col_row, map_groups_backward,
-    with_thread_scratch, Conv2dGeometry, CONV_BATCH_GROUP,
+    add_partials, add_row_sums, col2im_rows, for_each_group_out, im2col_row_with, im2col_with,
+    map_groups_backward, with_thread_scratch, Conv2dGeometry, CONV_BATCH_GROUP,
 };
 use super::conv_bf16::transpose;
 use super::conv_shift::Shifts;
@@ -68,15 +68,6 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     with_thread_scratch(&SCRATCH, f)
 }
 
-/// im2col row `r` of `image` into `row`, through `shifts` (16 lanes, made for `g`) where
-/// there are some (same bits).
-fn im2col_row_f32(image: &[f32], g: &Conv2dGeometry, shifts: Option<&Shifts>, r: usize, row: &mut [f32]) {
-    match shifts {
-        Some(s) => s.im2col_row_f32(image, r, row),
-        None => im2col_row(image, g, (g.out_h(), g.out_w()), r, row),
-    }
-}
-
 /// [`conv2d_forward_in`](super::conv2d_forward_in) in f32, the arguments checked by it and
 /// `out` not empty.
 pub(super) fn forward(
@@ -101,7 +92,7 @@ pub(super) fn forward(
                 // col[C*KH*KW, OH*OW], a row at a time into the GEMM's panels.
                 s.packed.reset(rows, ohw);
                 for r in 0..rows {
-                    im2col_row_f32(image, g, shifts.as_ref(), r, &mut s.row);
+                    im2col_row_with(image, g, shifts.as_ref(), r, &mut s.row);
                     s.packed.set_row(r, &s.row);
                 }
                 if let Some(b) = bias {
@@ -153,9 +144,7 @@ pub(super) fn backward(
                 let i = first + j;
                 let dy_i = &dy[i * out_size..(i + 1) * out_size];
                 let image = &x[i * in_size..(i + 1) * in_size];
-                for (r, col_row) in col.chunks_exact_mut(ohw).enumerate() {
-                    im2col_row_f32(image, g, shifts.as_ref(), r, col_row);
-                }
+                im2col_with(image, g, shifts.as_ref(), &mut col);
                 // dW^T[rows, OC] (+)= col[rows, OH*OW] @ dy_i^T[OH*OW, OC]
                 let col_a = StridedMat::row_major(&col, rows, ohw, false);
                 sgemm(col_a, StridedMat::row_major(dy_i, ohw, oc, true), &mut dwt, j > 0);
