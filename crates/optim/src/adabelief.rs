@@ -3,6 +3,8 @@
 //! denominator.
 
 use adamant_autodiff::{Gradients, Param};
+
+use crate::inspect::ParamMoments;
 use adamant_tensor::kernels::parallel::should_parallelize;
 use rayon::prelude::*;
 
@@ -118,6 +120,10 @@ impl Optimizer for AdaBelief {
     }
 
     optimizer_common!();
+
+    fn moments(&self, params: &[&Param]) -> Vec<ParamMoments<'_>> {
+        self.core.moments(params, (0, 1), self.config.betas, self.config.eps, true)
+    }
 }
 
 /// The per-step scalars of one AdaBelief update.

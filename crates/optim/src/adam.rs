@@ -1,6 +1,8 @@
 //! Adam (Kingma & Ba 2014, Algorithm 1), its AMSGrad variant, and AdamW.
 
 use adamant_autodiff::{Gradients, Param};
+
+use crate::inspect::ParamMoments;
 use adamant_tensor::Tensor;
 
 use crate::core::{Core, ParamState};
@@ -130,6 +132,13 @@ impl Optimizer for Adam {
     }
 
     optimizer_common!();
+
+    fn moments(&self, params: &[&Param]) -> Vec<ParamMoments<'_>> {
+        // AMSGrad divides by the running maximum of v, its third buffer.
+        let second = if self.config.amsgrad { 2 } else { 1 };
+        let c = self.config;
+        self.core.moments(params, (0, second), c.betas, c.eps, c.bias_correction)
+    }
 }
 
 /// The per-step scalars of one Adam update.
@@ -235,6 +244,9 @@ impl Optimizer for AdamW {
         state: crate::state::OptimizerState,
     ) -> Result<(), crate::state::StateError> {
         self.inner.load_state_dict(state)
+    }
+    fn moments(&self, params: &[&Param]) -> Vec<ParamMoments<'_>> {
+        self.inner.moments(params)
     }
 }
 

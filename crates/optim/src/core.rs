@@ -8,6 +8,7 @@ use adamant_tensor::kernels::parallel::should_parallelize;
 use adamant_tensor::Tensor;
 use rayon::prelude::*;
 
+use crate::inspect::ParamMoments;
 use crate::state::{OptimizerState, SavedParamState, StateError};
 
 /// Which parameters a [`ParamGroup`] applies to.
@@ -350,6 +351,35 @@ impl Core {
             state.step += 1;
             f(p, g, state, hyper);
         }
+    }
+
+    /// The moment estimates of each of `params` that has a state here: buffer `first` as
+    /// `m` and buffer `second` as the second moment ([`ParamMoments`]), with the scalars the
+    /// optimizer divides them by.
+    pub fn moments<'a>(
+        &'a self,
+        params: &[&Param],
+        (first, second): (usize, usize),
+        betas: (f32, f32),
+        eps: f32,
+        bias_correction: bool,
+    ) -> Vec<ParamMoments<'a>> {
+        params
+            .iter()
+            .filter_map(|p| {
+                let state = self.states.get(&p.id())?;
+                Some(ParamMoments {
+                    id: p.id(),
+                    step: state.step,
+                    lr: self.hyper(p).lr,
+                    betas,
+                    eps,
+                    bias_correction,
+                    first: state.buffers.get(first)?.data(),
+                    second: state.buffers.get(second)?.data(),
+                })
+            })
+            .collect()
     }
 
     /// The state of every parameter seen (and any loaded but not yet seen), by name.

@@ -2,6 +2,8 @@
 //! minutes", Algorithm 2): Adam's direction, scaled per parameter tensor by a trust ratio.
 
 use adamant_autodiff::{Gradients, Param};
+
+use crate::inspect::ParamMoments;
 use adamant_tensor::kernels::parallel::should_parallelize;
 use rayon::prelude::*;
 
@@ -136,6 +138,10 @@ impl Optimizer for Lamb {
     }
 
     optimizer_common!();
+
+    fn moments(&self, params: &[&Param]) -> Vec<ParamMoments<'_>> {
+        self.core.moments(params, (0, 1), self.config.betas, self.config.eps, self.config.bias_correction)
+    }
 }
 
 /// torch's `norm.clamp(0, cap)` of a norm: `min(norm, cap)`, but NaN stays NaN (`f64::min`

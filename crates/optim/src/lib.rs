@@ -34,6 +34,7 @@
 pub mod average;
 pub mod clip;
 mod core;
+mod inspect;
 mod moments;
 mod optimizer;
 pub mod options;
@@ -44,6 +45,7 @@ mod state;
 pub use average::{AverageError, AverageState, Averaging, ValueKind, WeightAverage};
 pub use clip::{clip_grad_norm, clip_grad_value, global_norm};
 pub use core::{Hyper, ParamGroup, ParamState, Selector};
+pub use inspect::ParamMoments;
 pub use optimizer::Optimizer;
 pub use options::{build, FromOptions, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
 pub use schedule::{Plateau, PlateauMode, Schedule, ScheduleError, Scheduler, ThresholdMode};

@@ -3,6 +3,7 @@
 use adamant_autodiff::{Gradients, Param};
 
 use crate::core::ParamGroup;
+use crate::inspect::ParamMoments;
 use crate::state::{OptimizerState, StateError};
 
 /// Updates parameters in place from their gradients.
@@ -42,6 +43,16 @@ pub trait Optimizer {
     fn check_params(&self, params: &[&Param]) -> Result<(), String> {
         let _ = params;
         Ok(())
+    }
+
+    /// The moment estimates of each of `params` that has taken a step, read-only, in the
+    /// order of `params`: for the optimizers that keep Adam's `m` and `v` (Adam, AdamW,
+    /// AMSGrad, NAdam, RAdam, AdaBelief, LAMB, and the parts of a [`Split`](crate::Split) that
+    /// do); empty for the others. For logging (TensorBoard's `optim/` plots): reading it
+    /// changes no state.
+    fn moments(&self, params: &[&Param]) -> Vec<ParamMoments<'_>> {
+        let _ = params;
+        Vec::new()
     }
 }
 

@@ -2,6 +2,8 @@
 
 use adamant_autodiff::{Gradients, Param};
 
+use crate::inspect::ParamMoments;
+
 use crate::core::{Core, ParamState};
 use crate::moments::{bias_correction, fused_update, Decay, Moments};
 use crate::optimizer::{optimizer_common, Optimizer};
@@ -106,4 +108,8 @@ impl Optimizer for RAdam {
     }
 
     optimizer_common!();
+
+    fn moments(&self, params: &[&Param]) -> Vec<ParamMoments<'_>> {
+        self.core.moments(params, (0, 1), self.config.betas, self.config.eps, true)
+    }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use adamant_autodiff::{Gradients, Param};
 
 use crate::core::{ParamGroup, Selector};
+use crate::inspect::ParamMoments;
 use crate::optimizer::Optimizer;
 use crate::state::{OptimizerState, StateError};
 
@@ -81,6 +82,12 @@ impl<A: Optimizer + Clone, B: Optimizer + Clone> Optimizer for Split<A, B> {
     fn add_param_group(&mut self, group: ParamGroup) {
         self.selected.add_param_group(group.clone());
         self.rest.add_param_group(group);
+    }
+
+    fn moments(&self, params: &[&Param]) -> Vec<ParamMoments<'_>> {
+        // Each part holds state only for its own parameters; the order is `params`'.
+        let (selected, rest) = (self.selected.moments(params), self.rest.moments(params));
+        params.iter().filter_map(|p| selected.iter().chain(&rest).find(|m| m.id == p.id()).copied()).collect()
     }
 
     fn state_dict(&self) -> OptimizerState {
