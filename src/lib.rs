@@ -35,6 +35,8 @@ pub use adamant_tensor as tensor;
 pub mod average;
 pub mod checkpoint;
 pub mod history;
+#[cfg(feature = "tensorboard")]
+pub mod tensorboard;
 pub mod train;
 
 /// The names most training scripts use, in one import.

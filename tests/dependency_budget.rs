@@ -28,9 +28,19 @@ fn the_default_dependency_tree_of_adamant_stays_within_its_budget() {
         crates.iter().cloned().collect::<Vec<_>>().join("\n")
     );
     // The heavy parts are features, never defaults.
-    for heavy in
-        ["ureq", "rustls", "ring", "faer", "plotters", "lexopt", "indicatif", "mimalloc", "adamant-lab"]
-    {
+    for heavy in [
+        "ureq",
+        "rustls",
+        "ring",
+        "faer",
+        "plotters",
+        "lexopt",
+        "indicatif",
+        "mimalloc",
+        "adamant-lab",
+        "prost",
+        "crc32c",
+    ] {
         let name = format!("{heavy} ");
         assert!(!crates.iter().any(|c| c.starts_with(&name)), "{heavy} is in the default tree");
     }

@@ -41,6 +41,10 @@ pub use crate::history::{EpochMetrics, History};
 
 mod resume;
 pub use resume::{resume, RunLock};
+#[cfg(feature = "tensorboard")]
+mod tensorboard;
+#[cfg(feature = "tensorboard")]
+use tensorboard::{tensorboard_err, TensorBoardLog};
 
 /// What a model computes for a batch: the loss, and the logits if the task is classification.
 pub struct StepOutput<'t> {
@@ -133,6 +137,13 @@ pub struct FitConfig {
     /// and every other op stay f32), as `torch.autocast("cpu", dtype=torch.bfloat16)` around
     /// the forward pass. Recorded in the run's identity when not f32.
     pub precision: Precision,
+    /// Write the run's TensorBoard event file (cargo feature `tensorboard`): the step's loss,
+    /// learning rate and speed, histograms and, if asked, the optimizer's internals every
+    /// [`LogOptions::every`](crate::tensorboard::LogOptions::every) steps, and each epoch's
+    /// metrics ([`Logger`](crate::tensorboard::Logger) lists the tags). A resumed run
+    /// continues its file from the checkpoint's step. Logging changes no result.
+    #[cfg(feature = "tensorboard")]
+    pub tensorboard: Option<crate::tensorboard::TensorBoard>,
 }
 
 impl Default for FitConfig {
@@ -154,6 +165,8 @@ impl Default for FitConfig {
             average: None,
             accumulate: 1,
             precision: Precision::F32,
+            #[cfg(feature = "tensorboard")]
+            tensorboard: None,
         }
     }
 }
@@ -442,6 +455,12 @@ pub fn fit<M: Module + ?Sized>(
         Some(p) => Some(open_iteration_log(p, step)?),
         None => None,
     };
+    #[cfg(feature = "tensorboard")]
+    let mut tensorboard = match &config.tensorboard {
+        Some(tb) if last_checkpoint.is_some() => Some(TensorBoardLog::resume(tb, step)?),
+        Some(tb) => Some(TensorBoardLog::create(tb)?),
+        None => None,
+    };
 
     for epoch in first_epoch..=config.epochs {
         let batches = Batches::new(
@@ -512,6 +531,8 @@ pub fn fit<M: Module + ?Sized>(
                 };
                 return Err(TrainError::Interrupted { step, epoch, checkpoint });
             }
+            #[cfg(feature = "tensorboard")]
+            let step_started = Instant::now();
             let group: Vec<_> = micro_batches.by_ref().take(k).collect();
             step += 1;
             if let Some(s) = scheduler.as_deref_mut() {
@@ -556,12 +577,21 @@ pub fn fit<M: Module + ?Sized>(
                 seen += b;
             }
             let grads = grads.expect("every step takes at least one micro-batch");
+            #[cfg(feature = "tensorboard")]
+            if let Some(tb) = tensorboard.as_mut() {
+                tb.logger.before_update(step, &model.params());
+            }
             optimizer.step(&mut model.params_mut(), &grads);
             if let Some(average) = average.as_mut() {
                 crate::average::update(average, &*model);
             }
             // The step's mean loss (with one micro-batch, its loss exactly: b * x / b == x).
             let loss = (step_loss_sum / step_examples.max(1) as f64) as f32;
+            #[cfg(feature = "tensorboard")]
+            if let Some(tb) = tensorboard.as_mut() {
+                let seconds = step_started.elapsed().as_secs_f64();
+                tb.after_update(step, loss, seconds, step_examples, &model.params(), &grads, &*optimizer)?;
+            }
             history.iterations.push((step, loss));
             if let (Some(log), Some(path)) = (iter_log.as_mut(), &iter_log_path) {
                 writeln!(log, "{step},{epoch},{loss},{}", optimizer.lr()).map_err(io_err(path))?;
@@ -603,6 +633,10 @@ pub fn fit<M: Module + ?Sized>(
             averaged_test_loss,
             averaged_test_accuracy,
         };
+        #[cfg(feature = "tensorboard")]
+        if let Some(tb) = tensorboard.as_mut() {
+            tb.logger.log_epoch(&metrics).map_err(tensorboard_err)?;
+        }
         history.epochs.push(metrics);
         // A plateau (ReduceLROnPlateau) watches the raw model's test metric: the loss in
         // `min` mode, the accuracy in `max` mode (the negated loss for a task without one).

@@ -58,6 +58,7 @@ use adamant::train::TrainError;
 use adamant::data::spec::Mirror;
 use adamant::optim::options::{self, OptionKind, OptionValue, OPTIONS};
 use adamant::optim::{build, Averaging, Optimizer, OptimizerOptions, OptionsError, OPTIMIZER_NAMES};
+use adamant::tensorboard::{LogOptions, TensorBoard};
 
 /// The usage lines of the optimizer flags, for an example's `--help` text: generated from
 /// the options table and the registry of `adamant_optim::options`, so a new optimizer or
@@ -194,6 +195,39 @@ pub const MIRROR_USAGE: &str =
 /// is one line naming the flag.
 pub fn parse_mirror(value: &OsStr, flag: &str) -> Result<Mirror, CliError> {
     Mirror::parse(value).map_err(|why| CliError::invalid(flag, why))
+}
+
+/// The `--help` lines of the TensorBoard flags, shared by every training program.
+pub const TENSORBOARD_USAGE: &str = "--tensorboard DIR     write TensorBoard event files into DIR/<run> \
+(tensorboard --logdir DIR): loss, lr, step time, histograms of weights and gradients, test metrics\n  \
+--log-every N         log to TensorBoard every N steps (default 10; step 1 always)\n  \
+--log-optimizer-state also log Adam's internals per layer (moments, bias corrections, effective step sizes)";
+
+/// Refuses `--log-every` and `--log-optimizer-state` without `--tensorboard`, and a
+/// TensorBoard directory that cannot be created or written.
+pub fn check_tensorboard_flags(
+    dir: Option<&Path>,
+    log_every: Option<u64>,
+    optimizer_state: bool,
+) -> Result<(), CliError> {
+    match dir {
+        Some(dir) => check_out_dir("--tensorboard", dir),
+        None if log_every.is_some() => Err(CliError::invalid("--log-every", "needs --tensorboard DIR")),
+        None if optimizer_state => Err(CliError::invalid("--log-optimizer-state", "needs --tensorboard DIR")),
+        None => Ok(()),
+    }
+}
+
+/// What `fit` logs to TensorBoard for the run `name` given `--tensorboard DIR`: the run's own
+/// directory `DIR/<name>`, so that `tensorboard --logdir DIR` shows the runs side by side.
+pub fn tensorboard_run(
+    dir: Option<&Path>,
+    name: &str,
+    log_every: Option<u64>,
+    optimizer_state: bool,
+) -> Option<TensorBoard> {
+    let options = LogOptions { every: log_every.unwrap_or(10), optimizer_state, ..LogOptions::default() };
+    dir.map(|dir| TensorBoard { dir: dir.join(name), options })
 }
 
 /// The value of `flag` as a path; refused when empty (`--out ''` would write into the

@@ -272,6 +272,13 @@ pub struct ExperimentArgs {
     /// `--precision f32|bf16`: the precision of the matrix products and convolutions
     /// ([`FitConfig::precision`]).
     pub precision: Precision,
+    /// `--tensorboard DIR`: write TensorBoard event files, one run per optimizer in
+    /// `DIR/<experiment>_<optimizer>`.
+    pub tensorboard: Option<PathBuf>,
+    /// `--log-every N`: TensorBoard logs every N steps (default 10; step 1 always).
+    pub log_every: Option<u64>,
+    /// `--log-optimizer-state`: log Adam's internals per layer too.
+    pub log_optimizer_state: bool,
 }
 
 /// What the command line asks for.
@@ -356,6 +363,12 @@ where
                 let v = cli::value(&mut parser, "--precision")?;
                 a.precision = v.parse().map_err(|e: String| CliError::invalid("--precision", e))?;
             }
+            Long("tensorboard") => a.tensorboard = Some(cli::path_value(&mut parser, "--tensorboard")?),
+            Long("log-every") => {
+                let v = cli::value(&mut parser, "--log-every")?;
+                a.log_every = Some(cli::parse_whole(&v, "--log-every", 1, cli::MAX_EXAMPLES)? as u64)
+            }
+            Long("log-optimizer-state") => a.log_optimizer_state = true,
             Long("steps-per-epoch") => {
                 let v = cli::value(&mut parser, "--steps-per-epoch")?;
                 a.steps_per_epoch = Some(cli::parse_count(&v, "--steps-per-epoch", cli::MAX_EXAMPLES)?)
@@ -374,6 +387,7 @@ where
             return Err(CliError::invalid("--data", format!("{} is not a directory", cli::quote_path(dir))));
         }
     }
+    cli::check_tensorboard_flags(a.tensorboard.as_deref(), a.log_every, a.log_optimizer_state)?;
     if a.compare && a.optimizer.name.is_some() {
         return Err(CliError::invalid("--compare", "runs the experiment's own optimizers; drop --optimizer"));
     }
@@ -410,6 +424,7 @@ impl Experiment {
              --accumulate K        K minibatches per optimizer step: one step on K times the batch (at most {max_batch})\n  \
              --precision P         f32 (default) | bf16: matrix products and convolutions on bf16 operands with f32 sums \
              (mixed precision, as torch.autocast on the CPU; AVX512_BF16 where the CPU has it, else a slower exact fallback)\n  \
+             {tensorboard_usage}\n  \
              --augment             random crop (4-pixel zero padding) and horizontal flip of each training image, \
              drawn per epoch and example (image datasets only)\n\n\
              Defaults of this experiment (command-line options override them):\n{defaults}\n\n{optimizer_usage}",
@@ -423,6 +438,7 @@ impl Experiment {
             preprocess = self.preprocess,
             optimizer_usage = cli::optimizer_usage(),
             mirror_usage = cli::MIRROR_USAGE,
+            tensorboard_usage = cli::TENSORBOARD_USAGE,
             max_epochs = cli::MAX_EPOCHS,
             max_batch = cli::MAX_BATCH_SIZE,
             max_examples = cli::MAX_EXAMPLES,
@@ -518,7 +534,14 @@ impl Experiment {
             average: args.average,
             accumulate: args.accumulate.unwrap_or(1),
             precision: args.precision,
+            tensorboard: None,
         };
+        config.tensorboard = cli::tensorboard_run(
+            args.tensorboard.as_deref(),
+            &config.name,
+            args.log_every,
+            args.log_optimizer_state,
+        );
         let length =
             RunLength { epochs: config.epochs, steps_per_epoch: config.steps_per_epoch(data.train.len()) };
         let schedule = args.schedule.unwrap_or_else(|| (self.schedule)(name, length));

@@ -100,3 +100,33 @@ fn standardize_uses_training_statistics_per_channel_for_images() {
     let shift = test.images.data()[0] - standardize(&image(6, 0.0), &image(3, 0.0)).1.images.data()[0];
     assert!((shift as f64 - 1.0 / std0).abs() < 1e-5, "shift {shift}, 1/std {}", 1.0 / std0);
 }
+
+#[test]
+fn tensorboard_flags_go_together_and_name_the_run_directory() {
+    let dir = std::env::temp_dir().join(format!("adamant-tb-flags-{}", std::process::id()));
+    let dir_arg = dir.to_str().unwrap();
+    let Command::Run(a) =
+        parse_args(["--tensorboard", dir_arg, "--log-every", "100", "--log-optimizer-state"]).unwrap()
+    else {
+        panic!("help")
+    };
+    assert!(dir.is_dir(), "checked writable (and created) before training");
+    let run =
+        cli::tensorboard_run(a.tensorboard.as_deref(), "mnist_mlp_adam", a.log_every, a.log_optimizer_state)
+            .unwrap();
+    assert_eq!(run.dir, dir.join("mnist_mlp_adam"));
+    assert_eq!((run.options.every, run.options.optimizer_state, run.options.histograms), (100, true, true));
+    let Command::Run(plain) = parse_args(Vec::<String>::new()).unwrap() else { panic!("help") };
+    assert!(cli::tensorboard_run(plain.tensorboard.as_deref(), "x", None, false).is_none());
+    assert_eq!(cli::tensorboard_run(Some(&dir), "x", None, false).unwrap().options.every, 10);
+
+    let error = |args: &[&str]| match parse_args(args.iter().copied()) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("accepted {args:?}"),
+    };
+    assert_eq!(error(&["--log-every", "5"]), "--log-every: needs --tensorboard DIR");
+    assert_eq!(error(&["--log-optimizer-state"]), "--log-optimizer-state: needs --tensorboard DIR");
+    assert!(error(&["--tensorboard", dir_arg, "--log-every", "0"]).starts_with("--log-every: "));
+    assert!(error(&["--tensorboard", ""]).starts_with("--tensorboard: expected a path"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,258 @@
+//! Histograms as `torch.utils.tensorboard` makes them (`add_histogram(..., bins="tensorflow")`):
+//! TensorFlow's fixed buckets, edges at `±1e-12 * 1.1^k` up to 1e20 and one at 0, counted as
+//! `numpy.histogram` counts (each bucket `[left, right)`, the last closed, values outside the
+//! edges not counted), then trimmed to the buckets between the first and last non-empty ones
+//! with one empty bucket before them, since TensorBoard keeps right edges only.
+
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+use super::proto::HistogramProto;
+
+/// The positive bucket edges `1e-12 * 1.1^k` below 1e20, computed as torch computes them (a
+/// running product in f64), so that the edges are the same numbers to the bit.
+fn positive_edges() -> &'static [f64] {
+    static EDGES: OnceLock<Vec<f64>> = OnceLock::new();
+    EDGES.get_or_init(|| {
+        let mut edges = Vec::new();
+        let mut v = 1e-12f64;
+        while v < 1e20 {
+            edges.push(v);
+            v *= 1.1;
+        }
+        edges
+    })
+}
+
+/// All the edges in order: the negative ones, 0, the positive ones (`2K + 1` for `K`
+/// positive edges, so `2K` buckets).
+pub fn bucket_edges() -> Vec<f64> {
+    let positive = positive_edges();
+    let mut edges: Vec<f64> = positive.iter().rev().map(|e| -e).collect();
+    edges.push(0.0);
+    edges.extend_from_slice(positive);
+    edges
+}
+
+/// For each of the 65,536 cells of positive f32 values that share their top 16 bits (the
+/// exponent and 7 mantissa bits), how many positive edges lie below the cell's smallest value.
+/// A cell spans a ratio of at most 1 + 2^-7 < 1.1, so at most one edge falls inside it and one
+/// comparison finishes the search.
+fn cell_table() -> &'static [u16] {
+    static TABLE: OnceLock<Vec<u16>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let edges = positive_edges();
+        (0u32..1 << 16)
+            .map(|cell| {
+                let low = f32::from_bits(cell << 16) as f64;
+                edges.partition_point(|&e| e < low) as u16
+            })
+            .collect()
+    })
+}
+
+/// How many positive edges are below `y` (`strict`) or at most `y` (not `strict`), for a
+/// finite `y >= 0`.
+#[inline]
+fn edges_below(y: f32, strict: bool) -> usize {
+    let edges = positive_edges();
+    let below = cell_table()[(y.to_bits() >> 16) as usize] as usize;
+    let y = y as f64;
+    match edges.get(below) {
+        Some(&e) if e < y || (!strict && e == y) => below + 1,
+        _ => below,
+    }
+}
+
+/// The bucket of `x` among the `2K` buckets of [`bucket_edges`], or `None` if numpy would not
+/// count it (outside the edges, or NaN).
+#[inline]
+fn bucket_of(x: f32) -> Option<usize> {
+    let k = positive_edges().len();
+    if x.is_nan() {
+        return None;
+    }
+    if x >= 0.0 {
+        if x.is_infinite() {
+            return None;
+        }
+        // Edges at most x: the K negative ones, 0, and the positive ones up to x.
+        let j = edges_below(x, false);
+        match j {
+            _ if j < k => Some(k + j),
+            // x is the last edge itself: the last bucket is closed.
+            _ if x as f64 == positive_edges()[k - 1] => Some(2 * k - 1),
+            _ => None,
+        }
+    } else {
+        let y = -x;
+        if y.is_infinite() {
+            return None;
+        }
+        // Edges at most x: the negative edges -e with e >= y.
+        let at_most = k - edges_below(y, true);
+        at_most.checked_sub(1)
+    }
+}
+
+/// Counts and moments of one piece of the values.
+#[derive(Clone)]
+struct Partial {
+    counts: Vec<u64>,
+    min: f64,
+    max: f64,
+    sum: f64,
+    sum_squares: f64,
+}
+
+impl Partial {
+    fn of(values: &[f32], buckets: usize) -> Partial {
+        let mut p = Partial {
+            counts: vec![0; buckets],
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            sum: 0.0,
+            sum_squares: 0.0,
+        };
+        for &x in values {
+            if let Some(b) = bucket_of(x) {
+                p.counts[b] += 1;
+            }
+            let v = x as f64;
+            p.min = p.min.min(v);
+            p.max = p.max.max(v);
+            p.sum += v;
+            p.sum_squares += v * v;
+        }
+        p
+    }
+
+    fn merge(mut self, other: &Partial) -> Partial {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+        self.sum_squares += other.sum_squares;
+        self
+    }
+}
+
+/// Values per piece counted by one task; the pieces are summed in order, so the result does
+/// not depend on the number of threads.
+const PIECE: usize = 1 << 16;
+
+/// The histogram TensorBoard shows for `values`, as torch's `add_histogram` writes it; `None`
+/// when no value can be counted (none given, or all NaN or infinite), where torch raises.
+pub fn histogram(values: &[f32]) -> Option<HistogramProto> {
+    let buckets = 2 * positive_edges().len();
+    let partials: Vec<Partial> = values.par_chunks(PIECE).map(|piece| Partial::of(piece, buckets)).collect();
+    let (first, rest) = partials.split_first()?;
+    let all = rest.iter().fold(first.clone(), Partial::merge);
+    let first_used = all.counts.iter().position(|&c| c > 0)?;
+    let last_used = all.counts.iter().rposition(|&c| c > 0)?;
+    let edges = bucket_edges();
+    // Bucket b spans edges[b]..edges[b + 1]; TensorBoard keeps right edges, so the bucket
+    // before the first used one (or a zero-count one at the start) carries the left edge.
+    let (bucket_limit, bucket) = if first_used > 0 {
+        (
+            edges[first_used..=last_used + 1].to_vec(),
+            all.counts[first_used - 1..=last_used].iter().map(|&c| c as f64).collect(),
+        )
+    } else {
+        let mut counts = vec![0.0];
+        counts.extend(all.counts[..=last_used].iter().map(|&c| c as f64));
+        (edges[..=last_used + 1].to_vec(), counts)
+    };
+    Some(HistogramProto {
+        min: all.min,
+        max: all.max,
+        num: values.len() as f64,
+        sum: all.sum,
+        sum_squares: all.sum_squares,
+        bucket_limit,
+        bucket,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bucket by binary search over every edge, as `numpy.histogram` finds it.
+    fn bucket_by_search(x: f32) -> Option<usize> {
+        let edges = bucket_edges();
+        let x = x as f64;
+        if x.is_nan() || x < edges[0] || x > *edges.last().unwrap() {
+            return None;
+        }
+        let at_most = edges.partition_point(|&e| e <= x);
+        Some((at_most - 1).min(edges.len() - 2))
+    }
+
+    #[test]
+    fn the_fast_bucket_is_numpys_for_edges_their_neighbours_and_random_values() {
+        let mut probes = vec![0.0f32, -0.0, 1e-45, -1e-45, f32::MAX, f32::MIN, 1e20, -1e20, 3e20];
+        for &e in &bucket_edges() {
+            let f = e as f32;
+            probes.extend([
+                f,
+                f32::from_bits(f.to_bits() + 1),
+                f32::from_bits(f.to_bits().saturating_sub(1)),
+            ]);
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200_000 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            probes.push(f32::from_bits((state >> 32) as u32));
+        }
+        for x in probes {
+            assert_eq!(bucket_of(x), bucket_by_search(x), "x = {x:e} ({:#x})", x.to_bits());
+        }
+    }
+
+    #[test]
+    fn the_edges_are_torchs() {
+        let edges = bucket_edges();
+        // torch: 774 positive edges (1e-12 ... 9.9e19), mirrored, and 0.
+        assert_eq!(edges.len(), 2 * 774 + 1);
+        assert_eq!(edges[774], 0.0);
+        assert_eq!(edges[775], 1e-12);
+        assert_eq!(edges[776], 1e-12 * 1.1);
+    }
+
+    #[test]
+    fn a_histogram_is_trimmed_as_torch_trims_it() {
+        // 0.5 twice, 2.0 once: numpy puts 0.5 in [0.4947..., 0.5441...) and 2 in its bucket.
+        let h = histogram(&[0.5, 2.0, 0.5]).unwrap();
+        let edges = bucket_edges();
+        let b05 = bucket_by_search(0.5).unwrap();
+        let b2 = bucket_by_search(2.0).unwrap();
+        assert_eq!(h.bucket_limit, edges[b05..=b2 + 1].to_vec());
+        let mut counts = vec![0.0; b2 - b05 + 2];
+        counts[1] = 2.0;
+        *counts.last_mut().unwrap() = 1.0;
+        assert_eq!(h.bucket, counts);
+        assert_eq!((h.min, h.max, h.num, h.sum, h.sum_squares), (0.5, 2.0, 3.0, 3.0, 4.5));
+        // A value in the first bucket gets a zero-count bucket before it.
+        let h = histogram(&[-9.5e19]).unwrap();
+        assert_eq!(h.bucket, vec![0.0, 1.0]);
+        assert_eq!(h.bucket_limit, edges[..2].to_vec());
+        assert!(histogram(&[]).is_none());
+        assert!(histogram(&[f32::NAN, f32::INFINITY, f32::MIN]).is_none());
+    }
+
+    #[test]
+    fn pieces_do_not_change_the_result() {
+        let values: Vec<f32> = (0..3 * PIECE + 17).map(|i| ((i as f32) * 0.37).sin() * 1e-3).collect();
+        let whole = Partial::of(&values, 2 * positive_edges().len());
+        let h = histogram(&values).unwrap();
+        assert_eq!(h.bucket.iter().sum::<f64>(), values.len() as f64);
+        assert_eq!(h.min, whole.min);
+        assert_eq!(h.max, whole.max);
+        let rel = (h.sum - whole.sum).abs() / whole.sum.abs().max(1e-30);
+        assert!(rel < 1e-9, "{} vs {}", h.sum, whole.sum);
+    }
+}

@@ -1,0 +1,132 @@
+//! TensorBoard logging from `fit`: it changes no result, a resumed run continues its event
+//! file without repeating a step (also after a kill left events past the checkpoint and a torn
+//! record), and a damaged file is refused with its name. TensorBoard's own reader checks the
+//! files in tests/tensorboard_reader.rs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+
+use adamant::layers::{sequential, Dense, Params, ReLU, Sequential};
+use adamant::optim::{build, OptimizerOptions};
+use adamant::tensor::rng::seeded;
+use adamant::tensorboard::{event_files, read_events, record, scalar, EventWriter, LogOptions, TensorBoard};
+use adamant::train::{fit, Classification, FitConfig, TrainError};
+
+fn model() -> Sequential {
+    let mut rng = seeded(3);
+    sequential![Dense::new(8, 16, &mut rng), ReLU, Dense::new(16, 3, &mut rng)]
+}
+
+fn config(dir: &Path, epochs: usize, tensorboard: bool) -> FitConfig {
+    let options = LogOptions { every: 4, optimizer_state: true, ..LogOptions::default() };
+    FitConfig {
+        name: "run".into(),
+        epochs,
+        batch_size: 32,
+        seed: 7,
+        out_dir: Some(dir.to_path_buf()),
+        progress: false,
+        tensorboard: tensorboard.then(|| TensorBoard { dir: dir.join("tb"), options }),
+        ..Default::default()
+    }
+}
+
+/// Trains (or resumes) for `epochs` epochs; the model's values as bits.
+fn train(dir: &Path, epochs: usize, resume: bool, tensorboard: bool) -> Result<Vec<u32>, TrainError> {
+    let (train, test) = (common::blobs(300, 1), common::blobs(100, 2));
+    let mut m = model();
+    let mut adam = build("adam", &OptimizerOptions { lr: Some(0.01), ..Default::default() }).unwrap();
+    let config = FitConfig { resume, ..config(dir, epochs, tensorboard) };
+    fit(&mut m, &Classification, adam.as_mut(), None, &train, &test, &config)?;
+    Ok(m.params()
+        .iter()
+        .flat_map(|p| p.value().data().iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+        .collect())
+}
+
+/// `(step, tag) -> value` of every scalar of the run's event file whose value does not depend
+/// on the clock, and the number of scalar events in all (a step logged twice counts twice).
+fn scalars(dir: &Path) -> (BTreeMap<(i64, String), f32>, usize) {
+    let files = event_files(&dir.join("tb")).unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let (mut values, mut count) = (BTreeMap::new(), 0);
+    for event in read_events(&files[0]).unwrap() {
+        for v in event.summary.map(|s| s.value).unwrap_or_default() {
+            let clocked = v.tag.ends_with("step_ms") || v.tag.ends_with("examples_per_second");
+            if let (Some(x), false) = (v.simple_value, clocked) {
+                count += 1;
+                values.insert((event.step, v.tag), x);
+            }
+        }
+    }
+    (values, count)
+}
+
+#[test]
+fn logging_changes_no_weight() {
+    let (with, without) = (common::Scratch::new("tb-with"), common::Scratch::new("tb-without"));
+    assert_eq!(train(&with, 2, false, true).unwrap(), train(&without, 2, false, false).unwrap());
+    let (values, count) = scalars(&with);
+    // 10 steps per epoch: steps 1, 4, 8, 12, 16, 20 logged; the epochs at 10 and 20.
+    let steps: Vec<i64> = values.keys().filter(|(_, t)| t == "train/loss").map(|(s, _)| *s).collect();
+    assert_eq!(steps, vec![1, 4, 8, 12, 16, 20]);
+    assert_eq!(values[&(10, "test/loss".to_string())], {
+        let csv = std::fs::read_to_string(with.join("run_epochs.csv")).unwrap();
+        csv.lines().nth(1).unwrap().split(',').nth(4).unwrap().parse::<f64>().unwrap() as f32
+    });
+    assert!(values.contains_key(&(20, "optim/2.weight/effective_lr_median".to_string())), "{values:?}");
+    assert!(values.contains_key(&(4, "optim/0.bias/coord_15/v_hat".to_string())));
+    assert_eq!(values.len(), count, "no step is logged twice");
+}
+
+#[test]
+fn a_resumed_run_continues_its_file_without_repeating_a_step() {
+    let (straight, resumed) = (common::Scratch::new("tb-straight"), common::Scratch::new("tb-resumed"));
+    let expected = train(&straight, 3, false, false).unwrap();
+    let _ = train(&straight, 3, false, true).unwrap();
+    train(&resumed, 1, false, true).unwrap();
+    // A run killed after the checkpoint of step 10 had logged steps 12 and 16, and was torn
+    // in the middle of a record.
+    let file = event_files(&resumed.join("tb")).unwrap().pop().unwrap();
+    {
+        let mut writer = EventWriter::resume(&resumed.join("tb"), u64::MAX).unwrap();
+        writer.write_values(12, vec![scalar("train/loss", 99.0)]).unwrap();
+        writer.write_values(16, vec![scalar("train/loss", 98.0)]).unwrap();
+        writer.flush().unwrap();
+        let mut torn = Vec::new();
+        record::write_record(&mut torn, b"a record cut short by the kill").unwrap();
+        let mut out = OpenOptions::new().append(true).open(&file).unwrap();
+        out.write_all(&torn[..20]).unwrap();
+    }
+    assert_eq!(train(&resumed, 3, true, true).unwrap(), expected, "the resume is exact");
+    let (straight_values, _) = scalars(&straight);
+    let (resumed_values, count) = scalars(&resumed);
+    assert_eq!(resumed_values.len(), count, "no step is logged twice");
+    assert_eq!(resumed_values, straight_values);
+    assert_eq!(event_files(&resumed.join("tb")).unwrap(), vec![file], "the same file, continued");
+}
+
+#[test]
+fn a_new_run_replaces_the_event_file_and_a_damaged_one_is_refused_by_name() {
+    let dir = common::Scratch::new("tb-damaged");
+    train(&dir, 1, false, true).unwrap();
+    let first = event_files(&dir.join("tb")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    train(&dir, 1, false, true).unwrap();
+    let second = event_files(&dir.join("tb")).unwrap();
+    assert_eq!(second.len(), 1);
+    assert_ne!(first, second, "a fresh run starts a fresh file");
+
+    // Flip a byte in the middle of the file: a resume refuses it, naming it.
+    let mut bytes = std::fs::read(&second[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&second[0], &bytes).unwrap();
+    let error = train(&dir, 2, true, true).unwrap_err().to_string();
+    assert!(error.contains(&*second[0].to_string_lossy()), "{error}");
+    assert!(error.contains("damaged event file"), "{error}");
+}
