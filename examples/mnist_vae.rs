@@ -89,6 +89,12 @@ struct Args {
     train_subset: Option<usize>,
     /// `--shard K/N`: only the settings whose index is K modulo N.
     shard: Option<(usize, usize)>,
+    /// `--tensorboard DIR`: one TensorBoard run per grid point, `DIR/vae_<key>`.
+    tensorboard: Option<PathBuf>,
+    /// `--log-every N`
+    log_every: Option<u64>,
+    /// `--log-optimizer-state`
+    log_optimizer_state: bool,
 }
 
 const USAGE: &str = "\
@@ -109,6 +115,10 @@ Usage: cargo run --release --example mnist_vae -- [options]
   --shard K/N           run only settings K, K+N, K+2N, ... (0 <= K < N <= 1024) and record them in
                         OUT/mnist_vae_runs_shardKofN.csv; collect and plot with --resume, no --shard
   --json                print one final JSON line
+  --tensorboard DIR     write TensorBoard event files, one run per grid point in DIR/vae_<key>
+                        (tensorboard --logdir DIR): loss, lr, step time, histograms, test loss
+  --log-every N         log to TensorBoard every N steps (default 10; step 1 always)
+  --log-optimizer-state also log Adam's internals per layer (moments, bias corrections, step sizes)
 Every run uses Adam with eps 1e-8 and no weight decay; only beta1, beta2, alpha and the
 bias correction change.";
 
@@ -126,6 +136,9 @@ fn parse() -> Result<Option<Args>, CliError> {
         reduced: false,
         train_subset: None,
         shard: None,
+        tensorboard: None,
+        log_every: None,
+        log_optimizer_state: false,
     };
     while let Some(arg) = p.next()? {
         match arg {
@@ -159,9 +172,16 @@ fn parse() -> Result<Option<Args>, CliError> {
             Long("quick") => a.quick = true,
             Long("reduced") => a.reduced = true,
             Long("shard") => a.shard = Some(parse_shard(&cli::value(&mut p, "--shard")?)?),
+            Long("tensorboard") => a.tensorboard = Some(cli::path_value(&mut p, "--tensorboard")?),
+            Long("log-every") => {
+                let v = cli::value(&mut p, "--log-every")?;
+                a.log_every = Some(cli::parse_whole(&v, "--log-every", 1, cli::MAX_EXAMPLES)? as u64)
+            }
+            Long("log-optimizer-state") => a.log_optimizer_state = true,
             other => return Err(cli::unexpected(other)),
         }
     }
+    cli::check_tensorboard_flags(a.tensorboard.as_deref(), a.log_every, a.log_optimizer_state)?;
     Ok(Some(a))
 }
 
@@ -259,8 +279,16 @@ fn main() {
                     bias_correction: s.bias_correction,
                     ..Default::default()
                 });
+                let name = format!("vae_{key}");
+                let tensorboard = cli::tensorboard_run(
+                    args.tensorboard.as_deref(),
+                    &name,
+                    args.log_every,
+                    args.log_optimizer_state,
+                );
                 let config = FitConfig {
-                    name: format!("vae_{key}"),
+                    name,
+                    tensorboard,
                     epochs,
                     batch_size: args.batch_size,
                     seed: args.seed,

@@ -27,18 +27,31 @@ Usage: cargo run --release --example quickstart -- [--epochs N] [--seed S] [--ou
   --epochs N   (default 10, at most 1000000; the learning rate decays to zero over the run)
   --seed S     initial weights, batch order and dropout (default 0)
   --out DIR    per-epoch CSV, loss plot and checkpoint (default runs/quickstart), created and
-               checked writable before the data is read";
+               checked writable before the data is read
+  --tensorboard DIR       TensorBoard event files in DIR/quickstart (tensorboard --logdir DIR)
+  --log-every N           log to TensorBoard every N steps (default 10; step 1 always)
+  --log-optimizer-state   also log Adam's internals per layer";
 
 struct Args {
     epochs: usize,
     seed: u64,
     out: PathBuf,
+    tensorboard: Option<PathBuf>,
+    log_every: Option<u64>,
+    log_optimizer_state: bool,
 }
 
 /// The command line, or `None` for `--help`.
 fn parse_args() -> Result<Option<Args>, CliError> {
     use adamant_lab::lexopt::prelude::*;
-    let mut a = Args { epochs: 10, seed: 0, out: PathBuf::from("runs/quickstart") };
+    let mut a = Args {
+        epochs: 10,
+        seed: 0,
+        out: PathBuf::from("runs/quickstart"),
+        tensorboard: None,
+        log_every: None,
+        log_optimizer_state: false,
+    };
     let mut parser = adamant_lab::lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
@@ -49,9 +62,16 @@ fn parse_args() -> Result<Option<Args>, CliError> {
             }
             Long("seed") => a.seed = cli::parse_seed(&cli::value(&mut parser, "--seed")?, "--seed")?,
             Long("out") => a.out = cli::path_value(&mut parser, "--out")?,
+            Long("tensorboard") => a.tensorboard = Some(cli::path_value(&mut parser, "--tensorboard")?),
+            Long("log-every") => {
+                let v = cli::value(&mut parser, "--log-every")?;
+                a.log_every = Some(cli::parse_whole(&v, "--log-every", 1, cli::MAX_EXAMPLES)? as u64)
+            }
+            Long("log-optimizer-state") => a.log_optimizer_state = true,
             other => return Err(cli::unexpected(other)),
         }
     }
+    cli::check_tensorboard_flags(a.tensorboard.as_deref(), a.log_every, a.log_optimizer_state)?;
     Ok(Some(a))
 }
 
@@ -81,6 +101,12 @@ fn main() {
         batch_size: BATCH,
         seed: args.seed,
         out_dir: Some(out.clone()),
+        tensorboard: cli::tensorboard_run(
+            args.tensorboard.as_deref(),
+            "quickstart",
+            args.log_every,
+            args.log_optimizer_state,
+        ),
         ..Default::default()
     };
     let history = exit_on_error(fit(

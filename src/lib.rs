@@ -110,4 +110,6 @@ pub mod tour_doctests {
     pub struct TheFamily;
     #[doc = include_str!("../docs/tour/10-a-language-model.md")]
     pub struct ALanguageModel;
+    #[doc = include_str!("../docs/tour/11-watching-adam-train.md")]
+    pub struct WatchingAdamTrain;
 }

@@ -439,3 +439,82 @@ fn cifar10_cnn_anneals_the_rate_to_zero_over_the_run_by_default() {
     let constant = run(&["--schedule", "constant"]);
     assert!(constant.iter().all(|&lr| (lr - 1e-3).abs() < 1e-9), "{constant:?}");
 }
+
+#[test]
+fn tensorboard_flags_are_checked_before_the_data_is_read() {
+    let scratch = common::Scratch::new("tensorboard-flags");
+    let file = scratch.join("file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let unwritable = file.join("tb");
+    let mut failures = Vec::new();
+    for example in ["mnist_logreg", "mnist_mlp", "cifar10_cnn", "mnist_vae", "quickstart"] {
+        let bad_dir: Vec<&std::ffi::OsStr> = vec!["--tensorboard".as_ref(), unwritable.as_os_str()];
+        let cases: [(Vec<&std::ffi::OsStr>, String); 3] = [
+            (bad_dir, format!("error: --tensorboard: cannot write to '{}': ", unwritable.display())),
+            (
+                vec!["--log-every".as_ref(), "5".as_ref()],
+                "error: --log-every: needs --tensorboard DIR".into(),
+            ),
+            (
+                vec!["--log-optimizer-state".as_ref()],
+                "error: --log-optimizer-state: needs --tensorboard DIR".into(),
+            ),
+        ];
+        for (args, expected) in cases {
+            let output = Command::new(common::example_binary(example)).args(&args).output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if output.status.code() != Some(2)
+                || stderr.lines().count() != 1
+                || !stderr.starts_with(&expected)
+            {
+                failures.push(format!(
+                    "{example} {args:?}: status {:?}, stderr {stderr:?}",
+                    output.status.code()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_vae_grid_writes_one_tensorboard_run_per_setting() {
+    let scratch = common::Scratch::new("vae-tensorboard");
+    let tb = scratch.join("tb");
+    let tb_arg = tb.to_str().unwrap();
+    mnist_vae_quick(&scratch.join("out"), &["--tensorboard", tb_arg, "--log-every", "8"]);
+    // key -> final test loss (NaN for a run that diverged, the study's point).
+    let test_losses: std::collections::BTreeMap<String, f64> =
+        sorted_rows(&scratch.join("out/mnist_vae_runs.csv"))
+            .iter()
+            .map(|row| {
+                let f: Vec<&str> = row.split(',').collect();
+                (format!("vae_{}", f[0]), f[7].parse().unwrap())
+            })
+            .collect();
+    let mut runs: Vec<String> = std::fs::read_dir(&tb)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    runs.sort();
+    assert_eq!(runs.len(), 8, "{runs:?}");
+    assert!(runs.iter().all(|r| r.starts_with("vae_")), "{runs:?}");
+    for run in &runs {
+        let files = adamant::tensorboard::event_files(&tb.join(run)).unwrap();
+        assert_eq!(files.len(), 1, "{run}");
+        let events = adamant::tensorboard::read_events(&files[0]).unwrap();
+        let tagged = |tag: &str| -> Vec<i64> {
+            events
+                .iter()
+                .filter(|e| e.summary.as_ref().is_some_and(|s| s.value.iter().any(|v| v.tag == tag)))
+                .map(|e| e.step)
+                .collect()
+        };
+        // 512 images in batches of 128: 4 steps, logged at 1 only (every 8); the epoch at 4,
+        // unless the run diverged before its end.
+        assert_eq!(tagged("train/loss"), vec![1], "{run}");
+        let expected_epochs = if test_losses[run].is_finite() { vec![4] } else { vec![] };
+        assert_eq!(tagged("test/loss"), expected_epochs, "{run}");
+        assert_eq!(tagged("weights/enc.weight"), vec![1], "{run}");
+    }
+}

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 
 use adamant::layers::{sequential, Dense, Params, ReLU, Sequential};
-use adamant::optim::{build, OptimizerOptions};
+use adamant::optim::{build, Averaging, OptimizerOptions};
 use adamant::tensor::rng::seeded;
 use adamant::tensorboard::{event_files, read_events, record, scalar, EventWriter, LogOptions, TensorBoard};
 use adamant::train::{fit, Classification, FitConfig, TrainError};
@@ -129,4 +129,22 @@ fn a_new_run_replaces_the_event_file_and_a_damaged_one_is_refused_by_name() {
     let error = train(&dir, 2, true, true).unwrap_err().to_string();
     assert!(error.contains(&*second[0].to_string_lossy()), "{error}");
     assert!(error.contains("damaged event file"), "{error}");
+}
+
+#[test]
+fn the_averaged_weights_test_metrics_are_logged_as_test_ema() {
+    let dir = common::Scratch::new("tb-ema");
+    let (train, test) = (common::blobs(300, 1), common::blobs(100, 2));
+    let mut m = model();
+    let mut adam = build("adam", &OptimizerOptions { lr: Some(0.01), ..Default::default() }).unwrap();
+    let config = FitConfig { average: Some(Averaging::Ema { decay: 0.9 }), ..config(&dir, 2, true) };
+    let history = fit(&mut m, &Classification, adam.as_mut(), None, &train, &test, &config).unwrap();
+    let (values, _) = scalars(&dir);
+    for epoch in &history.epochs {
+        let at = |tag: &str| values[&(epoch.step as i64, tag.to_string())];
+        assert_eq!(at("test_ema/loss"), epoch.averaged_test_loss.unwrap() as f32);
+        assert_eq!(at("test_ema/accuracy"), epoch.averaged_test_accuracy.unwrap() as f32);
+        assert_eq!(at("test/accuracy"), epoch.test_accuracy.unwrap() as f32);
+        assert_eq!(at("train/epoch_loss"), epoch.train_loss as f32);
+    }
 }

@@ -14,6 +14,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 
 url, screenshot, tags = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
 options = Options()
@@ -34,6 +35,9 @@ try:
             print(f"after 60 s the page does not show {missing} ({len(page)} bytes of DOM)")
             sys.exit(1)
         time.sleep(0.5)
+    # The settings pane takes a third of the width; the figures show the cards.
+    for button in driver.find_elements(By.CSS_SELECTOR, "button[aria-label='Close side pane']"):
+        button.click()
     driver.set_window_size(1400, 1100)
     time.sleep(2)
     driver.save_screenshot(screenshot)
