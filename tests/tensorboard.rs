@@ -148,3 +148,51 @@ fn the_averaged_weights_test_metrics_are_logged_as_test_ema() {
         assert_eq!(at("train/epoch_loss"), epoch.train_loss as f32);
     }
 }
+
+#[test]
+fn adams_internals_at_its_first_step_are_the_ones_algorithm_1_gives() {
+    use adamant::autodiff::{Gradients, Param};
+    use adamant::optim::Optimizer;
+    use adamant::tensor::Tensor;
+    use adamant::tensorboard::{Logger, StepScalars};
+
+    let dir = common::Scratch::new("tb-first-step");
+    let mut w = Param::new("w", Tensor::from_vec(vec![1.0, -2.0, 2.0, 4.0], &[4]));
+    let g = [0.5f32, -0.25, 2.0, 0.125];
+    let mut grads = Gradients::new();
+    grads.accumulate(w.id(), Tensor::from_vec(g.to_vec(), &[4]));
+    let mut adam = build("adam", &OptimizerOptions { lr: Some(0.1), ..Default::default() }).unwrap();
+    let options =
+        LogOptions { every: 1, optimizer_state: true, traced_coordinates: 2, ..LogOptions::default() };
+    let mut logger = Logger::create(&dir, options).unwrap();
+    logger.before_update(1, &[&w]);
+    adam.step(&mut [&mut w], &grads);
+    let scalars = StepScalars { loss: 1.0, lr: adam.lr(), step_ms: 1.0, examples_per_second: 1.0 };
+    logger.after_update(1, &scalars, &[&w], &grads, adam.as_ref()).unwrap();
+
+    let file = event_files(&dir).unwrap().pop().unwrap();
+    let values: BTreeMap<String, f32> = read_events(&file)
+        .unwrap()
+        .into_iter()
+        .flat_map(|e| e.summary.map(|s| s.value).unwrap_or_default())
+        .filter_map(|v| Some((v.tag, v.simple_value?)))
+        .collect();
+    let close = |tag: &str, expected: f64| {
+        let got = values[tag] as f64;
+        assert!((got - expected).abs() <= 1e-5 * expected.abs().max(1e-12), "{tag}: {got} vs {expected}");
+    };
+    // At t = 1, m_hat = g and v_hat = g^2: every coordinate moves by lr (up to epsilon).
+    let norm = |x: &[f64]| x.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let g64: Vec<f64> = g.iter().map(|&x| x as f64).collect();
+    close("optim/w/grad_norm", norm(&g64));
+    close("optim/w/m_norm", 0.1 * norm(&g64));
+    close("optim/w/update_norm", 0.1 * 2.0);
+    close("optim/w/update_to_weight", 0.2 / norm(&[1.0, -2.0, 2.0, 4.0]));
+    close("optim/w/sqrt_v_hat_mean", g64.iter().map(|x| x.abs()).sum::<f64>() / 4.0);
+    // lr / |g| for |g| = 0.125, 0.25, 0.5, 2: the median of 0.8, 0.4, 0.2, 0.05 is 0.3.
+    close("optim/w/effective_lr_median", 0.3);
+    close("optim/bias_correction1", 1.0 - 0.9f32 as f64);
+    close("optim/w/coord_3/m", 0.1 * 0.125);
+    close("optim/w/coord_3/m_hat", 0.125);
+    close("optim/w/coord_0/v_hat", 0.25);
+}
