@@ -9,7 +9,9 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use std::thread;
 use std::time::Duration;
 
 use adamant::data::text::CharCorpus;
+use adamant::tensorboard::{event_files, read_events};
 use adamant_lab::char_gpt::{self, Recipe, RunOptions, Trainer};
 use serde_json::Value;
 
@@ -135,6 +138,7 @@ fn an_interrupted_run_resumes_exactly() {
         verbose: false,
         progress: false,
         interrupt,
+        tensorboard: None,
     };
     let trainer = || Trainer::new(&recipe, corpus.vocab.len(), &corpus.train).unwrap();
 
@@ -219,7 +223,8 @@ fn bad_flags_and_data_are_one_line_errors() {
 
 /// `--compare all` runs every variant of the three studies (a tiny model, 32 steps: this
 /// checks that each builds and trains, not what it reaches) and writes each study's CSV,
-/// figure and table; run again, it resumes each finished variant instead of training it.
+/// figure and table, and each variant's TensorBoard events in a directory of its own; run
+/// again, it resumes each finished variant instead of training it, and keeps its events.
 #[test]
 fn compare_runs_every_variant_and_writes_its_tables() {
     let dir = common::Scratch::new("char-gpt-compare");
@@ -241,12 +246,16 @@ fn compare_runs_every_variant_and_writes_its_tables() {
         "--no-progress",
         "--data",
         MINI,
+        "--log-every",
+        "8",
     ];
     let run = || {
         let out = Command::new(common::example_binary("char_gpt"))
             .args(args)
             .arg("--out")
             .arg(&*dir)
+            .arg("--tensorboard")
+            .arg(dir.join("tb"))
             .output()
             .unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -273,10 +282,214 @@ fn compare_runs_every_variant_and_writes_its_tables() {
         let svg = fs::read_to_string(dir.join(format!("char_gpt_{study}.svg"))).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("validation loss"), "{study}");
     }
-    // The second time every variant is read back from its checkpoint: the same table.
+    // One TensorBoard run per variant, `DIR/compare_<study>/<variant>`, from step 1.
+    let runs = || {
+        let mut runs = BTreeMap::new();
+        for study in ["recipe", "warmup", "batch"] {
+            for entry in fs::read_dir(dir.join("tb").join(format!("compare_{study}"))).unwrap() {
+                let path = entry.unwrap().path();
+                let events = read_run(&path);
+                assert_eq!(events.steps("train/loss")[0], 1, "{path:?}");
+                let files = event_files(&path).unwrap();
+                runs.insert(path, (files, events.scalars));
+            }
+        }
+        runs
+    };
+    let logged = runs();
+    assert_eq!(logged.len(), 19, "{:?}", logged.keys());
+    // The second time every variant is read back from its checkpoint: the same table, the
+    // same event files.
     let tables = |d: &std::path::Path| fs::read_to_string(d.join("char_gpt_recipe.md")).unwrap();
     let before = tables(&dir);
     let (_, second_notes) = run();
     assert_eq!(second_notes.matches("starting from scratch").count(), 0, "{second_notes}");
     assert_eq!(tables(&dir), before);
+    assert!(runs() == logged, "the events changed when the finished variants were resumed");
+}
+
+/// The tiny model of the TensorBoard checks: 1 block of width 16, 30 steps, well under a
+/// second.
+const SMALL: [&str; 16] = [
+    "--layers",
+    "1",
+    "--heads",
+    "2",
+    "--embd",
+    "16",
+    "--block",
+    "16",
+    "--batch-size",
+    "4",
+    "--steps",
+    "30",
+    "--warmup",
+    "5",
+    "--samples",
+    "0",
+];
+
+/// What an event file holds: `(step, tag) -> value` of its scalars whose value does not
+/// depend on the clock, how many such scalars it holds in all (a step logged twice counts
+/// twice), and the `(step, tag)` of its histograms.
+struct Events {
+    scalars: BTreeMap<(i64, String), f32>,
+    count: usize,
+    histograms: BTreeSet<(i64, String)>,
+}
+
+/// The events of the one event file in `dir`.
+fn read_run(dir: &Path) -> Events {
+    let files = event_files(dir).unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut events = Events { scalars: BTreeMap::new(), count: 0, histograms: BTreeSet::new() };
+    for event in read_events(&files[0]).unwrap() {
+        for v in event.summary.map(|s| s.value).unwrap_or_default() {
+            let clocked = v.tag.ends_with("step_ms") || v.tag.ends_with("examples_per_second");
+            match (v.simple_value, v.histo) {
+                (Some(x), _) if !clocked => {
+                    events.count += 1;
+                    events.scalars.insert((event.step, v.tag), x);
+                }
+                (None, Some(_)) => {
+                    events.histograms.insert((event.step, v.tag));
+                }
+                _ => {}
+            }
+        }
+    }
+    events
+}
+
+impl Events {
+    /// The steps at which `tag` was logged.
+    fn steps(&self, tag: &str) -> Vec<i64> {
+        self.scalars.keys().filter(|(_, t)| t == tag).map(|(s, _)| *s).collect()
+    }
+
+    fn get(&self, step: i64, tag: &str) -> Option<f32> {
+        self.scalars.get(&(step, tag.to_string())).copied()
+    }
+}
+
+/// `--tensorboard DIR --log-every 4 --log-optimizer-state` writes `DIR/char_gpt`: the step's
+/// loss every 4 steps (and at step 1), each step once, equal to the step's loss in the
+/// validation log (validated every step here, so its `train_loss` is that step's loss), the
+/// validation losses of every validation, histograms and AdamW's internals; and the run ends
+/// with the same checkpoint, to the bit, and the same log and JSON line as without it.
+#[test]
+fn tensorboard_logging_changes_no_bit_and_logs_what_the_run_did() {
+    let (with, without) =
+        (common::Scratch::new("char-gpt-tb-with"), common::Scratch::new("char-gpt-tb-without"));
+    let run = |dir: &Path, extra: &[&std::ffi::OsStr]| {
+        let out = Command::new(common::example_binary("char_gpt"))
+            .args(SMALL)
+            .args(["--eval-every", "1", "--json", "--no-progress", "--data", MINI, "--out"])
+            .arg(dir.join("out"))
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "char_gpt failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+        let mut json: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        json.as_object_mut().unwrap().remove("step_ms").expect("a step time");
+        json
+    };
+    let tb = with.join("tb");
+    let flags = ["--tensorboard".as_ref(), tb.as_os_str(), "--log-every".as_ref(), "4".as_ref()];
+    let logged = run(&with, &[&flags[..], &["--log-optimizer-state".as_ref()]].concat());
+    let plain = run(&without, &[]);
+    assert_eq!(logged, plain);
+    let ckpt = |d: &Path| common::checkpoint_state(&d.join("out/char_gpt.ckpt"));
+    assert!(ckpt(&with) == ckpt(&without), "the checkpoints differ");
+    let csv = |d: &Path| fs::read_to_string(d.join("out/char_gpt_evals.csv")).unwrap();
+    assert_eq!(common::without_seconds(&csv(&with)), common::without_seconds(&csv(&without)));
+
+    let events = read_run(&tb.join("char_gpt"));
+    assert_eq!(events.count, events.scalars.len(), "a step logged twice");
+    let logged_steps = vec![1, 4, 8, 12, 16, 20, 24, 28];
+    assert_eq!(events.steps("train/loss"), logged_steps);
+    assert_eq!(events.steps("train/lr"), logged_steps);
+    assert_eq!(events.steps("val/loss"), (1..=30).collect::<Vec<_>>());
+    assert_eq!(events.steps("val_ema/loss"), (1..=30).collect::<Vec<_>>());
+    // step,train_loss,val_loss,val_loss_ema,lr,seconds
+    for row in csv(&with).lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        let step: i64 = f[0].parse().unwrap();
+        let value = |i: usize| f[i].parse::<f64>().unwrap() as f32;
+        assert_eq!(events.get(step, "val/loss"), Some(value(2)), "step {step}");
+        assert_eq!(events.get(step, "val_ema/loss"), Some(value(3)), "step {step}");
+        if logged_steps.contains(&step) {
+            assert_eq!(events.get(step, "train/loss"), Some(value(1)), "step {step}");
+            assert_eq!(events.get(step, "train/lr"), Some(value(4)), "step {step}");
+        }
+    }
+    for tag in ["weights/wpe.weight", "grads/wpe.weight", "optim/wpe.weight/effective_lr"] {
+        assert!(events.histograms.contains(&(28, tag.to_string())), "{tag}: {:?}", events.histograms);
+    }
+    for tag in
+        ["optim/bias_correction2", "optim/wpe.weight/update_to_weight", "optim/wpe.weight/coord_0/v_hat"]
+    {
+        assert!(events.get(28, tag).is_some_and(f32::is_finite), "{tag}");
+    }
+}
+
+/// A run stopped by its interrupt flag and resumed continues its event file from the
+/// checkpoint's step: the same file, each step once, the values of a run never stopped.
+#[test]
+fn an_interrupted_run_continues_its_event_file() {
+    let corpus = CharCorpus::read(format!("{MINI}/input.txt"), char_gpt::TRAIN_FRACTION).unwrap();
+    let recipe = Recipe {
+        steps: 200,
+        batch_size: 4,
+        block: 16,
+        layers: 1,
+        heads: 2,
+        embd: 16,
+        warmup: 5,
+        eval_every: 20,
+        ..Recipe::default()
+    };
+    let options = |dir: &Path, interrupt: Option<Arc<AtomicBool>>, resume: bool| RunOptions {
+        out: Some(dir.to_path_buf()),
+        name: "char_gpt".to_string(),
+        resume,
+        resume_override: false,
+        verbose: false,
+        progress: false,
+        interrupt,
+        tensorboard: adamant_lab::cli::tensorboard_run(Some(&dir.join("tb")), "char_gpt", Some(5), true),
+    };
+    let trainer = || Trainer::new(&recipe, corpus.vocab.len(), &corpus.train).unwrap();
+
+    let straight_dir = common::Scratch::new("char-gpt-tb-straight");
+    char_gpt::run(trainer(), &corpus, &options(&straight_dir, None, false)).unwrap();
+
+    let dir = common::Scratch::new("char-gpt-tb-interrupted");
+    let flag = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (flag, log) = (Arc::clone(&flag), dir.join("char_gpt_evals.csv"));
+        thread::spawn(move || {
+            while !log.exists() {
+                thread::sleep(Duration::from_millis(1));
+            }
+            flag.store(true, Ordering::Relaxed);
+        })
+    };
+    let stopped = char_gpt::run(trainer(), &corpus, &options(&dir, Some(flag), false));
+    watcher.join().unwrap();
+    let step = match stopped {
+        Err(adamant::train::TrainError::Interrupted { step, .. }) => step,
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("the run finished before its flag stopped it"),
+    };
+    let file = event_files(&dir.join("tb/char_gpt")).unwrap();
+    char_gpt::run(trainer(), &corpus, &options(&dir, None, true)).unwrap();
+    assert_eq!(event_files(&dir.join("tb/char_gpt")).unwrap(), file, "the same file, continued");
+    let (resumed, straight) =
+        (read_run(&dir.join("tb/char_gpt")), read_run(&straight_dir.join("tb/char_gpt")));
+    assert_eq!(resumed.count, resumed.scalars.len(), "a step logged twice after stopping at step {step}");
+    assert!(resumed.scalars == straight.scalars, "stopped at step {step}");
+    assert_eq!(resumed.histograms, straight.histograms);
+    assert_eq!(resumed.steps("val/loss"), (1..=10).map(|i| 20 * i).collect::<Vec<_>>());
 }

@@ -39,6 +39,13 @@ pub struct Args {
     /// `--torch-log FILE`: PyTorch's run of the same recipe (`torch_char_gpt.py --json FILE`),
     /// read before training, drawn beside this run's curves at the end.
     pub torch_log: Option<TorchLog>,
+    /// `--tensorboard DIR`: TensorBoard event files in `DIR/char_gpt`, or one directory per
+    /// variant with `--compare` (`DIR/compare_<study>/<variant>`).
+    pub tensorboard: Option<PathBuf>,
+    /// `--log-every N`: TensorBoard logs every N steps (default 10; step 1 always).
+    pub log_every: Option<u64>,
+    /// `--log-optimizer-state`: also log AdamW's internals per parameter tensor.
+    pub log_optimizer_state: bool,
 }
 
 /// What the command line asks for.
@@ -97,9 +104,12 @@ Output:
                       warmup (Adam at 3e-3 and 1e-2 with and without warmup, RAdam, no bias
                       correction), batch (12 vs 192 with --accumulate, AdamW vs LAMB), or all;
                       writes OUT/char_gpt_STUDY.csv, .svg and .md, each run resumable
+TensorBoard (DIR/char_gpt, or DIR/compare_STUDY/VARIANT with --compare; validation as val/loss, val_ema/loss):
+  {}
 
 Optimizer options (every optimizer by name, with its options):
 {}",
+        cli::TENSORBOARD_USAGE,
         cli::optimizer_usage()
     )
 }
@@ -124,6 +134,9 @@ where
         temperature: 1.0,
         top_k: None,
         torch_log: None,
+        tensorboard: None,
+        log_every: None,
+        log_optimizer_state: false,
     };
     let r = &mut a.recipe;
     let mut warmup_given = false;
@@ -194,6 +207,11 @@ where
                 a.torch_log = Some(TorchLog::read(&cli::path_value(&mut parser, "--torch-log")?)?)
             }
             Long("top-k") => a.top_k = Some(count(&mut parser, "--top-k", 1, MAX_SAMPLES)?),
+            Long("tensorboard") => a.tensorboard = Some(cli::path_value(&mut parser, "--tensorboard")?),
+            Long("log-every") => {
+                a.log_every = Some(count(&mut parser, "--log-every", 1, cli::MAX_EXAMPLES)? as u64)
+            }
+            Long("log-optimizer-state") => a.log_optimizer_state = true,
             Long(name) => {
                 let name = name.to_owned();
                 if !r.optimizer.parse_flag(&name, &mut parser)? {
@@ -214,5 +232,6 @@ where
     }
     a.recipe.validate()?;
     cli::check_out_dir("--out", &a.out)?;
+    cli::check_tensorboard_flags(a.tensorboard.as_deref(), a.log_every, a.log_optimizer_state)?;
     Ok(Command::Run(Box::new(a)))
 }

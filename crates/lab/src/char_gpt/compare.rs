@@ -15,7 +15,8 @@
 //!   (x4) and the warmup (in examples) kept.
 //!
 //! Each study writes `OUT/char_gpt_<study>.csv` (every validation of every variant),
-//! `.svg` (validation loss against examples seen) and `.md` (the table of the README).
+//! `.svg` (validation loss against examples seen) and `.md` (the table of the README); with
+//! `--tensorboard DIR`, each variant's event file goes to `DIR/compare_<study>/<variant>`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -189,6 +190,8 @@ pub fn variants(study: Study, base: &Recipe) -> Vec<Variant> {
 pub fn main(args: &Args, corpus: &CharCorpus, studies: &[Study]) {
     for &study in studies {
         let dir = args.out.join(format!("compare_{}", study.name()));
+        // Each variant is a run of its own in TensorBoard too, grouped by study.
+        let tensorboard = args.tensorboard.as_ref().map(|tb| tb.join(format!("compare_{}", study.name())));
         let mut results: Vec<(Variant, RunReport)> = Vec::new();
         for v in variants(study, &args.recipe) {
             let trainer = cli::exit_on_error(Trainer::new(&v.recipe, corpus.vocab.len(), &corpus.train));
@@ -200,6 +203,12 @@ pub fn main(args: &Args, corpus: &CharCorpus, studies: &[Study]) {
                 verbose: false,
                 progress: !args.no_progress,
                 interrupt: Some(cli::interrupt_flag()),
+                tensorboard: cli::tensorboard_run(
+                    tensorboard.as_deref(),
+                    &v.slug,
+                    args.log_every,
+                    args.log_optimizer_state,
+                ),
             };
             let report = exit_on_run_error(run(trainer, corpus, &options));
             println!(

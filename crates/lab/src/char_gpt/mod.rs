@@ -11,7 +11,7 @@
 //! * [`val_loss`]: the reference's metric, the mean cross-entropy over the consecutive
 //!   windows of the validation split.
 //! * [`run`]: a whole run with validation every `eval_every` steps, checkpoints, resume,
-//!   Ctrl-C, samples and the final JSON line.
+//!   Ctrl-C, TensorBoard event files ([`tensorboard`]), samples and the final JSON line.
 //! * [`compare`]: the recipe taken apart (`--compare`).
 //!
 //! The training loop here counts steps, not epochs: [`adamant::train::fit`] walks a labelled
@@ -22,6 +22,7 @@
 pub mod args;
 pub mod compare;
 mod recipe;
+pub mod tensorboard;
 pub mod torch_log;
 
 use std::fs;
@@ -41,9 +42,11 @@ use adamant::tensor::kernels::parallel::run_in_pool;
 use adamant::tensor::rng::{self, Purpose};
 use adamant::tensor::sample::{generate, Generation};
 use adamant::tensor::{Ids, Precision};
+use adamant::tensorboard::TensorBoard;
 use adamant::train::{resume, EpochMetrics, History, RunLock, TrainError};
 
 use crate::cli::CliError;
+use tensorboard::TrainLog;
 
 pub use args::{parse_args, Args, Command};
 pub use recipe::{
@@ -120,6 +123,11 @@ pub struct RunOptions {
     pub progress: bool,
     /// Set by Ctrl-C: stop after the current step with a checkpoint.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// `--tensorboard DIR`: the run's TensorBoard directory (`DIR/<name>`) and what it logs:
+    /// the steps' loss, rate, time and histograms (and the optimizer's internals) every
+    /// `every` steps, and each validation's `val/loss` and `val_ema/loss`. A resumed run
+    /// continues its event file from the checkpoint's step.
+    pub tensorboard: Option<TensorBoard>,
 }
 
 /// What a finished run reports.
@@ -151,7 +159,8 @@ impl RunReport {
 /// Trains `trainer` (made by [`Trainer::new`] over `corpus`' training split, which
 /// [`check_corpus`] has passed) on `corpus`: validation (weights and average) every `eval_every` steps
 /// and at the end, a checkpoint after each validation, resume, and Ctrl-C (a checkpoint of the
-/// step reached, then [`TrainError::Interrupted`]). A non-finite loss stops the run with
+/// step reached, then [`TrainError::Interrupted`]), and TensorBoard's event file if
+/// [`RunOptions::tensorboard`] asks for one. A non-finite loss stops the run with
 /// [`TrainError::NonFinite`] naming the last good checkpoint.
 pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> Result<RunReport, TrainError> {
     let recipe = &trainer.recipe().clone();
@@ -189,6 +198,10 @@ pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> R
             }
         }
     }
+    // After the lock: a new run's logger removes the event files of the run it replaces.
+    let resumed_at = last_checkpoint.is_some().then_some(trainer.step);
+    let mut tensorboard =
+        options.tensorboard.as_ref().map(|tb| TrainLog::open(tb, resumed_at)).transpose()?;
 
     let checkpoint = |trainer: &Trainer,
                       history: &History,
@@ -233,11 +246,13 @@ pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> R
                 checkpoint: saved.or(last_checkpoint),
             });
         }
-        let started = Instant::now();
+        let logging = |log: &Option<TrainLog>| log.as_ref().map_or(0.0, TrainLog::seconds_logging);
+        let (started, logged_before) = (Instant::now(), logging(&tensorboard));
         // On a rayon worker, the step's ~300 parallel kernels split by work-stealing instead
         // of waking the pool twice each (BENCHMARKS.md: 62 against 76 ms at 2 threads).
-        let loss = run_in_pool(|| trainer.step());
-        let elapsed = started.elapsed().as_secs_f64();
+        let loss = run_in_pool(|| trainer.step(tensorboard.as_mut())).inspect_err(|_| bar.abandon())?;
+        // The step's time without its logging: the same step_ms and seconds as without it.
+        let elapsed = started.elapsed().as_secs_f64() - (logging(&tensorboard) - logged_before);
         bar.inc(1);
         if !loss.is_finite() {
             bar.abandon();
@@ -282,6 +297,12 @@ pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> R
             }
             if options.verbose {
                 bar.suspend(|| println!("{}", eval_line(&metrics, recipe.steps)));
+            }
+            // Before the checkpoint of this step: a run resumed from it keeps these events.
+            if let Some(log) = tensorboard.as_mut() {
+                let ema = averaged.map(|a| ("val_ema/loss", a));
+                let values: Vec<_> = [("val/loss", val)].into_iter().chain(ema).collect();
+                log.scalars(trainer.step, &values).inspect_err(|_| bar.abandon())?;
             }
             history.epochs.push(metrics);
             (loss_sum, seconds, interval_steps) = (0.0, 0.0, 0);
@@ -397,7 +418,7 @@ pub fn main() {
         config.num_params()
     );
     println!("recipe: {}", describe(recipe));
-    let options = RunOptions {
+    let mut options = RunOptions {
         out: Some(args.out.clone()),
         name: "char_gpt".to_string(),
         resume: args.resume || args.resume_override,
@@ -405,7 +426,14 @@ pub fn main() {
         verbose: true,
         progress: !args.no_progress,
         interrupt: Some(crate::cli::interrupt_flag()),
+        tensorboard: None,
     };
+    options.tensorboard = crate::cli::tensorboard_run(
+        args.tensorboard.as_deref(),
+        &options.name,
+        args.log_every,
+        args.log_optimizer_state,
+    );
     crate::cli::exit_on_error(check_corpus(&corpus, recipe));
     let trainer = crate::cli::exit_on_error(Trainer::new(recipe, corpus.vocab.len(), &corpus.train));
     let mut report = exit_on_run_error(run(trainer, &corpus, &options));

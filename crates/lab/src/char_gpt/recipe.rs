@@ -2,6 +2,7 @@
 //! training step of them ([`Trainer`]).
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use adamant::autodiff::{Gradients, Mode, Tape};
 use adamant::average;
@@ -14,7 +15,9 @@ use adamant::optim::options::{build_with_settings, OptimizerOptions, OptionValue
 use adamant::optim::{clip_grad_norm, Averaging, Optimizer, ParamGroup, Schedule, Scheduler, WeightAverage};
 use adamant::tensor::rng::{self, Purpose};
 use adamant::tensor::Precision;
+use adamant::train::TrainError;
 
+use super::tensorboard::TrainLog;
 use crate::cli::{self, CliError, OptimizerArgs};
 
 /// Most steps `--steps` accepts.
@@ -348,7 +351,15 @@ impl<'d> Trainer<'d> {
     /// Minibatch `j` of step `s` is drawn from stream `(s - 1) * accumulate + j` of the seed's
     /// data streams: a function of the step, so a resumed run draws what an uninterrupted one
     /// would.
-    pub fn step(&mut self) -> f32 {
+    ///
+    /// With a `log`, the step is also written to TensorBoard on its logged steps (loss, rate,
+    /// time, histograms, the optimizer's internals): the hooks sit here, around the optimizer
+    /// step, because the optimizer's state before and after it and the clipped gradients it
+    /// used exist only here. Logging only reads, so the step's result is the same bits with or
+    /// without it; the only error is an event file that cannot be written.
+    pub fn step(&mut self, mut log: Option<&mut TrainLog>) -> Result<f32, TrainError> {
+        // Only a logged run reads the clock: `train/step_ms` is forward, backward and update.
+        let started = log.is_some().then(Instant::now);
         self.step += 1;
         self.scheduler.step(&mut *self.optimizer);
         let k = self.recipe.accumulate;
@@ -377,11 +388,28 @@ impl<'d> Trainer<'d> {
         if let Some(max_norm) = self.recipe.clip {
             clip_grad_norm(&mut grads, max_norm);
         }
+        if let Some(log) = log.as_deref_mut() {
+            log.before_update(self.step, &self.model.params());
+        }
         self.optimizer.step(&mut self.model.params_mut(), &grads);
         if let Some(average) = self.average.as_mut() {
             average::update(average, &self.model);
         }
-        loss_sum / k as f32
+        let loss = loss_sum / k as f32;
+        if let (Some(log), Some(started)) = (log, started) {
+            let seconds = started.elapsed().as_secs_f64();
+            let examples = self.recipe.batch_size * k;
+            log.after_update(
+                self.step,
+                loss,
+                seconds,
+                examples,
+                &self.model.params(),
+                &grads,
+                &*self.optimizer,
+            )?;
+        }
+        Ok(loss)
     }
 
     /// The recipe the trainer runs.
