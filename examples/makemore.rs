@@ -17,6 +17,10 @@
 //! cross-entropy over every train, dev and test example, then 20 names sampled from the model.
 //! With `--ema DECAY` an exponential moving average of the weights (torch's `AveragedModel`
 //! with `get_ema_multi_avg_fn(DECAY)`) is kept over the steps and its losses are reported too.
+//! With `--tensorboard DIR` the run writes TensorBoard events into `DIR/makemore`: the batch
+//! loss, rate, step time and histograms every `--log-every` steps (Adam's internals too with
+//! `--log-optimizer-state`), and at the last step the losses of the JSON line as `train/eval_loss`,
+//! `val/loss` (dev) and `test/loss` (`train_ema/eval_loss`, ... for the average).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -30,6 +34,7 @@ use adamant::prelude::*;
 use adamant::tensor::rng::{self, Purpose};
 use adamant::tensor::sample::{generate, Generation};
 use adamant::tensor::Ids;
+use adamant_lab::char_gpt::tensorboard::TrainLog;
 use adamant_lab::cli::{self, exit_on_error, CliError};
 
 const CONTEXT: usize = 3;
@@ -49,6 +54,7 @@ const BUNDLED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/names/first
 const USAGE: &str = "makemore: Bengio et al.'s MLP language model on first names, then 20 samples
 
 Usage: cargo run --release --example makemore -- [--seed S] [--steps N] [--data PATH] [--ema DECAY] [--json]
+                 [--tensorboard DIR [--log-every N] [--log-optimizer-state]]
   --seed S       initial weights, batches and samples (default 0)
   --steps N      training steps of 64 examples (default 10000, at most 1000000); the rate is
                  cosine-annealed from 3e-3 to 3e-5 over them
@@ -57,7 +63,9 @@ Usage: cargo run --release --example makemore -- [--seed S] [--steps N] [--data 
   --ema DECAY    also keep an exponential moving average of the weights (DECAY in [0, 1],
                  e.g. 0.999) and report its losses (averaged_train_loss, ... in the JSON)
   --json         end with one JSON line:
-                 {\"train_loss\": .., \"dev_loss\": .., \"test_loss\": .., \"step_ms\": ..}";
+                 {\"train_loss\": .., \"dev_loss\": .., \"test_loss\": .., \"step_ms\": ..}
+TensorBoard (DIR/makemore; at the end train/eval_loss, val/loss (dev), test/loss, and *_ema/* with --ema):
+  ";
 
 struct Args {
     seed: u64,
@@ -65,12 +73,24 @@ struct Args {
     data: PathBuf,
     ema: Option<Averaging>,
     json: bool,
+    tensorboard: Option<PathBuf>,
+    log_every: Option<u64>,
+    log_optimizer_state: bool,
 }
 
 /// The command line, or `None` for `--help`.
 fn parse_args() -> Result<Option<Args>, CliError> {
     use adamant_lab::lexopt::prelude::*;
-    let mut a = Args { seed: 0, steps: 10_000, data: PathBuf::from(BUNDLED), ema: None, json: false };
+    let mut a = Args {
+        seed: 0,
+        steps: 10_000,
+        data: PathBuf::from(BUNDLED),
+        ema: None,
+        json: false,
+        tensorboard: None,
+        log_every: None,
+        log_optimizer_state: false,
+    };
     let mut parser = adamant_lab::lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
@@ -82,9 +102,16 @@ fn parse_args() -> Result<Option<Args>, CliError> {
             Long("data") => a.data = cli::path_value(&mut parser, "--data")?,
             Long("ema") => a.ema = Some(cli::parse_averaging(&cli::value(&mut parser, "--ema")?, "--ema")?),
             Long("json") => a.json = true,
+            Long("tensorboard") => a.tensorboard = Some(cli::path_value(&mut parser, "--tensorboard")?),
+            Long("log-every") => {
+                let v = cli::value(&mut parser, "--log-every")?;
+                a.log_every = Some(cli::parse_whole(&v, "--log-every", 1, cli::MAX_EXAMPLES)? as u64)
+            }
+            Long("log-optimizer-state") => a.log_optimizer_state = true,
             other => return Err(cli::unexpected(other)),
         }
     }
+    cli::check_tensorboard_flags(a.tensorboard.as_deref(), a.log_every, a.log_optimizer_state)?;
     if a.data.is_dir() {
         a.data = a.data.join("first.txt");
     }
@@ -142,7 +169,7 @@ impl Mlp {
 
 fn main() {
     let Some(args) = exit_on_error(parse_args()) else {
-        println!("{USAGE}");
+        println!("{USAGE}{}", cli::TENSORBOARD_USAGE);
         return;
     };
     let names = exit_on_error(
@@ -168,8 +195,17 @@ fn main() {
     let mut contexts = vec![0usize; BATCH * CONTEXT];
     let mut targets = vec![0usize; BATCH];
     let mut ema = args.ema.map(WeightAverage::new);
+    // No checkpoints, so never a resume: every run starts its event file afresh.
+    let tensorboard = cli::tensorboard_run(
+        args.tensorboard.as_deref(),
+        "makemore",
+        args.log_every,
+        args.log_optimizer_state,
+    );
+    let mut log = tensorboard.map(|tb| exit_on_error(TrainLog::open(&tb, None)));
     let started = Instant::now();
     for step in 1..=args.steps {
+        let step_started = Instant::now();
         for (b, target) in targets.iter_mut().enumerate() {
             let i = data_rng.random_range(0..train_targets.len());
             contexts[b * CONTEXT..(b + 1) * CONTEXT]
@@ -181,15 +217,26 @@ fn main() {
             model.forward(&tape, &Ids::from_vec(contexts.clone(), &[BATCH, CONTEXT])).cross_entropy(&targets);
         let grads = loss.backward();
         scheduler.step(&mut adam);
+        if let Some(log) = log.as_mut() {
+            log.before_update(step as u64, &model.params());
+        }
         adam.step(&mut model.params_mut(), &grads);
         if let Some(ema) = ema.as_mut() {
             average::update(ema, &model);
+        }
+        if let Some(log) = log.as_mut() {
+            let seconds = step_started.elapsed().as_secs_f64();
+            let logged =
+                log.after_update(step as u64, loss.item(), seconds, BATCH, &model.params(), &grads, &adam);
+            exit_on_error(logged);
         }
         if step % 1000 == 0 || step == args.steps {
             println!("step {step:>6}: batch loss {:.4}, lr {:.2e}", loss.item(), adam.lr());
         }
     }
-    let step_ms = 1e3 * started.elapsed().as_secs_f64() / args.steps as f64;
+    // Without the logging's time: the same step_ms as without --tensorboard.
+    let logging = log.as_ref().map_or(0.0, TrainLog::seconds_logging);
+    let step_ms = 1e3 * (started.elapsed().as_secs_f64() - logging) / args.steps as f64;
 
     let (train_loss, dev_loss, test_loss) =
         (model.loss(&names.train), model.loss(&names.dev), model.loss(&names.test));
@@ -199,6 +246,14 @@ fn main() {
     });
     if let Some((train, dev, test)) = averaged {
         println!("averaged weights: train loss {train:.4}, dev loss {dev:.4}, test loss {test:.4}");
+    }
+    if let Some(log) = log.as_mut() {
+        let mut values =
+            vec![("train/eval_loss", train_loss), ("val/loss", dev_loss), ("test/loss", test_loss)];
+        if let Some((train, dev, test)) = averaged {
+            values.extend([("train_ema/eval_loss", train), ("val_ema/loss", dev), ("test_ema/loss", test)]);
+        }
+        exit_on_error(log.scalars(args.steps as u64, &values));
     }
     println!("{SAMPLES} samples:");
     for i in 0..SAMPLES {
