@@ -34,7 +34,7 @@ use adamant::prelude::*;
 use adamant::tensor::rng::{self, Purpose};
 use adamant::tensor::sample::{generate, Generation};
 use adamant::tensor::Ids;
-use adamant_lab::char_gpt::tensorboard::TrainLog;
+use adamant::tensorboard::TrainLog;
 use adamant_lab::cli::{self, exit_on_error, CliError};
 
 const CONTEXT: usize = 3;

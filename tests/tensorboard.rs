@@ -152,7 +152,6 @@ fn the_averaged_weights_test_metrics_are_logged_as_test_ema() {
 #[test]
 fn adams_internals_at_its_first_step_are_the_ones_algorithm_1_gives() {
     use adamant::autodiff::{Gradients, Param};
-    use adamant::optim::Optimizer;
     use adamant::tensor::Tensor;
     use adamant::tensorboard::{Logger, StepScalars};
 

@@ -8,7 +8,8 @@
 //! first holding the file version, the others scalars (`simple_value`) and histograms
 //! (`HistogramProto` with TensorFlow's buckets, [`histogram`]).
 //!
-//! [`Logger`] is what a training loop uses (and [`fit`](crate::train::fit) does, given
+//! [`Logger`] is what a training loop uses, and [`TrainLog`] it with the step times a loop
+//! reports ([`fit`](crate::train::fit) uses that, given
 //! [`FitConfig::tensorboard`](crate::train::FitConfig::tensorboard)); [`EventWriter`] writes
 //! tags of your own.
 //!
@@ -33,6 +34,7 @@ pub mod histogram;
 mod logger;
 pub mod proto;
 pub mod record;
+mod train_log;
 mod writer;
 
 /// Where [`fit`](crate::train::fit) writes a run's events and what it logs
@@ -47,6 +49,7 @@ pub struct TensorBoard {
 }
 
 pub use logger::{traced_coordinates, LogOptions, Logger, StepScalars};
+pub use train_log::TrainLog;
 pub use writer::{
     event_files, histogram_value, read_events, scalar, EventWriter, TensorBoardError, FILE_PREFIX,
 };

@@ -41,10 +41,6 @@ pub use crate::history::{EpochMetrics, History};
 
 mod resume;
 pub use resume::{resume, RunLock};
-#[cfg(feature = "tensorboard")]
-mod tensorboard;
-#[cfg(feature = "tensorboard")]
-use tensorboard::{tensorboard_err, TensorBoardLog};
 
 /// What a model computes for a batch: the loss, and the logits if the task is classification.
 pub struct StepOutput<'t> {
@@ -296,6 +292,14 @@ impl std::error::Error for TrainError {
     }
 }
 
+/// An event file that could not be written or read: a file of the run, as [`TrainError::Io`].
+#[cfg(feature = "tensorboard")]
+impl From<crate::tensorboard::TensorBoardError> for TrainError {
+    fn from(e: crate::tensorboard::TensorBoardError) -> TrainError {
+        TrainError::Io { path: e.path, source: e.source }
+    }
+}
+
 impl From<CheckpointError> for TrainError {
     fn from(e: CheckpointError) -> Self {
         TrainError::Checkpoint(e)
@@ -457,8 +461,10 @@ pub fn fit<M: Module + ?Sized>(
     };
     #[cfg(feature = "tensorboard")]
     let mut tensorboard = match &config.tensorboard {
-        Some(tb) if last_checkpoint.is_some() => Some(TensorBoardLog::resume(tb, step)?),
-        Some(tb) => Some(TensorBoardLog::create(tb)?),
+        Some(tb) => {
+            let resumed_at = last_checkpoint.is_some().then_some(step);
+            Some(crate::tensorboard::TrainLog::open(tb, resumed_at)?)
+        }
         None => None,
     };
 
@@ -579,7 +585,7 @@ pub fn fit<M: Module + ?Sized>(
             let grads = grads.expect("every step takes at least one micro-batch");
             #[cfg(feature = "tensorboard")]
             if let Some(tb) = tensorboard.as_mut() {
-                tb.logger.before_update(step, &model.params());
+                tb.before_update(step, &model.params());
             }
             optimizer.step(&mut model.params_mut(), &grads);
             if let Some(average) = average.as_mut() {
@@ -635,7 +641,7 @@ pub fn fit<M: Module + ?Sized>(
         };
         #[cfg(feature = "tensorboard")]
         if let Some(tb) = tensorboard.as_mut() {
-            tb.logger.log_epoch(&metrics).map_err(tensorboard_err)?;
+            tb.log_epoch(&metrics)?;
         }
         history.epochs.push(metrics);
         // A plateau (ReduceLROnPlateau) watches the raw model's test metric: the loss in

@@ -199,7 +199,7 @@ pub fn parse_mirror(value: &OsStr, flag: &str) -> Result<Mirror, CliError> {
 
 /// The `--help` lines of the TensorBoard flags, shared by every training program.
 pub const TENSORBOARD_USAGE: &str = "--tensorboard DIR     write TensorBoard event files into DIR/<run> \
-(tensorboard --logdir DIR): loss, lr, step time, histograms of weights and gradients, test metrics\n  \
+(tensorboard --logdir DIR): loss, lr, step time, histograms of weights and gradients, evaluation metrics\n  \
 --log-every N         log to TensorBoard every N steps (default 10; step 1 always)\n  \
 --log-optimizer-state also log Adam's internals per layer (moments, bias corrections, effective step sizes)";
 

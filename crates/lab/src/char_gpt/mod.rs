@@ -11,7 +11,7 @@
 //! * [`val_loss`]: the reference's metric, the mean cross-entropy over the consecutive
 //!   windows of the validation split.
 //! * [`run`]: a whole run with validation every `eval_every` steps, checkpoints, resume,
-//!   Ctrl-C, TensorBoard event files ([`tensorboard`]), samples and the final JSON line.
+//!   Ctrl-C, TensorBoard event files ([`TrainLog`]), samples and the final JSON line.
 //! * [`compare`]: the recipe taken apart (`--compare`).
 //!
 //! The training loop here counts steps, not epochs: [`adamant::train::fit`] walks a labelled
@@ -22,7 +22,6 @@
 pub mod args;
 pub mod compare;
 mod recipe;
-pub mod tensorboard;
 pub mod torch_log;
 
 use std::fs;
@@ -46,7 +45,7 @@ use adamant::tensorboard::TensorBoard;
 use adamant::train::{resume, EpochMetrics, History, RunLock, TrainError};
 
 use crate::cli::CliError;
-use tensorboard::TrainLog;
+use adamant::tensorboard::TrainLog;
 
 pub use args::{parse_args, Args, Command};
 pub use recipe::{

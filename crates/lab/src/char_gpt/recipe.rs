@@ -17,8 +17,8 @@ use adamant::tensor::rng::{self, Purpose};
 use adamant::tensor::Precision;
 use adamant::train::TrainError;
 
-use super::tensorboard::TrainLog;
 use crate::cli::{self, CliError, OptimizerArgs};
+use adamant::tensorboard::TrainLog;
 
 /// Most steps `--steps` accepts.
 pub const MAX_STEPS: usize = 10_000_000;

@@ -1,21 +1,20 @@
-//! TensorBoard logging for training loops of their own (`--tensorboard DIR`): char_gpt's
-//! [`Trainer::step`](super::Trainer::step) and `examples/makemore.rs` count steps, not
-//! epochs, so they call [`adamant::tensorboard::Logger`]'s hooks themselves instead of going
-//! through [`adamant::train::fit`]. [`TrainLog`] is that logger with what `fit` adds around
-//! it: the step time and examples averaged over the steps since the last logged one, the time
-//! the logging itself takes (which the loops leave out of the step times they report), and
-//! the errors as [`TrainError`].
+//! [`TrainLog`]: a [`Logger`] with the bookkeeping a training loop needs around it, the step
+//! time and examples averaged over the steps since the last logged one and the time the
+//! logging itself takes. [`fit`](crate::train::fit) uses it, and so can a loop of your own
+//! (adamant's `char_gpt` and `makemore` do).
 
 use std::time::Instant;
 
-use adamant::autodiff::{Gradients, Param};
-use adamant::optim::Optimizer;
-use adamant::tensorboard::{scalar, Logger, StepScalars, TensorBoard, TensorBoardError};
-use adamant::train::TrainError;
+use adamant_autodiff::{Gradients, Param};
+use adamant_optim::Optimizer;
+
+use super::writer::scalar;
+use super::{Logger, StepScalars, TensorBoard, TensorBoardError};
+use crate::history::EpochMetrics;
 
 /// A run's TensorBoard logger, with the time and examples of the steps since its last logged
 /// step (so `train/step_ms` and `train/examples_per_second` are means over those steps,
-/// measured without the logging, as [`fit`](adamant::train::fit) reports them).
+/// measured without the logging).
 pub struct TrainLog {
     logger: Logger,
     seconds: f64,
@@ -32,12 +31,11 @@ impl TrainLog {
     /// The event file of the run `tb` describes: a new one, or, when the run was resumed from
     /// the checkpoint of step `resumed_at`, the run's file continued from that step (the
     /// records of later steps are cut, since the run is about to log them again).
-    pub fn open(tb: &TensorBoard, resumed_at: Option<u64>) -> Result<TrainLog, TrainError> {
+    pub fn open(tb: &TensorBoard, resumed_at: Option<u64>) -> Result<TrainLog, TensorBoardError> {
         let logger = match resumed_at {
             Some(step) => Logger::resume(&tb.dir, step, tb.options.clone()),
             None => Logger::create(&tb.dir, tb.options.clone()),
-        }
-        .map_err(io_error)?;
+        }?;
         Ok(TrainLog { logger, seconds: 0.0, steps: 0, examples: 0, logging: 0.0, before: 0.0 })
     }
 
@@ -65,7 +63,7 @@ impl TrainLog {
         params: &[&Param],
         grads: &Gradients,
         optimizer: &dyn Optimizer,
-    ) -> Result<(), TrainError> {
+    ) -> Result<(), TensorBoardError> {
         self.seconds += seconds - std::mem::take(&mut self.before);
         self.steps += 1;
         self.examples += examples;
@@ -80,19 +78,32 @@ impl TrainLog {
             examples_per_second: self.examples as f64 / self.seconds.max(1e-9),
         };
         (self.seconds, self.steps, self.examples) = (0.0, 0, 0);
-        let logged = self.logger.after_update(step, &scalars, params, grads, optimizer).map_err(io_error);
+        let logged = self.logger.after_update(step, &scalars, params, grads, optimizer);
         self.logging += started.elapsed().as_secs_f64();
         logged
     }
 
     /// Writes `values` (tag, value) as scalars at `step`, in one event, and flushes: the
     /// evaluations' results.
-    pub fn scalars(&mut self, step: u64, values: &[(&str, f64)]) -> Result<(), TrainError> {
+    pub fn scalars(&mut self, step: u64, values: &[(&str, f64)]) -> Result<(), TensorBoardError> {
         let started = Instant::now();
         let values = values.iter().map(|&(tag, value)| scalar(tag, value as f32)).collect();
         let written = self.logger.writer().write_values(step, values).and_then(|()| self.logger.flush());
         self.logging += started.elapsed().as_secs_f64();
-        written.map_err(io_error)
+        written
+    }
+
+    /// Writes an epoch's metrics at its last step ([`Logger::log_epoch`]).
+    pub fn log_epoch(&mut self, metrics: &EpochMetrics) -> Result<(), TensorBoardError> {
+        let started = Instant::now();
+        let written = self.logger.log_epoch(metrics);
+        self.logging += started.elapsed().as_secs_f64();
+        written
+    }
+
+    /// The logger, for tags of your own.
+    pub fn logger(&mut self) -> &mut Logger {
+        &mut self.logger
     }
 
     /// The wall time spent logging so far, in seconds: the loops subtract it from the
@@ -101,9 +112,4 @@ impl TrainLog {
     pub fn seconds_logging(&self) -> f64 {
         self.logging
     }
-}
-
-/// An event file that could not be written or read, as the training loops report files.
-fn io_error(e: TensorBoardError) -> TrainError {
-    TrainError::Io { path: e.path, source: e.source }
 }
