@@ -227,38 +227,49 @@ fn param_values(
     traced: usize,
 ) -> Vec<SummaryValue> {
     let tag = |what: &str| format!("optim/{name}/{what}");
-    let norm = |x: &[f32]| x.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
     let (bc1, bc2) = m.bias_corrections();
-    let mut values = vec![scalar(&tag("m_norm"), norm(m.first) as f32)];
+    let mut values = vec![scalar(&tag("m_norm"), sum_squares(m.first).sqrt() as f32)];
     if let Some(g) = grad {
-        values.push(scalar(&tag("grad_norm"), norm(g) as f32));
+        values.push(scalar(&tag("grad_norm"), sum_squares(g).sqrt() as f32));
     }
     if let Some(before) = before {
-        let update =
-            before.iter().zip(theta).map(|(&b, &a)| (a as f64 - b as f64).powi(2)).sum::<f64>().sqrt();
+        let update = lanes(before.iter().zip(theta), |(&b, &a)| (a as f64 - b as f64).powi(2)).sqrt();
         values.push(scalar(&tag("update_norm"), update as f32));
-        let weight = norm(before);
+        let weight = sum_squares(before).sqrt();
         if weight > 0.0 {
             values.push(scalar(&tag("update_to_weight"), (update / weight) as f32));
         }
     }
-    // sqrt(v_hat) and the effective step size lr / (sqrt(v_hat) + eps), per coordinate.
+    // sqrt(v_hat) and the effective step size lr / (sqrt(v_hat) + eps), per coordinate, in
+    // f32 as the update computes them; their sums in f64.
     let n = m.second.len();
-    let (mut sum, mut sum_sq) = (0.0f64, 0.0f64);
-    let mut effective = Vec::with_capacity(n);
-    for &v in m.second {
-        let root = (v as f64 / bc2).sqrt();
-        sum += root;
-        sum_sq += root * root;
-        effective.push((m.lr as f64 / (root + m.eps as f64)) as f32);
+    let (scale, lr, eps) = ((1.0 / bc2) as f32, m.lr, m.eps);
+    let mut effective = vec![0f32; n];
+    let (mut roots, mut squares) = ([0f64; 8], [0f64; 8]);
+    let mut pieces = effective.chunks_exact_mut(8).zip(m.second.chunks_exact(8));
+    for (out, v) in &mut pieces {
+        for j in 0..8 {
+            let v_hat = v[j] * scale;
+            let root = v_hat.sqrt();
+            roots[j] += root as f64;
+            squares[j] += v_hat as f64;
+            out[j] = lr / (root + eps);
+        }
+    }
+    let done = n - n % 8;
+    for (j, (out, &v)) in effective[done..].iter_mut().zip(&m.second[done..]).enumerate() {
+        let v_hat = v * scale;
+        roots[j] += v_hat.sqrt() as f64;
+        squares[j] += v_hat as f64;
+        *out = lr / (v_hat.sqrt() + eps);
     }
     if n > 0 {
-        let mean = sum / n as f64;
-        let variance = (sum_sq / n as f64 - mean * mean).max(0.0);
+        let mean = roots.iter().sum::<f64>() / n as f64;
+        let variance = (squares.iter().sum::<f64>() / n as f64 - mean * mean).max(0.0);
         values.push(scalar(&tag("sqrt_v_hat_mean"), mean as f32));
         values.push(scalar(&tag("sqrt_v_hat_std"), variance.sqrt() as f32));
         values.extend(histogram_value(&tag("effective_lr"), &effective));
-        values.push(scalar(&tag("effective_lr_median"), median(&mut effective)));
+        values.push(scalar(&tag("effective_lr_median"), median(&effective)));
     }
     for i in traced_coordinates(n, traced) {
         let (mi, vi) = (m.first[i], m.second[i]);
@@ -270,20 +281,51 @@ fn param_values(
     values
 }
 
-/// The median of non-negative finite values (the mean of the middle two for an even count),
-/// reordering them: as numpy's `median`.
-fn median(values: &mut [f32]) -> f32 {
+/// The sum of `term(item)` over `items`, in eight f64 lanes summed at the end: the compiler
+/// keeps them in vector registers where one running sum would wait on each addition.
+fn lanes<T>(items: impl Iterator<Item = T>, term: impl Fn(T) -> f64) -> f64 {
+    let mut sums = [0f64; 8];
+    for (i, item) in items.enumerate() {
+        sums[i & 7] += term(item);
+    }
+    sums.iter().sum()
+}
+
+/// `sum(x^2)` in f64.
+fn sum_squares(x: &[f32]) -> f64 {
+    lanes(x.iter(), |&v| v as f64 * v as f64)
+}
+
+/// The median of non-negative values (the mean of the middle two for an even count), as
+/// numpy's `median`. Non-negative floats order as their bits do, so the `k`-th smallest is
+/// found by its top 16 bits first (one counting pass), then among the few values that share
+/// them: two passes over the data instead of a selection that moves every value.
+fn median(values: &[f32]) -> f32 {
     let n = values.len();
-    // Non-negative floats order as their bits do: an integer selection, no float compares.
-    let bits: &mut [u32] = &mut values.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
-    let (_, &mut upper, _) = bits.select_nth_unstable(n / 2);
-    let upper = f32::from_bits(upper);
+    let upper = kth_smallest(values, n / 2);
     if n % 2 == 1 {
         return upper;
     }
-    // The lower middle is the largest of the values before the upper one.
-    let lower = bits[..n / 2].iter().copied().max().map_or(upper, f32::from_bits);
+    let lower = kth_smallest(values, n / 2 - 1);
     ((lower as f64 + upper as f64) / 2.0) as f32
+}
+
+/// The `k`-th smallest (from 0) of non-negative values.
+fn kth_smallest(values: &[f32], k: usize) -> f32 {
+    let mut counts = vec![0u32; 1 << 16];
+    for v in values {
+        counts[(v.to_bits() >> 16) as usize] += 1;
+    }
+    // The cell holding rank k, and how many values lie in the cells below it.
+    let (mut cell, mut below) = (0, 0usize);
+    while below + counts[cell] as usize <= k {
+        below += counts[cell] as usize;
+        cell += 1;
+    }
+    let mut same: Vec<u32> =
+        values.iter().map(|v| v.to_bits()).filter(|b| (b >> 16) as usize == cell).collect();
+    let (_, &mut kth, _) = same.select_nth_unstable(k - below);
+    f32::from_bits(kth)
 }
 
 #[cfg(test)]
@@ -292,10 +334,33 @@ mod tests {
 
     #[test]
     fn median_is_numpys() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&mut [5.0]), 5.0);
-        assert_eq!(median(&mut [0.0, 1e-8, 1e-3, 0.5, 7.0, 2.0]), ((1e-3f32 as f64 + 0.5) / 2.0) as f32);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[5.0]), 5.0);
+        assert_eq!(median(&[0.0, 1e-8, 1e-3, 0.5, 7.0, 2.0]), ((1e-3f32 as f64 + 0.5) / 2.0) as f32);
+        // Against a sort, on values sharing their top bits and not, odd and even counts.
+        let mut state = 12345u64;
+        for n in [1, 2, 7, 100, 1001, 4096] {
+            let values: Vec<f32> = (0..n)
+                .map(|i| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let r = (state >> 40) as f32 / (1u64 << 24) as f32;
+                    if i % 3 == 0 {
+                        1.0 + r * 1e-3
+                    } else {
+                        r * 1e4
+                    }
+                })
+                .collect();
+            let mut sorted = values.clone();
+            sorted.sort_by(f32::total_cmp);
+            let expected = if n % 2 == 1 {
+                sorted[n / 2]
+            } else {
+                ((sorted[n / 2 - 1] as f64 + sorted[n / 2] as f64) / 2.0) as f32
+            };
+            assert_eq!(median(&values), expected, "n = {n}");
+        }
     }
 
     #[test]
