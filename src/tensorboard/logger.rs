@@ -233,7 +233,7 @@ fn param_values(
         values.push(scalar(&tag("grad_norm"), sum_squares(g).sqrt() as f32));
     }
     if let Some(before) = before {
-        let update = lanes(before.iter().zip(theta), |(&b, &a)| (a as f64 - b as f64).powi(2)).sqrt();
+        let update = distance_squared(theta, before).sqrt();
         values.push(scalar(&tag("update_norm"), update as f32));
         let weight = sum_squares(before).sqrt();
         if weight > 0.0 {
@@ -281,51 +281,72 @@ fn param_values(
     values
 }
 
-/// The sum of `term(item)` over `items`, in eight f64 lanes summed at the end: the compiler
-/// keeps them in vector registers where one running sum would wait on each addition.
-fn lanes<T>(items: impl Iterator<Item = T>, term: impl Fn(T) -> f64) -> f64 {
+/// `sum(x^2)` in f64, in eight lanes summed at the end: the compiler keeps them in vector
+/// registers where one running sum would wait on each addition.
+fn sum_squares(x: &[f32]) -> f64 {
     let mut sums = [0f64; 8];
-    for (i, item) in items.enumerate() {
-        sums[i & 7] += term(item);
+    let mut pieces = x.chunks_exact(8);
+    for piece in &mut pieces {
+        for j in 0..8 {
+            sums[j] += piece[j] as f64 * piece[j] as f64;
+        }
     }
-    sums.iter().sum()
+    sums.iter().sum::<f64>() + pieces.remainder().iter().map(|&v| v as f64 * v as f64).sum::<f64>()
 }
 
-/// `sum(x^2)` in f64.
-fn sum_squares(x: &[f32]) -> f64 {
-    lanes(x.iter(), |&v| v as f64 * v as f64)
+/// `sum((a - b)^2)` in f64, in lanes as [`sum_squares`].
+fn distance_squared(a: &[f32], b: &[f32]) -> f64 {
+    let mut sums = [0f64; 8];
+    let (mut pa, mut pb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut pa).zip(&mut pb) {
+        for j in 0..8 {
+            let d = x[j] as f64 - y[j] as f64;
+            sums[j] += d * d;
+        }
+    }
+    let tail: f64 =
+        pa.remainder().iter().zip(pb.remainder()).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
+    sums.iter().sum::<f64>() + tail
 }
 
 /// The median of non-negative values (the mean of the middle two for an even count), as
-/// numpy's `median`. Non-negative floats order as their bits do, so the `k`-th smallest is
-/// found by its top 16 bits first (one counting pass), then among the few values that share
-/// them: two passes over the data instead of a selection that moves every value.
+/// numpy's `median`. Non-negative floats order as their bits do, so the middle ones are found
+/// by their top 16 bits first (one counting pass), then among the few values that share them:
+/// two passes over the data instead of a selection that moves every value.
 fn median(values: &[f32]) -> f32 {
     let n = values.len();
-    let upper = kth_smallest(values, n / 2);
+    let (lower, upper) = middle_pair(values, n.saturating_sub(1) / 2, n / 2);
     if n % 2 == 1 {
-        return upper;
+        upper
+    } else {
+        ((lower as f64 + upper as f64) / 2.0) as f32
     }
-    let lower = kth_smallest(values, n / 2 - 1);
-    ((lower as f64 + upper as f64) / 2.0) as f32
 }
 
-/// The `k`-th smallest (from 0) of non-negative values.
-fn kth_smallest(values: &[f32], k: usize) -> f32 {
+/// The `low`-th and `high`-th smallest (from 0, `low <= high`) of non-negative values.
+fn middle_pair(values: &[f32], low: usize, high: usize) -> (f32, f32) {
     let mut counts = vec![0u32; 1 << 16];
     for v in values {
         counts[(v.to_bits() >> 16) as usize] += 1;
     }
-    // The cell holding rank k, and how many values lie in the cells below it.
-    let (mut cell, mut below) = (0, 0usize);
-    while below + counts[cell] as usize <= k {
-        below += counts[cell] as usize;
-        cell += 1;
-    }
-    let mut same: Vec<u32> =
-        values.iter().map(|v| v.to_bits()).filter(|b| (b >> 16) as usize == cell).collect();
-    let (_, &mut kth, _) = same.select_nth_unstable(k - below);
-    f32::from_bits(kth)
+    // The cell holding rank `rank`, and how many values lie in the cells below it.
+    let cell_of = |rank: usize| {
+        let (mut cell, mut below) = (0, 0usize);
+        while below + counts[cell] as usize <= rank {
+            below += counts[cell] as usize;
+            cell += 1;
+        }
+        (cell as u32, below)
+    };
+    let ((low_cell, low_below), (high_cell, high_below)) = (cell_of(low), cell_of(high));
+    // The values of both cells, in one pass, in order of cell (low_cell <= high_cell).
+    let mut picked: Vec<u32> =
+        values.iter().map(|v| v.to_bits()).filter(|b| b >> 16 == low_cell || b >> 16 == high_cell).collect();
+    let in_low = picked.iter().filter(|b| *b >> 16 == low_cell).count();
+    let (_, &mut a, _) = picked.select_nth_unstable(low - low_below);
+    let high_index = if high_cell == low_cell { high - low_below } else { in_low + high - high_below };
+    let (_, &mut b, _) = picked.select_nth_unstable(high_index);
+    (f32::from_bits(a), f32::from_bits(b))
 }
 
 #[cfg(test)]
