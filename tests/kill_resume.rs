@@ -2,7 +2,8 @@
 //! training steps, evaluation and checkpoint writes alike), restarted with `--resume` each
 //! time, and must end with the same weights and optimizer state, bit for bit, as a run that
 //! was never interrupted. After every kill the checkpoint on disk, if there is one, must load
-//! and must not have gone backwards.
+//! and must not have gone backwards, and the TensorBoard event file must read; at the end it
+//! holds what the uninterrupted run's holds, each step once.
 
 mod common;
 
@@ -10,8 +11,11 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use adamant::checkpoint::Checkpoint;
 use adamant::tensor::rng::counter_uniform;
+use adamant::tensorboard::{event_files, read_events};
 
 /// 12 epochs of 5 steps on 640 images: each epoch ends with an evaluation and a 14 MB
 /// checkpoint write, so a kill lands in a write a fair share of the time.
@@ -20,10 +24,31 @@ const CHECKPOINT: &str = "mnist_mlp_adam.ckpt";
 
 fn spawn(out: &Path, resume: bool) -> Child {
     let mut command = common::mnist_mlp_command(out, 2, ARGS);
+    command.arg("--tensorboard").arg(out.join("tb")).args(["--log-every", "3"]);
     if resume {
         command.arg("--resume");
     }
     command.stdout(std::process::Stdio::null()).spawn().unwrap()
+}
+
+/// `(step, tag) -> value` of the run's TensorBoard scalars that do not depend on the clock,
+/// and how many there are in all (a step logged twice counts twice).
+fn tensorboard_scalars(out: &Path) -> (BTreeMap<(i64, String), f32>, usize) {
+    let dir = out.join("tb").join("mnist_mlp_adam");
+    let (mut values, mut count) = (BTreeMap::new(), 0);
+    for file in event_files(&dir).unwrap() {
+        let events = read_events(&file).unwrap_or_else(|e| panic!("{e}"));
+        for event in events {
+            for v in event.summary.map(|s| s.value).unwrap_or_default() {
+                let clocked = v.tag.ends_with("step_ms") || v.tag.ends_with("examples_per_second");
+                if let (Some(x), false) = (v.simple_value, clocked) {
+                    count += 1;
+                    values.insert((event.step, v.tag), x);
+                }
+            }
+        }
+    }
+    (values, count)
 }
 
 /// Temporary files of unfinished writes in `out` (`.FILE.tmp<pid>`).
@@ -95,6 +120,8 @@ fn killed_and_resumed_runs_end_bit_identical_to_an_uninterrupted_run() {
             assert!(checkpoint.epoch >= last_epoch, "the checkpoint went back from epoch {last_epoch}");
             last_epoch = checkpoint.epoch;
         }
+        // The event file reads after any kill (up to a torn last record).
+        tensorboard_scalars(&killed);
     }
     eprintln!(
         "{kills} kills ({kills_mid_write} left a half-written temporary file); an uninterrupted run takes {full_run:?}"
@@ -109,6 +136,10 @@ fn killed_and_resumed_runs_end_bit_identical_to_an_uninterrupted_run() {
     );
     let losses = |dir: &Path| std::fs::read_to_string(dir.join("mnist_mlp_adam_iterations.csv")).unwrap();
     assert_eq!(losses(&killed), losses(&reference), "the per-step loss logs differ");
+    let (killed_scalars, count) = tensorboard_scalars(&killed);
+    assert_eq!(killed_scalars.len(), count, "a step was logged twice in the event file");
+    assert_eq!(killed_scalars, tensorboard_scalars(&reference).0, "the TensorBoard scalars differ");
+    assert_eq!(event_files(&killed.join("tb/mnist_mlp_adam")).unwrap().len(), 1);
 }
 
 /// 4 epochs of 20 steps: most of the run is training steps, so most interruptions land
