@@ -150,6 +150,8 @@ pub struct Tape {
     record: bool,
     /// The precision of the products recorded from now on (see [`Tape::set_precision`]).
     precision: Cell<Precision>,
+    /// The global index of this tape's first example (see [`Tape::set_example_offset`]).
+    example_offset: Cell<usize>,
     pub(crate) nodes: RefCell<Vec<Node>>,
 }
 
@@ -169,7 +171,28 @@ impl Tape {
 
     /// A tape with every option explicit.
     pub fn with_options(mode: Mode, seed: u64, record: bool) -> Tape {
-        Tape { mode, seed, record, precision: Cell::new(Precision::F32), nodes: RefCell::new(Vec::new()) }
+        Tape {
+            mode,
+            seed,
+            record,
+            precision: Cell::new(Precision::F32),
+            example_offset: Cell::new(0),
+            nodes: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Says that the batch on this tape is examples `first..` of a larger batch, split across
+    /// processes (data-parallel training): the per-example randomness of the step (dropout
+    /// masks, the VAE's noise) is keyed by the example's index in the whole batch, so each
+    /// piece draws its share of what one process draws for the whole batch. 0 by default.
+    /// Ops read it when they are recorded; it applies to tensors whose first axis is the batch.
+    pub fn set_example_offset(&self, first: usize) {
+        self.example_offset.set(first);
+    }
+
+    /// The global index of this tape's first example ([`Tape::set_example_offset`]).
+    pub fn example_offset(&self) -> usize {
+        self.example_offset.get()
     }
 
     /// The precision of the matrix products recorded from now on: [`Precision::F32`] unless

@@ -189,6 +189,41 @@ fn dropout_masks_are_reproducible_and_differ_between_layers() {
     assert_ne!(a1, c1, "two seeds drew the same mask");
 }
 
+/// A batch split in pieces, each on a tape told where its piece starts
+/// (`set_example_offset`), draws the whole batch's dropout masks and VAE noise, forward and
+/// backward: what data-parallel training needs to compute what one process computes.
+#[test]
+fn pieces_of_a_batch_draw_the_whole_batchs_randomness() {
+    let (rows, width) = (10, 37);
+    let x = Tensor::randn(&[rows, width], 0.0, 1.0, &mut seeded(1));
+    let logvar = Tensor::randn(&[rows, width], 0.0, 0.5, &mut seeded(2));
+    // Forward value and the gradient of sum(out * weights) with respect to x.
+    let run = |x: &Tensor, lv: &Tensor, first: usize| {
+        let tape = Tape::new(Mode::Train, 42);
+        tape.set_example_offset(first);
+        let (xv, lvv) = (tape.constant(x.clone()), tape.constant(lv.clone()));
+        let p = Param::new("x", x.clone());
+        let xp = tape.param(&p);
+        let dropped = xp.dropout(0.4);
+        let z = xv.reparameterize(lvv);
+        let grads = dropped.sum().backward();
+        (dropped.value().into_vec(), z.value().into_vec(), grads.get(&p).unwrap().data().to_vec())
+    };
+    let whole = run(&x, &logvar, 0);
+    let mut pieces = (Vec::new(), Vec::new(), Vec::new());
+    for (first, end) in [(0, 3), (3, 4), (4, 10)] {
+        let piece = run(&x.slice_rows(first, end), &logvar.slice_rows(first, end), first);
+        pieces.0.extend(piece.0);
+        pieces.1.extend(piece.1);
+        pieces.2.extend(piece.2);
+    }
+    assert_eq!(pieces.0, whole.0, "dropout forward");
+    assert_eq!(pieces.1, whole.1, "reparameterised sample");
+    assert_eq!(pieces.2, whole.2, "dropout backward");
+    // And the offset matters: a piece that claims to start elsewhere draws other masks.
+    assert_ne!(run(&x.slice_rows(3, 10), &logvar.slice_rows(3, 10), 0).0, whole.0[3 * width..]);
+}
+
 /// A small deterministic draw in `0..n` from a counter, for random shapes and ids.
 fn draw(seed: u64, counter: u64, n: usize) -> usize {
     (adamant_tensor::rng::splitmix64(seed.wrapping_mul(1_000_003).wrapping_add(counter)) % n as u64) as usize

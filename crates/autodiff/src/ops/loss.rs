@@ -216,7 +216,10 @@ impl<'t> Var<'t> {
     }
 
     /// The reparameterised sample `z = mu + exp(logvar / 2) * eps`, `eps ~ N(0, 1)` drawn
-    /// from the step's seed (so gradients flow to `mu` and `logvar`); `self` is `mu`.
+    /// from the step's seed (so gradients flow to `mu` and `logvar`); `self` is `mu`. Each
+    /// example's (row's) noise has its own stream, keyed by its index in the whole batch
+    /// ([`Tape::set_example_offset`](crate::Tape::set_example_offset)), so a batch split
+    /// across processes draws what one process draws.
     pub fn reparameterize(self, logvar: Var<'t>) -> Var<'t> {
         let (mu, lv) = (self.value(), logvar.value());
         assert_eq!(
@@ -227,7 +230,16 @@ impl<'t> Var<'t> {
             lv.shape()
         );
         let key = self.tape.node_key(self.tape.next_index());
-        let eps = Tensor::randn(mu.shape(), 0.0, 1.0, &mut rng::seeded(key));
+        let rows = mu.shape().first().copied().unwrap_or(1).max(1);
+        let row_len = mu.numel() / rows;
+        let first = self.tape.example_offset();
+        let eps_rows: Vec<f32> = (0..rows)
+            .flat_map(|r| {
+                let mut stream = rng::seeded(rng::mix(key, (first + r) as u64));
+                Tensor::randn(&[row_len], 0.0, 1.0, &mut stream).into_vec()
+            })
+            .collect();
+        let eps = Tensor::from_vec(eps_rows, mu.shape());
         // std = exp(logvar / 2); z = mu + std * eps.
         let n = mu.numel();
         let mut half = pool::take_for_overwrite(n);

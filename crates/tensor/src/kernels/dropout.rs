@@ -38,12 +38,19 @@ impl KeepRule {
 
 /// `out[i] = x[i] / (1 - p)` where element `i` is kept, else 0.
 pub fn dropout_forward(x: &[f32], p: f32, key: u64, out: &mut [f32]) {
+    dropout_forward_from(x, p, key, 0, out);
+}
+
+/// [`dropout_forward`] of the elements `first..first + x.len()` of a larger tensor: element
+/// `i` of `x` is kept when element `first + i` of the whole would be, so a piece of a batch
+/// (one process's share of it) draws the whole batch's mask.
+pub fn dropout_forward_from(x: &[f32], p: f32, key: u64, first: usize, out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "dropout_forward: input has {} elements, output {}", x.len(), out.len());
     let scale = 1.0 / (1.0 - p);
     let rule = KeepRule::new(key, p);
     for_each_chunk_mut(out, |c, chunk| {
         let base = c * CHUNK;
-        forward_run(rule, scale, base, &x[base..base + chunk.len()], chunk);
+        forward_run(rule, scale, first + base, &x[base..base + chunk.len()], chunk);
     });
 }
 
@@ -59,6 +66,12 @@ pub fn dropout_backward(dy: &[f32], p: f32, key: u64, dx: &mut [f32]) {
 /// bit for bit: kept elements get `0.0 + dy[i] / (1 - p)`, which turns a `-0.0` into `0.0`
 /// as the zero-filled accumulation did, so training runs do not change.
 pub fn dropout_backward_into(dy: &[f32], p: f32, key: u64, dx: &mut [f32], acc: bool) {
+    dropout_backward_from(dy, p, key, 0, dx, acc);
+}
+
+/// [`dropout_backward_into`] of the elements `first..` of a larger tensor, as
+/// [`dropout_forward_from`] drew them.
+pub fn dropout_backward_from(dy: &[f32], p: f32, key: u64, first: usize, dx: &mut [f32], acc: bool) {
     assert_eq!(
         dy.len(),
         dx.len(),
@@ -70,7 +83,7 @@ pub fn dropout_backward_into(dy: &[f32], p: f32, key: u64, dx: &mut [f32], acc: 
     let rule = KeepRule::new(key, p);
     for_each_chunk_mut(dx, |c, chunk| {
         let base = c * CHUNK;
-        backward_run(rule, scale, base, &dy[base..base + chunk.len()], chunk, acc);
+        backward_run(rule, scale, first + base, &dy[base..base + chunk.len()], chunk, acc);
     });
 }
 
@@ -212,6 +225,23 @@ mod tests {
             let want = if keep { x[i] * (1.0 / (1.0 - p)) } else { 0.0 };
             assert_eq!(y[i], want);
             assert_eq!(dx[i], if keep { 1.0 + 2.0 * (1.0 / (1.0 - p)) } else { 1.0 });
+        }
+    }
+
+    #[test]
+    fn a_piece_of_a_tensor_draws_the_whole_tensors_mask() {
+        let n = 3 * CHUNK + 77;
+        let x: Vec<f32> = (0..n).map(|i| 1.0 + i as f32).collect();
+        let (mut whole, mut dwhole) = (vec![0.0; n], vec![0.0; n]);
+        dropout_forward(&x, 0.3, 99, &mut whole);
+        dropout_backward_into(&x, 0.3, 99, &mut dwhole, false);
+        for (first, end) in [(0, 5), (7, 700), (CHUNK - 3, 2 * CHUNK + 9), (n - 33, n)] {
+            let mut piece = vec![0.0; end - first];
+            dropout_forward_from(&x[first..end], 0.3, 99, first, &mut piece);
+            assert_eq!(piece, whole[first..end], "forward, elements {first}..{end}");
+            let mut dpiece = vec![0.0; end - first];
+            dropout_backward_from(&x[first..end], 0.3, 99, first, &mut dpiece, false);
+            assert_eq!(dpiece, dwhole[first..end], "backward, elements {first}..{end}");
         }
     }
 
