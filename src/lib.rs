@@ -34,6 +34,7 @@ pub use adamant_tensor as tensor;
 
 pub mod average;
 pub mod checkpoint;
+pub mod distributed;
 pub mod history;
 #[cfg(feature = "tensorboard")]
 pub mod tensorboard;

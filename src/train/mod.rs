@@ -19,7 +19,6 @@
 //! has masks of its own. With weight averaging ([`FitConfig::average`]) the average is
 //! updated after every optimizer step and the test set is evaluated with it after each epoch.
 
-use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -36,10 +35,14 @@ use adamant_tensor::io::{remove_interrupted_writes, write_atomic};
 use adamant_tensor::rng::{self, Purpose};
 use adamant_tensor::Precision;
 
-use crate::checkpoint::{Checkpoint, CheckpointError, Conflict, PartialEpoch, RunIdentity};
+use crate::checkpoint::{Checkpoint, PartialEpoch, RunIdentity};
 pub use crate::history::{EpochMetrics, History};
 
+mod data_parallel;
+mod error;
 mod resume;
+use data_parallel::Ranks;
+pub use error::TrainError;
 pub use resume::{resume, RunLock};
 
 /// What a model computes for a batch: the loss, and the logits if the task is classification.
@@ -140,6 +143,15 @@ pub struct FitConfig {
     /// continues its file from the checkpoint's step. Logging changes no result.
     #[cfg(feature = "tensorboard")]
     pub tensorboard: Option<crate::tensorboard::TensorBoard>,
+    /// Share every batch between the processes of a data-parallel run
+    /// ([`distributed`](crate::distributed)): each takes a contiguous part of each batch (the
+    /// batch size must divide by their number), the gradients are summed across them in rank
+    /// order and every process takes the same optimizer step, so the weights stay identical
+    /// (checked after each epoch). Dropout masks and noise are keyed by each example's index in
+    /// the whole batch, so N processes compute what one computes, up to the order of the
+    /// gradient sum. Rank 0 alone writes logs, checkpoints and TensorBoard files; every process
+    /// reads the checkpoint it resumes from, with any number of processes. `None`: one process.
+    pub distributed: Option<std::sync::Arc<dyn crate::distributed::Communicator>>,
 }
 
 impl Default for FitConfig {
@@ -163,6 +175,7 @@ impl Default for FitConfig {
             precision: Precision::F32,
             #[cfg(feature = "tensorboard")]
             tensorboard: None,
+            distributed: None,
         }
     }
 }
@@ -182,130 +195,6 @@ impl FitConfig {
     }
 }
 
-/// Why training stopped early.
-#[derive(Debug)]
-pub enum TrainError {
-    /// A training loss, an evaluated metric or the state to be checkpointed became NaN or
-    /// infinite. Nothing was checkpointed after it; `checkpoint` is the last good state.
-    NonFinite {
-        /// Global step at which it happened (1-based; the epoch's last step when found by the
-        /// evaluation or the check before a checkpoint).
-        step: u64,
-        /// Epoch at which it happened (1-based).
-        epoch: usize,
-        /// What was not finite: `loss is NaN`, `test loss is inf after the epoch`,
-        /// `model/fc1.weight[17] = NaN after the epoch`.
-        what: String,
-        /// The last checkpoint this run wrote or resumed from (each was checked finite), if any.
-        checkpoint: Option<PathBuf>,
-    },
-    /// [`FitConfig::interrupt`] was set: the run stopped after a whole step.
-    Interrupted {
-        /// The last step taken (0: none).
-        step: u64,
-        /// The epoch it belongs to.
-        epoch: usize,
-        /// The checkpoint of that step, from which `resume` continues (`None` without an
-        /// `out_dir`, or before the first step).
-        checkpoint: Option<PathBuf>,
-    },
-    /// Another process is running with the same files (`<out_dir>/<name>.*`).
-    Locked {
-        /// The run's lock file.
-        path: PathBuf,
-        /// The process holding it, as it wrote into the file.
-        holder: Option<u32>,
-    },
-    /// `resume` found a checkpoint written by a run with other settings.
-    RunMismatch {
-        /// The checkpoint.
-        path: PathBuf,
-        /// Every setting that differs.
-        conflicts: Vec<Conflict>,
-    },
-    /// A log or checkpoint file could not be written.
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
-    },
-    /// A checkpoint could not be read or does not fit the model and optimizer.
-    Checkpoint(CheckpointError),
-}
-
-impl fmt::Display for TrainError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrainError::NonFinite { step, epoch, what, checkpoint } => {
-                write!(f, "training diverged: {what} at step {step} (epoch {epoch}); stopped")?;
-                match checkpoint {
-                    Some(p) => write!(f, "; the last good checkpoint is {}", p.display()),
-                    None => write!(f, "; no checkpoint was written before it"),
-                }
-            }
-            TrainError::Interrupted { step, epoch, checkpoint } => {
-                write!(f, "interrupted after step {step} (epoch {epoch})")?;
-                match checkpoint {
-                    Some(p) => {
-                        write!(f, "; its state is saved in {}, resume continues from there", p.display())
-                    }
-                    None => write!(f, "; nothing was saved"),
-                }
-            }
-            TrainError::Locked { path, holder } => {
-                let who = holder.map_or("another process".to_string(), |pid| format!("process {pid}"));
-                write!(
-                    f,
-                    "{}: {who} is running with this run's files (the same name in the same directory); \
-                     wait for it to finish or use another output directory",
-                    path.display()
-                )
-            }
-            TrainError::RunMismatch { path, conflicts } => {
-                let list: Vec<String> = conflicts.iter().map(Conflict::to_string).collect();
-                write!(
-                    f,
-                    "checkpoint {} was written by another run ({}); resume with the same settings, \
-                     override the check (FitConfig::resume_override) to continue with these, or \
-                     start afresh without resuming",
-                    path.display(),
-                    list.join("; ")
-                )
-            }
-            TrainError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            TrainError::Checkpoint(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for TrainError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            TrainError::NonFinite { .. }
-            | TrainError::Interrupted { .. }
-            | TrainError::Locked { .. }
-            | TrainError::RunMismatch { .. } => None,
-            TrainError::Io { source, .. } => Some(source),
-            TrainError::Checkpoint(e) => Some(e),
-        }
-    }
-}
-
-/// An event file that could not be written or read: a file of the run, as [`TrainError::Io`].
-#[cfg(feature = "tensorboard")]
-impl From<crate::tensorboard::TensorBoardError> for TrainError {
-    fn from(e: crate::tensorboard::TensorBoardError) -> TrainError {
-        TrainError::Io { path: e.path, source: e.source }
-    }
-}
-
-impl From<CheckpointError> for TrainError {
-    fn from(e: CheckpointError) -> Self {
-        TrainError::Checkpoint(e)
-    }
-}
-
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TrainError + '_ {
     move |source| TrainError::Io { path: path.to_path_buf(), source }
 }
@@ -319,12 +208,28 @@ pub fn evaluate<M: Module + ?Sized>(
     batch_size: usize,
     precision: Precision,
 ) -> (f64, Option<f64>) {
+    evaluate_on(model, task, data, batch_size, precision, Ranks::new(None))
+}
+
+/// [`evaluate`] with the batches shared between the processes of `ranks` (each evaluates every
+/// `size`-th batch) and the sums gathered.
+fn evaluate_on<M: Module + ?Sized>(
+    model: &M,
+    task: &dyn Task<M>,
+    data: &Dataset,
+    batch_size: usize,
+    precision: Precision,
+    ranks: Ranks<'_>,
+) -> (f64, Option<f64>) {
     let mut loss_sum = 0.0f64;
     let mut correct = 0usize;
     let mut has_logits = false;
     let n = data.len();
     let batch_size = batch_size.max(1);
-    for start in (0..n).step_by(batch_size) {
+    for (index, start) in (0..n).step_by(batch_size).enumerate() {
+        if !ranks.evaluates(index) {
+            continue;
+        }
         let end = (start + batch_size).min(n);
         let tape = Tape::inference();
         tape.set_precision(precision);
@@ -337,8 +242,12 @@ pub fn evaluate<M: Module + ?Sized>(
             correct += correct_count(&logits.value(), labels);
         }
     }
+    let mut sums = [loss_sum, correct as f64, f64::from(u8::from(has_logits))];
+    if ranks.size() > 1 {
+        ranks.sum(&mut sums);
+    }
     let denom = n.max(1) as f64;
-    (loss_sum / denom, has_logits.then(|| correct as f64 / denom))
+    (sums[0] / denom, (sums[2] > 0.0).then(|| sums[1] / denom))
 }
 
 /// The settings `fit` records for a run: its own, then `config.identity`'s (which win).
@@ -410,6 +319,15 @@ pub fn fit<M: Module + ?Sized>(
         );
     }
     assert!(config.accumulate >= 1, "fit: FitConfig::accumulate must be at least 1 (minibatches per step)");
+    let ranks = Ranks::new(config.distributed.as_deref());
+    if !config.batch_size.is_multiple_of(ranks.size()) {
+        return Err(TrainError::Distributed(format!(
+            "a batch of {} cannot be shared evenly by {} processes; use a batch size that divides by {}",
+            config.batch_size,
+            ranks.size(),
+            ranks.size()
+        )));
+    }
     let mut average = config.average.map(WeightAverage::new);
     let mut history = History::default();
     let mut step: u64 = 0;
@@ -417,16 +335,19 @@ pub fn fit<M: Module + ?Sized>(
     let out_file = |suffix: &str| config.out_dir.as_ref().map(|d| d.join(format!("{}{suffix}", config.name)));
     let (ckpt_path, epochs_path, iter_log_path) =
         (out_file(".ckpt"), out_file("_epochs.csv"), out_file("_iterations.csv"));
-    if let Some(dir) = &config.out_dir {
+    // In a data-parallel run every process reads the checkpoint it resumes from; rank 0 alone
+    // writes the run's files.
+    let writes = ranks.writes();
+    if let (Some(dir), true) = (&config.out_dir, writes) {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
     // Held until `fit` returns; taken before anything in `out_dir` is touched, so a second
     // run on the same files cannot clean up (or overwrite) the first one's.
-    let _lock = match out_file(".lock") {
+    let _lock = match out_file(".lock").filter(|_| writes) {
         Some(path) => RunLock::acquire(&path)?,
         None => None,
     };
-    for path in [&ckpt_path, &epochs_path, &iter_log_path].into_iter().flatten() {
+    for path in [&ckpt_path, &epochs_path, &iter_log_path].into_iter().flatten().filter(|_| writes) {
         remove_interrupted_writes(path).map_err(io_err(path))?;
     }
 
@@ -455,12 +376,12 @@ pub fn fit<M: Module + ?Sized>(
     }
     // The base rate after a resume is the one this run continues with.
     run.set("lr", scheduler.as_deref().map_or(optimizer.lr(), Scheduler::base_lr));
-    let mut iter_log = match &iter_log_path {
+    let mut iter_log = match iter_log_path.as_ref().filter(|_| writes) {
         Some(p) => Some(open_iteration_log(p, step)?),
         None => None,
     };
     #[cfg(feature = "tensorboard")]
-    let mut tensorboard = match &config.tensorboard {
+    let mut tensorboard = match config.tensorboard.as_ref().filter(|_| writes) {
         Some(tb) => {
             let resumed_at = last_checkpoint.is_some().then_some(step);
             Some(crate::tensorboard::TrainLog::open(tb, resumed_at)?)
@@ -485,7 +406,7 @@ pub fn fit<M: Module + ?Sized>(
         // A checkpoint written mid-epoch: its steps are done, and its sums carry on.
         let partial = resumed_partial.take();
         let already = partial.as_ref().map_or(0, |p| p.steps.min(steps_this_epoch));
-        let bar = Progress::new(config, epoch, steps_this_epoch, already);
+        let bar = Progress::new(config.progress && writes, config, epoch, steps_this_epoch, already);
         let started = Instant::now();
         let seconds_before = partial.as_ref().map_or(0.0, |p| p.seconds);
         let (mut loss_sum, mut seen, mut correct, mut has_logits) = partial
@@ -494,7 +415,7 @@ pub fn fit<M: Module + ?Sized>(
         let mut micro_batches = batches.take(steps_this_epoch * k).skip(already * k);
         // `done`: the epoch's steps taken before this one.
         for done in already..steps_this_epoch {
-            if config.interrupted() {
+            if ranks.any(config.interrupted()) {
                 bar.abandon();
                 let partial = PartialEpoch {
                     steps: done,
@@ -531,7 +452,9 @@ pub fn fit<M: Module + ?Sized>(
                                 checkpoint: last_checkpoint,
                             });
                         }
-                        checkpoint.write(path)?;
+                        if writes {
+                            checkpoint.write(path)?;
+                        }
                         Some(path.clone())
                     }
                 };
@@ -547,7 +470,15 @@ pub fn fit<M: Module + ?Sized>(
             let step_examples: usize = group.iter().map(|b| b.labels.len()).sum();
             let step_seed = rng::stream_seed(config.seed, Purpose::Step, step);
             let (mut grads, mut step_loss_sum) = (None, 0.0f64);
-            for (j, mut batch) in group.into_iter().enumerate() {
+            // Shared between processes, each takes its part of every micro-batch; their loss
+            // sums, correct counts and sizes are added across the processes after the step.
+            let shared = ranks.size() > 1;
+            let (mut shard_correct, mut shard_seen) = (0usize, 0usize);
+            for (j, batch) in group.into_iter().enumerate() {
+                let (mut batch, first) = ranks.shard(batch);
+                if batch.labels.is_empty() {
+                    continue; // a short last batch can leave a process nothing
+                }
                 if let Some(augment) = &config.augment {
                     augment.apply_batch(&mut batch, config.seed, epoch as u64);
                 }
@@ -555,34 +486,59 @@ pub fn fit<M: Module + ?Sized>(
                     if j == 0 { step_seed } else { rng::stream_seed(step_seed, Purpose::Step, j as u64) };
                 let tape = Tape::new(Mode::Train, seed);
                 tape.set_precision(config.precision);
+                tape.set_example_offset(first);
                 let out = task.forward(model, tape.constant(batch.images), &batch.labels);
                 let loss = out.loss.item();
-                if !loss.is_finite() {
+                // Shared, every process learns of a bad loss from the sums below, together.
+                if !loss.is_finite() && !shared {
                     bar.abandon();
                     let what = format!("loss is {loss}");
                     return Err(TrainError::NonFinite { step, epoch, what, checkpoint: last_checkpoint });
                 }
                 if let Some(logits) = out.logits {
                     has_logits = true;
-                    correct += correct_count(&logits.value(), &batch.labels);
+                    let right = correct_count(&logits.value(), &batch.labels);
+                    *(if shared { &mut shard_correct } else { &mut correct }) += right;
                 }
                 let b = batch.labels.len();
-                // The mean over the step's examples: each micro-batch's mean loss weighted by
-                // its share, so the summed gradient is the big batch's. One micro-batch is
-                // left as it is (the same bits as without accumulation).
-                let scaled =
-                    if k == 1 { out.loss } else { out.loss.mul_scalar(b as f32 / step_examples as f32) };
+                // The mean over the step's examples: each micro-batch's (or share's) mean loss
+                // weighted by its share, so the summed gradient is the whole batch's. One
+                // micro-batch alone is left as it is (the same bits as without accumulation).
+                let scaled = if k == 1 && !shared {
+                    out.loss
+                } else {
+                    out.loss.mul_scalar(b as f32 / step_examples as f32)
+                };
                 let micro_grads = scaled.backward();
                 drop(tape);
                 match grads.as_mut() {
                     None => grads = Some(micro_grads),
                     Some(total) => total.add(micro_grads),
                 }
-                loss_sum += loss as f64 * b as f64;
                 step_loss_sum += loss as f64 * b as f64;
-                seen += b;
+                if shared {
+                    shard_seen += b;
+                } else {
+                    loss_sum += loss as f64 * b as f64;
+                    seen += b;
+                }
             }
-            let grads = grads.expect("every step takes at least one micro-batch");
+            if shared {
+                let mut sums = [step_loss_sum, shard_correct as f64, shard_seen as f64];
+                ranks.sum(&mut sums);
+                if !sums[0].is_finite() {
+                    bar.abandon();
+                    let what = format!("loss is {}", sums[0] / step_examples.max(1) as f64);
+                    return Err(TrainError::NonFinite { step, epoch, what, checkpoint: last_checkpoint });
+                }
+                step_loss_sum = sums[0];
+                loss_sum += sums[0];
+                correct += sums[1] as usize;
+                seen += sums[2] as usize;
+            }
+            let grads = ranks
+                .sum_gradients(&model.params(), grads)
+                .expect("every step takes at least one micro-batch");
             #[cfg(feature = "tensorboard")]
             if let Some(tb) = tensorboard.as_mut() {
                 tb.before_update(step, &model.params());
@@ -607,7 +563,7 @@ pub fn fit<M: Module + ?Sized>(
         let seconds = seconds_before + started.elapsed().as_secs_f64();
         bar.finish();
         let (test_loss, test_accuracy) =
-            evaluate(&*model, task, test, config.eval_batch_size, config.precision);
+            evaluate_on(&*model, task, test, config.eval_batch_size, config.precision, ranks);
         // The last step's update is checked by no training loss: a NaN weight it made shows
         // in the evaluation (and in the state checked before the checkpoint below).
         if !test_loss.is_finite() {
@@ -617,7 +573,7 @@ pub fn fit<M: Module + ?Sized>(
         let (averaged_test_loss, averaged_test_accuracy) = match &average {
             Some(average) => {
                 let (loss, accuracy) = crate::average::with_averaged(model, average, |m| {
-                    evaluate(m, task, test, config.eval_batch_size, config.precision)
+                    evaluate_on(m, task, test, config.eval_batch_size, config.precision, ranks)
                 });
                 if !loss.is_finite() {
                     let what = format!("averaged test loss is {loss} after the epoch");
@@ -627,6 +583,7 @@ pub fn fit<M: Module + ?Sized>(
             }
             None => (None, None),
         };
+        ranks.check_same_weights(&*model, epoch)?;
         let metrics = EpochMetrics {
             epoch,
             step,
@@ -665,16 +622,20 @@ pub fn fit<M: Module + ?Sized>(
                 let what = format!("{what} after the epoch");
                 return Err(TrainError::NonFinite { step, epoch, what, checkpoint: last_checkpoint });
             }
-            write_atomic(epochs_path, history.epochs_csv().as_bytes()).map_err(io_err(epochs_path))?;
+            if writes {
+                write_atomic(epochs_path, history.epochs_csv().as_bytes()).map_err(io_err(epochs_path))?;
+            }
             if let (Some(log), Some(path)) = (iter_log.as_mut(), &iter_log_path) {
                 log.flush().map_err(io_err(path))?;
             }
-            checkpoint.write(path)?;
+            if writes {
+                checkpoint.write(path)?;
+            }
             last_checkpoint = Some(path.clone());
         }
         // Interrupted during the evaluation or the checkpoint: the epoch's checkpoint is the
         // state to continue from.
-        if config.interrupted() && epoch < config.epochs {
+        if ranks.any(config.interrupted()) && epoch < config.epochs {
             return Err(TrainError::Interrupted { step, epoch, checkpoint: last_checkpoint });
         }
     }
@@ -712,8 +673,8 @@ struct Progress {
 
 impl Progress {
     #[cfg(feature = "progress")]
-    fn new(config: &FitConfig, epoch: usize, steps: usize, done: usize) -> Progress {
-        if !config.progress {
+    fn new(show: bool, config: &FitConfig, epoch: usize, steps: usize, done: usize) -> Progress {
+        if !show {
             return Progress { bar: indicatif::ProgressBar::hidden() };
         }
         let bar = indicatif::ProgressBar::new(steps as u64);
@@ -729,7 +690,7 @@ impl Progress {
     }
 
     #[cfg(not(feature = "progress"))]
-    fn new(_config: &FitConfig, _epoch: usize, _steps: usize, _done: usize) -> Progress {
+    fn new(_show: bool, _config: &FitConfig, _epoch: usize, _steps: usize, _done: usize) -> Progress {
         Progress {}
     }
 

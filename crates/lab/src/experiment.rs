@@ -535,6 +535,7 @@ impl Experiment {
             accumulate: args.accumulate.unwrap_or(1),
             precision: args.precision,
             tensorboard: None,
+            distributed: None,
         };
         config.tensorboard = cli::tensorboard_run(
             args.tensorboard.as_deref(),
