@@ -95,6 +95,8 @@ struct Args {
     log_every: Option<u64>,
     /// `--log-optimizer-state`
     log_optimizer_state: bool,
+    /// `--distributed`: every grid point trained data-parallel over MPI.
+    distributed: bool,
 }
 
 const USAGE: &str = "\
@@ -119,6 +121,8 @@ Usage: cargo run --release --example mnist_vae -- [options]
                         (tensorboard --logdir DIR): loss, lr, step time, histograms, test loss
   --log-every N         log to TensorBoard every N steps (default 10; step 1 always)
   --log-optimizer-state also log Adam's internals per layer (moments, bias corrections, step sizes)
+  --distributed         data-parallel training over MPI, one process per rank (mpirun -n N; a
+                        build with --features mpi); rank 0 writes the runs file and the plot
 Every run uses Adam with eps 1e-8 and no weight decay; only beta1, beta2, alpha and the
 bias correction change.";
 
@@ -139,6 +143,7 @@ fn parse() -> Result<Option<Args>, CliError> {
         tensorboard: None,
         log_every: None,
         log_optimizer_state: false,
+        distributed: false,
     };
     while let Some(arg) = p.next()? {
         match arg {
@@ -178,6 +183,7 @@ fn parse() -> Result<Option<Args>, CliError> {
                 a.log_every = Some(cli::parse_whole(&v, "--log-every", 1, cli::MAX_EXAMPLES)? as u64)
             }
             Long("log-optimizer-state") => a.log_optimizer_state = true,
+            Long("distributed") => a.distributed = true,
             other => return Err(cli::unexpected(other)),
         }
     }
@@ -253,7 +259,12 @@ fn main() {
         (grid(&[0.0, 0.9], &[0.99, 0.999, 0.9999], &[-5.0, -4.0, -3.0, -2.0, -1.0]), 10, None)
     };
     let epochs = args.epochs.unwrap_or(default_epochs);
-    exit_on_error(cli::check_out_dir("--out", &args.out));
+    // With --distributed every rank runs this program; rank 0 alone writes and prints.
+    let world = args.distributed.then(|| exit_on_error(adamant::distributed::mpi_world()));
+    let rank0 = world.as_ref().is_none_or(|w| w.rank() == 0);
+    if rank0 {
+        exit_on_error(cli::check_out_dir("--out", &args.out));
+    }
     let mut splits = exit_on_error(data::load(&data::MNIST, args.data.as_deref(), true));
     if let Some(n) = args.train_subset.or(default_subset) {
         splits.train = splits.train.take(n);
@@ -300,6 +311,7 @@ fn main() {
                         .with("betas", format!("{},{}", s.beta1, s.beta2))
                         .with("bias_correction", s.bias_correction),
                     interrupt: Some(cli::interrupt_flag()),
+                    distributed: world.clone(),
                     ..Default::default()
                 };
                 match fit(&mut model, &VaeLoss, &mut adam, None, &splits.train, &splits.test, &config) {
@@ -313,7 +325,7 @@ fn main() {
                 }
             }
         };
-        if !args.json {
+        if !args.json && rank0 {
             println!(
                 "[{}/{}] beta1 {} beta2 {} log10(alpha) {} {}: train loss {:.2}, test loss {:.2}",
                 i + 1,
@@ -332,13 +344,18 @@ fn main() {
             s.beta1, s.beta2, s.log10_lr, s.bias_correction
         );
         // Written after every run: an interrupted sweep resumes from here.
-        exit_on_error(
-            adamant::tensor::io::write_atomic(&runs_path, csv.as_bytes())
-                .map_err(|e| format!("{}: {e}", runs_path.display())),
-        );
+        if rank0 {
+            exit_on_error(
+                adamant::tensor::io::write_atomic(&runs_path, csv.as_bytes())
+                    .map_err(|e| format!("{}: {e}", runs_path.display())),
+            );
+        }
         results.push((*s, train_loss));
     }
 
+    if !rank0 {
+        return;
+    }
     // A shard holds part of the grid: the plot is drawn by the run that collects all shards.
     let svg_path = if args.shard.is_none() { Some(plot_figure4(&results, epochs, &args.out)) } else { None };
     if args.json {

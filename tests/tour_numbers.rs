@@ -608,8 +608,12 @@ fn chapter_5_quotes_the_nets() {
         let rest = &quickstart[quickstart.find(key).unwrap_or_else(|| panic!("{key}")) + key.len()..];
         rest[..rest.find([',', ';']).unwrap()].trim().to_string()
     };
-    let (batch, epochs, lr) =
-        (after("const BATCH: usize ="), after("Args { epochs:"), after("AdamConfig { lr:"));
+    // The default epochs: the `epochs:` field of the `Args { .. }` that `parse_args` starts from.
+    let args_start = quickstart.find("let mut a = Args {").expect("quickstart's default Args");
+    let defaults = &quickstart[args_start..];
+    let epochs_at = defaults.find("epochs:").expect("an epochs field") + "epochs:".len();
+    let epochs = defaults[epochs_at..][..defaults[epochs_at..].find([',', ';']).unwrap()].trim().to_string();
+    let (batch, lr) = (after("const BATCH: usize ="), after("AdamConfig { lr:"));
     assert_quotes(
         "05-networks.md",
         &[

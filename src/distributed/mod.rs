@@ -48,3 +48,28 @@ pub(crate) fn sum_in_rank_order<T: Copy + std::ops::Add<Output = T>>(parts: &[&[
         }
     }
 }
+
+/// The MPI world of this process, for a program that `mpirun` (or Slurm's `srun`) started
+/// once per rank. Call it once: MPI is initialized here and finalized when the last clone of
+/// the world is dropped (keep it until the program's end).
+///
+/// # Errors
+/// Without the cargo feature `mpi`, says how to build with it; with it, when MPI was already
+/// initialized or cannot give the threading level adamant needs.
+pub fn mpi_world() -> Result<std::sync::Arc<dyn Communicator>, String> {
+    #[cfg(feature = "mpi")]
+    {
+        match MpiWorld::initialize() {
+            Some(world) => Ok(std::sync::Arc::new(world)),
+            None => Err("MPI could not be initialized (already initialized, or without \
+                         MPI_THREAD_SERIALIZED support)"
+                .to_string()),
+        }
+    }
+    #[cfg(not(feature = "mpi"))]
+    {
+        Err("this program was built without MPI; build it with `cargo build --release --features mpi --examples` \
+             (Debian: apt-get install openmpi-bin libopenmpi-dev libclang-dev) and start it with mpirun"
+            .to_string())
+    }
+}

@@ -19,6 +19,10 @@ pub fn example_binary(name: &str) -> PathBuf {
     BUILD.call_once(|| {
         let mut build = Command::new(env!("CARGO"));
         build.current_dir(env!("CARGO_MANIFEST_DIR")).args(["build", "--quiet", "--examples"]);
+        // Tests built with the `mpi` feature run the examples with `--distributed`.
+        if cfg!(feature = "mpi") {
+            build.args(["--features", "mpi"]);
+        }
         if profile_dir.ends_with("release") {
             build.arg("--release");
         }

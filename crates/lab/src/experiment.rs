@@ -25,9 +25,11 @@ use std::fmt::{self, Write as _};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use adamant::data::spec::Mirror;
 use adamant::data::{locate, Augment, DataError, Dataset, Splits};
+use adamant::distributed::{mpi_world, Communicator};
 use adamant::layers::Module;
 use adamant::optim::options::build_with_settings;
 use adamant::optim::OptionsError;
@@ -279,6 +281,9 @@ pub struct ExperimentArgs {
     pub log_every: Option<u64>,
     /// `--log-optimizer-state`: log Adam's internals per layer too.
     pub log_optimizer_state: bool,
+    /// `--distributed`: data-parallel training over MPI, one process per rank (started by
+    /// `mpirun` or `srun`; a build with `--features mpi`).
+    pub distributed: bool,
 }
 
 /// What the command line asks for.
@@ -369,6 +374,7 @@ where
                 a.log_every = Some(cli::parse_whole(&v, "--log-every", 1, cli::MAX_EXAMPLES)? as u64)
             }
             Long("log-optimizer-state") => a.log_optimizer_state = true,
+            Long("distributed") => a.distributed = true,
             Long("steps-per-epoch") => {
                 let v = cli::value(&mut parser, "--steps-per-epoch")?;
                 a.steps_per_epoch = Some(cli::parse_count(&v, "--steps-per-epoch", cli::MAX_EXAMPLES)?)
@@ -425,6 +431,8 @@ impl Experiment {
              --precision P         f32 (default) | bf16: matrix products and convolutions on bf16 operands with f32 sums \
              (mixed precision, as torch.autocast on the CPU; AVX512_BF16 where the CPU has it, else a slower exact fallback)\n  \
              {tensorboard_usage}\n  \
+             --distributed         data-parallel training over MPI: start with mpirun -n N (a build with --features mpi); \
+             each process takes 1/N of every batch, rank 0 writes\n  \
              --augment             random crop (4-pixel zero padding) and horizontal flip of each training image, \
              drawn per epoch and example (image datasets only)\n\n\
              Defaults of this experiment (command-line options override them):\n{defaults}\n\n{optimizer_usage}",
@@ -512,6 +520,7 @@ impl Experiment {
         name: &str,
         args: &ExperimentArgs,
         data: &Splits,
+        world: Option<&Arc<dyn Communicator>>,
     ) -> Result<RunResult, ExperimentError> {
         let options = args.optimizer.options.or(&(self.defaults)(name));
         let (mut optimizer, settings) =
@@ -535,7 +544,7 @@ impl Experiment {
             accumulate: args.accumulate.unwrap_or(1),
             precision: args.precision,
             tensorboard: None,
-            distributed: None,
+            distributed: world.cloned(),
         };
         config.tensorboard = cli::tensorboard_run(
             args.tensorboard.as_deref(),
@@ -698,10 +707,15 @@ pub fn run_main(experiment: &Experiment) {
         Command::Run(a) => *a,
     };
     cli::exit_on_error(experiment.check_options(&args));
-    cli::exit_on_error(cli::check_out_dir("--out", &experiment.out_dir(&args)));
+    // With --distributed every rank runs this program; rank 0 alone writes and prints.
+    let world = args.distributed.then(|| cli::exit_on_error(mpi_world()));
+    let rank0 = world.as_ref().is_none_or(|w| w.rank() == 0);
+    if rank0 {
+        cli::exit_on_error(cli::check_out_dir("--out", &experiment.out_dir(&args)));
+    }
     let data = cli::exit_on_error(experiment.load_data(&args));
     cli::exit_on_error(experiment.check_augment(&args, &data));
-    if !args.json {
+    if !args.json && rank0 {
         println!(
             "{}: {} train / {} test examples from {}",
             experiment.name,
@@ -712,11 +726,11 @@ pub fn run_main(experiment: &Experiment) {
     }
     let mut runs = Vec::new();
     for name in &experiment.optimizer_names(&args) {
-        let result = match experiment.run_one(name, &args, &data) {
+        let result = match experiment.run_one(name, &args, &data, world.as_ref()) {
             Err(ExperimentError::Train(e @ TrainError::Interrupted { .. })) => cli::exit_interrupted(&e),
             result => cli::exit_on_error(result),
         };
-        if !args.json {
+        if !args.json && rank0 {
             let percent = |a: Option<f64>| a.map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a));
             for e in &result.history.epochs {
                 let averaged = e.averaged_test_loss.map_or(String::new(), |loss| {
@@ -739,6 +753,9 @@ pub fn run_main(experiment: &Experiment) {
         runs.push(result);
     }
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(experiment.name));
+    if !rank0 {
+        return;
+    }
     if args.compare {
         let (csv, svg) = cli::exit_on_error(write_comparison(experiment.name, &out, &runs));
         if !args.json {
