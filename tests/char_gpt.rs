@@ -116,6 +116,19 @@ fn the_short_run_learns_in_bf16_too() {
 
 /// Stopped by its interrupt flag in the middle of an interval and resumed, a run ends with
 /// the validation log and weights of a run never stopped, bit for bit.
+/// An interrupt flag raised by a thread as soon as the file `log` exists.
+fn interrupt_once_written(log: std::path::PathBuf) -> (Arc<AtomicBool>, thread::JoinHandle<()>) {
+    let flag = Arc::new(AtomicBool::new(false));
+    let raised = Arc::clone(&flag);
+    let watcher = thread::spawn(move || {
+        while !log.exists() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        raised.store(true, Ordering::Relaxed);
+    });
+    (flag, watcher)
+}
+
 #[test]
 fn an_interrupted_run_resumes_exactly() {
     let corpus = CharCorpus::read(format!("{MINI}/input.txt"), char_gpt::TRAIN_FRACTION).unwrap();
@@ -146,18 +159,9 @@ fn an_interrupted_run_resumes_exactly() {
     let straight = char_gpt::run(trainer(), &corpus, &options(&straight_dir, None, false)).unwrap();
 
     let dir = common::Scratch::new("char-gpt-interrupted");
-    let flag = Arc::new(AtomicBool::new(false));
     // Raise the flag once the first validation's log exists: the run is then somewhere past
     // step 20, and stops after its current step with a checkpoint of that step.
-    let watcher = {
-        let (flag, log) = (Arc::clone(&flag), dir.join("char_gpt_evals.csv"));
-        thread::spawn(move || {
-            while !log.exists() {
-                thread::sleep(Duration::from_millis(1));
-            }
-            flag.store(true, Ordering::Relaxed);
-        })
-    };
+    let (flag, watcher) = interrupt_once_written(dir.join("char_gpt_evals.csv"));
     let stopped = char_gpt::run(trainer(), &corpus, &options(&dir, Some(flag), false));
     watcher.join().unwrap();
     let step = match stopped {
@@ -466,16 +470,7 @@ fn an_interrupted_run_continues_its_event_file() {
     char_gpt::run(trainer(), &corpus, &options(&straight_dir, None, false)).unwrap();
 
     let dir = common::Scratch::new("char-gpt-tb-interrupted");
-    let flag = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (flag, log) = (Arc::clone(&flag), dir.join("char_gpt_evals.csv"));
-        thread::spawn(move || {
-            while !log.exists() {
-                thread::sleep(Duration::from_millis(1));
-            }
-            flag.store(true, Ordering::Relaxed);
-        })
-    };
+    let (flag, watcher) = interrupt_once_written(dir.join("char_gpt_evals.csv"));
     let stopped = char_gpt::run(trainer(), &corpus, &options(&dir, Some(flag), false));
     watcher.join().unwrap();
     let step = match stopped {

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use adamant::checkpoint::Checkpoint;
 use adamant::tensor::rng::counter_uniform;
-use adamant::tensorboard::{event_files, read_events};
+use adamant::tensorboard::event_files;
 
 /// 12 epochs of 5 steps on 640 images: each epoch ends with an evaluation and a 14 MB
 /// checkpoint write, so a kill lands in a write a fair share of the time.
@@ -31,24 +31,9 @@ fn spawn(out: &Path, resume: bool) -> Child {
     command.stdout(std::process::Stdio::null()).spawn().unwrap()
 }
 
-/// `(step, tag) -> value` of the run's TensorBoard scalars that do not depend on the clock,
-/// and how many there are in all (a step logged twice counts twice).
+/// The run's TensorBoard scalars ([`common::tensorboard_scalars`]).
 fn tensorboard_scalars(out: &Path) -> (BTreeMap<(i64, String), f32>, usize) {
-    let dir = out.join("tb").join("mnist_mlp_adam");
-    let (mut values, mut count) = (BTreeMap::new(), 0);
-    for file in event_files(&dir).unwrap() {
-        let events = read_events(&file).unwrap_or_else(|e| panic!("{e}"));
-        for event in events {
-            for v in event.summary.map(|s| s.value).unwrap_or_default() {
-                let clocked = v.tag.ends_with("step_ms") || v.tag.ends_with("examples_per_second");
-                if let (Some(x), false) = (v.simple_value, clocked) {
-                    count += 1;
-                    values.insert((event.step, v.tag), x);
-                }
-            }
-        }
-    }
-    (values, count)
+    common::tensorboard_scalars(&out.join("tb").join("mnist_mlp_adam"))
 }
 
 /// Temporary files of unfinished writes in `out` (`.FILE.tmp<pid>`).

@@ -48,22 +48,11 @@ fn train(dir: &Path, epochs: usize, resume: bool, tensorboard: bool) -> Result<V
         .collect())
 }
 
-/// `(step, tag) -> value` of every scalar of the run's event file whose value does not depend
-/// on the clock, and the number of scalar events in all (a step logged twice counts twice).
+/// The run's TensorBoard scalars ([`common::tensorboard_scalars`]), from its one event file.
 fn scalars(dir: &Path) -> (BTreeMap<(i64, String), f32>, usize) {
     let files = event_files(&dir.join("tb")).unwrap();
     assert_eq!(files.len(), 1, "{files:?}");
-    let (mut values, mut count) = (BTreeMap::new(), 0);
-    for event in read_events(&files[0]).unwrap() {
-        for v in event.summary.map(|s| s.value).unwrap_or_default() {
-            let clocked = v.tag.ends_with("step_ms") || v.tag.ends_with("examples_per_second");
-            if let (Some(x), false) = (v.simple_value, clocked) {
-                count += 1;
-                values.insert((event.step, v.tag), x);
-            }
-        }
-    }
-    (values, count)
+    common::tensorboard_scalars(&dir.join("tb"))
 }
 
 #[test]

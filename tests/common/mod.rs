@@ -141,3 +141,23 @@ pub fn blobs(n: usize, seed: u64) -> adamant::data::Dataset {
     }
     adamant::data::Dataset { images: adamant::tensor::Tensor::from_vec(x, &[n, 8]), labels }
 }
+
+/// `(step, tag) -> value` of the TensorBoard scalars in the event files of `dir` that do not
+/// depend on the clock (`step_ms`, `examples_per_second` are left out), and how many there are
+/// in all: a step logged twice counts twice, so `count == values.len()` says each step is once.
+pub fn tensorboard_scalars(dir: &std::path::Path) -> (std::collections::BTreeMap<(i64, String), f32>, usize) {
+    let (mut values, mut count) = (std::collections::BTreeMap::new(), 0);
+    for file in adamant::tensorboard::event_files(dir).unwrap() {
+        let events = adamant::tensorboard::read_events(&file).unwrap_or_else(|e| panic!("{e}"));
+        for event in events {
+            for v in event.summary.map(|s| s.value).unwrap_or_default() {
+                let clocked = v.tag.ends_with("step_ms") || v.tag.ends_with("examples_per_second");
+                if let (Some(x), false) = (v.simple_value, clocked) {
+                    count += 1;
+                    values.insert((event.step, v.tag), x);
+                }
+            }
+        }
+    }
+    (values, count)
+}
