@@ -176,7 +176,7 @@ fn parse() -> Result<Option<Args>, CliError> {
             Long("resume") => a.resume = true,
             Long("quick") => a.quick = true,
             Long("reduced") => a.reduced = true,
-            Long("shard") => a.shard = Some(parse_shard(&cli::value(&mut p, "--shard")?)?),
+            Long("shard") => a.shard = Some(cli::parse_shard(&cli::value(&mut p, "--shard")?)?),
             Long("tensorboard") => a.tensorboard = Some(cli::path_value(&mut p, "--tensorboard")?),
             Long("log-every") => {
                 let v = cli::value(&mut p, "--log-every")?;
@@ -189,25 +189,6 @@ fn parse() -> Result<Option<Args>, CliError> {
     }
     cli::check_tensorboard_flags(a.tensorboard.as_deref(), a.log_every, a.log_optimizer_state)?;
     Ok(Some(a))
-}
-
-/// The most shards a grid is split into (`--shard K/N`): one process each, and the full grid
-/// has only 60 settings.
-const MAX_SHARDS: usize = 1024;
-
-/// `K/N` with `0 <= K < N <= MAX_SHARDS`.
-fn parse_shard(text: &str) -> Result<(usize, usize), CliError> {
-    let bad = || {
-        CliError::invalid(
-            "--shard",
-            format!("'{}': expected K/N with 0 <= K < N <= {MAX_SHARDS}", text.escape_debug()),
-        )
-    };
-    let (k, n) = text.split_once('/').ok_or_else(bad)?;
-    match (k.parse::<usize>(), n.parse::<usize>()) {
-        (Ok(k), Ok(n)) if k < n && n <= MAX_SHARDS => Ok((k, n)),
-        _ => Err(bad()),
-    }
 }
 
 /// The runs file of a whole sweep (`shard = None`) or of one shard of it.

@@ -518,3 +518,49 @@ fn the_vae_grid_writes_one_tensorboard_run_per_setting() {
         assert_eq!(tagged("weights/enc.weight"), vec![1], "{run}");
     }
 }
+
+#[test]
+fn compare_split_into_shards_then_collected_gives_the_figure_of_one_sweep() {
+    let scratch = common::Scratch::new("compare-shards");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/mnist-mini");
+    let logreg = |out: &std::path::Path, extra: &[&str]| {
+        let output = Command::new(common::example_binary("mnist_logreg"))
+            .args([
+                "--compare",
+                "--epochs",
+                "1",
+                "--train-subset",
+                "512",
+                "--test-subset",
+                "200",
+                "--no-progress",
+            ])
+            .args(["--data", data, "--out"])
+            .arg(out)
+            .args(extra)
+            .env("RAYON_NUM_THREADS", "1")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let (whole, sharded) = (scratch.join("whole"), scratch.join("sharded"));
+    logreg(&whole, &[]);
+    let first = logreg(&sharded, &["--shard", "0/2"]);
+    assert!(first.contains("shard 0/2 done"), "{first}");
+    assert!(!sharded.join("mnist_logreg.csv").exists(), "a shard drew the figure of part of the sweep");
+    logreg(&sharded, &["--shard", "1/2"]);
+    // The collecting run trains nothing: every optimizer's run is finished in its checkpoint.
+    logreg(&sharded, &["--resume"]);
+    let table = |dir: &std::path::Path| {
+        let text = std::fs::read_to_string(dir.join("mnist_logreg.csv")).unwrap();
+        common::without_seconds(&text)
+    };
+    assert_eq!(table(&sharded), table(&whole));
+    let output =
+        Command::new(common::example_binary("mnist_logreg")).args(["--shard", "0/2"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: --shard: splits the optimizers of --compare; add --compare\n"
+    );
+}

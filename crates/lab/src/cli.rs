@@ -197,6 +197,26 @@ pub fn parse_mirror(value: &OsStr, flag: &str) -> Result<Mirror, CliError> {
     Mirror::parse(value).map_err(|why| CliError::invalid(flag, why))
 }
 
+/// The most shards a sweep is split into (`--shard K/N`): one process (or Slurm array task)
+/// each.
+pub const MAX_SHARDS: usize = 1024;
+
+/// `--shard K/N`: `(K, N)` with `0 <= K < N <= MAX_SHARDS`, the part of a sweep (every N-th
+/// setting from the K-th) one process runs.
+pub fn parse_shard(text: &str) -> Result<(usize, usize), CliError> {
+    let bad = || {
+        CliError::invalid(
+            "--shard",
+            format!("'{}': expected K/N with 0 <= K < N <= {MAX_SHARDS}", text.escape_debug()),
+        )
+    };
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    match (k.parse::<usize>(), n.parse::<usize>()) {
+        (Ok(k), Ok(n)) if k < n && n <= MAX_SHARDS => Ok((k, n)),
+        _ => Err(bad()),
+    }
+}
+
 /// The `--help` lines of the TensorBoard flags, shared by every training program.
 pub const TENSORBOARD_USAGE: &str = "--tensorboard DIR     write TensorBoard event files into DIR/<run> \
 (tensorboard --logdir DIR): loss, lr, step time, histograms of weights and gradients, evaluation metrics\n  \
