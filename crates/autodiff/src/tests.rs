@@ -220,6 +220,29 @@ fn pieces_of_a_batch_draw_the_whole_batchs_randomness() {
     assert_eq!(pieces.0, whole.0, "dropout forward");
     assert_eq!(pieces.1, whole.1, "reparameterised sample");
     assert_eq!(pieces.2, whole.2, "dropout backward");
+    // Attention's dropout too, both forms: entries (example, head) keyed by their place in
+    // the whole batch.
+    let (heads, t, d) = (2, 4, 3);
+    let qkv = Tensor::randn(&[rows, t, 3 * heads * d], 0.0, 1.0, &mut seeded(3));
+    let q4 = Tensor::randn(&[rows, heads, t, d], 0.0, 1.0, &mut seeded(4));
+    let options = crate::Attention { dropout_p: 0.5, causal: true, ..Default::default() };
+    let attend = |qkv: &Tensor, q: &Tensor, first: usize| {
+        let tape = Tape::new(Mode::Train, 7);
+        tape.set_example_offset(first);
+        let packed = tape.constant(qkv.clone()).packed_self_attention(heads, &options).value().into_vec();
+        let qv = tape.constant(q.clone());
+        let general = qv.scaled_dot_product_attention(qv, qv, &options).value().into_vec();
+        (packed, general)
+    };
+    let whole_attention = attend(&qkv, &q4, 0);
+    let (mut packed, mut general) = (Vec::new(), Vec::new());
+    for (first, end) in [(0, 3), (3, 4), (4, 10)] {
+        let piece = attend(&qkv.slice_rows(first, end), &q4.slice_rows(first, end), first);
+        packed.extend(piece.0);
+        general.extend(piece.1);
+    }
+    assert_eq!(packed, whole_attention.0, "packed attention's dropout");
+    assert_eq!(general, whole_attention.1, "attention's dropout");
     // And the offset matters: a piece that claims to start elsewhere draws other masks.
     assert_ne!(run(&x.slice_rows(3, 10), &logvar.slice_rows(3, 10), 0).0, whole.0[3 * width..]);
 }

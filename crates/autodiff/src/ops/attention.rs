@@ -78,6 +78,9 @@ impl<'t> Var<'t> {
         check_options(op, options);
 
         let dims = k::AttentionDims { batch: numel(lead), t, s, d, dv };
+        // The first axis is the example: a piece of a batch starts this many entries in.
+        let dropout_first_entry =
+            self.tape.example_offset() * (numel(lead) / lead.first().copied().unwrap_or(1).max(1));
         let scores_shape: Vec<usize> = lead.iter().copied().chain([t, s]).collect();
         let bias = options.mask.map(|mask| additive_mask(op, mask, &scores_shape));
         let dropout = (options.dropout_p > 0.0 && self.tape.is_training())
@@ -88,8 +91,14 @@ impl<'t> Var<'t> {
         let mut probs = pool::take_for_overwrite(numel(&scores_shape));
         let mut out = pool::take_for_overwrite(dims.batch * t * dv);
         let precision = self.tape.precision();
-        let forward_options =
-            k::AttentionOptions { scale, bias: bias.as_deref(), causal, dropout, precision };
+        let forward_options = k::AttentionOptions {
+            scale,
+            bias: bias.as_deref(),
+            causal,
+            dropout,
+            dropout_first_entry,
+            precision,
+        };
         k::attention_forward(q.data(), kk.data(), v.data(), dims, forward_options, &mut probs, &mut out);
         let out_shape: Vec<usize> = lead.iter().copied().chain([t, dv]).collect();
         // Masked positions have probability 0 and the backward never reads the mask itself.
@@ -103,7 +112,8 @@ impl<'t> Var<'t> {
                 pool::take_for_overwrite(kk.numel()),
                 pool::take_for_overwrite(v.numel()),
             );
-            let options = k::AttentionOptions { scale, bias: None, causal, dropout, precision };
+            let options =
+                k::AttentionOptions { scale, bias: None, causal, dropout, dropout_first_entry, precision };
             k::attention_backward(
                 q.data(),
                 kk.data(),
@@ -161,6 +171,7 @@ impl<'t> Var<'t> {
         let d = c / heads;
         check_options(op, options);
         let dims = k::AttentionDims { batch: examples * heads, t, s: t, d, dv: d };
+        let dropout_first_entry = self.tape.example_offset() * heads;
         let scores_shape = [examples, heads, t, t];
         let bias = options.mask.map(|mask| additive_mask(op, mask, &scores_shape));
         let dropout = (options.dropout_p > 0.0 && self.tape.is_training())
@@ -172,15 +183,22 @@ impl<'t> Var<'t> {
         let mut probs = pool::take_for_overwrite(numel(&scores_shape));
         let mut out = pool::take_for_overwrite(examples * t * c);
         let precision = self.tape.precision();
-        let forward_options =
-            k::AttentionOptions { scale, bias: bias.as_deref(), causal, dropout, precision };
+        let forward_options = k::AttentionOptions {
+            scale,
+            bias: bias.as_deref(),
+            causal,
+            dropout,
+            dropout_first_entry,
+            precision,
+        };
         let inputs = k::AttentionInputs::packed(qkv.data(), dims, heads);
         k::attention_forward_with(inputs, dims, forward_options, &mut probs, &mut out, merged);
         drop(bias);
         let probs = Tensor::from_vec(probs, &scores_shape);
         let i = self.index;
         self.tape.push_op(Tensor::from_vec(out, &[examples, t, c]), &[self], move |dy, g| {
-            let options = k::AttentionOptions { scale, bias: None, causal, dropout, precision };
+            let options =
+                k::AttentionOptions { scale, bias: None, causal, dropout, dropout_first_entry, precision };
             let inputs = k::AttentionInputs::packed(qkv.data(), dims, heads);
             let backward = |dqkv: &mut [f32]| {
                 let grads = k::AttentionGrads::Packed(dqkv);

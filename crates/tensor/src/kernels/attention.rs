@@ -55,8 +55,11 @@ pub struct AttentionOptions<'a> {
     /// Query `i` sees keys `j <= i` only (PyTorch's `is_causal`, aligned top-left).
     pub causal: bool,
     /// Dropout on the probabilities: `(p, key)`; entry `b` draws its mask with the key
-    /// `rng::mix(key, b)`.
+    /// `rng::mix(key, dropout_first_entry + b)`.
     pub dropout: Option<(f32, u64)>,
+    /// The index of entry 0 in the whole batch when these entries are a piece of it (a batch
+    /// split across processes), so that the piece draws the whole batch's masks; 0 otherwise.
+    pub dropout_first_entry: usize,
     /// The precision of the products (`Q K^T`, `P V` and the four of the backward); the
     /// softmax and its backward stay f32 either way.
     pub precision: Precision,
@@ -259,7 +262,7 @@ pub fn attention_forward_with(
                 Some((rate, key)) => {
                     // The dropped probabilities live only as long as this product.
                     let mut dropped = vec![0.0; t * s];
-                    dropout_forward(p, rate, entry_key(key, b), &mut dropped);
+                    dropout_forward(p, rate, entry_key(key, options.dropout_first_entry + b), &mut dropped);
                     let dropped = StridedMat::row_major(&dropped, t, s, false);
                     sgemm_ld_in(options.precision, dropped, vb, o, ldo, false);
                 }
@@ -361,9 +364,14 @@ pub fn attention_backward_with(
             let p_used: &[f32] = match options.dropout {
                 Some((rate, key)) => {
                     let mut kept = vec![0.0; t * s];
-                    dropout_forward(pb, rate, entry_key(key, b), &mut kept);
+                    dropout_forward(pb, rate, entry_key(key, options.dropout_first_entry + b), &mut kept);
                     let mut through = vec![0.0; t * s];
-                    dropout_backward(&dp, rate, entry_key(key, b), &mut through);
+                    dropout_backward(
+                        &dp,
+                        rate,
+                        entry_key(key, options.dropout_first_entry + b),
+                        &mut through,
+                    );
                     dp = through;
                     dropped = kept;
                     &dropped
@@ -499,8 +507,14 @@ mod tests {
     fn forward_matches_naive_with_and_without_causal_mask() {
         let dims = AttentionDims { batch: 3, t: 5, s: 4, d: 6, dv: 3 };
         for causal in [false, true] {
-            let options =
-                AttentionOptions { scale: 0.4, bias: None, causal, dropout: None, precision: Precision::F32 };
+            let options = AttentionOptions {
+                scale: 0.4,
+                bias: None,
+                causal,
+                dropout: None,
+                dropout_first_entry: 0,
+                precision: Precision::F32,
+            };
             let (q, k, v) = (randn(90, 1), randn(72, 2), randn(36, 3));
             let (mut probs, mut out) = (vec![0.0; 60], vec![0.0; 45]);
             attention_forward(&q, &k, &v, dims, options, &mut probs, &mut out);
@@ -520,6 +534,7 @@ mod tests {
                 bias: Some(&bias),
                 causal: false,
                 dropout: None,
+                dropout_first_entry: 0,
                 precision: Precision::F32,
             },
             7,
@@ -531,6 +546,7 @@ mod tests {
                 bias: None,
                 causal: true,
                 dropout: None,
+                dropout_first_entry: 0,
                 precision: Precision::F32,
             },
             7,
@@ -567,6 +583,7 @@ mod tests {
             bias: None,
             causal: true,
             dropout: Some((0.25, 9)),
+            dropout_first_entry: 0,
             precision: Precision::F32,
         };
         let qkv = randn(examples * t * 3 * heads * d, 21);
@@ -620,6 +637,7 @@ mod tests {
             bias: None,
             causal: true,
             dropout: Some((0.3, 42)),
+            dropout_first_entry: 0,
             precision: Precision::F32,
         };
         let serial = with_mode(Mode::Serial, || run(dims, options, 11));
