@@ -7,7 +7,7 @@
 //!   decay 0.1 on tensors of two or more axes, 100 warmup steps then a cosine to 1e-4, the
 //!   global gradient norm clipped at 1, an EMA of the weights with decay 0.99).
 //! * [`Trainer`]: the model, optimizer, schedule and average, and one step of the recipe
-//!   (also `bench`'s `char_gpt` step).
+//!   (`bench`'s `char_gpt` step builds its own from the same [`Recipe`]).
 //! * [`val_loss`]: the reference's metric, the mean cross-entropy over the consecutive
 //!   windows of the validation split.
 //! * [`run`]: a whole run with validation every `eval_every` steps, checkpoints, resume,
