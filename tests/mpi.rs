@@ -103,3 +103,22 @@ fn a_one_epoch_mnist_run_on_two_ranks_reaches_one_process_accuracy() {
     assert!((single - two).abs() <= 0.002, "one process {single}, two ranks {two}");
     assert!(single > 0.95, "{single}");
 }
+
+#[test]
+fn a_run_resumes_on_another_number_of_ranks() {
+    let scratch = common::Scratch::new("mpi-resume");
+    let args = |epochs: &'static str| ["--epochs", epochs, "--steps-per-epoch", "3", "--test-subset", "500"];
+    let straight = scratch.join("straight");
+    mnist_mlp(2, false, &straight, MINI, &args("2"));
+    for ranks in [4, 1] {
+        let out = scratch.join(format!("then-{ranks}"));
+        mnist_mlp(2, false, &out, MINI, &args("1"));
+        let mut resumed: Vec<&str> = args("2").to_vec();
+        resumed.push("--resume");
+        mnist_mlp(ranks, false, &out, MINI, &resumed);
+        let epochs = std::fs::read_to_string(out.join("mnist_mlp_adam_epochs.csv")).unwrap();
+        assert_eq!(epochs.lines().count(), 3, "epoch 1 on 2 ranks, epoch 2 on {ranks}: {epochs}");
+        let difference = relative_difference(&weights(&straight), &weights(&out));
+        assert!(difference < 1e-5, "resumed on {ranks}: {difference:e} from the run on 2 ranks");
+    }
+}
