@@ -1,12 +1,17 @@
 //! Data-parallel training across processes: the few collective operations
 //! [`fit`](crate::train::fit) needs ([`Communicator`]), over MPI (cargo feature `mpi`:
 //! `MpiWorld`) or over threads of one process ([`ThreadGroup`], for tests and for trying the
-//! data path without MPI).
+//! data path without MPI), and what a training loop does with them ([`DataParallel`]: each
+//! process's share of a batch, the gradients and metrics summed, the weights checked equal),
+//! for `fit` and for custom loops alike.
 //!
 //! Every collective combines the processes' values **in rank order** and leaves the same
 //! result on every process: `((x_0 + x_1) + x_2) + ...`, never an order the library picks at
 //! run time. So a run on N processes gives the same bits every time, and every process applies
 //! the same optimizer step to the same weights, which stay identical without a broadcast.
+
+mod data_parallel;
+pub use data_parallel::DataParallel;
 
 mod threads;
 pub use threads::{ThreadGroup, ThreadRank};

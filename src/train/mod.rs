@@ -36,12 +36,11 @@ use adamant_tensor::rng::{self, Purpose};
 use adamant_tensor::Precision;
 
 use crate::checkpoint::{Checkpoint, PartialEpoch, RunIdentity};
+use crate::distributed::DataParallel;
 pub use crate::history::{EpochMetrics, History};
 
-mod data_parallel;
 mod error;
 mod resume;
-use data_parallel::Ranks;
 pub use error::TrainError;
 pub use resume::{resume, RunLock};
 
@@ -208,7 +207,7 @@ pub fn evaluate<M: Module + ?Sized>(
     batch_size: usize,
     precision: Precision,
 ) -> (f64, Option<f64>) {
-    evaluate_on(model, task, data, batch_size, precision, Ranks::new(None))
+    evaluate_on(model, task, data, batch_size, precision, DataParallel::new(None))
 }
 
 /// [`evaluate`] with the batches shared between the processes of `ranks` (each evaluates every
@@ -219,7 +218,7 @@ fn evaluate_on<M: Module + ?Sized>(
     data: &Dataset,
     batch_size: usize,
     precision: Precision,
-    ranks: Ranks<'_>,
+    ranks: DataParallel<'_>,
 ) -> (f64, Option<f64>) {
     let mut loss_sum = 0.0f64;
     let mut correct = 0usize;
@@ -319,7 +318,7 @@ pub fn fit<M: Module + ?Sized>(
         );
     }
     assert!(config.accumulate >= 1, "fit: FitConfig::accumulate must be at least 1 (minibatches per step)");
-    let ranks = Ranks::new(config.distributed.as_deref());
+    let ranks = DataParallel::new(config.distributed.as_deref());
     if !config.batch_size.is_multiple_of(ranks.size()) {
         return Err(TrainError::Distributed(format!(
             "a batch of {} cannot be shared evenly by {} processes; use a batch size that divides by {}",
