@@ -152,6 +152,7 @@ fn an_interrupted_run_resumes_exactly() {
         progress: false,
         interrupt,
         tensorboard: None,
+        distributed: None,
     };
     let trainer = || Trainer::new(&recipe, corpus.vocab.len(), &corpus.train).unwrap();
 
@@ -463,6 +464,7 @@ fn an_interrupted_run_continues_its_event_file() {
         progress: false,
         interrupt,
         tensorboard: adamant_lab::cli::tensorboard_run(Some(&dir.join("tb")), "char_gpt", Some(5), true),
+        distributed: None,
     };
     let trainer = || Trainer::new(&recipe, corpus.vocab.len(), &corpus.train).unwrap();
 

@@ -7,7 +7,7 @@
 
 use adamant_autodiff::{Gradients, Param};
 use adamant_data::batch::Batch;
-use adamant_layers::Module;
+use adamant_layers::Params;
 use adamant_tensor::Tensor;
 
 use super::Communicator;
@@ -137,7 +137,7 @@ impl<'c> DataParallel<'c> {
     ///
     /// # Errors
     /// [`TrainError::Distributed`] on every process when any two processes' weights differ.
-    pub fn check_same_weights<M: Module + ?Sized>(&self, model: &M, epoch: usize) -> Result<(), TrainError> {
+    pub fn check_same_weights<M: Params + ?Sized>(&self, model: &M, epoch: usize) -> Result<(), TrainError> {
         let Some(comm) = self.comm else { return Ok(()) };
         let params = model.params();
         let hashes: Vec<u64> = params.iter().map(|p| hash_bits(p.value().data())).collect();

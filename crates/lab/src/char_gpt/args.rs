@@ -46,6 +46,8 @@ pub struct Args {
     pub log_every: Option<u64>,
     /// `--log-optimizer-state`: also log AdamW's internals per parameter tensor.
     pub log_optimizer_state: bool,
+    /// `--distributed`: data-parallel over MPI, one process per rank (started by `mpirun`).
+    pub distributed: bool,
 }
 
 /// What the command line asks for.
@@ -97,6 +99,8 @@ Output:
   --top-k K           sample among the K most likely characters only
   --json              end with {{\"val_loss\": .., \"val_loss_ema\": .., \"step_ms\": .., ...}}
   --no-progress       no progress bar
+  --distributed       data-parallel training over MPI: start with mpirun -n N (a build with --features mpi);
+                      each process takes 1/N of every minibatch (--batch-size must divide by N), rank 0 writes
   --torch-log FILE    the JSON of `torch_char_gpt.py --json FILE` for the same recipe: its validation
                       curves are drawn beside this run's in OUT/char_gpt_vs_torch.svg
   --compare STUDY     the recipe taken apart, one run per variant from the same seed and data:
@@ -137,6 +141,7 @@ where
         tensorboard: None,
         log_every: None,
         log_optimizer_state: false,
+        distributed: false,
     };
     let r = &mut a.recipe;
     let mut warmup_given = false;
@@ -212,6 +217,7 @@ where
                 a.log_every = Some(count(&mut parser, "--log-every", 1, cli::MAX_EXAMPLES)? as u64)
             }
             Long("log-optimizer-state") => a.log_optimizer_state = true,
+            Long("distributed") => a.distributed = true,
             Long(name) => {
                 let name = name.to_owned();
                 if !r.optimizer.parse_flag(&name, &mut parser)? {
@@ -220,6 +226,12 @@ where
             }
             other => return Err(cli::unexpected(other)),
         }
+    }
+    if !a.compare.is_empty() && a.distributed {
+        return Err(CliError::invalid(
+            "--distributed",
+            "runs one recipe; drop --compare (or compare without it)",
+        ));
     }
     if !a.compare.is_empty() && a.recipe.optimizer.name.is_some() {
         return Err(CliError::invalid("--compare", "runs the comparison's own optimizers; drop --optimizer"));

@@ -209,6 +209,7 @@ pub fn main(args: &Args, corpus: &CharCorpus, studies: &[Study]) {
                     args.log_every,
                     args.log_optimizer_state,
                 ),
+                distributed: None,
             };
             let report = exit_on_run_error(run(trainer, corpus, &options));
             println!(

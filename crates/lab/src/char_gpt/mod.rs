@@ -34,6 +34,7 @@ use adamant::autodiff::Tape;
 use adamant::average::with_averaged;
 use adamant::checkpoint::{Checkpoint, PartialEpoch};
 use adamant::data::text::{eval_windows, CharCorpus};
+use adamant::distributed::{mpi_world, Communicator, DataParallel};
 use adamant::layers::nets::Gpt;
 use adamant::optim::WeightAverage;
 use adamant::tensor::io::write_atomic;
@@ -127,6 +128,10 @@ pub struct RunOptions {
     /// `every` steps, and each validation's `val/loss` and `val_ema/loss`. A resumed run
     /// continues its event file from the checkpoint's step.
     pub tensorboard: Option<TensorBoard>,
+    /// `--distributed`: the processes sharing each batch (data-parallel; `None`: this
+    /// process alone). Every process runs [`run`] with the same options; rank 0 alone writes
+    /// the files, draws the bar and prints.
+    pub distributed: Option<Arc<dyn Communicator>>,
 }
 
 /// What a finished run reports.
@@ -161,15 +166,31 @@ impl RunReport {
 /// step reached, then [`TrainError::Interrupted`]), and TensorBoard's event file if
 /// [`RunOptions::tensorboard`] asks for one. A non-finite loss stops the run with
 /// [`TrainError::NonFinite`] naming the last good checkpoint.
+///
+/// With [`RunOptions::distributed`], each step's batch is shared by the processes
+/// ([`Trainer::step`]); every process validates the whole split and computes the checkpoints
+/// (the same numbers everywhere), checks after each validation that its weights are
+/// everyone's, and stops at the same step on a Ctrl-C any of them received; rank 0 alone
+/// writes and prints. The batch size must divide by the number of processes.
 pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> Result<RunReport, TrainError> {
     let recipe = &trainer.recipe().clone();
+    let ranks = DataParallel::new(options.distributed.as_deref());
+    if !recipe.batch_size.is_multiple_of(ranks.size()) {
+        return Err(TrainError::Distributed(format!(
+            "a batch of {} windows cannot be shared evenly by {} processes; use a --batch-size that divides by {}",
+            recipe.batch_size,
+            ranks.size(),
+            ranks.size()
+        )));
+    }
+    let writes = ranks.writes();
     let run_id = recipe.identity(corpus, &trainer.optimizer_settings);
     let file = |suffix: &str| options.out.as_ref().map(|d| d.join(format!("{}{suffix}", options.name)));
-    let (ckpt_path, log_path) = (file(".ckpt"), file("_evals.csv"));
-    if let Some(dir) = &options.out {
+    let (ckpt_path, log_path) = (file(".ckpt"), file("_evals.csv").filter(|_| writes));
+    if let (Some(dir), true) = (&options.out, writes) {
         fs::create_dir_all(dir).map_err(|source| TrainError::Io { path: dir.clone(), source })?;
     }
-    let _lock = match file(".lock") {
+    let _lock = match file(".lock").filter(|_| writes) {
         Some(path) => RunLock::acquire(&path)?,
         None => None,
     };
@@ -192,15 +213,19 @@ pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> R
             history.epochs = ckpt.history;
             partial = ckpt.partial;
             last_checkpoint = Some(path.clone());
-            if options.verbose {
+            if options.verbose && writes {
                 println!("resumed from {} at step {}", path.display(), ckpt.step);
             }
         }
     }
     // After the lock: a new run's logger removes the event files of the run it replaces.
     let resumed_at = last_checkpoint.is_some().then_some(trainer.step);
-    let mut tensorboard =
-        options.tensorboard.as_ref().map(|tb| TrainLog::open(tb, resumed_at)).transpose()?;
+    let mut tensorboard = options
+        .tensorboard
+        .as_ref()
+        .filter(|_| writes)
+        .map(|tb| TrainLog::open(tb, resumed_at))
+        .transpose()?;
 
     let checkpoint = |trainer: &Trainer,
                       history: &History,
@@ -218,7 +243,9 @@ pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> R
         );
         ckpt.partial = partial;
         ckpt.average = trainer.average.as_ref().map(|a| a.state());
-        ckpt.write(path)?;
+        if writes {
+            ckpt.write(path)?;
+        }
         Ok(Some(path.clone()))
     };
 
@@ -226,9 +253,10 @@ pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> R
     let (mut loss_sum, mut seconds, mut interval_steps) =
         partial.as_ref().map_or((0.0, 0.0, 0), |p| (p.loss_sum, p.seconds, p.steps));
     let (mut process_seconds, mut process_steps) = (0.0f64, 0u64);
-    let bar = progress_bar(options, steps, trainer.step);
+    let bar = progress_bar(options, steps, trainer.step, writes);
     while trainer.step < steps {
-        if options.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
+        // A Ctrl-C reaches the processes at different moments: they stop at the same step.
+        if ranks.any(options.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))) {
             bar.abandon();
             let partial = (interval_steps > 0).then(|| PartialEpoch {
                 steps: interval_steps,
@@ -249,10 +277,12 @@ pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> R
         let (started, logged_before) = (Instant::now(), logging(&tensorboard));
         // On a rayon worker, the step's ~300 parallel kernels split by work-stealing instead
         // of waking the pool twice each (BENCHMARKS.md: 62 against 76 ms at 2 threads).
-        let loss = run_in_pool(|| trainer.step(tensorboard.as_mut())).inspect_err(|_| bar.abandon())?;
+        let loss =
+            run_in_pool(|| trainer.step(ranks, tensorboard.as_mut())).inspect_err(|_| bar.abandon())?;
         // The step's time without its logging: the same step_ms and seconds as without it.
         let elapsed = started.elapsed().as_secs_f64() - (logging(&tensorboard) - logged_before);
         bar.inc(1);
+        // The whole batch's loss, the same on every process: they stop together.
         if !loss.is_finite() {
             bar.abandon();
             return Err(TrainError::NonFinite {
@@ -273,6 +303,11 @@ pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> R
                     val_loss(m, &corpus.val, recipe.block, recipe.precision)
                 })
             });
+            // Before anything depends on the weights being everyone's (the checks below stop
+            // every process alike only if they validated the same weights).
+            ranks
+                .check_same_weights(&trainer.model, history.epochs.len() + 1)
+                .inspect_err(|_| bar.abandon())?;
             let metrics = EpochMetrics {
                 epoch: history.epochs.len() + 1,
                 step: trainer.step,
@@ -294,7 +329,7 @@ pub fn run(mut trainer: Trainer, corpus: &CharCorpus, options: &RunOptions) -> R
                     checkpoint: last_checkpoint,
                 });
             }
-            if options.verbose {
+            if options.verbose && writes {
                 bar.suspend(|| println!("{}", eval_line(&metrics, recipe.steps)));
             }
             // Before the checkpoint of this step: a run resumed from it keeps these events.
@@ -367,10 +402,10 @@ pub fn sample_text(
     corpus.vocab.decode(&ids)
 }
 
-/// A progress bar over the run's steps on stderr: hidden unless `options.progress` and
-/// stderr is a terminal.
-fn progress_bar(options: &RunOptions, steps: u64, done: u64) -> indicatif::ProgressBar {
-    if !options.progress {
+/// A progress bar over the run's steps on stderr: hidden unless `options.progress`, this
+/// process `writes` (rank 0) and stderr is a terminal.
+fn progress_bar(options: &RunOptions, steps: u64, done: u64, writes: bool) -> indicatif::ProgressBar {
+    if !options.progress || !writes {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(steps).with_position(done);
@@ -392,6 +427,9 @@ pub fn main() {
         }
         Command::Run(args) => args,
     };
+    // With --distributed every rank runs this program; rank 0 alone writes and prints.
+    let world = args.distributed.then(|| crate::cli::exit_on_error(mpi_world()));
+    let rank0 = world.as_ref().is_none_or(|w| w.rank() == 0);
     let path = crate::cli::exit_on_error(find_corpus(args.data.as_deref()));
     let corpus = crate::cli::exit_on_error(
         CharCorpus::read(&path, TRAIN_FRACTION)
@@ -403,7 +441,12 @@ pub fn main() {
     }
     let recipe = &args.recipe;
     let config = recipe.gpt_config(corpus.vocab.len());
-    println!(
+    let say = |line: String| {
+        if rank0 {
+            println!("{line}");
+        }
+    };
+    say(format!(
         "char_gpt: {} ({} characters, {} distinct): {} train / {} validation; GPT {} layers, {} heads, width {}, context {}, {} parameters",
         path.display(),
         corpus.train.len() + corpus.val.len(),
@@ -415,8 +458,15 @@ pub fn main() {
         config.embd,
         config.block,
         config.num_params()
-    );
-    println!("recipe: {}", describe(recipe));
+    ));
+    say(format!("recipe: {}", describe(recipe)));
+    if let Some(world) = &world {
+        say(format!(
+            "data-parallel over {} processes: {} windows each per minibatch",
+            world.size(),
+            recipe.batch_size / world.size().max(1)
+        ));
+    }
     let mut options = RunOptions {
         out: Some(args.out.clone()),
         name: "char_gpt".to_string(),
@@ -426,6 +476,7 @@ pub fn main() {
         progress: !args.no_progress,
         interrupt: Some(crate::cli::interrupt_flag()),
         tensorboard: None,
+        distributed: world,
     };
     options.tensorboard = crate::cli::tensorboard_run(
         args.tensorboard.as_deref(),
@@ -436,6 +487,9 @@ pub fn main() {
     crate::cli::exit_on_error(check_corpus(&corpus, recipe));
     let trainer = crate::cli::exit_on_error(Trainer::new(recipe, corpus.vocab.len(), &corpus.train));
     let mut report = exit_on_run_error(run(trainer, &corpus, &options));
+    if !rank0 {
+        return;
+    }
     let val = report.val_loss();
     let ema = report.val_loss_averaged();
     match ema {

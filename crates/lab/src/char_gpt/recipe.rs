@@ -9,12 +9,13 @@ use adamant::average;
 use adamant::checkpoint::RunIdentity;
 use adamant::data::locate::search_roots;
 use adamant::data::text::{random_windows, CharCorpus};
+use adamant::distributed::DataParallel;
 use adamant::layers::nets::{Gpt, GptConfig};
 use adamant::layers::Params;
 use adamant::optim::options::{build_with_settings, OptimizerOptions, OptionValue};
 use adamant::optim::{clip_grad_norm, Averaging, Optimizer, ParamGroup, Schedule, Scheduler, WeightAverage};
 use adamant::tensor::rng::{self, Purpose};
-use adamant::tensor::Precision;
+use adamant::tensor::{Ids, Precision};
 use adamant::train::TrainError;
 
 use crate::cli::{self, CliError, OptimizerArgs};
@@ -357,34 +358,82 @@ impl<'d> Trainer<'d> {
     /// step, because the optimizer's state before and after it and the clipped gradients it
     /// used exist only here. Logging only reads, so the step's result is the same bits with or
     /// without it; the only error is an event file that cannot be written.
-    pub fn step(&mut self, mut log: Option<&mut TrainLog>) -> Result<f32, TrainError> {
+    ///
+    /// Over several processes (`ranks`, data-parallel), every process draws the whole
+    /// minibatches (the same streams) and takes its rows of each ([`DataParallel::rows`]),
+    /// with its per-example randomness keyed by their place in the minibatch; its loss is
+    /// weighted by its share of the rows, and the gradients are summed across the processes
+    /// before the clipping, so the norm clipped is the whole batch's and every process takes
+    /// the step one process takes (up to the order of the sum). The loss returned is the
+    /// whole batch's, the same on every process (a non-finite one is seen by all). Only one
+    /// process should log (`log` `None` elsewhere).
+    pub fn step(
+        &mut self,
+        ranks: DataParallel<'_>,
+        mut log: Option<&mut TrainLog>,
+    ) -> Result<f32, TrainError> {
         // Only a logged run reads the clock: `train/step_ms` is forward, backward and update.
         let started = log.is_some().then(Instant::now);
         self.step += 1;
         self.scheduler.step(&mut *self.optimizer);
-        let k = self.recipe.accumulate;
+        let (k, b, block) = (self.recipe.accumulate, self.recipe.batch_size, self.recipe.block);
+        let shared = ranks.size() > 1;
+        let rows = ranks.rows(b);
         let mut grads: Option<Gradients> = None;
-        let mut loss_sum = 0.0f32;
+        // One process: the minibatches' mean losses; shared: this process's rows' loss sums.
+        let (mut loss_sum, mut shard_loss_sum) = (0.0f32, 0.0f64);
         for j in 0..k {
             let stream = (self.step - 1) * k as u64 + j as u64;
-            let (x, y) = random_windows(
+            let (mut x, mut y) = random_windows(
                 self.train,
-                self.recipe.batch_size,
-                self.recipe.block,
+                b,
+                block,
                 &mut rng::stream(self.recipe.seed, Purpose::Data, stream),
             );
+            if shared {
+                if rows.is_empty() {
+                    continue; // more processes than windows: this one has none
+                }
+                let mine = |ids: &Ids| {
+                    Ids::from_vec(
+                        ids.data()[rows.start * block..rows.end * block].to_vec(),
+                        &[rows.len(), block],
+                    )
+                };
+                (x, y) = (mine(&x), mine(&y));
+            }
             let tape = Tape::new(Mode::Train, rng::stream_seed(self.recipe.seed, Purpose::Step, stream));
             tape.set_precision(self.recipe.precision);
+            tape.set_example_offset(rows.start);
             let loss = self.model.loss(&tape, &x, &y);
-            loss_sum += loss.item();
-            // One minibatch is left as it is (the same bits as without accumulation).
-            let micro = if k == 1 { loss.backward() } else { loss.mul_scalar(1.0 / k as f32).backward() };
+            let micro = if shared {
+                shard_loss_sum += loss.item() as f64 * rows.len() as f64;
+                // The mean over the step's windows: this share's mean weighted by its rows.
+                loss.mul_scalar(rows.len() as f32 / (b * k) as f32).backward()
+            } else {
+                loss_sum += loss.item();
+                // One minibatch is left as it is (the same bits as without accumulation).
+                if k == 1 {
+                    loss.backward()
+                } else {
+                    loss.mul_scalar(1.0 / k as f32).backward()
+                }
+            };
             match grads.as_mut() {
                 None => grads = Some(micro),
                 Some(total) => total.add(micro),
             }
         }
-        let mut grads = grads.expect("accumulate is at least 1");
+        let loss = if shared {
+            let mut sums = [shard_loss_sum];
+            ranks.sum(&mut sums);
+            (sums[0] / (b * k) as f64) as f32
+        } else {
+            loss_sum / k as f32
+        };
+        // Before the clipping: the norm clipped is the whole batch's.
+        let mut grads =
+            ranks.sum_gradients(&self.model.params(), grads).expect("every step has at least one window");
         if let Some(max_norm) = self.recipe.clip {
             clip_grad_norm(&mut grads, max_norm);
         }
@@ -395,7 +444,6 @@ impl<'d> Trainer<'d> {
         if let Some(average) = self.average.as_mut() {
             average::update(average, &self.model);
         }
-        let loss = loss_sum / k as f32;
         if let (Some(log), Some(started)) = (log, started) {
             let seconds = started.elapsed().as_secs_f64();
             let examples = self.recipe.batch_size * k;
