@@ -21,6 +21,10 @@
 //! loss, rate, step time and histograms every `--log-every` steps (Adam's internals too with
 //! `--log-optimizer-state`), and at the last step the losses of the JSON line as `train/eval_loss`,
 //! `val/loss` (dev) and `test/loss` (`train_ema/eval_loss`, ... for the average).
+//! With `--distributed` (a build with the cargo feature `mpi`, started by `mpirun -n N`)
+//! every process draws the whole batch and takes its 64 / N rows; the gradients are summed
+//! across the processes in rank order, so each takes the step one process takes (up to the
+//! order of the sum); rank 0 alone prints and writes.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -28,6 +32,7 @@ use std::time::Instant;
 use adamant::autodiff::{Mode, Tape, Var};
 use adamant::average::{self, with_averaged};
 use adamant::data::text::{NameExamples, Names};
+use adamant::distributed::{mpi_world, DataParallel};
 use adamant::layers::{Dense, Embedding, Module, Params};
 use adamant::optim::{Adam, AdamConfig, Averaging, Optimizer, Schedule, Scheduler, WeightAverage};
 use adamant::prelude::*;
@@ -54,7 +59,7 @@ const BUNDLED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/names/first
 const USAGE: &str = "makemore: Bengio et al.'s MLP language model on first names, then 20 samples
 
 Usage: cargo run --release --example makemore -- [--seed S] [--steps N] [--data PATH] [--ema DECAY] [--json]
-                 [--tensorboard DIR [--log-every N] [--log-optimizer-state]]
+                 [--tensorboard DIR [--log-every N] [--log-optimizer-state]] [--distributed]
   --seed S       initial weights, batches and samples (default 0)
   --steps N      training steps of 64 examples (default 10000, at most 1000000); the rate is
                  cosine-annealed from 3e-3 to 3e-5 over them
@@ -64,6 +69,8 @@ Usage: cargo run --release --example makemore -- [--seed S] [--steps N] [--data 
                  e.g. 0.999) and report its losses (averaged_train_loss, ... in the JSON)
   --json         end with one JSON line:
                  {\"train_loss\": .., \"dev_loss\": .., \"test_loss\": .., \"step_ms\": ..}
+  --distributed  data-parallel training over MPI: start with mpirun -n N (a build with --features mpi);
+                 each process takes 64 / N examples of every batch, rank 0 prints and writes
 TensorBoard (DIR/makemore; at the end train/eval_loss, val/loss (dev), test/loss, and *_ema/* with --ema):
   ";
 
@@ -76,6 +83,7 @@ struct Args {
     tensorboard: Option<PathBuf>,
     log_every: Option<u64>,
     log_optimizer_state: bool,
+    distributed: bool,
 }
 
 /// The command line, or `None` for `--help`.
@@ -90,6 +98,7 @@ fn parse_args() -> Result<Option<Args>, CliError> {
         tensorboard: None,
         log_every: None,
         log_optimizer_state: false,
+        distributed: false,
     };
     let mut parser = adamant_lab::lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
@@ -108,6 +117,7 @@ fn parse_args() -> Result<Option<Args>, CliError> {
                 a.log_every = Some(cli::parse_whole(&v, "--log-every", 1, cli::MAX_EXAMPLES)? as u64)
             }
             Long("log-optimizer-state") => a.log_optimizer_state = true,
+            Long("distributed") => a.distributed = true,
             other => return Err(cli::unexpected(other)),
         }
     }
@@ -172,19 +182,28 @@ fn main() {
         println!("{USAGE}{}", cli::TENSORBOARD_USAGE);
         return;
     };
+    // With --distributed every rank runs this program; rank 0 alone writes and prints.
+    let world = args.distributed.then(|| exit_on_error(mpi_world()));
+    let ranks = DataParallel::new(world.as_deref());
+    let rank0 = ranks.writes();
     let names = exit_on_error(
         Names::read(&args.data, CONTEXT).map_err(|e| CliError::invalid("--data", e.to_string())),
     );
     let mut model = Mlp::new(&mut rng::stream(args.seed, Purpose::Init, 0));
     let n_params: usize = model.params().iter().map(|p| p.value().numel()).sum();
-    println!(
+    let say = |line: String| {
+        if rank0 {
+            println!("{line}");
+        }
+    };
+    say(format!(
         "makemore: {} names from {}, {} / {} / {} train / dev / test examples; MLP 27x{EMBED} embedding, context {CONTEXT}, tanh {HIDDEN}, {n_params} parameters",
         names.names.len(),
         names.source.display(),
         names.train.len(),
         names.dev.len(),
         names.test.len(),
-    );
+    ));
 
     let mut adam = Adam::new(AdamConfig { lr: LR, ..Default::default() });
     let mut scheduler =
@@ -197,13 +216,16 @@ fn main() {
     let mut ema = args.ema.map(WeightAverage::new);
     // No checkpoints, so never a resume: every run starts its event file afresh.
     let tensorboard = cli::tensorboard_run(
-        args.tensorboard.as_deref(),
+        args.tensorboard.as_deref().filter(|_| rank0),
         "makemore",
         args.log_every,
         args.log_optimizer_state,
     );
     let mut log = tensorboard.map(|tb| exit_on_error(TrainLog::open(&tb, None)));
     let started = Instant::now();
+    // This process's rows of every batch (all of them alone).
+    let rows = ranks.rows(BATCH);
+    let shared = ranks.size() > 1;
     for step in 1..=args.steps {
         let step_started = Instant::now();
         for (b, target) in targets.iter_mut().enumerate() {
@@ -213,9 +235,30 @@ fn main() {
             *target = train_targets[i];
         }
         let tape = Tape::new(Mode::Train, rng::stream_seed(args.seed, Purpose::Step, step as u64));
-        let loss =
-            model.forward(&tape, &Ids::from_vec(contexts.clone(), &[BATCH, CONTEXT])).cross_entropy(&targets);
-        let grads = loss.backward();
+        let (grads, batch_loss) = if shared {
+            // Every process drew the whole batch (the same stream); it takes its rows, its mean
+            // loss weighted by their share, so the summed gradient is the whole batch's.
+            let mut local = None;
+            let mut loss_sum = [0.0f64];
+            if !rows.is_empty() {
+                tape.set_example_offset(rows.start);
+                let mine = Ids::from_vec(
+                    contexts[rows.start * CONTEXT..rows.end * CONTEXT].to_vec(),
+                    &[rows.len(), CONTEXT],
+                );
+                let loss = model.forward(&tape, &mine).cross_entropy(&targets[rows.clone()]);
+                loss_sum[0] = loss.item() as f64 * rows.len() as f64;
+                local = Some(loss.mul_scalar(rows.len() as f32 / BATCH as f32).backward());
+            }
+            ranks.sum(&mut loss_sum);
+            let grads = ranks.sum_gradients(&model.params(), local).expect("a batch has examples");
+            (grads, (loss_sum[0] / BATCH as f64) as f32)
+        } else {
+            let loss = model
+                .forward(&tape, &Ids::from_vec(contexts.clone(), &[BATCH, CONTEXT]))
+                .cross_entropy(&targets);
+            (loss.backward(), loss.item())
+        };
         scheduler.step(&mut adam);
         if let Some(log) = log.as_mut() {
             log.before_update(step as u64, &model.params());
@@ -227,11 +270,11 @@ fn main() {
         if let Some(log) = log.as_mut() {
             let seconds = step_started.elapsed().as_secs_f64();
             let logged =
-                log.after_update(step as u64, loss.item(), seconds, BATCH, &model.params(), &grads, &adam);
+                log.after_update(step as u64, batch_loss, seconds, BATCH, &model.params(), &grads, &adam);
             exit_on_error(logged);
         }
-        if step % 1000 == 0 || step == args.steps {
-            println!("step {step:>6}: batch loss {:.4}, lr {:.2e}", loss.item(), adam.lr());
+        if (step % 1000 == 0 || step == args.steps) && rank0 {
+            println!("step {step:>6}: batch loss {batch_loss:.4}, lr {:.2e}", adam.lr());
         }
     }
     // Without the logging's time: the same step_ms as without --tensorboard.
@@ -240,6 +283,11 @@ fn main() {
 
     let (train_loss, dev_loss, test_loss) =
         (model.loss(&names.train), model.loss(&names.dev), model.loss(&names.test));
+    // Every process took the same steps: a difference is a bug, not noise (alone: no check).
+    exit_on_error(ranks.check_same_weights(&model, 1));
+    if !rank0 {
+        return;
+    }
     println!("train loss {train_loss:.4}, dev loss {dev_loss:.4}, test loss {test_loss:.4} ({step_ms:.4} ms per step)");
     let averaged = ema.as_ref().map(|ema| {
         with_averaged(&mut model, ema, |m| (m.loss(&names.train), m.loss(&names.dev), m.loss(&names.test)))

@@ -1,7 +1,9 @@
 //! Data-parallel training over MPI, end to end: `mpirun -n 2` and `-n 4` (the second over TCP,
 //! `--mca btl tcp,self`, so that the network path runs) of `mnist_mlp --distributed` take the
 //! steps one process takes up to the order of the gradient sum, give the same bits on every
-//! run, print one JSON line, and a one-epoch MNIST run's accuracy matches one process's.
+//! run, print one JSON line, and a one-epoch MNIST run's accuracy matches one process's;
+//! `char_gpt` and `makemore` run on 2 processes and print one JSON line (their steps against
+//! one process's are tests/char_gpt_distributed.rs, over threads).
 //!
 //! Built only with the cargo feature `mpi` (`.ci/run` installs OpenMPI and runs
 //! `cargo test --release --features mpi --test mpi -- --include-ignored`).
@@ -121,4 +123,47 @@ fn a_run_resumes_on_another_number_of_ranks() {
         let difference = relative_difference(&weights(&straight), &weights(&out));
         assert!(difference < 1e-5, "resumed on {ranks}: {difference:e} from the run on 2 ranks");
     }
+}
+
+/// `example --distributed` on 2 MPI processes, one thread each, with `args`; its stdout.
+fn on_two_ranks(example: &str, args: &[&str]) -> String {
+    let mut command = Command::new("mpirun");
+    command
+        .args(["--allow-run-as-root", "--oversubscribe", "-n", "2", "-x", "RAYON_NUM_THREADS=1"])
+        .arg(common::example_binary(example))
+        .arg("--distributed")
+        .args(args);
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{example}: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// The one line of `stdout` that is a JSON object, parsed; panics unless there is exactly one.
+fn one_json_line(stdout: &str) -> serde_json::Value {
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
+    assert_eq!(lines.len(), 1, "rank 0 alone prints the JSON line: {stdout}");
+    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {}", lines[0]))
+}
+
+#[test]
+fn char_gpt_and_makemore_run_on_two_ranks() {
+    let scratch = common::Scratch::new("mpi-char-gpt");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/shakespeare-mini");
+    let out = scratch.join("char_gpt");
+    let tiny = ["--layers", "1", "--heads", "2", "--embd", "16", "--block", "16", "--batch-size", "4"];
+    let run =
+        ["--steps", "4", "--eval-every", "2", "--samples", "20", "--no-progress", "--json", "--data", data];
+    let mut args: Vec<&str> = tiny.iter().chain(&run).copied().collect();
+    args.extend(["--out", out.to_str().unwrap()]);
+    let stdout = on_two_ranks("char_gpt", &args);
+    let json = one_json_line(&stdout);
+    assert!(json["val_loss"].as_f64().is_some_and(f64::is_finite), "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("char_gpt:")).count(), 1, "{stdout}");
+    assert_eq!(Checkpoint::read(&out.join("char_gpt.ckpt")).unwrap().step, 4);
+
+    let stdout = on_two_ranks("makemore", &["--steps", "20", "--json"]);
+    let json = one_json_line(&stdout);
+    assert!(json["train_loss"].as_f64().is_some_and(f64::is_finite), "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("makemore:")).count(), 1, "{stdout}");
 }
