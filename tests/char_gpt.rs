@@ -203,7 +203,7 @@ fn bad_flags_and_data_are_one_line_errors() {
     fs::write(&tiny_corpus, "to be or not to be").unwrap();
     let not_a_log = dir.join("log.json");
     fs::write(&not_a_log, r#"{"log": [{"step": 250}]}"#).unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["--precision", "fp16"], "error: --precision: unknown precision 'fp16' (expected f32 or bf16)"),
         (&["--torch-log", not_a_log.to_str().unwrap()], "lacks a whole \"step\" or a finite \"val_loss\""),
         (&["--heads", "3", "--data", MINI], "error: --heads: must divide --embd 128, got 3"),
@@ -211,6 +211,7 @@ fn bad_flags_and_data_are_one_line_errors() {
         (&["--data", "/nonexistent/corpus.txt"], "error: --data: no corpus file"),
         (&["--block", "64", "--data", tiny_corpus.to_str().unwrap()], "split has"),
         (&["--embd", "16384", "--layers", "1024", "--data", MINI], "error: --embd:"),
+        (&["--compare", "recipe", "--distributed", "--data", MINI], "error: --distributed: runs one recipe"),
     ];
     for (args, expected) in cases {
         let out = Command::new(common::example_binary("char_gpt"))
